@@ -1,0 +1,81 @@
+"""Run artifacts a user (or the dashboard) can open: target/manifest.json, target/run_results.json,
+and the same run results as a table in the warehouse (`_prefclean.model_runs`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from . import __version__
+from .warehouse import META_SCHEMA
+
+
+@dataclass
+class ModelResult:
+    model: str
+    status: str  # success | error | skipped | warn
+    materialized: str
+    rows: int | None = None
+    seconds: float = 0.0
+    message: str = ""
+    compiled_path: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def write_manifest(target_dir: Path, project, models: dict, graph) -> None:
+    write_json_atomic(target_dir / "manifest.json", {
+        "prefclean_version": __version__,
+        "project": project.name,
+        "generated_at": datetime.now(timezone.utc).isoformat(),
+        "sources": {n: {"type": s.type, "path": s.path, "columns": s.columns} for n, s in project.sources.items()},
+        "models": {
+            name: {
+                "path": str(m.path),
+                "materialized": m.materialized,
+                "unique_key": m.unique_key,
+                "depends_on": {"models": sorted(m.refs), "sources": sorted(m.sources)},
+                "checksum": m.checksum,
+                "config": m.config,
+            }
+            for name, m in models.items()
+        },
+        "order": graph.order(),
+    })
+
+
+def write_run_results(target_dir: Path, run_id: str, command: str, results: list[ModelResult], elapsed: float,
+                      extra: dict | None = None) -> None:
+    write_json_atomic(target_dir / "run_results.json", {
+        "prefclean_version": __version__,
+        "run_id": run_id,
+        "command": command,
+        "generated_at": datetime.now(timezone.utc).isoformat(),
+        "elapsed_seconds": round(elapsed, 3),
+        "results": [asdict(r) for r in results],
+        **(extra or {}),
+    })
+
+
+def record_run(con: duckdb.DuckDBPyConnection, run_id: str, results: list[ModelResult]) -> None:
+    con.execute(
+        f"create table if not exists {META_SCHEMA}.model_runs (run_id varchar, model varchar, status varchar, "
+        "materialized varchar, rows bigint, seconds double, message varchar, finished_at timestamp)"
+    )
+    for r in results:
+        con.execute(f"insert into {META_SCHEMA}.model_runs values (?, ?, ?, ?, ?, ?, ?, now())",
+                    [run_id, r.model, r.status, r.materialized, r.rows, r.seconds, r.message])

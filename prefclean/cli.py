@@ -1,0 +1,135 @@
+"""The `prefclean` command: thin wrappers around the Python API."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_FAILED, EXIT_INTERNAL, PrefcleanError
+from .project import load_project, parse_vars
+
+
+def _echo(line: str) -> None:
+    click.echo(line)
+
+
+def common_options(fn):
+    """--project-dir, --vars and --debug on every command, as dbt users expect."""
+
+    @click.option("--project-dir", default=".", show_default=True, type=click.Path(file_okay=False),
+                  help="Folder holding prefclean.yml.")
+    @click.option("--vars", "vars_text", default=None, help="""Override vars: '{"seed": 7}' (JSON or YAML).""")
+    @click.option("--debug", is_flag=True, help="Show tracebacks.")
+    @functools.wraps(fn)
+    def wrapper(project_dir, vars_text, debug, **kwargs):
+        try:
+            load = lambda: load_project(project_dir, parse_vars(vars_text))  # noqa: E731
+            code = fn(load=load, **kwargs)
+        except PrefcleanError as exc:
+            if debug:
+                traceback.print_exc()
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.secho("interrupted: finished work is kept; run the command again to continue", fg="yellow", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:  # a bug: say so, keep the traceback for --debug
+            if debug:
+                traceback.print_exc()
+            click.secho(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", fg="red", err=True)
+            sys.exit(EXIT_INTERNAL)
+        sys.exit(code or 0)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="prefclean")
+def main():
+    """Clean LLM preference datasets with an LLM judge: a dbt-like pipeline of SQL models in DuckDB."""
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--name", default=None, help="Project name (default: the folder name).")
+def init(directory, name):
+    """Scaffold a new working project in DIRECTORY."""
+    from .scaffold import scaffold
+
+    try:
+        created = scaffold(Path(directory), name)
+    except PrefcleanError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(f"created project '{created.name}' in {created}")
+    click.echo(f"next: cd {directory} && prefclean build")
+
+
+@main.command()
+@click.option("-s", "--select", multiple=True, help="Models to compile: name, +name, name+, +name+.")
+@common_options
+def compile(load, select):
+    """Render the models to SQL in target/compiled/."""
+    from .artifacts import write_manifest
+    from .runner import load_graph
+
+    project = load()
+    compiler, graph = load_graph(project)
+    compiler.write_compiled(project.target_dir)
+    write_manifest(project.target_dir, project, compiler.models, graph)
+    for name in graph.select(select):
+        click.echo(f"compiled {compiler.compiled_path(compiler.models[name]).relative_to(project.root)}")
+
+
+@main.command(name="ls")
+@click.option("-s", "--select", multiple=True, help="Models to list: name, +name, name+, +name+.")
+@common_options
+def ls_(load, select):
+    """List models in run order with materialization and dependencies."""
+    from .runner import load_graph
+
+    project = load()
+    compiler, graph = load_graph(project)
+    for name in graph.select(select):
+        m = compiler.models[name]
+        deps = ", ".join(sorted(m.refs) + [f"source:{s}" for s in sorted(m.sources)])
+        click.echo(f"{name:<28} {m.materialized:<12} {deps}")
+
+
+def _build_options(select, full_refresh, judge, refresh_judgments, executor, **extra):
+    from .runner import BuildOptions
+
+    opts = {"judge_override": judge, "refresh_judgments": refresh_judgments, "executor": executor}
+    return BuildOptions(select=list(select), full_refresh=full_refresh,
+                        options={k: v for k, v in opts.items() if v}, **extra)
+
+
+@main.command()
+@click.option("-s", "--select", multiple=True, help="Models to build: name, +name, name+, +name+.")
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models and re-stage sources from scratch.")
+@click.option("--judge", default=None, help="Use this named judge for every judge() call in this run.")
+@click.option("--refresh-judgments", is_flag=True, help="Ignore the judgment cache (results are still stored).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Where judge batches run.")
+@click.option("--no-exports", is_flag=True, help="Skip the exports declared in prefclean.yml.")
+@click.option("--no-tests", is_flag=True, help="Skip data tests.")
+@common_options
+def build(load, select, full_refresh, judge, refresh_judgments, executor, no_exports, no_tests):
+    """Stage sources, build models in order with their data tests, then run exports."""
+    from .build import run_build
+
+    project = load()
+    options = _build_options(select, full_refresh, judge, refresh_judgments, executor,
+                             run_tests=not no_tests, run_exports=not no_exports)
+    ok = run_build(project, options, report=_echo)
+    return 0 if ok else EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

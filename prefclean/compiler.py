@@ -1,0 +1,205 @@
+"""Render Jinja SQL models: ref(), source(), var(), config(), this, is_incremental() and macros.
+
+The vocabulary and meaning are dbt's. Rendering records what a model depends on, so the graph is built
+from the templates themselves.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import jinja2
+
+from .errors import CompileError
+from .project import Project
+from .sources import source_relation
+from .warehouse import MODELS_SCHEMA, relation
+
+MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
+BUILTIN_MACROS_DIR = Path(__file__).parent / "macros"
+
+# Python functions offered to every template (the judge() helper registers here), by name.
+TEMPLATE_GLOBALS: dict[str, Callable[..., Any]] = {}
+
+
+def template_global(fn: Callable[..., Any]) -> Callable[..., Any]:
+    TEMPLATE_GLOBALS[fn.__name__] = fn
+    return fn
+
+
+@dataclass
+class Model:
+    name: str
+    path: Path  # relative to the project root
+    template: str
+    materialized: str = "view"
+    unique_key: str | list[str] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    refs: set[str] = field(default_factory=set)
+    sources: set[str] = field(default_factory=set)
+    compiled_sql: str = ""
+
+    @property
+    def relation(self) -> str:
+        return relation(MODELS_SCHEMA, self.name)
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.compiled_sql.encode()).hexdigest()
+
+    @property
+    def depends_on(self) -> set[str]:
+        return self.refs
+
+
+def _suggest(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else (f"; known: {', '.join(sorted(choices))}" if choices else "")
+
+
+def _template_error(path: Path, exc: jinja2.TemplateSyntaxError) -> CompileError:
+    return CompileError(f"{path}:{exc.lineno}: Jinja syntax error: {exc.message}")
+
+
+class _RenderContext:
+    """The functions a model sees while it renders; records refs, sources and config."""
+
+    def __init__(self, compiler: "Compiler", model: Model, incremental: bool):
+        self.compiler, self.model, self.incremental = compiler, model, incremental
+
+    def ref(self, name: str, *more: str) -> str:
+        name = more[-1] if more else name  # dbt allows ref('package', 'model')
+        if name not in self.compiler.model_names:
+            raise CompileError(f"model '{self.model.name}' ({self.model.path}): ref('{name}') names no model"
+                               + _suggest(name, self.compiler.model_names))
+        self.model.refs.add(name)
+        if self.compiler.ephemeral.get(name) is not None:
+            return f"({self.compiler.ephemeral[name]})"
+        return relation(MODELS_SCHEMA, name)
+
+    def source(self, name: str, table: str | None = None) -> str:
+        name = table or name  # source('group', 'table') reads as the table name
+        if name not in self.compiler.project.sources:
+            raise CompileError(f"model '{self.model.name}' ({self.model.path}): source('{name}') is not in prefclean.yml"
+                               + _suggest(name, list(self.compiler.project.sources)))
+        self.model.sources.add(name)
+        return source_relation(name)
+
+    _NO_DEFAULT = object()
+
+    def var(self, name: str, default: Any = _NO_DEFAULT) -> Any:
+        if name in self.compiler.project.vars:
+            return self.compiler.project.vars[name]
+        if default is self._NO_DEFAULT:
+            raise CompileError(f"model '{self.model.name}' ({self.model.path}): var('{name}') is not set and has no default "
+                               f"(set it under `vars:` in prefclean.yml or pass --vars '{{\"{name}\": ...}}')")
+        return default
+
+    def config(self, **kwargs: Any) -> str:
+        materialized = kwargs.get("materialized", self.model.materialized)
+        if materialized not in MATERIALIZATIONS:
+            raise CompileError(f"model '{self.model.name}' ({self.model.path}): materialized='{materialized}' "
+                               f"is not one of {', '.join(MATERIALIZATIONS)}")
+        self.model.materialized = materialized
+        self.model.unique_key = kwargs.get("unique_key", self.model.unique_key)
+        self.model.config.update(kwargs)
+        return ""
+
+    def is_incremental(self) -> bool:
+        return self.incremental and self.model.materialized == "incremental"
+
+
+class Compiler:
+    """Loads a project's models and macros and renders them."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self.env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                                      extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
+        self.namespace: dict[str, Any] = dict(TEMPLATE_GLOBALS)
+        self.namespace["project_vars"] = project.vars
+        self.models: dict[str, Model] = self._discover_models()
+        self.model_names = list(self.models)
+        self.ephemeral: dict[str, str | None] = {}
+        self._load_macros()
+
+    def _discover_models(self) -> dict[str, Model]:
+        models: dict[str, Model] = {}
+        if not self.project.models_dir.exists():
+            return models
+        for path in sorted(self.project.models_dir.rglob("*.sql")):
+            rel = path.relative_to(self.project.root)
+            name = path.stem
+            if name in models:
+                raise CompileError(f"two models are named '{name}': {models[name].path} and {rel}")
+            models[name] = Model(name=name, path=rel, template=path.read_text(encoding="utf-8"))
+        return models
+
+    def _load_macros(self) -> None:
+        files = sorted(BUILTIN_MACROS_DIR.glob("*.sql")) + sorted(self.project.macros_dir.glob("**/*.sql"))
+        for path in files:
+            shown = path.relative_to(self.project.root) if path.is_relative_to(self.project.root) else Path("prefclean/macros") / path.name
+            try:
+                template = self.env.from_string(path.read_text(encoding="utf-8"))
+                module = template.make_module(self.namespace, shared=True)
+            except jinja2.TemplateSyntaxError as exc:
+                raise _template_error(shown, exc) from None
+            except jinja2.TemplateError as exc:
+                raise CompileError(f"{shown}: {exc}") from None
+            for attr in dir(module):
+                value = getattr(module, attr)
+                if isinstance(value, jinja2.runtime.Macro):
+                    self.namespace[attr] = value
+
+    def render(self, model: Model, *, incremental: bool = False, this: str | None = None) -> str:
+        """Render one model; sets model.compiled_sql, refs, sources and config."""
+        model.refs, model.sources = set(), set()
+        model.materialized, model.unique_key, model.config = "view", None, {}
+        ctx = _RenderContext(self, model, incremental)
+        self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=ctx.config,
+                              is_incremental=ctx.is_incremental, this=this or model.relation,
+                              model_name=model.name)
+        try:
+            template = self.env.from_string(model.template)
+        except jinja2.TemplateSyntaxError as exc:
+            raise _template_error(model.path, exc) from None
+        try:
+            sql = template.render(self.namespace)
+        except CompileError:
+            raise
+        except jinja2.UndefinedError as exc:
+            raise CompileError(f"model '{model.name}' ({model.path}): {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise CompileError(f"model '{model.name}' ({model.path}): {exc}") from None
+        except Exception as exc:  # a macro or template global raised: still the user's template at fault
+            raise CompileError(f"model '{model.name}' ({model.path}): {type(exc).__name__}: {exc}") from None
+        model.compiled_sql = sql.strip().rstrip(";").strip()
+        if not model.compiled_sql:
+            raise CompileError(f"model '{model.name}' ({model.path}) renders to empty SQL")
+        return model.compiled_sql
+
+    def parse_all(self) -> dict[str, Model]:
+        """Render every model once (not incremental) to learn its config and dependencies."""
+        for model in self.models.values():
+            self.render(model)
+        for model in self.models.values():
+            self.ephemeral[model.name] = model.compiled_sql if model.materialized == "ephemeral" else None
+        # Ephemeral models are inlined: render again so refs to them embed their SQL.
+        if any(v is not None for v in self.ephemeral.values()):
+            for model in self.models.values():
+                self.render(model)
+        return self.models
+
+    def write_compiled(self, target_dir: Path) -> None:
+        out = target_dir / "compiled"
+        for model in self.models.values():
+            path = out / model.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(model.compiled_sql + "\n", encoding="utf-8")
+
+    def compiled_path(self, model: Model) -> Path:
+        return self.project.target_dir / "compiled" / model.path

@@ -1,0 +1,1 @@
+"""The LLM judge: tasks, parsing, engines, cache and the UDF that models call."""

@@ -1,0 +1,184 @@
+"""Build models in dependency order with atomic materializations, and record what happened."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+import duckdb
+
+from .artifacts import ModelResult, record_run, write_manifest, write_run_results
+from .compiler import Compiler, Model
+from .errors import ModelError, PrefcleanError
+from .graph import Graph
+from .project import Project
+from .sources import stage_source
+from .udf import RunContext, all_udfs, register_udfs
+from .warehouse import MODELS_SCHEMA, connect, count_rows, quote, relation, relation_kind, swap_in_table
+
+Reporter = Callable[[str], None]
+
+
+@dataclass
+class BuildOptions:
+    select: list[str] = field(default_factory=list)
+    full_refresh: bool = False
+    run_tests: bool = True
+    run_exports: bool = True
+    options: dict = field(default_factory=dict)  # passed to UDFs (judge overrides, refresh_judgments...)
+
+
+def load_graph(project: Project) -> tuple[Compiler, Graph]:
+    compiler = Compiler(project)
+    models = compiler.parse_all()
+    return compiler, Graph({name: m.refs for name, m in models.items()})
+
+
+def _sql_error(model: Model, compiler: Compiler, exc: duckdb.Error) -> str:
+    message = str(exc).strip().replace("\n", " ")
+    return f"{message} (compiled SQL: {compiler.compiled_path(model).relative_to(compiler.project.root)})"
+
+
+def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model, *, full_refresh: bool) -> int:
+    """Build one model. Raises ModelError; on failure the previous version stays in place."""
+    schema, name = MODELS_SCHEMA, model.name
+    existing = relation_kind(con, schema, name)
+    try:
+        if model.materialized == "ephemeral":
+            return 0
+        if model.materialized == "view":
+            con.execute("begin transaction")
+            try:
+                if existing == "table":
+                    con.execute(f"drop table {model.relation}")
+                con.execute(f"create or replace view {model.relation} as {model.compiled_sql}")
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+            return count_rows(con, model.relation)
+        if model.materialized == "table" or existing != "table" or full_refresh:
+            return swap_in_table(con, schema, name, model.compiled_sql)
+        return _merge_incremental(con, compiler, model)
+    except duckdb.Error as exc:
+        raise ModelError(f"model '{name}' failed: {_sql_error(model, compiler, exc)}") from None
+
+
+def _merge_incremental(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model) -> int:
+    """Insert new keys and replace changed ones; rows already there are never recomputed."""
+    compiler.render(model, incremental=True)
+    _write_compiled(compiler, model)
+    staging = relation(MODELS_SCHEMA, f"{model.name}__prefclean_new")
+    con.execute(f"drop table if exists {staging}")
+    try:
+        con.execute(f"create table {staging} as {model.compiled_sql}")
+        keys = model.unique_key
+        keys = [keys] if isinstance(keys, str) else list(keys or [])
+        con.execute("begin transaction")
+        try:
+            if keys:
+                cols = ", ".join(quote(k) for k in keys)
+                con.execute(f"delete from {model.relation} where ({cols}) in (select ({cols}) from {staging})"
+                            if len(keys) > 1 else
+                            f"delete from {model.relation} where {cols} in (select {cols} from {staging})")
+            con.execute(f"insert into {model.relation} by name select * from {staging}")
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    finally:
+        con.execute(f"drop table if exists {staging}")
+    return count_rows(con, model.relation)
+
+
+def _write_compiled(compiler: Compiler, model: Model) -> None:
+    path = compiler.compiled_path(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(model.compiled_sql + "\n", encoding="utf-8")
+
+
+def stage_sources(con, project: Project, names: set[str], *, force: bool, report: Reporter) -> None:
+    for name in sorted(names):
+        start = time.perf_counter()
+        rows, staged = stage_source(con, project, project.sources[name], force=force)
+        verb = "staged" if staged else "up to date"
+        report(f"source {name} {verb}: {rows} rows in {time.perf_counter() - start:.2f}s")
+
+
+class Build:
+    """One `prefclean build`: sources, models (with their data tests), exports, artifacts."""
+
+    def __init__(self, project: Project, options: BuildOptions, report: Reporter = print):
+        self.project, self.options, self.report = project, options, report
+        self.run_id = uuid.uuid4().hex[:12]
+        self.compiler, self.graph = load_graph(project)
+        self.selected = self.graph.select(options.select)
+        self.results: list[ModelResult] = []
+        self.ctx = RunContext(project=project, options=dict(options.options))
+
+    def run(self) -> list[ModelResult]:
+        start = time.perf_counter()
+        con = connect(self.project.warehouse)
+        try:
+            self.ctx.options["connection_path"] = str(self.project.warehouse)
+            register_udfs(con, all_udfs(self.project), self.ctx)
+            models = self.compiler.models
+            needed_sources = set().union(*(models[n].sources for n in self.selected)) if self.selected else set()
+            stage_sources(con, self.project, needed_sources, force=self.options.full_refresh, report=self.report)
+            self.compiler.write_compiled(self.project.target_dir)
+            write_manifest(self.project.target_dir, self.project, models, self.graph)
+            self._run_models(con)
+            record_run(con, self.run_id, self.results)
+        finally:
+            self.ctx.close()
+            write_run_results(self.project.target_dir, self.run_id, "build", self.results,
+                              time.perf_counter() - start, self.ctx.summary())
+            con.close()
+        return self.results
+
+    def _run_models(self, con) -> None:
+        failed: set[str] = set()
+        total = len(self.selected)
+        for index, name in enumerate(self.selected, 1):
+            model = self.compiler.models[name]
+            prefix = f"{index} of {total}"
+            blocked = [p for p in model.refs if p in failed]
+            if blocked:
+                failed.add(name)
+                self._record(ModelResult(name, "skipped", model.materialized, message=f"upstream failed: {', '.join(sorted(blocked))}"),
+                             f"{prefix} SKIP {model.materialized} {name} (upstream {', '.join(sorted(blocked))} failed)")
+                continue
+            self.ctx.options["model"] = name
+            start = time.perf_counter()
+            try:
+                rows = materialize(con, self.compiler, model, full_refresh=self.options.full_refresh)
+            except KeyboardInterrupt:
+                self._record(ModelResult(name, "error", model.materialized, message="interrupted"),
+                             f"{prefix} INTERRUPTED {model.materialized} {name}: previous version kept")
+                raise
+            except PrefcleanError as exc:
+                failed.add(name)
+                self._record(ModelResult(name, "error", model.materialized, seconds=time.perf_counter() - start, message=str(exc),
+                                         compiled_path=str(self.compiler.compiled_path(model))),
+                             f"{prefix} ERROR {model.materialized} {name}: {exc}")
+                continue
+            seconds = time.perf_counter() - start
+            result = ModelResult(name, "success", model.materialized, rows=rows, seconds=round(seconds, 4),
+                                 compiled_path=str(self.compiler.compiled_path(model)), notes=self.ctx.take_notes())
+            self._record(result, f"{prefix} OK {model.materialized} {name} ... {rows} rows in {seconds:.2f}s")
+            for note in result.notes:
+                self.report(f"    {note}")
+            if self.options.run_tests and self.after_model is not None and not self.after_model(con, model, result):
+                failed.add(name)
+
+    after_model: Callable | None = None  # data tests hook: returns False when an error-severity test failed
+
+    def _record(self, result: ModelResult, line: str) -> None:
+        self.results.append(result)
+        self.report(line)
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status == "error" for r in self.results)

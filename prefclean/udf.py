@@ -1,0 +1,132 @@
+"""Python functions as DuckDB UDFs: one decorator for built-ins (the judge) and project `udfs/*.py` alike.
+
+    from prefclean import udf
+
+    @udf(params=["VARCHAR"], returns="INTEGER")
+    def word_count(texts):            # vectorized: receives pyarrow arrays, returns one
+        ...
+
+A UDF that needs the running build (judges, cache, progress) declares `with_context=True` and receives a
+RunContext as its first argument.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+
+from .errors import PrefcleanError
+
+
+@dataclass(frozen=True)
+class UdfSpec:
+    name: str
+    fn: Callable[..., Any]
+    params: tuple[str, ...]
+    returns: str
+    vectorized: bool = True
+    with_context: bool = False
+    side_effects: bool = False
+    origin: str = "prefclean"
+
+
+@dataclass
+class RunContext:
+    """What a context-aware UDF can see of the build that calls it."""
+
+    project: Any
+    options: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)  # per-run objects a UDF caches (engines, caches)
+    notes: list[str] = field(default_factory=list)  # lines a UDF wants printed under the model's line
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    summaries: list[Callable[[], dict]] = field(default_factory=list)
+
+    def take_notes(self) -> list[str]:
+        notes, self.notes = self.notes, []
+        return notes
+
+    def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for fn in self.summaries:
+            out.update(fn())
+        return out
+
+
+BUILTIN_UDFS: dict[str, UdfSpec] = {}
+_collecting: list[UdfSpec] | None = None  # set while a project's udfs/ files are imported
+
+
+def udf(name: str | None = None, *, params: list[str], returns: str, vectorized: bool = True,
+        with_context: bool = False, side_effects: bool = False):
+    """Declare a DuckDB UDF. Vectorized UDFs get pyarrow arrays (2,048 rows a call) and return one."""
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        spec = UdfSpec(name or fn.__name__, fn, tuple(params), returns, vectorized, with_context, side_effects,
+                       origin=getattr(fn, "__module__", "?"))
+        if _collecting is not None:
+            _collecting.append(spec)
+        else:
+            BUILTIN_UDFS[spec.name] = spec
+        fn.udf_spec = spec  # type: ignore[attr-defined]
+        return fn
+
+    return decorator
+
+
+def load_project_udfs(udfs_dir: Path) -> list[UdfSpec]:
+    """Import every udfs/*.py file of a project and return the UDFs it declares."""
+    global _collecting
+    specs: list[UdfSpec] = []
+    if not udfs_dir.exists():
+        return specs
+    for path in sorted(udfs_dir.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module_name = f"prefclean_project_udfs.{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        _collecting = specs
+        try:
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise PrefcleanError(f"udfs/{path.name}: cannot import: {type(exc).__name__}: {exc}") from None
+        finally:
+            _collecting = None
+    return specs
+
+
+def register_udfs(con: duckdb.DuckDBPyConnection, specs: list[UdfSpec], ctx: RunContext) -> None:
+    import functools
+
+    for spec in specs:
+        fn = functools.partial(spec.fn, ctx) if spec.with_context else spec.fn
+        try:
+            con.remove_function(spec.name)
+        except duckdb.Error:
+            pass
+        try:
+            con.create_function(spec.name, fn, list(spec.params), spec.returns,
+                                type="arrow" if spec.vectorized else "native",
+                                null_handling="special", side_effects=spec.side_effects)
+        except (duckdb.Error, TypeError, ValueError) as exc:
+            raise PrefcleanError(f"UDF '{spec.name}' ({spec.origin}): cannot register: {exc}") from None
+
+
+def all_udfs(project) -> list[UdfSpec]:
+    """Built-ins first, then the project's (a project UDF may replace a built-in of the same name)."""
+    from . import judge  # noqa: F401  (registers the judge UDFs)
+
+    merged = dict(BUILTIN_UDFS)
+    for spec in load_project_udfs(project.udfs_dir):
+        merged[spec.name] = spec
+    return list(merged.values())

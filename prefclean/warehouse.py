@@ -1,0 +1,76 @@
+"""The DuckDB warehouse: connecting, naming relations, and swapping tables in atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+SOURCES_SCHEMA = "sources"
+MODELS_SCHEMA = "main"
+META_SCHEMA = "_prefclean"
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def relation(schema: str, name: str) -> str:
+    return f"{quote(schema)}.{quote(name)}"
+
+
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if read_only and not path.exists():
+        from .errors import PrefcleanError
+
+        raise PrefcleanError(f"no warehouse at {path}: run `prefclean build` first")
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        for schema in (SOURCES_SCHEMA, META_SCHEMA):
+            con.execute(f"create schema if not exists {quote(schema)}")
+    return con
+
+
+def relation_kind(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> str | None:
+    """'table', 'view' or None: what currently stands at schema.name."""
+    rows = con.execute(
+        "select table_type from information_schema.tables where table_schema = ? and table_name = ? "
+        "and table_catalog = current_database()",
+        [schema, name],
+    ).fetchall()
+    if not rows:
+        return None
+    return "view" if rows[0][0] == "VIEW" else "table"
+
+
+def drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
+    kind = relation_kind(con, schema, name)
+    if kind:
+        con.execute(f"drop {kind} {relation(schema, name)}")
+
+
+def swap_in_table(con: duckdb.DuckDBPyConnection, schema: str, name: str, select_sql: str) -> int:
+    """Build select_sql into a side table, then replace schema.name with it in one transaction.
+
+    If the select fails, the previous version of the table is untouched. Returns the row count.
+    """
+    tmp = f"{name}__prefclean_tmp"
+    con.execute(f"drop table if exists {relation(schema, tmp)}")
+    try:
+        con.execute(f"create table {relation(schema, tmp)} as {select_sql}")
+        con.execute("begin transaction")
+        try:
+            drop_relation(con, schema, name)
+            con.execute(f"alter table {relation(schema, tmp)} rename to {quote(name)}")
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    finally:
+        con.execute(f"drop table if exists {relation(schema, tmp)}")
+    return count_rows(con, relation(schema, name))
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, rel: str) -> int:
+    return con.execute(f"select count(*) from {rel}").fetchall()[0][0]
