@@ -117,6 +117,8 @@ class Compiler:
     """Loads a project's models and macros and renders them."""
 
     def __init__(self, project: Project):
+        from .judge import udf as _judge  # noqa: F401  (registers judge() and friends as template globals)
+
         self.project = project
         self.env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                                       extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])

@@ -46,8 +46,13 @@ class RunContext:
     closers: list[Callable[[], None]] = field(default_factory=list)
     summaries: list[Callable[[], dict]] = field(default_factory=list)
 
+    model_end_hooks: list[Callable[[], list[str]]] = field(default_factory=list)
+
     def take_notes(self) -> list[str]:
+        """Lines to print under the model that just finished (e.g. the judge's counts)."""
         notes, self.notes = self.notes, []
+        for hook in self.model_end_hooks:
+            notes.extend(hook())
         return notes
 
     def close(self) -> None:
@@ -124,7 +129,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, specs: list[UdfSpec], ctx: Run
 
 def all_udfs(project) -> list[UdfSpec]:
     """Built-ins first, then the project's (a project UDF may replace a built-in of the same name)."""
-    from . import judge  # noqa: F401  (registers the judge UDFs)
+    from .judge import udf as _judge_udf  # noqa: F401  (registers the judge UDF)
 
     merged = dict(BUILTIN_UDFS)
     for spec in load_project_udfs(project.udfs_dir):

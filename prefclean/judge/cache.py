@@ -1,0 +1,95 @@
+"""The judgment cache: a DuckDB file beside the warehouse (target/judgments.duckdb) you can query with SQL.
+
+`judgments` holds one row per successful judgment, keyed by a hash of engine, model, rendered prompt and
+generation parameters, so changed input can never meet an old judgment. Failed judgments are not stored:
+the next build retries exactly those. `calls` logs every request (latency, tokens, status).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+SCHEMA = [
+    """create table if not exists judgments (
+        key varchar primary key, judge varchar, engine varchar, model varchar, task varchar, aspect varchar,
+        ratings integer[], rationales varchar[], winner integer, raw varchar,
+        prompt_tokens integer, completion_tokens integer, latency_ms double, created_at timestamp default now())""",
+    """create table if not exists calls (
+        key varchar, judge varchar, model varchar, status varchar, error varchar, http_status integer,
+        latency_ms double, prompt_tokens integer, completion_tokens integer, attempt integer,
+        called_at timestamp default now())""",
+]
+
+JUDGMENT_COLUMNS = ["key", "judge", "engine", "model", "task", "aspect", "ratings", "rationales", "winner", "raw",
+                    "prompt_tokens", "completion_tokens", "latency_ms"]
+JUDGMENT_TYPES = pa.schema([
+    ("key", pa.string()), ("judge", pa.string()), ("engine", pa.string()), ("model", pa.string()),
+    ("task", pa.string()), ("aspect", pa.string()), ("ratings", pa.list_(pa.int32())),
+    ("rationales", pa.list_(pa.string())), ("winner", pa.int32()), ("raw", pa.string()),
+    ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_ms", pa.float64()),
+])
+CALL_TYPES = pa.schema([
+    ("key", pa.string()), ("judge", pa.string()), ("model", pa.string()), ("status", pa.string()),
+    ("error", pa.string()), ("http_status", pa.int32()), ("latency_ms", pa.float64()),
+    ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("attempt", pa.int32()),
+])
+
+
+class JudgmentCache:
+    """Thread-safe: DuckDB calls the judge UDF from several threads at once."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(path))
+        self._lock = threading.Lock()
+        for statement in SCHEMA:
+            self._con.execute(statement)
+
+    def lookup(self, keys: list[str]) -> dict[str, dict]:
+        """Cached judgments for these keys, in one query (never one row at a time)."""
+        if not keys:
+            return {}
+        wanted = pa.table({"key": pa.array(keys, pa.string())})
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                cur.register("wanted_keys", wanted)
+                table = cur.sql(
+                    "select j.key, ratings, rationales, winner, raw, j.model, prompt_tokens, completion_tokens, latency_ms "
+                    "from judgments j semi join wanted_keys w on j.key = w.key"
+                ).to_arrow_table()
+            finally:
+                cur.close()
+        rows = table.to_pylist()
+        return {row["key"]: row for row in rows}
+
+    def store(self, judgments: list[dict], calls: list[dict]) -> None:
+        """Insert successful judgments (replacing same keys) and the call log, in one transaction."""
+        if not judgments and not calls:
+            return
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                cur.execute("begin transaction")
+                if judgments:
+                    cur.register("new_judgments", pa.Table.from_pylist(judgments, schema=JUDGMENT_TYPES))
+                    cur.execute(f"insert or replace into judgments ({', '.join(JUDGMENT_COLUMNS)}) "
+                                f"select {', '.join(JUDGMENT_COLUMNS)} from new_judgments")
+                if calls:
+                    cur.register("new_calls", pa.Table.from_pylist(calls, schema=CALL_TYPES))
+                    cur.execute(f"insert into calls ({', '.join(CALL_TYPES.names)}) select * from new_calls")
+                cur.execute("commit")
+            except BaseException:
+                cur.execute("rollback")
+                raise
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()

@@ -1,0 +1,201 @@
+"""Send judge requests: bounded concurrency, retries with backoff and jitter, Retry-After, a
+requests-per-minute limit, and bounded re-asks for unparseable answers. Shared by every engine.
+
+All requests of a process go through one asyncio loop in a background thread, so the concurrency limit
+holds across the DuckDB threads that call the judge UDF at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from ..project import JudgeConfig
+from .engines.base import Engine, EngineError, GenerationParams
+from .tasks import Task, Verdict
+
+
+class LoopThread:
+    """One event loop in a daemon thread for the whole process."""
+
+    _instance: "LoopThread | None" = None
+    _lock = threading.Lock()
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="prefclean-judge-loop", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def get(cls) -> "LoopThread":
+        with cls._lock:
+            if cls._instance is None or not cls._instance.thread.is_alive():
+                cls._instance = cls()
+            return cls._instance
+
+    def submit(self, coro) -> Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro):
+        return self.submit(coro).result()
+
+
+@dataclass
+class Request:
+    key: str
+    messages: list[dict]
+    n: int
+    grammar: str | None = None
+
+
+@dataclass
+class Outcome:
+    key: str
+    verdict: Verdict
+    raw: str | None
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    attempts: int = 0
+    calls: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.error is None
+
+
+@dataclass
+class Stats:
+    """Counters shown in the progress bar and the run summary. Guarded by a lock."""
+
+    rows: int = 0
+    cached: int = 0
+    deduplicated: int = 0
+    judged: int = 0
+    failed: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    request_seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts) -> None:
+        with self.lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict:
+        with self.lock:
+            return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+
+class Dispatcher:
+    """Judges requests for one named judge."""
+
+    def __init__(self, judge: JudgeConfig, engine: Engine, task: Task, stats: Stats, *, use_grammar: bool = True):
+        self.judge, self.engine, self.task, self.stats = judge, engine, task, stats
+        self.params = GenerationParams(max_tokens=judge.max_tokens, temperature=judge.temperature,
+                                       seed=judge.seed, top_p=judge.top_p)
+        self.use_grammar = use_grammar
+        slots = 1 if engine.serial else judge.concurrency * max(1, len(judge.base_urls))
+        self.slots = slots
+        self._semaphore: asyncio.Semaphore | None = None
+        self._paused_until = 0.0  # set by a 429: every request waits, not just the one that got it
+        self._next_slot = 0.0  # requests-per-minute pacing
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def _wait_turn(self) -> None:
+        now = time.monotonic()
+        if self._paused_until > now:
+            await asyncio.sleep(self._paused_until - now)
+        if self.judge.requests_per_minute:
+            interval = 60.0 / self.judge.requests_per_minute
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + interval
+            if slot > now:
+                await asyncio.sleep(slot - now)
+
+    def _backoff(self, attempt: int, error: EngineError) -> float:
+        if error.retry_after is not None:
+            return min(max(error.retry_after, 0.0), 300.0) + random.uniform(0, 0.1)
+        return min(30.0, 0.25 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+
+    async def judge_one(self, request: Request) -> Outcome:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.slots)
+        calls: list[dict] = []
+        transport_failures = parse_failures = 0
+        attempt = 0
+        last_text: str | None = None
+        last_error = "not attempted"
+        last_verdict: Verdict | None = None
+        tokens = [0, 0]
+        latency = 0.0
+        grammar = request.grammar if self.use_grammar else None
+        while True:
+            attempt += 1
+            await self._wait_turn()
+            async with self._semaphore:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                started = time.perf_counter()
+                try:
+                    completion = await self.engine.complete(request.messages, self.params, grammar=grammar)
+                    error = None
+                except EngineError as exc:
+                    completion, error = None, exc
+                except Exception as exc:  # an engine bug must cost one row, not the build
+                    completion = None
+                    error = EngineError(f"{type(exc).__name__}: {exc}", retryable=False)
+                finally:
+                    self.in_flight -= 1
+                elapsed = time.perf_counter() - started
+            self.stats.add(requests=1, request_seconds=elapsed)
+            call = {"key": request.key, "judge": self.judge.name, "model": self.engine.model, "attempt": attempt,
+                    "latency_ms": elapsed * 1000, "http_status": None, "prompt_tokens": None, "completion_tokens": None}
+            if error is not None:
+                calls.append({**call, "status": "error", "error": str(error), "http_status": error.status})
+                last_error = str(error)
+                if error.status == 429:
+                    self.stats.add(rate_limited=1)
+                    if error.retry_after:
+                        self._paused_until = max(self._paused_until, time.monotonic() + error.retry_after)
+                transport_failures += 1
+                if error.retryable and transport_failures <= self.judge.max_retries:
+                    self.stats.add(retries=1)
+                    await asyncio.sleep(self._backoff(transport_failures, error))
+                    continue
+                break
+            latency += elapsed * 1000
+            tokens[0] += completion.prompt_tokens or 0
+            tokens[1] += completion.completion_tokens or 0
+            self.stats.add(prompt_tokens=completion.prompt_tokens or 0, completion_tokens=completion.completion_tokens or 0)
+            last_text = completion.text
+            verdict = self.task.parse(completion.text, request.n)
+            last_verdict = verdict
+            calls.append({**call, "status": "ok" if verdict.error is None else "unparsed", "error": verdict.error,
+                          "http_status": 200, "prompt_tokens": completion.prompt_tokens,
+                          "completion_tokens": completion.completion_tokens})
+            if verdict.error is None:
+                return Outcome(request.key, verdict, completion.text, completion.model or self.engine.model,
+                               tokens[0], tokens[1], latency, attempt, calls)
+            parse_failures += 1
+            if parse_failures > self.judge.parse_retries:
+                break
+            self.stats.add(retries=1)
+        if last_verdict is not None:
+            verdict = Verdict(last_verdict.ratings, last_verdict.rationales, last_verdict.winner,
+                              f"unparseable answer after {parse_failures} tries: {last_verdict.error}")
+        else:
+            verdict = Verdict(None, None, None, last_error)
+        return Outcome(request.key, verdict, last_text, self.engine.model, tokens[0] or None, tokens[1] or None,
+                       latency or None, attempt, calls)

@@ -1,0 +1,99 @@
+"""The one small protocol between a judge task and whatever generates text.
+
+An engine sends one chat request and returns a Completion, or raises EngineError saying whether a retry
+may help. Concurrency, retries, rate limits, caching and progress live in the dispatcher, shared by all
+engines, so an engine stays a thin adapter.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from ...errors import JudgeError
+
+if TYPE_CHECKING:
+    from ...project import JudgeConfig
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int = 512
+    temperature: float = 0.7
+    seed: int | None = None
+    top_p: float | None = None
+
+
+@dataclass
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class EngineError(Exception):
+    """A failed generation. `retryable` says whether the same request may succeed later."""
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None,
+                 status: int | None = None):
+        super().__init__(message)
+        self.retryable, self.retry_after, self.status = retryable, retry_after, status
+
+
+class Engine:
+    kind: ClassVar[str] = ""
+    #: True when the engine works in-process and cannot run requests in parallel.
+    serial: ClassVar[bool] = False
+    #: True when complete() uses a grammar to constrain the answer's shape.
+    accepts_grammar: bool = False
+
+    def __init__(self, config: "JudgeConfig"):
+        self.config = config
+        self.model = config.model or ""
+
+    async def complete(self, messages: list[dict], params: GenerationParams, *, grammar: str | None = None) -> Completion:
+        raise NotImplementedError
+
+    async def check(self) -> str:
+        """Say whether the engine can answer: a short description, or EngineError with what to do."""
+        return self.describe()
+
+    async def aclose(self) -> None:
+        return None
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.model}"
+
+    def cache_identity(self) -> str:
+        """Everything about the engine that changes its answers (part of the judgment cache key)."""
+        return f"{self.kind}|{self.model}"
+
+
+ENGINES: dict[str, type[Engine]] = {}
+# Built-in engines live in modules imported on first use, so `llama_cpp` or `huggingface_hub` load only when needed.
+_BUILTIN_MODULES = {
+    "openai": "prefclean.judge.engines.openai",
+    "hf-inference": "prefclean.judge.engines.hf_inference",
+    "llamacpp": "prefclean.judge.engines.llamacpp",
+}
+
+
+def register_engine(kind: str):
+    def decorator(cls: type[Engine]) -> type[Engine]:
+        cls.kind = kind
+        ENGINES[kind] = cls
+        return cls
+
+    return decorator
+
+
+def create_engine(config: "JudgeConfig") -> Engine:
+    if config.engine not in ENGINES and config.engine in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[config.engine])
+    cls = ENGINES.get(config.engine)
+    if cls is None:
+        known = sorted(set(ENGINES) | set(_BUILTIN_MODULES))
+        raise JudgeError(f"judge '{config.name}': unknown engine '{config.engine}' (one of {', '.join(known)})")
+    return cls(config)

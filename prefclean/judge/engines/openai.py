@@ -1,0 +1,198 @@
+"""The OpenAI-compatible chat-completions engine: vLLM, TGI, llama.cpp's server, Ollama, OpenAI itself.
+
+A judge may list several base URLs (replicas): each request goes to the healthy replica with the fewest
+requests in flight, at most `concurrency` per replica; a replica that fails to connect or answers 5xx is
+taken out for a cool-down that doubles while it keeps failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import aiohttp
+
+from .base import Completion, Engine, EngineError, GenerationParams, register_engine
+
+
+class Replica:
+    def __init__(self, url: str, limit: int):
+        self.url = url.rstrip("/")
+        self.limit = limit
+        self.in_flight = 0
+        self.down_until = 0.0
+        self.failures = 0
+
+    def healthy(self, now: float) -> bool:
+        return self.down_until <= now
+
+    def mark_failed(self) -> None:
+        self.failures += 1
+        self.down_until = time.monotonic() + min(60.0, 1.0 * 2 ** (self.failures - 1))
+
+    def mark_ok(self) -> None:
+        self.failures = 0
+        self.down_until = 0.0
+
+
+def _retry_after(headers) -> float | None:
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _error_detail(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            return str(err.get("message") or err)[:300]
+        return str(err)[:300]
+    except (ValueError, AttributeError):
+        return body[:300].decode("utf-8", "replace").strip()
+
+
+@register_engine("openai")
+class OpenAIEngine(Engine):
+    def __init__(self, config):
+        super().__init__(config)
+        if not config.base_urls:
+            self.base_urls = ("https://api.openai.com/v1",)
+        else:
+            self.base_urls = config.base_urls
+        self.model = config.model or "default"
+        self.replicas = [Replica(url, config.concurrency) for url in self.base_urls]
+        self._session: aiohttp.ClientSession | None = None
+        self._available: asyncio.Condition | None = None
+        env = config.api_key_env or "OPENAI_API_KEY"
+        self._api_key = os.environ.get(env)  # never logged, never stored
+        self.send_grammar = self.accepts_grammar = bool(config.options.get("send_grammar", False))
+        self.extra_body = dict(config.options.get("extra_body") or {})
+
+    def cache_identity(self) -> str:
+        # The replicas serve the same model, so their URLs are not part of the identity.
+        return f"openai|{self.model}"
+
+    def describe(self) -> str:
+        return f"openai {self.model} at {', '.join(self.base_urls)}"
+
+    def _headers(self) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers(),
+                                                  timeout=aiohttp.ClientTimeout(total=self.config.timeout))
+            self._available = asyncio.Condition()
+        return self._session
+
+    async def _acquire(self) -> Replica:
+        assert self._available is not None
+        async with self._available:
+            while True:
+                now = time.monotonic()
+                candidates = [r for r in self.replicas if r.healthy(now) and r.in_flight < r.limit]
+                if candidates:
+                    replica = min(candidates, key=lambda r: r.in_flight)
+                    replica.in_flight += 1
+                    return replica
+                if not any(r.healthy(now) for r in self.replicas):
+                    # All down: wait for the first to come back rather than fail the row.
+                    wake = min(r.down_until for r in self.replicas) - now
+                    try:
+                        await asyncio.wait_for(self._available.wait(), timeout=max(wake, 0.01))
+                    except asyncio.TimeoutError:
+                        pass
+                else:
+                    await self._available.wait()
+
+    async def _release(self, replica: Replica) -> None:
+        assert self._available is not None
+        async with self._available:
+            replica.in_flight -= 1
+            self._available.notify_all()
+
+    async def complete(self, messages, params: GenerationParams, *, grammar=None) -> Completion:
+        session = self._ensure_session()
+        body = {"model": self.model, "messages": messages, "max_tokens": params.max_tokens,
+                "temperature": params.temperature, **self.extra_body}
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.top_p is not None:
+            body["top_p"] = params.top_p
+        if grammar and self.send_grammar:
+            body["grammar"] = grammar
+        payload = json.dumps(body)
+        replica = await self._acquire()
+        url = f"{replica.url}/chat/completions"
+        try:
+            async with session.post(url, data=payload) as resp:
+                raw = await resp.read()
+                status = resp.status
+                retry_after = _retry_after(resp.headers)
+        except asyncio.TimeoutError:
+            replica.mark_failed()
+            raise EngineError(f"no answer from {replica.url} within {self.config.timeout:g}s", retryable=True) from None
+        except aiohttp.ClientError as exc:
+            replica.mark_failed()
+            raise EngineError(f"cannot reach {replica.url}: {exc}", retryable=True) from None
+        finally:
+            await self._release(replica)
+        if status == 200:
+            replica.mark_ok()
+            try:
+                data = json.loads(raw)
+                text = data["choices"][0]["message"]["content"] or ""
+            except (ValueError, KeyError, IndexError, TypeError):
+                raise EngineError(f"malformed chat-completions response from {replica.url}", retryable=True) from None
+            usage = data.get("usage") or {}
+            return Completion(text, data.get("model") or self.model, usage.get("prompt_tokens"),
+                              usage.get("completion_tokens"))
+        detail = _error_detail(raw)
+        if status == 429:
+            raise EngineError(f"rate limited by {replica.url} (429): {detail}", retryable=True,
+                              retry_after=retry_after, status=429)
+        if status >= 500:
+            replica.mark_failed()
+            raise EngineError(f"server error {status} from {replica.url}: {detail}", retryable=True,
+                              retry_after=retry_after, status=status)
+        if status in (401, 403):
+            env = self.config.api_key_env or "OPENAI_API_KEY"
+            raise EngineError(f"{replica.url} rejected the request ({status}): set a valid key in ${env}",
+                              status=status)
+        if status == 404:
+            raise EngineError(f"{replica.url} has no model '{self.model}' or no chat-completions endpoint (404): {detail}",
+                              status=status)
+        raise EngineError(f"{replica.url} refused the request ({status}): {detail}", status=status)
+
+    async def check(self) -> str:
+        session = self._ensure_session()
+        results = []
+        for replica in self.replicas:
+            try:
+                async with session.get(f"{replica.url}/models", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                    if resp.status in (401, 403):
+                        raise EngineError(f"{replica.url} rejected the API key ({resp.status})")
+                    if resp.status == 200:
+                        data = await resp.json(content_type=None)
+                        ids = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
+                        if ids and self.model not in ids and self.model != "default":
+                            raise EngineError(f"{replica.url} does not serve '{self.model}' (it serves {', '.join(map(str, ids[:5]))})")
+                    results.append(f"{replica.url} reachable")
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise EngineError(f"cannot reach {replica.url}: {exc or type(exc).__name__}") from None
+        return "; ".join(results)
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()

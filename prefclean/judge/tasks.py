@@ -1,0 +1,135 @@
+"""Judge tasks: how a row becomes chat messages, and how an answer becomes a verdict.
+
+Prompts are Jinja templates in prefclean/judge/templates/. A project overrides one by putting a file of
+the same name in its `judge_templates/` folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from ..errors import JudgeError
+from .parsing import parse_ratings, parse_verdict
+
+ASPECTS = ("overall-rating", "helpfulness", "honesty", "instruction-following", "truthfulness")
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+@dataclass
+class Verdict:
+    ratings: list[int | None] | None
+    rationales: list[str | None] | None
+    winner: int | None = None  # 1-based index of the preferred generation, when there is one
+    error: str | None = None
+
+
+@dataclass
+class Prompt:
+    messages: list[dict]
+    n: int  # how many generations the answer must rate
+
+
+class Task:
+    name = ""
+    grammar_name = ""
+
+    def __init__(self, env: jinja2.Environment):
+        self.env = env
+        self._grammars: dict[int, str] = {}
+
+    def render(self, template: str, **values) -> str:
+        return self.env.get_template(template).render(**values).strip()
+
+    def prompt(self, instruction: str, generations: list[str], aspect: str, reference: str | None) -> Prompt:
+        raise NotImplementedError
+
+    def parse(self, text: str, n: int) -> Verdict:
+        raise NotImplementedError
+
+    def grammar(self, n: int) -> str:
+        """A GBNF grammar forcing the answer's shape, for engines that can constrain sampling."""
+        if n not in self._grammars:
+            from . import grammar
+
+            make = getattr(grammar, self.grammar_name)
+            self._grammars[n] = make(n) if self.grammar_name == "ratings_grammar" else make()
+        return self._grammars[n]
+
+
+def _winner(ratings: list[int | None]) -> int | None:
+    if not ratings or any(r is None for r in ratings):
+        return None
+    best = max(ratings)
+    return ratings.index(best) + 1 if ratings.count(best) == 1 else None
+
+
+class UltraFeedback(Task):
+    """One 1-5 rating and a rationale per generation, for one aspect."""
+
+    name, grammar_name = "ultrafeedback", "ratings_grammar"
+
+    def prompt(self, instruction, generations, aspect, reference):
+        if aspect not in ASPECTS:
+            raise JudgeError(f"unknown aspect '{aspect}' (one of {', '.join(ASPECTS)})")
+        return Prompt([
+            {"role": "system", "content": self.render("ultrafeedback_system.jinja")},
+            {"role": "user", "content": self.render("ultrafeedback.jinja", instruction=instruction,
+                                                    generations=generations, aspect=aspect)},
+        ], len(generations))
+
+    def parse(self, text, n):
+        parsed = parse_ratings(text, n)
+        return Verdict(parsed.ratings, parsed.rationales, _winner(parsed.ratings), parsed.error)
+
+
+class PrometheusAbsolute(Task):
+    """Absolute grading of one response against a rubric (optional reference answer)."""
+
+    name, grammar_name = "prometheus-absolute", "prometheus_absolute_grammar"
+
+    def prompt(self, instruction, generations, aspect, reference):
+        if len(generations) != 1:
+            raise JudgeError("prometheus-absolute grades one response per row")
+        return Prompt([{"role": "user", "content": self.render(
+            "prometheus_absolute.jinja", instruction=instruction, response=generations[0], rubric=aspect,
+            reference=reference)}], 1)
+
+    def parse(self, text, n):
+        score, feedback, error = parse_verdict(text, relative=False)
+        return Verdict([score], [feedback], 1 if score is not None else None, error)
+
+
+class PrometheusRelative(Task):
+    """Relative grading of two responses: which one is better (A or B)."""
+
+    name, grammar_name = "prometheus-relative", "prometheus_relative_grammar"
+
+    def prompt(self, instruction, generations, aspect, reference):
+        if len(generations) != 2:
+            raise JudgeError("prometheus-relative compares exactly two responses per row")
+        return Prompt([{"role": "user", "content": self.render(
+            "prometheus_relative.jinja", instruction=instruction, response_a=generations[0],
+            response_b=generations[1], rubric=aspect, reference=reference)}], 2)
+
+    def parse(self, text, n):
+        letter, feedback, error = parse_verdict(text, relative=True)
+        winner = {"A": 1, "B": 2}.get(letter) if letter else None
+        return Verdict(None, [feedback], winner, error)
+
+
+TASKS = {cls.name: cls for cls in (UltraFeedback, PrometheusAbsolute, PrometheusRelative)}
+
+
+def make_task(name: str, project_root: Path | None) -> Task:
+    if name not in TASKS:
+        raise JudgeError(f"unknown judge task '{name}' (one of {', '.join(TASKS)})")
+    loaders: list[jinja2.BaseLoader] = []
+    if project_root is not None and (project_root / "judge_templates").is_dir():
+        loaders.append(jinja2.FileSystemLoader(project_root / "judge_templates"))
+    loaders.append(jinja2.FileSystemLoader(TEMPLATES_DIR))
+    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=False)
+    return TASKS[name](env)

@@ -1,0 +1,300 @@
+"""The judge as a DuckDB UDF, and the judge() helper models call.
+
+    select *, {{ judge('instruction', 'generations', aspect='overall-rating') }} as judgment
+    from {{ ref('shuffled_pairs') }}
+
+DuckDB hands the UDF up to 2,048 rows per call, from several threads. Per call: render prompts, hash
+them, look the hashes up in the cache in one query, send each distinct missing prompt once (concurrently,
+through the shared dispatcher), store successes as they arrive, and return one STRUCT per row. Every
+failure is caught per row: the row gets NULL ratings and its error, the build goes on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from ..compiler import template_global
+from ..errors import JudgeError
+from ..udf import RunContext, udf
+from .cache import JudgmentCache
+from .dispatch import Dispatcher, LoopThread, Outcome, Request, Stats
+from .engines import create_engine
+from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, resolve_judge
+from .progress import JudgeProgress
+from .tasks import Verdict, make_task
+
+RESULT_TYPE = pa.struct([
+    ("ratings", pa.list_(pa.int32())), ("rationales", pa.list_(pa.string())), ("winner", pa.int32()),
+    ("judge", pa.string()), ("model", pa.string()), ("task", pa.string()), ("aspect", pa.string()),
+    ("raw", pa.string()), ("error", pa.string()), ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()),
+    ("latency_ms", pa.float64()), ("cached", pa.bool_()), ("attempts", pa.int32()), ("key", pa.string()),
+])
+RESULT_SQL = ("STRUCT(ratings INTEGER[], rationales VARCHAR[], winner INTEGER, judge VARCHAR, model VARCHAR, "
+              "task VARCHAR, aspect VARCHAR, raw VARCHAR, error VARCHAR, prompt_tokens INTEGER, "
+              "completion_tokens INTEGER, latency_ms DOUBLE, cached BOOLEAN, attempts INTEGER, key VARCHAR)")
+FLUSH_EVERY = 256  # store judgments at least this often, so Ctrl-C loses little
+
+
+def _sql_literal(value) -> str:
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@template_global
+def judge(instruction: str, generations: str, aspect: str = "overall-rating", judge: str | None = None,
+          task: str = "ultrafeedback", reference: str | None = None, reverse: bool = False) -> str:
+    """SQL for a judge call. instruction/generations/reference are SQL expressions (column names)."""
+    gens = f"list_reverse({generations})" if reverse else generations
+    return (f"prefclean_judge({_sql_literal(task)}, {_sql_literal(judge or 'default')}, {_sql_literal(aspect)}, "
+            f"{instruction}, {gens}, {reference or 'NULL::VARCHAR'})")
+
+
+@template_global
+def judge_absolute(instruction: str, response: str, rubric: str, reference: str | None = None,
+                   judge: str | None = None) -> str:
+    """Prometheus-style absolute grading (1-5) of one response against a rubric (SQL string literal text)."""
+    return (f"prefclean_judge('prometheus-absolute', {_sql_literal(judge or 'default')}, {_sql_literal(rubric)}, "
+            f"{instruction}, [{response}], {reference or 'NULL::VARCHAR'})")
+
+
+@template_global
+def judge_relative(instruction: str, response_a: str, response_b: str, rubric: str, reference: str | None = None,
+                   judge: str | None = None) -> str:
+    """Prometheus-style relative grading: which of two responses is better (winner 1 = A, 2 = B)."""
+    return (f"prefclean_judge('prometheus-relative', {_sql_literal(judge or 'default')}, {_sql_literal(rubric)}, "
+            f"{instruction}, [{response_a}, {response_b}], {reference or 'NULL::VARCHAR'})")
+
+
+@dataclass
+class JudgeSession:
+    """Everything one named judge needs during one build."""
+
+    name: str
+    dispatcher: Dispatcher
+    identity: str
+    smoke_test: bool
+    progress: JudgeProgress
+    reported: dict
+
+
+class Judging:
+    """Per-build state shared by all judge UDF calls: sessions, cache, stats, progress."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.project = ctx.project
+        self.lock = threading.Lock()
+        self.sessions: dict[tuple[str, str], JudgeSession] = {}
+        self.tasks: dict[str, object] = {}
+        self.stats = Stats()
+        self.cache = JudgmentCache(self.project.judgment_cache)
+        self.refresh = bool(ctx.options.get("refresh_judgments"))
+        self.loop = LoopThread.get()
+        self.executor = self._make_executor()
+        ctx.closers.append(self.close)
+        ctx.model_end_hooks.append(self.model_notes)
+        ctx.summaries.append(lambda: {"judging": self.stats.as_dict()})
+
+    def _make_executor(self):
+        kind = self.ctx.options.get("executor") or (self.project.executor or {}).get("type") or "local"
+        if kind == "ray":
+            from .ray_executor import RayExecutor
+
+            return RayExecutor(self.project, self.ctx.options)
+        return None
+
+    def task(self, name: str):
+        with self.lock:
+            if name not in self.tasks:
+                self.tasks[name] = make_task(name, self.project.root)
+            return self.tasks[name]
+
+    def session(self, judge_name: str, task_name: str) -> JudgeSession:
+        config = resolve_judge(self.project, judge_name, self.ctx.options.get("judge_override"))
+        key = (config.name, task_name)
+        with self.lock:
+            if key not in self.sessions:
+                engine = create_engine(config)
+                task = make_task(task_name, self.project.root)
+                dispatcher = Dispatcher(config, engine, task, self.stats)
+                params = dispatcher.params
+                identity = json.dumps([engine.cache_identity(), task_name, params.max_tokens, params.temperature,
+                                       params.seed, params.top_p])
+                progress = JudgeProgress(f"judge {config.name}")
+                self.sessions[key] = JudgeSession(config.name, dispatcher, identity, config.name == SMOKE_TEST_JUDGE,
+                                                  progress, self.stats.as_dict())
+                if config.name == SMOKE_TEST_JUDGE:
+                    self.ctx.notes.append("WARNING " + SMOKE_TEST_WARNING)
+            return self.sessions[key]
+
+    def model_notes(self) -> list[str]:
+        notes = []
+        with self.lock:
+            sessions = list(self.sessions.values())
+        for s in sessions:
+            s.progress.close()
+            now = self.stats.as_dict()
+            delta = {k: now[k] - s.reported.get(k, 0) for k in now}
+            s.reported = now
+            if delta["rows"]:
+                notes.append(
+                    f"judge {s.name} ({s.dispatcher.engine.describe()}): judged {delta['judged']}, "
+                    f"failed {delta['failed']}, cached {delta['cached']}, deduplicated {delta['deduplicated']}; "
+                    f"requests {delta['requests']}, retries {delta['retries']}, 429s {delta['rate_limited']}, "
+                    f"tokens {delta['prompt_tokens']}+{delta['completion_tokens']}")
+        return notes
+
+    def close(self) -> None:
+        for s in self.sessions.values():
+            s.progress.close()
+            try:
+                self.loop.run(s.dispatcher.engine.aclose())
+            except Exception:
+                pass
+        if self.executor is not None:
+            self.executor.close()
+        self.cache.close()
+
+    # -- one UDF call ---------------------------------------------------------------------------------
+    def judge_batch(self, task_name: str, judge_name: str, aspect: str, instructions: list, generations: list,
+                    references: list) -> pa.Array:
+        n_rows = len(instructions)
+        session = self.session(judge_name, task_name)
+        task = self.task(task_name)
+        results: list[dict | None] = [None] * n_rows
+        requests: dict[str, Request] = {}
+        row_keys: list[str | None] = [None] * n_rows
+        for i in range(n_rows):
+            gens = generations[i]
+            if instructions[i] is None or not gens or any(g is None for g in gens):
+                results[i] = self._failure(session, task_name, aspect, None, "missing instruction or generation")
+                continue
+            try:
+                prompt = task.prompt(instructions[i], gens, aspect, references[i])
+            except JudgeError as exc:
+                results[i] = self._failure(session, task_name, aspect, None, str(exc))
+                continue
+            key = hashlib.sha256((session.identity + json.dumps(prompt.messages)).encode()).hexdigest()
+            row_keys[i] = key
+            if key not in requests:
+                requests[key] = Request(key, prompt.messages, prompt.n,
+                                        task.grammar(prompt.n) if session.dispatcher.engine.accepts_grammar else None)
+        self.stats.add(rows=n_rows, deduplicated=sum(1 for k in row_keys if k) - len(requests))
+        cached = {} if self.refresh else self.cache.lookup(list(requests))
+        outcomes: dict[str, dict] = {}
+        for key, row in cached.items():
+            outcomes[key] = self._row(session, task_name, aspect, key, Verdict(row["ratings"], row["rationales"],
+                                      row["winner"]), row["raw"], row["model"], row["prompt_tokens"],
+                                      row["completion_tokens"], row["latency_ms"], cached=True, attempts=0)
+        missing = [r for k, r in requests.items() if k not in cached]
+        hits = sum(1 for k in row_keys if k in cached)
+        self.stats.add(cached=hits)
+        session.progress.add_total(n_rows)
+        session.progress.advance(n_rows - sum(1 for k in row_keys if k in requests and k not in cached), self.stats.as_dict())
+        if missing:
+            rows_per_key: dict[str, int] = {}
+            for k in row_keys:
+                if k is not None and k not in cached:
+                    rows_per_key[k] = rows_per_key.get(k, 0) + 1
+            for outcome in self._dispatch(session, missing):
+                outcomes[outcome.key] = self._row(session, task_name, aspect, outcome.key, outcome.verdict, outcome.raw,
+                                                  outcome.model, outcome.prompt_tokens, outcome.completion_tokens,
+                                                  outcome.latency_ms, cached=False, attempts=outcome.attempts)
+                count = rows_per_key[outcome.key]
+                self.stats.add(judged=count if outcome.ok else 0, failed=0 if outcome.ok else count)
+                session.progress.advance(count, self.stats.as_dict())
+        for i, key in enumerate(row_keys):
+            if key is not None:
+                results[i] = outcomes[key]
+        return pa.array(results, type=RESULT_TYPE)
+
+    def _dispatch(self, session: JudgeSession, missing: list[Request]):
+        """Yield outcomes as they complete, storing successes in batches so an interrupt loses little."""
+        pending_judgments, pending_calls = [], []
+
+        def flush():
+            self.cache.store(pending_judgments, pending_calls)
+            pending_judgments.clear()
+            pending_calls.clear()
+
+        try:
+            if self.executor is not None:
+                stream = self.executor.judge(session.name, session.dispatcher.judge, session.dispatcher.task.name,
+                                             missing)
+            else:
+                futures = [self.loop.submit(session.dispatcher.judge_one(r)) for r in missing]
+                stream = (f.result() for f in concurrent.futures.as_completed(futures))
+            last_flush = time.monotonic()
+            for outcome in stream:
+                pending_calls.extend(outcome.calls)
+                if outcome.ok:
+                    pending_judgments.append(self._cache_row(session, outcome))
+                yield outcome
+                if len(pending_judgments) + len(pending_calls) >= FLUSH_EVERY or time.monotonic() - last_flush > 2:
+                    flush()
+                    last_flush = time.monotonic()
+        finally:
+            flush()
+
+    def _cache_row(self, session: JudgeSession, outcome: Outcome) -> dict:
+        engine = session.dispatcher.engine
+        return {"key": outcome.key, "judge": session.name, "engine": engine.kind, "model": outcome.model,
+                "task": session.dispatcher.task.name, "aspect": None, "ratings": outcome.verdict.ratings,
+                "rationales": outcome.verdict.rationales, "winner": outcome.verdict.winner, "raw": outcome.raw,
+                "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
+                "latency_ms": outcome.latency_ms}
+
+    @staticmethod
+    def _row(session, task_name, aspect, key, verdict: Verdict, raw, model, prompt_tokens, completion_tokens,
+             latency_ms, *, cached: bool, attempts: int) -> dict:
+        return {"ratings": verdict.ratings, "rationales": verdict.rationales, "winner": verdict.winner,
+                "judge": session.name, "model": model, "task": task_name, "aspect": aspect, "raw": raw,
+                "error": verdict.error, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                "latency_ms": latency_ms, "cached": cached, "attempts": attempts, "key": key}
+
+    def _failure(self, session, task_name, aspect, key, error) -> dict:
+        self.stats.add(failed=1)
+        return self._row(session, task_name, aspect, key, Verdict(None, None, None, error), None,
+                         session.dispatcher.engine.model, None, None, None, cached=False, attempts=0)
+
+
+def _judging(ctx: RunContext) -> Judging:
+    with _STATE_LOCK:
+        if "judging" not in ctx.state:
+            ctx.state["judging"] = Judging(ctx)
+        return ctx.state["judging"]
+
+
+_STATE_LOCK = threading.Lock()
+
+
+@udf("prefclean_judge", params=["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR"],
+     returns=RESULT_SQL, with_context=True, side_effects=True)
+def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, generations, reference):
+    """Vectorized judge UDF. Any failure is per row: a raise here would fail the whole query."""
+    n = len(instruction)
+    try:
+        judging = _judging(ctx)
+        return judging.judge_batch(task[0].as_py(), judge_name[0].as_py(), aspect[0].as_py(),
+                                   instruction.to_pylist(), generations.to_pylist(), reference.to_pylist())
+    except JudgeError as exc:
+        # A configuration problem (unknown judge, engine unavailable): every row says so, the build goes on.
+        error = str(exc)
+    except Exception as exc:  # a bug must not kill the query either; the rows carry it
+        error = f"internal error: {type(exc).__name__}: " + " ".join(str(exc).split())
+    row = {"ratings": None, "rationales": None, "winner": None, "judge": None, "model": None, "task": None,
+           "aspect": None, "raw": None, "error": error, "prompt_tokens": None, "completion_tokens": None,
+           "latency_ms": None, "cached": False, "attempts": 0, "key": None}
+    seen = ctx.state.setdefault("judge_errors_reported", set())
+    if error not in seen:
+        seen.add(error)
+        ctx.notes.append(f"judge error: {error}")
+    return pa.array([row] * n, type=RESULT_TYPE)
