@@ -131,5 +131,89 @@ def build(load, select, full_refresh, judge, refresh_judgments, executor, no_exp
     return 0 if ok else EXIT_FAILED
 
 
+@main.command(name="test")
+@click.option("-s", "--select", multiple=True, help="Only tests of these models: name, +name, name+, +name+.")
+@common_options
+def test_(load, select):
+    """Run the data tests (models/*.yml and data_tests/*.sql) against the warehouse."""
+    from .build import report_test
+    from .datatests import load_tests, run_test
+    from .runner import load_graph
+    from .warehouse import connect
+
+    project = load()
+    con = connect(project.warehouse, read_only=True)
+    try:
+        compiler, graph = load_graph(project, con)
+        chosen = set(graph.select(select))
+        results = [run_test(con, t) for t in load_tests(compiler) if t.depends_on & chosen]
+    finally:
+        con.close()
+    for r in results:
+        report_test(r, _echo)
+    failed = sum(1 for r in results if r.status in ("fail", "error") and r.test.severity == "error")
+    click.echo(f"{len(results)} tests: {sum(r.status == 'pass' for r in results)} passed, {failed} failed, "
+               f"{sum(r.status == 'warn' for r in results)} warned")
+    return EXIT_FAILED if failed else 0
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@common_options
+def export(load, names):
+    """Run the exports declared in prefclean.yml (all, or the NAMES given)."""
+    from .export import run_exports
+    from .warehouse import connect
+
+    project = load()
+    con = connect(project.warehouse)
+    try:
+        ok = run_exports(con, project, None, list(names) or None, _echo)
+    finally:
+        con.close()
+    return 0 if ok else EXIT_FAILED
+
+
+@main.group()
+def pull():
+    """Bring human labels back into the warehouse."""
+
+
+@pull.command(name="argilla")
+@click.argument("name")
+@common_options
+def pull_argilla(load, name):
+    """Load submitted Argilla reviews of export NAME into the table human.reviews."""
+    from .errors import ExportError
+    from .export.argilla_target import pull_reviews
+    from .warehouse import connect
+
+    project = load()
+    export = project.exports.get(name)
+    if export is None or export.target != "argilla":
+        known = [n for n, e in project.exports.items() if e.target == "argilla"]
+        raise ExportError(f"no argilla export named '{name}' in prefclean.yml (argilla exports: {', '.join(known) or 'none'})")
+    con = connect(project.warehouse)
+    try:
+        rows = pull_reviews(con, project, export)
+    finally:
+        con.close()
+    click.echo(f"pulled {rows} submitted reviews into human.reviews; `prefclean build` applies them")
+
+
+@main.command()
+@click.option("--check/--no-check", default=True, help="Try to reach each judge.")
+@common_options
+def judges(load, check):
+    """List the judges in prefclean.yml: engine, model and whether each is reachable."""
+    from .judge.catalog import describe_judges
+
+    project = load()
+    rows = describe_judges(project, check=check)
+    for row in rows:
+        click.echo(f"{row['name']:<16} {row['engine']:<13} {row['model']:<44} {row['status']}")
+    return 0 if all(r["ok"] for r in rows) else EXIT_FAILED
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

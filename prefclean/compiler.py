@@ -116,7 +116,7 @@ class _RenderContext:
 class Compiler:
     """Loads a project's models and macros and renders them."""
 
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, connection=None):
         from .judge import udf as _judge  # noqa: F401  (registers judge() and friends as template globals)
 
         self.project = project
@@ -124,10 +124,20 @@ class Compiler:
                                       extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
         self.namespace: dict[str, Any] = dict(TEMPLATE_GLOBALS)
         self.namespace["project_vars"] = project.vars
+        self.connection = connection
+        self.namespace["relation_exists"] = self.relation_exists
         self.models: dict[str, Model] = self._discover_models()
         self.model_names = list(self.models)
         self.ephemeral: dict[str, str | None] = {}
         self._load_macros()
+
+    def relation_exists(self, schema: str, name: str) -> bool:
+        """For models that read optional tables (e.g. human reviews pulled from Argilla)."""
+        if self.connection is None:
+            return False
+        from .warehouse import relation_kind
+
+        return relation_kind(self.connection, schema, name) is not None
 
     def _discover_models(self) -> dict[str, Model]:
         models: dict[str, Model] = {}

@@ -30,8 +30,8 @@ class BuildOptions:
     options: dict = field(default_factory=dict)  # passed to UDFs (judge overrides, refresh_judgments...)
 
 
-def load_graph(project: Project) -> tuple[Compiler, Graph]:
-    compiler = Compiler(project)
+def load_graph(project: Project, connection=None) -> tuple[Compiler, Graph]:
+    compiler = Compiler(project, connection)
     models = compiler.parse_all()
     return compiler, Graph({name: m.refs for name, m in models.items()})
 
@@ -113,14 +113,15 @@ class Build:
     def __init__(self, project: Project, options: BuildOptions, report: Reporter = print):
         self.project, self.options, self.report = project, options, report
         self.run_id = uuid.uuid4().hex[:12]
-        self.compiler, self.graph = load_graph(project)
+        self.con = connect(project.warehouse)
+        self.compiler, self.graph = load_graph(project, self.con)
         self.selected = self.graph.select(options.select)
         self.results: list[ModelResult] = []
         self.ctx = RunContext(project=project, options=dict(options.options))
 
     def run(self) -> list[ModelResult]:
         start = time.perf_counter()
-        con = connect(self.project.warehouse)
+        con = self.con
         try:
             self.ctx.options["connection_path"] = str(self.project.warehouse)
             register_udfs(con, all_udfs(self.project), self.ctx)
@@ -133,10 +134,16 @@ class Build:
             record_run(con, self.run_id, self.results)
         finally:
             self.ctx.close()
-            write_run_results(self.project.target_dir, self.run_id, "build", self.results,
-                              time.perf_counter() - start, self.ctx.summary())
-            con.close()
+            self.elapsed = time.perf_counter() - start
+            self.write_results()
         return self.results
+
+    def write_results(self, extra: dict | None = None) -> None:
+        write_run_results(self.project.target_dir, self.run_id, "build", self.results, self.elapsed,
+                          {**self.ctx.summary(), **(extra or {})})
+
+    def close(self) -> None:
+        self.con.close()
 
     def _run_models(self, con) -> None:
         failed: set[str] = set()
@@ -170,15 +177,20 @@ class Build:
             self._record(result, f"{prefix} OK {model.materialized} {name} ... {rows} rows in {seconds:.2f}s")
             for note in result.notes:
                 self.report(f"    {note}")
-            if self.options.run_tests and self.after_model is not None and not self.after_model(con, model, result):
+            if self.after_model is not None and not self.after_model(con, model, result):
                 failed.add(name)
+                self.test_failed = True
 
-    after_model: Callable | None = None  # data tests hook: returns False when an error-severity test failed
+    # Data tests hook: called after each successful model; returns False when an error-severity test failed.
+    after_model: Callable | None = None
+    elapsed: float = 0.0
 
     def _record(self, result: ModelResult, line: str) -> None:
         self.results.append(result)
         self.report(line)
 
+    test_failed = False
+
     @property
     def failed(self) -> bool:
-        return any(r.status == "error" for r in self.results)
+        return self.test_failed or any(r.status == "error" for r in self.results)

@@ -58,6 +58,12 @@ def judge(instruction: str, generations: str, aspect: str = "overall-rating", ju
 
 
 @template_global
+def judgment_type() -> str:
+    """The SQL type of one judgment, e.g. for a typed NULL: NULL::{{ judgment_type() }}[]."""
+    return RESULT_SQL
+
+
+@template_global
 def judge_absolute(instruction: str, response: str, rubric: str, reference: str | None = None,
                    judge: str | None = None) -> str:
     """Prometheus-style absolute grading (1-5) of one response against a rubric (SQL string literal text)."""

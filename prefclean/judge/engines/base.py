@@ -91,7 +91,10 @@ def register_engine(kind: str):
 
 def create_engine(config: "JudgeConfig") -> Engine:
     if config.engine not in ENGINES and config.engine in _BUILTIN_MODULES:
-        importlib.import_module(_BUILTIN_MODULES[config.engine])
+        try:
+            importlib.import_module(_BUILTIN_MODULES[config.engine])
+        except ImportError as exc:
+            raise JudgeError(f"judge '{config.name}': the {config.engine} engine cannot load: {exc}") from None
     cls = ENGINES.get(config.engine)
     if cls is None:
         known = sorted(set(ENGINES) | set(_BUILTIN_MODULES))

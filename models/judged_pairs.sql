@@ -1,0 +1,27 @@
+-- Every pair judged by the panel of judges (UltraFeedback: a 1-5 rating and a rationale per response),
+-- and, when check_position_bias is on, judged again with the two responses swapped.
+-- Incremental on pair_id: a rebuild judges only new pairs and pairs whose judgment failed.
+{{ config(materialized='incremental', unique_key='pair_id') }}
+
+select
+  pair_id,
+  system,
+  instruction,
+  chosen,
+  rejected,
+  generations,
+  "order",
+  {{ judge_panel('instruction', 'generations', judges=var('judges'), aspect=var('aspect')) }} as judgments,
+  {% if var('check_position_bias') -%}
+  {{ judge_panel('instruction', 'generations', judges=var('judges'), aspect=var('aspect'), reverse=true) }}
+  {%- else -%}
+  NULL::{{ judgment_type() }}[]
+  {%- endif %} as judgments_reversed
+from {{ ref('shuffled_pairs') }}
+{% if is_incremental() %}
+where pair_id not in (
+  select pair_id from {{ this }}
+  where {{ judgments_ok('judgments') }}
+  {% if var('check_position_bias') %}and judgments_reversed is not null and {{ judgments_ok('judgments_reversed') }}{% endif %}
+)
+{% endif %}

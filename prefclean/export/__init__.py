@@ -1,0 +1,60 @@
+"""Exports: a model's table written to files, the Hugging Face Hub or Argilla. Each is atomic and reports
+what it wrote. Exporters register by target name, built-ins the same way as any other."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import duckdb
+
+from ..errors import ExportError, PrefcleanError
+from ..project import ExportConfig, Project
+from ..warehouse import MODELS_SCHEMA, relation, relation_kind
+
+# An exporter gets the connection, the project, the export config and the model's relation name, and
+# returns one line saying what it wrote.
+Exporter = Callable[[duckdb.DuckDBPyConnection, Project, ExportConfig, str], str]
+EXPORTERS: dict[str, Exporter] = {}
+
+
+def register_exporter(target: str):
+    def decorator(fn: Exporter) -> Exporter:
+        EXPORTERS[target] = fn
+        return fn
+
+    return decorator
+
+
+def _load_builtins() -> None:
+    from . import files, hub_target, argilla_target  # noqa: F401
+
+
+def run_export(con: duckdb.DuckDBPyConnection, project: Project, export: ExportConfig) -> str:
+    _load_builtins()
+    exporter = EXPORTERS.get(export.target)
+    if exporter is None:
+        raise ExportError(f"export '{export.name}': unknown target '{export.target}' (one of {', '.join(sorted(EXPORTERS))})")
+    if relation_kind(con, MODELS_SCHEMA, export.model) is None:
+        raise ExportError(f"export '{export.name}': model '{export.model}' has not been built (run `prefclean build`)")
+    return exporter(con, project, export, relation(MODELS_SCHEMA, export.model))
+
+
+def run_exports(con: duckdb.DuckDBPyConnection, project: Project, compiler, names: list[str] | None,
+                report: Callable[[str], None]) -> bool:
+    """Run the named exports (all when names is None); one failing export does not stop the others."""
+    selected = list(project.exports) if not names else names
+    unknown = [n for n in selected if n not in project.exports]
+    if unknown:
+        raise ExportError(f"no export named '{unknown[0]}' in prefclean.yml (known: {', '.join(project.exports) or 'none'})")
+    ok = True
+    for name in selected:
+        export = project.exports[name]
+        start = time.perf_counter()
+        try:
+            line = run_export(con, project, export)
+            report(f"export {name} OK: {line} in {time.perf_counter() - start:.2f}s")
+        except PrefcleanError as exc:
+            ok = False
+            report(f"export {name} ERROR: {exc}")
+    return ok

@@ -1,0 +1,87 @@
+{#
+  prefclean's built-in cleaning macros: any project can call these in its models (a project macro of the
+  same name replaces one). They turn judgments of a shuffled pair back into ratings of `chosen` and
+  `rejected`, and into a decision: keep, flip or drop, with the reason.
+#}
+
+{# A list with one judgment per named judge: the panel. `judges` is a list of judge names. #}
+{% macro judge_panel(instruction, generations, judges=['default'], aspect='overall-rating', reverse=false) -%}
+  [{% for j in judges %}{{ judge(instruction, generations, aspect=aspect, judge=j, reverse=reverse) }}{{ ", " if not loop.last }}{% endfor %}]
+{%- endmacro %}
+
+{# True when every judgment in a list succeeded (an empty list counts as done). #}
+{% macro judgments_ok(judgments) -%}
+  coalesce(list_bool_and(list_transform({{ judgments }}, lambda j: j.error is null)), true)
+{%- endmacro %}
+
+{# The rating a judgment gave the response labelled `label` ('chosen' or 'rejected'), undoing the shuffle.
+   For a judgment made on the reversed list, pass reversed=true. #}
+{% macro rating_of(judgment, order, label, reversed=false) -%}
+  {%- if reversed -%}
+  list_reverse({{ judgment }}.ratings)[list_position({{ order }}, '{{ label }}')]
+  {%- else -%}
+  {{ judgment }}.ratings[list_position({{ order }}, '{{ label }}')]
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro rationale_of(judgment, order, label, reversed=false) -%}
+  {%- if reversed -%}
+  list_reverse({{ judgment }}.rationales)[list_position({{ order }}, '{{ label }}')]
+  {%- else -%}
+  {{ judgment }}.rationales[list_position({{ order }}, '{{ label }}')]
+  {%- endif -%}
+{%- endmacro %}
+
+{# Which response a margin (chosen - rejected) favours: 'chosen', 'rejected' or 'tie'. #}
+{% macro verdict(margin, min_margin=1) -%}
+  case when {{ margin }} is null then null
+       when {{ margin }} >= {{ min_margin }} then 'chosen'
+       when {{ margin }} <= -{{ min_margin }} then 'rejected'
+       else 'tie' end
+{%- endmacro %}
+
+{#
+  pair_decision(...) -> STRUCT(decision VARCHAR, reason VARCHAR), checked in this order:
+    judge_failed      a judgment is missing (error, unparsed)                    -> drop
+    judges_disagree   the panel's verdicts differ (agreement below the threshold)  -> drop
+    position_bias     the verdict changed when the responses were swapped        -> drop (unless drop_biased=false)
+    both_poor         neither response rated above poor_max                      -> drop
+    tie               |margin| below min_margin                                  -> drop
+    judge_prefers_rejected                                                       -> flip if allow_flip, else drop
+    judge_agrees                                                                 -> keep
+#}
+{% macro pair_decision(chosen_rating, rejected_rating, failed='false', agreement='1.0', position_flipped='false',
+                       min_margin=1, poor_max=2, min_agreement=1.0, allow_flip=false, drop_biased=true) -%}
+  case
+    when {{ failed }} or {{ chosen_rating }} is null or {{ rejected_rating }} is null
+      then {'decision': 'drop', 'reason': 'judge_failed'}
+    when {{ agreement }} < {{ min_agreement }}
+      then {'decision': 'drop', 'reason': 'judges_disagree'}
+    {% if drop_biased %}
+    when coalesce({{ position_flipped }}, false)
+      then {'decision': 'drop', 'reason': 'position_bias'}
+    {% endif %}
+    when greatest({{ chosen_rating }}, {{ rejected_rating }}) <= {{ poor_max }}
+      then {'decision': 'drop', 'reason': 'both_poor'}
+    when abs({{ chosen_rating }} - {{ rejected_rating }}) < {{ min_margin }}
+      then {'decision': 'drop', 'reason': 'tie'}
+    when {{ rejected_rating }} > {{ chosen_rating }}
+      then {'decision': '{{ "flip" if allow_flip else "drop" }}', 'reason': 'judge_prefers_rejected'}
+    else {'decision': 'keep', 'reason': 'judge_agrees'}
+  end
+{%- endmacro %}
+
+{# The DPO-ready columns of an audited pair: flipped pairs swap chosen and rejected (and their ratings). #}
+{% macro dpo_columns(alias='d') -%}
+  {{ alias }}.pair_id,
+  {{ alias }}.system,
+  {{ alias }}.instruction as prompt,
+  case when {{ alias }}.decision = 'flip' then {{ alias }}.rejected else {{ alias }}.chosen end as chosen,
+  case when {{ alias }}.decision = 'flip' then {{ alias }}.chosen else {{ alias }}.rejected end as rejected,
+  case when {{ alias }}.decision = 'flip' then {{ alias }}.rejected_rating else {{ alias }}.chosen_rating end as chosen_rating,
+  case when {{ alias }}.decision = 'flip' then {{ alias }}.chosen_rating else {{ alias }}.rejected_rating end as rejected_rating,
+  case when {{ alias }}.decision = 'flip' then {{ alias }}.rejected_rationale else {{ alias }}.chosen_rationale end as chosen_rationale,
+  case when {{ alias }}.decision = 'flip' then {{ alias }}.chosen_rationale else {{ alias }}.rejected_rationale end as rejected_rationale,
+  {{ alias }}.judge_models as judge_model,
+  {{ alias }}.decision
+{%- endmacro %}

@@ -1,0 +1,94 @@
+"""The run summary: how much of the dataset was kept, flipped and dropped, and why.
+
+It reads the audit model (a model with `config(audit=true)` and `decision`/`reason` columns), prints a few
+lines and writes target/summary.json and the table _prefclean.run_summaries.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import duckdb
+
+from .artifacts import write_json_atomic
+from .warehouse import META_SCHEMA, MODELS_SCHEMA, relation, relation_kind
+
+
+def _columns(con, rel_schema: str, name: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+        "and table_catalog = current_database()", [rel_schema, name]).fetchall()}
+
+
+def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: dict | None = None) -> dict | None:
+    if relation_kind(con, MODELS_SCHEMA, audit_model) is None:
+        return None
+    cols = _columns(con, MODELS_SCHEMA, audit_model)
+    if not {"decision", "reason"} <= cols:
+        return None
+    rel = relation(MODELS_SCHEMA, audit_model)
+    q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    pairs = q(f"select count(*) from {rel}")[0][0]
+    decisions = {d: n for d, n in q(f"select decision, count(*) from {rel} group by 1 order by 1")}
+    reasons = [{"decision": d, "reason": r, "pairs": n}
+               for d, r, n in q(f"select decision, reason, count(*) from {rel} group by all order by 3 desc, 1, 2")]
+    out = {"model": audit_model, "pairs": pairs, "decisions": decisions, "reasons": reasons}
+    if "majority_verdict" in cols:
+        rows = q(f"select majority_verdict, count(*) from {rel} where majority_verdict is not null group by 1")
+        verdicts = {v: n for v, n in rows}
+        judged = sum(verdicts.values())
+        out["label_agreement"] = {
+            "judged_pairs": judged,
+            "judge_agrees_with_label": verdicts.get("chosen", 0),
+            "judge_prefers_rejected": verdicts.get("rejected", 0),
+            "ties": verdicts.get("tie", 0),
+            "agreement_rate": round(verdicts.get("chosen", 0) / judged, 4) if judged else None,
+        }
+    if {"bias_checked", "position_flipped"} <= cols:
+        checked, flipped = q(f"select count(*) filter (where bias_checked), count(*) filter (where bias_checked and position_flipped) from {rel}")[0]
+        out["position_bias"] = {"checked": checked, "verdict_changed": flipped,
+                                "rate": round(flipped / checked, 4) if checked else None}
+    if "failed" in cols:
+        out["judge_failures"] = q(f"select count(*) from {rel} where failed or failed is null")[0][0]
+    if {"prompt_tokens", "completion_tokens"} <= cols:
+        p, c = q(f"select coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0) from {rel}")[0]
+        out["tokens"] = {"prompt": int(p), "completion": int(c)}
+    if judging:
+        out["this_run"] = judging
+    return out
+
+
+def format_summary(s: dict) -> list[str]:
+    pct = lambda n: f"{100 * n / s['pairs']:.0f}%" if s["pairs"] else "-"  # noqa: E731
+    d = s["decisions"]
+    lines = [f"Summary ({s['model']}): {s['pairs']} pairs -> keep {d.get('keep', 0)} ({pct(d.get('keep', 0))}), "
+             f"flip {d.get('flip', 0)} ({pct(d.get('flip', 0))}), drop {d.get('drop', 0)} ({pct(d.get('drop', 0))})"]
+    for r in s["reasons"]:
+        lines.append(f"  {r['decision']:<5} {r['reason']:<32} {r['pairs']}")
+    la = s.get("label_agreement")
+    if la and la["judged_pairs"]:
+        lines.append(f"  judge agrees with the dataset's label on {la['judge_agrees_with_label']} of {la['judged_pairs']} "
+                     f"judged pairs ({100 * la['agreement_rate']:.0f}%); prefers rejected on {la['judge_prefers_rejected']}; "
+                     f"ties {la['ties']}")
+    pb = s.get("position_bias")
+    if pb and pb["checked"]:
+        lines.append(f"  position bias: verdict changed on {pb['verdict_changed']} of {pb['checked']} swapped pairs "
+                     f"({100 * pb['rate']:.0f}%)")
+    if "judge_failures" in s:
+        lines.append(f"  judge failures: {s['judge_failures']}")
+    run = s.get("this_run")
+    if run:
+        lines.append(f"  this run: {run.get('requests', 0)} requests, {run.get('cached', 0)} cached rows, "
+                     f"{run.get('failed', 0)} failed rows, {run.get('rate_limited', 0)} rate-limited, "
+                     f"tokens {run.get('prompt_tokens', 0)}+{run.get('completion_tokens', 0)}")
+    elif "tokens" in s:
+        lines.append(f"  tokens: {s['tokens']['prompt']} prompt + {s['tokens']['completion']} completion")
+    return lines
+
+
+def write_summary(con: duckdb.DuckDBPyConnection, target_dir, run_id: str, summary: dict) -> None:
+    summary = {"run_id": run_id, "generated_at": datetime.now(timezone.utc).isoformat(), **summary}
+    write_json_atomic(target_dir / "summary.json", summary)
+    con.execute(f"create table if not exists {META_SCHEMA}.run_summaries (run_id varchar, created_at timestamp, summary json)")
+    con.execute(f"insert into {META_SCHEMA}.run_summaries values (?, now(), ?)", [run_id, json.dumps(summary, default=str)])
