@@ -9,6 +9,7 @@ from .datatests import TestResult, load_tests, run_test
 from .project import Project
 from .runner import Build, BuildOptions, Reporter
 from .summary import compute_summary, format_summary, write_summary
+from .warehouse import MODELS_SCHEMA, relation_kind
 
 
 def report_test(result: TestResult, report: Reporter) -> None:
@@ -30,9 +31,11 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = print)
             built.add(model.name)
             ok = True
             for test in tests:
-                # A test runs once all the models it reads are built in this run (or were not selected).
+                # A test runs once all the models it reads are built in this run (or were not selected
+                # and already stand in the warehouse: `--select +m` must not run m's children's tests).
                 if model.name not in test.depends_on or any(
-                        d not in built and d in build.selected for d in test.depends_on):
+                        d not in built and (d in build.selected or relation_kind(con, MODELS_SCHEMA, d) is None)
+                        for d in test.depends_on):
                     continue
                 outcome = run_test(con, test)
                 test_results.append(outcome)

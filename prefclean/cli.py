@@ -215,5 +215,33 @@ def judges(load, check):
     return 0 if all(r["ok"] for r in rows) else EXIT_FAILED
 
 
+@main.command()
+@click.argument("query", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
+              show_default=True, help="How to print results.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write results to a .parquet, .csv or .jsonl file instead of printing.")
+@click.option("--write", is_flag=True, help="Open the warehouse read-write (default: read-only).")
+@common_options
+def sql(load, query, fmt, output, write):
+    """Run SQL against the warehouse; with no QUERY, open an interactive prompt."""
+    from .sqlshell import format_table, interactive, open_connection, render_query, run_query, write_output
+
+    project = load()
+    con = open_connection(project, write=write)
+    try:
+        if query is None:
+            interactive(project, con, fmt, _echo)
+            return 0
+        table = run_query(con, render_query(project, query))
+        if output:
+            click.echo(write_output(table, Path(output)))
+        else:
+            click.echo(format_table(table, fmt))
+    finally:
+        con.close()
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
