@@ -1,0 +1,245 @@
+"""A fake LLM judge: a real OpenAI-compatible chat server on 127.0.0.1 whose answers the tests control.
+
+Why: tests and benchmarks must exercise the real HTTP path (aiohttp client, retries, 429s, time-outs) without a
+model. The server reads the prompt prefclean rendered and answers in the judge's format with ratings it derives
+from markers planted in the data, so a test decides every rating by writing the rows.
+
+Ratings, per text (first rule that applies):
+  1. a marker in the text: `[[rate=K]]` (any judge) or `[[rate:MODEL=K]]` (only the judge whose model is MODEL);
+  2. `position_ratings` from /control: a list giving the rating by position (simulates a position-biased judge);
+  3. `default_rating` (3).
+Prometheus prompts get "Feedback: ... [RESULT] K" (absolute) or "[RESULT] A|B" (relative, the higher-rated wins).
+
+Faults, set with POST /control (JSON); counters reset with POST /reset; GET /stats returns what happened:
+  latency_ms, fail_first_n + fail_status, fail_every (every k-th request fails), rate_limit_first_n + retry_after,
+  garbage_first_n (unparseable answer), hang_first_n + hang_ms, fail_if_contains / garbage_if_contains (substring
+  of the prompt that always fails / always gets an unparseable answer).
+
+Run: python tests/servers/fake_judge.py [--port 0] [--latency-ms 0]  -> prints "LISTENING <base_url>".
+In Python: `with FakeJudge() as judge: judge.url, judge.control(...), judge.stats()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+TEXT_BLOCK = re.compile(r"<text (\d+)>\n(.*?)\n</text \1>", re.S)
+PROMETHEUS_RESPONSE = re.compile(r"<response( [AB])?>\n(.*?)\n</response\1>", re.S)
+MARKER = re.compile(r"\[\[rate(?::([\w.\-/]+))?=(\d)\]\]")
+DEFAULTS = {
+    "latency_ms": 0.0, "default_rating": 3, "position_ratings": None,
+    "fail_first_n": 0, "fail_status": 500, "fail_every": 0,
+    "rate_limit_first_n": 0, "retry_after": 0.2,
+    "garbage_first_n": 0, "hang_first_n": 0, "hang_ms": 30_000,
+    "fail_if_contains": None, "garbage_if_contains": None,
+}
+
+
+def rating_for(text: str, model: str, position: int, settings: dict) -> int:
+    generic = None
+    for target, value in MARKER.findall(text):
+        if target == model:
+            return int(value)
+        if not target and generic is None:
+            generic = int(value)
+    if generic is not None:
+        return generic
+    positions = settings["position_ratings"]
+    if positions:
+        return int(positions[min(position, len(positions) - 1)])
+    return int(settings["default_rating"])
+
+
+def answer_for(prompt: str, model: str, settings: dict) -> str:
+    """The judge's answer, in the format of whichever task rendered the prompt."""
+    texts = TEXT_BLOCK.findall(prompt)
+    if texts:
+        blocks = []
+        for position, (index, text) in enumerate(texts):
+            rating = rating_for(text, model, position, settings)
+            blocks.append(f"#### Output for Text {index}\nRating: {rating}\nRationale: text {index} earns {rating}.")
+        return "\n\n".join(blocks)
+    responses = PROMETHEUS_RESPONSE.findall(prompt)
+    if len(responses) == 2:
+        a, b = (rating_for(text, model, i, settings) for i, (_, text) in enumerate(responses))
+        return f"Feedback: A earns {a}, B earns {b}. [RESULT] {'A' if a >= b else 'B'}"
+    if len(responses) == 1:
+        score = rating_for(responses[0][1], model, 0, settings)
+        return f"Feedback: the response earns {score}. [RESULT] {score}"
+    return "I cannot find anything to rate."
+
+
+class JudgeServer:
+    def __init__(self, latency_ms: float = 0.0):
+        self.settings = dict(DEFAULTS, latency_ms=latency_ms)
+        self.reset_stats()
+
+    def reset_stats(self):
+        self.stats = {"requests": 0, "completions": 0, "by_status": {}, "in_flight": 0, "max_in_flight": 0,
+                      "prompt_tokens": 0, "completion_tokens": 0, "models": {}, "first_request_at": None,
+                      "last_request_at": None}
+
+    def _count(self, status: int):
+        self.stats["by_status"][str(status)] = self.stats["by_status"].get(str(status), 0) + 1
+
+    async def chat(self, request):
+        from aiohttp import web
+
+        stats, settings = self.stats, self.settings
+        stats["requests"] += 1
+        number = stats["requests"]
+        now = time.time()
+        stats["first_request_at"] = stats["first_request_at"] or now
+        stats["last_request_at"] = now
+        stats["in_flight"] += 1
+        stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
+        try:
+            body = await request.json()
+            model = str(body.get("model") or "fake-judge")
+            prompt = "\n".join(str(m.get("content") or "") for m in body.get("messages", []))
+            stats["models"][model] = stats["models"].get(model, 0) + 1
+            if settings["latency_ms"]:
+                await asyncio.sleep(settings["latency_ms"] / 1000)
+            if number <= settings["hang_first_n"]:
+                await asyncio.sleep(settings["hang_ms"] / 1000)
+            if number <= settings["rate_limit_first_n"]:
+                self._count(429)
+                return web.json_response({"error": {"message": "rate limited"}}, status=429,
+                                         headers={"Retry-After": str(settings["retry_after"])})
+            failing = number <= settings["fail_first_n"] or (
+                settings["fail_every"] and number % settings["fail_every"] == 0) or (
+                settings["fail_if_contains"] and settings["fail_if_contains"] in prompt)
+            if failing:
+                status = int(settings["fail_status"])
+                self._count(status)
+                return web.json_response({"error": {"message": f"injected failure {status}"}}, status=status)
+            garbage = number <= settings["garbage_first_n"] or (
+                settings["garbage_if_contains"] and settings["garbage_if_contains"] in prompt)
+            text = "Both answers are fine I guess." if garbage else answer_for(prompt, model, settings)
+            usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4}
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            stats["prompt_tokens"] += usage["prompt_tokens"]
+            stats["completion_tokens"] += usage["completion_tokens"]
+            stats["completions"] += 1
+            self._count(200)
+            return web.json_response({
+                "id": f"fake-{number}", "object": "chat.completion", "created": int(now), "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": usage,
+            })
+        finally:
+            stats["in_flight"] -= 1
+
+    async def control(self, request):
+        from aiohttp import web
+
+        changes = await request.json()
+        unknown = set(changes) - set(DEFAULTS)
+        if unknown:
+            return web.json_response({"error": f"unknown settings {sorted(unknown)}"}, status=400)
+        self.settings.update(changes)
+        return web.json_response(self.settings)
+
+    async def reset(self, request):
+        from aiohttp import web
+
+        latency = self.settings["latency_ms"] if (await request.text()) == "keep-latency" else 0.0
+        self.settings = dict(DEFAULTS, latency_ms=latency)
+        self.reset_stats()
+        return web.json_response(self.settings)
+
+    def app(self):
+        from aiohttp import web
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/v1/models", lambda r: web.json_response(
+            {"object": "list", "data": [{"id": "fake-judge", "object": "model"}]}))
+        app.router.add_get("/health", lambda r: web.json_response({"status": "ok"}))
+        app.router.add_post("/control", self.control)
+        app.router.add_post("/reset", self.reset)
+        app.router.add_get("/stats", lambda r: web.json_response(self.stats))
+        return app
+
+
+def serve(host: str, port: int, latency_ms: float):
+    from aiohttp import web
+
+    async def main():
+        runner = web.AppRunner(JudgeServer(latency_ms).app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, backlog=4096)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]
+        print(f"LISTENING http://{host}:{bound}/v1", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        import uvloop  # optional: faster loop for the million-pair benchmark
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main())
+
+
+class FakeJudge:
+    """Starts the server as a subprocess and talks to its control API."""
+
+    def __init__(self, latency_ms: float = 0.0, host: str = "127.0.0.1"):
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--host", host, "--port", "0",
+             "--latency-ms", str(latency_ms)],
+            stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        if not line.startswith("LISTENING "):
+            self.process.kill()
+            raise RuntimeError(f"fake judge did not start: {line!r}")
+        self.url = line.split()[1]  # .../v1, as an OpenAI base_url
+        self.root = self.url.rsplit("/v1", 1)[0]
+
+    def _call(self, method: str, path: str, payload=None):
+        data = None if payload is None else (payload if isinstance(payload, bytes) else json.dumps(payload).encode())
+        request = urllib.request.Request(self.root + path, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def control(self, **settings) -> dict:
+        return self._call("POST", "/control", settings)
+
+    def reset(self, keep_latency: bool = False) -> dict:
+        return self._call("POST", "/reset", b"keep-latency" if keep_latency else b"")
+
+    def stats(self) -> dict:
+        return self._call("GET", "/stats")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    serve(args.host, args.port, args.latency_ms)
