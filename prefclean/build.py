@@ -50,7 +50,10 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = print)
         if options.run_exports and project.exports and not build.failed:
             from .export import run_exports
 
-            exports_ok = run_exports(build.con, project, build.compiler, None, report)
+            # After `--select`, only the exports of models this run built.
+            names = [n for n, e in project.exports.items() if e.on_build and e.model in built]
+            if names:
+                exports_ok = run_exports(build.con, project, build.compiler, names, report)
         elif options.run_exports and project.exports:
             report("exports skipped: the build failed")
         audit = [m.name for m in build.compiler.models.values() if m.config.get("audit") and m.name in build.selected]

@@ -58,6 +58,7 @@ class ExportConfig:
     model: str
     target: str  # parquet | jsonl | csv | hub | argilla
     options: dict[str, Any] = field(default_factory=dict)
+    on_build: bool = True  # false: only `prefclean export NAME` runs it (e.g. a push that needs the network)
 
 
 @dataclass
@@ -197,8 +198,9 @@ def _parse_export(name: str, raw: Any) -> ExportConfig:
     raw = _expect(raw, dict, path, "a mapping")
     model = _expect(raw.get("model"), str, f"{path}.model", "the name of a model")
     target = _expect(raw.get("target"), str, f"{path}.target", "parquet, jsonl, csv, hub or argilla")
-    return ExportConfig(name=name, model=model, target=target,
-                        options={k: v for k, v in raw.items() if k not in ("model", "target")})
+    on_build = _expect(raw.get("on_build", True), bool, f"{path}.on_build", "true or false")
+    return ExportConfig(name=name, model=model, target=target, on_build=on_build,
+                        options={k: v for k, v in raw.items() if k not in ("model", "target", "on_build")})
 
 
 def load_project(project_dir: str | Path = ".", cli_vars: dict[str, Any] | None = None) -> Project:

@@ -96,6 +96,29 @@ def _load_duckdb(con, source, project):
     return f"select * from {rel}", _files_fingerprint([path], source.table)
 
 
+def _project_path(value, project: Project):
+    """data_files may be a string, a list or a {split: files} mapping of paths relative to the project."""
+    if isinstance(value, str):
+        return value if Path(value).is_absolute() or "://" in value else str(project.root / value)
+    if isinstance(value, list):
+        return [_project_path(v, project) for v in value]
+    if isinstance(value, dict):
+        return {k: _project_path(v, project) for k, v in value.items()}
+    return value
+
+
+def _split_name(split: str | None) -> str:
+    return (split or "train").split("[")[0]
+
+
+def _split_slice(split: str | None) -> tuple[int | None, int | None] | None:
+    """`train[:20]` -> (None, 20); `train[5:10]` -> (5, 10); no brackets -> None (percentages not supported)."""
+    match = re.fullmatch(r"[^\[]+\[(-?\d*):(-?\d*)\]", split or "")
+    if not match:
+        return None
+    return tuple(int(x) if x else None for x in match.groups())  # type: ignore[return-value]
+
+
 @register_loader("huggingface")
 def _load_huggingface(con, source, project):
     """datasets.load_dataset -> its Arrow table, registered in DuckDB without copying into Python objects."""
@@ -103,17 +126,29 @@ def _load_huggingface(con, source, project):
         import datasets
     except ImportError:  # pragma: no cover - datasets is a dependency
         raise SourceError("the huggingface source type needs the `datasets` package") from None
+    # Local paths (a data folder, a save_to_disk folder, data_files) are relative to the project, not the cwd.
+    local = Path(source.path) if Path(source.path).is_absolute() else project.root / source.path
+    options = {k: _project_path(v, project) if k in ("data_files", "data_dir") else v for k, v in source.options.items()}
     try:
-        ds = datasets.load_dataset(source.path, source.hf_name, split=source.split or "train", **source.options)
+        if (local / "state.json").exists() or (local / "dataset_dict.json").exists():
+            ds = datasets.load_from_disk(str(local))
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds[_split_name(source.split)]
+            if _split_slice(source.split):
+                ds = ds.select(range(*slice(*_split_slice(source.split)).indices(len(ds))))
+        else:
+            path = str(local) if local.exists() else source.path
+            ds = datasets.load_dataset(path, source.hf_name, split=source.split or "train", **options)
     except Exception as exc:  # datasets raises many types; the user needs the message, not the traceback
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceError(f"source '{source.name}': cannot load Hugging Face dataset {source.path!r}: {message}") from None
     if isinstance(ds, dict):  # a DatasetDict when split resolves to several
         raise SourceError(f"source '{source.name}': set `split` (one of {', '.join(ds)})")
-    if getattr(ds, "_indices", None) is not None:
-        ds = ds.flatten_indices()
+    table = ds.data.table
+    if getattr(ds, "_indices", None) is not None:  # a slice or selection: take the rows in Arrow, write no cache
+        table = table.take(ds._indices.table.column(0))
     view = f"hf_{source.name}"
-    con.register(view, ds.data.table)
+    con.register(view, table)
     return f"select * from {quote(view)}", getattr(ds, "_fingerprint", "") + json.dumps([source.path, source.hf_name, source.split])
 
 

