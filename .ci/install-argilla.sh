@@ -18,7 +18,6 @@ PINS=(
 
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - <<'PY' 2>/dev/null
 from importlib.metadata import version
-import shutil, sys, sysconfig
 assert version("argilla-server") == "2.8.0" and version("osmem-server") == "0.1.6"
 import aiosqlite  # noqa: F401
 assert int(version("click").split(".")[1]) < 2
@@ -30,6 +29,7 @@ fi
 
 rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install -q "${PINS[@]}"
-"$VENV/bin/python" -c "import argilla_server, aiosqlite" 
+# (the grep only hides pip's notes about unreachable extra indexes configured on some machines)
+"$VENV/bin/pip" install -q "${PINS[@]}" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+"$VENV/bin/python" -c "import argilla_server, aiosqlite, osmem_server"
 echo "argilla stack installed in $VENV: $("$VENV/bin/pip" list 2>/dev/null | grep -iE '^(argilla-server|osmem-server) ' | tr -s ' ' | paste -sd, -)"

@@ -85,7 +85,7 @@ def compile(load, select):
     compiler.write_compiled(project.target_dir)
     write_manifest(project.target_dir, project, compiler.models, graph)
     for name in graph.select(select):
-        click.echo(f"compiled {compiler.compiled_path(compiler.models[name]).relative_to(project.root)}")
+        click.echo(f"compiled {project.shown(compiler.compiled_path(compiler.models[name]))}")
 
 
 @main.command(name="ls")
@@ -240,6 +240,18 @@ def sql(load, query, fmt, output, write):
             click.echo(format_table(table, fmt))
     finally:
         con.close()
+    return 0
+
+
+@main.command()
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; keep the default unless you mean to share.")
+@common_options
+def dashboard(load, port, host):
+    """Serve a read-only web dashboard over the warehouse (overview, charts, pairs, lineage, SQL)."""
+    from .dashboard import serve
+
+    serve(load(), host=host, port=port, echo=_echo)
     return 0
 
 

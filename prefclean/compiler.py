@@ -78,7 +78,7 @@ class _RenderContext:
                                + _suggest(name, self.compiler.model_names))
         self.model.refs.add(name)
         if self.compiler.ephemeral.get(name) is not None:
-            return f"({self.compiler.ephemeral[name]})"
+            return f"({self.compiler.ephemeral[name]}\n)"  # the newline ends a trailing -- comment
         return relation(MODELS_SCHEMA, name)
 
     def source(self, name: str, table: str | None = None) -> str:
@@ -198,10 +198,13 @@ class Compiler:
         """Render every model once (not incremental) to learn its config and dependencies."""
         for model in self.models.values():
             self.render(model)
-        for model in self.models.values():
-            self.ephemeral[model.name] = model.compiled_sql if model.materialized == "ephemeral" else None
-        # Ephemeral models are inlined: render again so refs to them embed their SQL.
-        if any(v is not None for v in self.ephemeral.values()):
+        # Ephemeral models are inlined: render again until refs to them embed their SQL (an ephemeral model
+        # that refs another ephemeral one needs one more round per level).
+        for _ in range(len(self.models) + 1):
+            inlined = {m.name: m.compiled_sql if m.materialized == "ephemeral" else None for m in self.models.values()}
+            changed, self.ephemeral = inlined != self.ephemeral, inlined
+            if not changed or all(v is None for v in inlined.values()):
+                break
             for model in self.models.values():
                 self.render(model)
         return self.models

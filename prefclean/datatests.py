@@ -99,6 +99,8 @@ def _entries(tests) -> list[tuple[str, dict]]:
             out.append((t, {}))
         elif isinstance(t, dict) and len(t) == 1:
             kind, args = next(iter(t.items()))
+            if not isinstance(args or {}, dict):
+                raise ValueError(f"the arguments of test {kind} must be a mapping, got {args!r}")
             out.append((kind, dict(args or {})))
         else:
             raise ValueError(f"a test must be a name or a one-key mapping, got {t!r}")
@@ -115,14 +117,21 @@ def load_tests(compiler: Compiler) -> list[DataTest]:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise ProjectError(f"{rel_path}{f' line {mark.line + 1}' if mark else ''}: invalid YAML") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("models") or [], list):
+            raise ProjectError(f"{rel_path}: expected `models:` followed by a list of models and their tests")
         for i, entry in enumerate(doc.get("models") or []):
             name = entry.get("name") if isinstance(entry, dict) else None
             if name not in compiler.models:
                 raise ProjectError(f"{rel_path}: models[{i}] names unknown model '{name}'")
             rel = relation(MODELS_SCHEMA, name)
-            specs = [(None, k, a) for k, a in _entries(entry.get("tests"))]
-            for c, column in enumerate(entry.get("columns") or []):
-                specs += [(column.get("name"), k, a) for k, a in _entries(column.get("tests"))]
+            try:
+                specs = [(None, k, a) for k, a in _entries(entry.get("tests"))]
+                for c, column in enumerate(entry.get("columns") or []):
+                    if not isinstance(column, dict) or not column.get("name"):
+                        raise ValueError(f"columns[{c}] needs `name:` (and `tests:`)")
+                    specs += [(column.get("name"), k, a) for k, a in _entries(column.get("tests"))]
+            except ValueError as exc:
+                raise ProjectError(f"{rel_path}: model '{name}': {exc}") from None
             for column, kind, args in specs:
                 args = dict(args)
                 severity = str(args.pop("severity", "error")).lower()
@@ -159,7 +168,8 @@ def compiler_order(compiler: Compiler) -> list[str]:
 
 def run_test(con: duckdb.DuckDBPyConnection, test: DataTest) -> TestResult:
     try:
-        failures = con.execute(f"select count(*) from ({test.sql})").fetchall()[0][0]
+        # The newline ends a -- comment the test's SQL may finish with.
+        failures = con.execute(f"select count(*) from ({test.sql}\n)").fetchall()[0][0]
     except duckdb.Error as exc:
         return TestResult(test, "error", message=" ".join(str(exc).split()))
     if failures == 0:

@@ -86,6 +86,10 @@ class Project:
     def udfs_dir(self) -> Path:
         return self.root / "udfs"
 
+    def shown(self, path: Path) -> Path:
+        """A path as messages show it: relative to the project when inside it (target_dir may be elsewhere)."""
+        return path.relative_to(self.root) if path.is_relative_to(self.root) else path
+
     @property
     def judgment_cache(self) -> Path:
         return self.warehouse.with_name("judgments.duckdb")

@@ -38,7 +38,7 @@ def load_graph(project: Project, connection=None) -> tuple[Compiler, Graph]:
 
 def _sql_error(model: Model, compiler: Compiler, exc: duckdb.Error) -> str:
     message = str(exc).strip().replace("\n", " ")
-    return f"{message} (compiled SQL: {compiler.compiled_path(model).relative_to(compiler.project.root)})"
+    return f"{message} (compiled SQL: {compiler.project.shown(compiler.compiled_path(model))})"
 
 
 def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model, *, full_refresh: bool) -> int:
@@ -64,6 +64,10 @@ def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model
         return _merge_incremental(con, compiler, model)
     except duckdb.Error as exc:
         raise ModelError(f"model '{name}' failed: {_sql_error(model, compiler, exc)}") from None
+    except RuntimeError as exc:  # how DuckDB reports Ctrl-C during a query
+        if "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from None
+        raise
 
 
 def _merge_incremental(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model) -> int:
@@ -114,8 +118,12 @@ class Build:
         self.project, self.options, self.report = project, options, report
         self.run_id = uuid.uuid4().hex[:12]
         self.con = connect(project.warehouse)
-        self.compiler, self.graph = load_graph(project, self.con)
-        self.selected = self.graph.select(options.select)
+        try:
+            self.compiler, self.graph = load_graph(project, self.con)
+            self.selected = self.graph.select(options.select)
+        except BaseException:  # a compile error must not leave the warehouse open (and locked)
+            self.con.close()
+            raise
         self.results: list[ModelResult] = []
         self.ctx = RunContext(project=project, options=dict(options.options))
 
@@ -126,7 +134,9 @@ class Build:
             self.ctx.options["connection_path"] = str(self.project.warehouse)
             register_udfs(con, all_udfs(self.project), self.ctx)
             models = self.compiler.models
-            needed_sources = set().union(*(models[n].sources for n in self.selected)) if self.selected else set()
+            # Sources of ephemeral parents count too: their SQL is inlined into the selected models.
+            inlined = {a for n in self.selected for a in self.graph.ancestors(n) if models[a].materialized == "ephemeral"}
+            needed_sources = set().union(set(), *(models[n].sources for n in set(self.selected) | inlined))
             stage_sources(con, self.project, needed_sources, force=self.options.full_refresh, report=self.report)
             self.compiler.write_compiled(self.project.target_dir)
             write_manifest(self.project.target_dir, self.project, models, self.graph)

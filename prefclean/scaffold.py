@@ -72,6 +72,9 @@ def scaffold(directory: Path, name: str | None = None) -> Path:
         "udfs/text.py": _UDF,
         ".gitignore": "target/\n",
     }
+    existing = [rel for rel in files if (directory / rel).exists()]
+    if existing:  # never overwrite a user's files
+        raise PrefcleanError(f"{directory / existing[0]} already exists; init a new or empty folder")
     for rel, text in files.items():
         path = directory / rel
         path.parent.mkdir(parents=True, exist_ok=True)

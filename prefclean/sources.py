@@ -49,28 +49,40 @@ def _files_fingerprint(files: list[Path], extra: object = None) -> str:
     return hashlib.sha256(json.dumps([parts, extra], default=str).encode()).hexdigest()
 
 
+def _literal(value) -> str:
+    """A YAML value as a DuckDB literal: lists and mappings too (read_csv's `names:`, `columns:`)."""
+    if isinstance(value, str):
+        return _sql_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_sql_string(str(k))}: {_literal(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)  # numbers, true/false, null
+
+
 def _options_sql(options: dict) -> str:
     out = []
     for key, value in options.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key)):
             raise SourceError(f"invalid reader option name {key!r}")
-        out.append(f", {key} = {_sql_string(value) if isinstance(value, str) else json.dumps(value)}")
+        out.append(f", {key} = {_literal(value)}")
     return "".join(out)
 
 
-def _file_loader(reader: str, extra_options: str = "") -> Loader:
+def _file_loader(reader: str, defaults: dict | None = None) -> Loader:
     def load(con, source, project):
         files = _matching_files(source, project)
         file_list = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
-        sql = f"select * from {reader}({file_list}{extra_options}{_options_sql(source.options)})"
+        options = {**(defaults or {}), **source.options}  # the user's options win over our defaults
+        sql = f"select * from {reader}({file_list}{_options_sql(options)})"
         return sql, _files_fingerprint(files, source.options)
 
     return load
 
 
 register_loader("parquet")(_file_loader("read_parquet"))
-register_loader("csv")(_file_loader("read_csv", ", header = true"))
-register_loader("jsonl")(_file_loader("read_json", ", format = 'newline_delimited'"))
+register_loader("csv")(_file_loader("read_csv", {"header": True}))
+register_loader("jsonl")(_file_loader("read_json", {"format": "newline_delimited"}))
 
 
 @register_loader("duckdb")

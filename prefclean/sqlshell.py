@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 
 import duckdb
@@ -16,7 +15,7 @@ import duckdb
 from .compiler import Compiler, Model
 from .errors import PrefcleanError
 from .project import Project
-from .readonly import explain_error, open_readonly
+from .readonly import QueryRefused, explain_error, open_readonly
 from .warehouse import connect
 
 FORMATS = ("table", "csv", "json", "markdown")
@@ -31,32 +30,47 @@ def render_query(project: Project, text: str) -> str:
 
 
 def open_connection(project: Project, *, write: bool) -> duckdb.DuckDBPyConnection:
-    return connect(project.warehouse) if write else open_readonly(project.warehouse)
+    """The warehouse with the project's udfs/ functions, so views that call them can be queried."""
+    from .udf import RunContext, load_project_udfs, register_udfs
+
+    con = connect(project.warehouse) if write else open_readonly(project.warehouse)
+    try:
+        specs = [s for s in load_project_udfs(project.udfs_dir) if not s.with_context]
+        register_udfs(con, specs, RunContext(project=project))
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+class QueryInterrupted(PrefcleanError):
+    """Ctrl-C stopped a query; the connection stays usable."""
+
+    exit_code = 130
 
 
 def run_query(con: duckdb.DuckDBPyConnection, sql: str):
-    """Run in a worker thread so Ctrl-C can interrupt DuckDB; returns an Arrow table (or None)."""
-    result: dict = {}
+    """Run on the calling (main) thread: DuckDB watches for Ctrl-C there and cancels the query cleanly.
 
-    def work():
-        try:
-            rel = con.sql(sql)
-            result["table"] = rel.to_arrow_table() if rel is not None else None
-        except duckdb.Error as exc:
-            result["error"] = exc
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
+    (A worker thread does not work: the signal kills DuckDB's call mid-way and leaves the connection busy.)
+    Returns an Arrow table.
+    """
     try:
-        while worker.is_alive():
-            worker.join(0.1)
+        rel = con.sql(sql)
+        return rel.to_arrow_table() if rel is not None else None
     except KeyboardInterrupt:
-        con.interrupt()
-        worker.join()
-        raise PrefcleanError("query interrupted") from None
-    if "error" in result:
-        raise explain_error(result["error"])
-    return result.get("table")
+        raise QueryInterrupted("query interrupted") from None
+    except duckdb.Error as exc:
+        if isinstance(exc, getattr(duckdb, "InterruptException", ())):
+            raise QueryInterrupted("query interrupted") from None
+        error = explain_error(exc)
+        if isinstance(error, QueryRefused) and "read-only mode" in str(exc):
+            error = QueryRefused(f"{error}; use `prefclean sql --write` to change the warehouse")
+        raise error from None
+    except RuntimeError as exc:  # what DuckDB raises when it cancels a query on Ctrl-C
+        if "interrupted" in str(exc).lower():
+            raise QueryInterrupted("query interrupted") from None
+        raise
 
 
 def _markdown(table) -> str:
@@ -74,13 +88,12 @@ def format_table(table, fmt: str, *, max_rows: int = 40) -> str:
     if fmt == "json":
         return "\n".join(json.dumps(row, default=str, ensure_ascii=False) for row in table.to_pylist())
     if fmt == "csv":
-        import io
+        import tempfile
 
-        import pyarrow.csv as pacsv
-
-        buf = io.BytesIO()
-        pacsv.write_csv(table, buf)
-        return buf.getvalue().decode("utf-8").rstrip("\n")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "result.csv"
+            _write_csv(table, out)
+            return out.read_text(encoding="utf-8").rstrip("\n")
     if fmt == "markdown":
         return _markdown(table)
     scratch = duckdb.connect()
@@ -91,17 +104,29 @@ def format_table(table, fmt: str, *, max_rows: int = 40) -> str:
     return text.rstrip("\n")
 
 
+def _write_csv(table, path: Path) -> None:
+    """DuckDB's CSV writer: unlike Arrow's, it handles list and struct columns (judgments, generations)."""
+    scratch = duckdb.connect()
+    try:
+        scratch.register("result", table)
+        scratch.execute(f"copy result to '{str(path).replace(chr(39), chr(39) * 2)}' (format csv, header true)")
+    finally:
+        scratch.close()
+
+
 def write_output(table, path: Path) -> str:
     """Write results to .parquet/.csv/.json(l) atomically through Arrow."""
     import pyarrow.parquet as pq
 
+    if table is None:
+        raise PrefcleanError(f"-o {path}: the statement returned no result to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         pq.write_table(table, tmp, compression="zstd")
     elif suffix == ".csv":
-        tmp.write_text(format_table(table, "csv") + "\n", encoding="utf-8")
+        _write_csv(table, tmp)
     elif suffix in (".json", ".jsonl"):
         tmp.write_text(format_table(table, "json") + "\n", encoding="utf-8")
     else:

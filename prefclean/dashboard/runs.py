@@ -73,12 +73,12 @@ class Node:
 @dataclass
 class Lineage:
     nodes: list[Node] = field(default_factory=list)
-    edges: list[tuple[Node, Node]] = field(default_factory=list)
+    edges: list[str] = field(default_factory=list)  # SVG path data, one per dependency
     width: int = 0
     height: int = 0
 
 
-NODE_W, NODE_H, GAP_X, GAP_Y = 190, 58, 60, 22
+NODE_W, NODE_H, GAP_X, GAP_Y = 170, 52, 40, 40
 
 
 def lineage(files: TargetFiles) -> Lineage | None:
@@ -117,8 +117,18 @@ def lineage(files: TargetFiles) -> Lineage | None:
         for row, name in enumerate(names):
             nodes[name].x = 10 + col * (NODE_W + GAP_X)
             nodes[name].y = 10 + row * (NODE_H + GAP_Y)
-    out = Lineage(nodes=list(nodes.values()))
-    out.edges = [(nodes[p], nodes[c]) for c, ps in parents.items() for p in ps]
+    out = Lineage(nodes=[nodes[n] for n in order if n in nodes])
+    out.edges = [_edge(nodes[p], nodes[c]) for c, ps in parents.items() for p in ps]
     out.width = 20 + len(columns) * (NODE_W + GAP_X) - GAP_X
-    out.height = 20 + max(len(v) for v in columns.values()) * (NODE_H + GAP_Y) - GAP_Y
+    out.height = 20 + max(len(v) for v in columns.values()) * (NODE_H + GAP_Y)
     return out
+
+
+def _edge(a: Node, b: Node) -> str:
+    """A curve from a's right side to b's left; edges that skip columns dip under the nodes they pass."""
+    x1, y1, x2, y2 = a.x + NODE_W, a.y + NODE_H / 2, b.x, b.y + NODE_H / 2
+    if x2 - x1 <= GAP_X + 1:
+        return f"M{x1},{y1} C{x1 + GAP_X / 2},{y1} {x2 - GAP_X / 2},{y2} {x2},{y2}"
+    low = max(a.y, b.y) + NODE_H + GAP_Y * 0.6
+    return f"M{x1},{y1} C{x1 + GAP_X},{y1} {x1 + GAP_X / 2},{low} {x1 + GAP_X * 1.5},{low} " \
+           f"L{x2 - GAP_X * 1.5},{low} C{x2 - GAP_X / 2},{low} {x2 - GAP_X},{y2} {x2},{y2}"

@@ -1,4 +1,10 @@
-"""The `argilla` export target (judged pairs for human review) and `prefclean pull argilla` (reviews back)."""
+"""The `argilla` export target (judged pairs for human review) and `prefclean pull argilla` (reviews back).
+
+Options (under the export in prefclean.yml): dataset (default: the export's name), workspace (default
+`argilla`, created when missing), api_url (or $ARGILLA_API_URL), api_key_env (the variable holding the key,
+default ARGILLA_API_KEY), batch_size (records per request, default 200), query (what to select from the model;
+{rel} is the model's relation).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,9 @@ DEFAULT_QUERY = """
 select pair_id, system, instruction, generations, "order",
   list_transform("order", lambda o: round(case when o = 'chosen' then chosen_rating else rejected_rating end)::integer) as ratings,
   list_transform("order", lambda o: case when o = 'chosen' then chosen_rationale else rejected_rationale end) as rationales,
-  judge_models as judge_model, decision, reason, margin::double as margin
+  judge_models as judge_model, agreement::double as score, decision, reason, margin::double as margin
 from {rel}
+order by pair_id
 """
 HUMAN_SCHEMA, HUMAN_TABLE = "human", "reviews"
 
@@ -43,7 +50,7 @@ def export_argilla(con, project, export, rel):
     settings = connection_settings(export)
     query = (export.options.get("query") or DEFAULT_QUERY).format(rel=rel)
     try:
-        table = con.execute(query).to_arrow_table()
+        table = con.sql(query).to_arrow_table()
     except Exception as exc:
         raise ExportError(f"export '{export.name}': cannot select the review columns from {export.model}: "
                           f"{' '.join(str(exc).split())}") from None
@@ -55,7 +62,7 @@ def export_argilla(con, project, export, rel):
         done[0] = n
 
     try:
-        result = push_pairs(table, progress=progress, **settings)
+        result = push_pairs(table, progress=progress, batch_size=int(export.options.get("batch_size", 200)), **settings)
     except ArgillaExportError as exc:
         raise ExportError(f"export '{export.name}': {exc}") from None
     finally:

@@ -1,4 +1,8 @@
-"""The `hub` export target: a model's table pushed to a Hugging Face dataset repo in one commit."""
+"""The `hub` export target: a model's table pushed to a Hugging Face dataset repo in one commit.
+
+Options (under the export in prefclean.yml): repo_id (required), private, revision (a branch; created from main
+when missing), commit_message, config_name, split, license, pretty_name, task, rows_per_shard.
+"""
 
 from __future__ import annotations
 
@@ -13,39 +17,76 @@ from . import register_exporter
 from .files import copy_to_file
 
 THRESHOLD_VARS = ("min_margin", "poor_max", "min_agreement", "allow_flip", "drop_position_biased", "check_position_bias")
+ROW_NUMBER = "__prefclean_row"
 
 
 def _describe(con, rel: str) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in con.execute(f"describe select * from {rel}").fetchall()]
 
 
-def card_facts(con, project, export, rel: str) -> dict:
-    """What the dataset card says: source, judges, task, decisions, thresholds, schema."""
-    columns = [c for c, _ in _describe(con, rel)]
-    judge_models: list[str] = []
+def _judge_models(con, project, rel: str, columns: list[str]) -> list[str]:
+    """The judges named in the data (judge_model column) or, failing that, the panel in the project vars."""
     for col in ("judge_model", "judge_models"):
         if col in columns:
-            judge_models = sorted({m for (v,) in con.execute(f"select distinct {col} from {rel} where {col} is not null").fetchall()
-                                   for m in str(v).split(", ")})
-            break
+            found: set[str] = set()
+            for (value,) in con.execute(f"select distinct {col} from {rel} where {col} is not null").fetchall():
+                found.update(map(str, value) if isinstance(value, list) else str(value).split(", "))
+            return sorted(found)
+    panel = project.vars.get("judges") or []
+    return [project.judges[n].model or n for n in panel if n in project.judges]
+
+
+def card_facts(con, project, export, rel: str) -> dict:
+    """What the dataset card says: source, judges, task, decisions, thresholds, schema."""
+    schema = _describe(con, rel)
+    columns = [c for c, _ in schema]
     decisions: dict[str, int] = {}
     summary_path = project.target_dir / "summary.json"
     if summary_path.exists():
         decisions = json.loads(summary_path.read_text()).get("decisions", {})
     elif "decision" in columns:
         decisions = dict(con.execute(f"select decision, count(*) from {rel} group by 1").fetchall())
-    sources = [s for s in project.sources.values()]
+    sources = list(project.sources.values())
     chosen = project.vars.get("source")
     source = next((s for s in sources if s.name == chosen), sources[0] if sources else None)
     return {
-        "source_dataset": (source.path if source else None) or "unknown",
-        "judge_models": judge_models,
-        "task": export.options.get("task", "ultrafeedback"),
+        "source_dataset": (source.path if source else None) or (source.name if source else "unknown"),
+        "source_is_hub": bool(source and source.type == "huggingface"),
+        "model": export.model,
+        "judge_models": _judge_models(con, project, rel, columns),
+        "task": str(export.options.get("task", "ultrafeedback")),
         "aspect": str(project.vars.get("aspect", "overall-rating")),
         "decision_counts": decisions,
         "thresholds": {k: project.vars[k] for k in THRESHOLD_VARS if k in project.vars},
-        "schema": _describe(con, rel),
+        "schema": schema,
     }
+
+
+def write_shards(con, rel: str, directory: Path, rows: int, rows_per_shard: int) -> list[Path]:
+    """Parquet shards (zstd) by DuckDB. Rows are numbered once, so the shards split the table exactly."""
+    count = max(1, math.ceil(rows / rows_per_shard))
+    order = "order by pair_id" if "pair_id" in [c for c, _ in _describe(con, rel)] else ""
+    staged = "_prefclean_hub_export"
+    con.execute(f"create or replace temp table {staged} as "
+                f"select row_number() over ({order}) - 1 as {ROW_NUMBER}, * from {rel}")
+    try:
+        paths = []
+        for i in range(count):
+            path = directory / f"shard-{i:05d}.parquet"
+            copy_to_file(con, f"select * exclude ({ROW_NUMBER}) from {staged} where {ROW_NUMBER} >= {i * rows_per_shard} "
+                              f"and {ROW_NUMBER} < {(i + 1) * rows_per_shard} order by {ROW_NUMBER}",
+                         path, "parquet", {"compression": "zstd"})
+            paths.append(path)
+        return paths
+    finally:
+        con.execute(f"drop table if exists {staged}")
+
+
+def _option(export, key: str, default: str) -> str:
+    value = str(export.options.get(key, default))
+    if not value or "/" in value or value.startswith("."):
+        raise ExportError(f"export '{export.name}': `{key}` must be a plain name, not '{value}'")
+    return value
 
 
 @register_exporter("hub")
@@ -53,34 +94,24 @@ def export_hub(con, project, export, rel):
     from .hub import dataset_card, push_parquet_to_hub
 
     opts = export.options
-    repo_id = opts.get("repo_id")
-    if not repo_id or "/" not in str(repo_id):
-        raise ExportError(f"export '{export.name}': set `repo_id: owner/name`")
+    repo_id = str(opts.get("repo_id") or "")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ExportError(f"export '{export.name}': set `repo_id: owner/name` (got '{repo_id}')")
+    split, config_name = _option(export, "split", "train"), _option(export, "config_name", "default")
+    revision = str(opts.get("revision") or "main")
+    rows_per_shard = int(opts.get("rows_per_shard", 500_000))
+    if rows_per_shard < 1:
+        raise ExportError(f"export '{export.name}': `rows_per_shard` must be at least 1")
     rows = con.execute(f"select count(*) from {rel}").fetchall()[0][0]
-    shard_rows = int(opts.get("rows_per_shard", 500_000))
-    shards = max(1, math.ceil(rows / shard_rows))
-    split = opts.get("split", "train")
-    config_name = opts.get("config_name", "default")
-    order = "order by pair_id" if "pair_id" in [c for c, _ in _describe(con, rel)] else ""
+    facts = card_facts(con, project, export, rel)
+    card = dataset_card(repo_id=repo_id, pretty_name=str(opts.get("pretty_name", f"{project.name}: {export.model}")),
+                        config_name=config_name, split=split, num_rows=rows, prefclean_version=__version__,
+                        license=opts.get("license"), **facts)
     with tempfile.TemporaryDirectory(prefix="prefclean-hub-") as tmp:
-        files = []
-        for i in range(shards):
-            path = Path(tmp) / f"{split}-{i:05d}-of-{shards:05d}.parquet"
-            copy_to_file(con, f"select * from {rel} {order} limit {shard_rows} offset {i * shard_rows}", path,
-                         "parquet", {"compression": "zstd"})
-            files.append(path)
-        facts = card_facts(con, project, export, rel)
-        card = dataset_card(repo_id=repo_id, pretty_name=opts.get("pretty_name", f"{project.name}: {export.model}"),
-                            config_name=config_name, split=split, num_rows=rows, prefclean_version=__version__,
-                            license=opts.get("license"), **facts)
-        try:
-            result = push_parquet_to_hub(files, repo_id=repo_id, card_markdown=card, private=bool(opts.get("private", False)),
-                                         revision=opts.get("revision", "main"), commit_message=opts.get("commit_message"),
-                                         config_name=config_name, split=split)
-        except Exception as exc:
-            from .hub import HubExportError
-
-            if isinstance(exc, HubExportError):
-                raise ExportError(str(exc)) from None
-            raise
-    return f"{rows} rows of {export.model} -> hf://datasets/{repo_id}@{opts.get('revision', 'main')} ({shards} shard{'s' if shards > 1 else ''} + README.md)"
+        shards = write_shards(con, rel, Path(tmp), rows, rows_per_shard)
+        pushed = push_parquet_to_hub(shards, repo_id=repo_id, card_markdown=card, private=bool(opts.get("private", False)),
+                                     revision=revision, commit_message=opts.get("commit_message"),
+                                     config_name=config_name, split=split)
+    n = len(shards)
+    return (f"{rows} rows of {export.model} -> hf://datasets/{repo_id}@{revision} config {config_name} split {split} "
+            f"({n} shard{'s' if n > 1 else ''} + README.md, commit {pushed['oid'][:8]})")

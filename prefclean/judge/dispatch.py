@@ -145,6 +145,9 @@ class Dispatcher:
             attempt += 1
             await self._wait_turn()
             async with self._semaphore:
+                # A 429 may arrive while this request queued for a slot: honour it before sending.
+                while self._paused_until > time.monotonic():
+                    await asyncio.sleep(self._paused_until - time.monotonic())
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 started = time.perf_counter()

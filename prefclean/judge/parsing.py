@@ -168,11 +168,10 @@ def parse_ratings(raw: str | None, n: int) -> Parsed:
     if not matches:
         return Parsed([None] * n, [None] * n, error="no `Rating:` line in the answer")
     first_rationale = _RATIONALE.search(raw)
-    # "Rationale: ... Rating: 4" order when the very first rationale comes before the first rating
-    # and nothing but that rationale stands between them; otherwise each rating owns what follows it.
+    # "Rationale: ... Rating: 4" order when the answer opens with a rationale and ends with a rating;
+    # otherwise each rating owns the rationale that follows it.
     rationale_first = bool(first_rationale and first_rationale.start() < matches[0].start()
-                           and not _RATING.search(raw, first_rationale.end(), matches[0].start())
-                           and _RATIONALE.search(raw, matches[0].end(), matches[1].start() if len(matches) > 1 else len(raw)) is None)
+                           and _RATIONALE.search(raw, matches[-1].end()) is None)
     for i, m in enumerate(matches):
         if rationale_first:
             start = matches[i - 1].end() if i else 0

@@ -39,9 +39,20 @@ class Task:
     def __init__(self, env: jinja2.Environment):
         self.env = env
         self._grammars: dict[int, str] = {}
+        self._templates: dict[str, jinja2.Template] = {}
+        self._constant: dict[str, str] = {}
 
     def render(self, template: str, **values) -> str:
-        return self.env.get_template(template).render(**values).strip()
+        # Loaded once per build: get_template() stats the file on every call, once per judged row.
+        if template not in self._templates:
+            self._templates[template] = self.env.get_template(template)
+        return self._templates[template].render(**values).strip()
+
+    def render_constant(self, template: str) -> str:
+        """A template without variables (a system prompt), rendered once."""
+        if template not in self._constant:
+            self._constant[template] = self.render(template)
+        return self._constant[template]
 
     def prompt(self, instruction: str, generations: list[str], aspect: str, reference: str | None) -> Prompt:
         raise NotImplementedError
@@ -75,7 +86,7 @@ class UltraFeedback(Task):
         if aspect not in ASPECTS:
             raise JudgeError(f"unknown aspect '{aspect}' (one of {', '.join(ASPECTS)})")
         return Prompt([
-            {"role": "system", "content": self.render("ultrafeedback_system.jinja")},
+            {"role": "system", "content": self.render_constant("ultrafeedback_system.jinja")},
             {"role": "user", "content": self.render("ultrafeedback.jinja", instruction=instruction,
                                                     generations=generations, aspect=aspect)},
         ], len(generations))

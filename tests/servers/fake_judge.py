@@ -13,7 +13,8 @@ Prometheus prompts get "Feedback: ... [RESULT] K" (absolute) or "[RESULT] A|B" (
 Faults, set with POST /control (JSON); counters reset with POST /reset; GET /stats returns what happened:
   latency_ms, fail_first_n + fail_status, fail_every (every k-th request fails), rate_limit_first_n + retry_after,
   garbage_first_n (unparseable answer), hang_first_n + hang_ms, fail_if_contains / garbage_if_contains (substring
-  of the prompt that always fails / always gets an unparseable answer).
+  of the prompt that always fails / always gets an unparseable answer), record_prompts (keep every prompt in
+  /stats "prompts", to check what was sent). /stats "authorization" lists the distinct Authorization headers seen.
 
 Run: python tests/servers/fake_judge.py [--port 0] [--latency-ms 0]  -> prints "LISTENING <base_url>".
 In Python: `with FakeJudge() as judge: judge.url, judge.control(...), judge.stats()`.
@@ -32,14 +33,14 @@ import urllib.request
 from pathlib import Path
 
 TEXT_BLOCK = re.compile(r"<text (\d+)>\n(.*?)\n</text \1>", re.S)
-PROMETHEUS_RESPONSE = re.compile(r"<response( [AB])?>\n(.*?)\n</response\1>", re.S)
+PROMETHEUS_RESPONSE = re.compile(r"<response((?: [AB])?)>\n(.*?)\n</response\1>", re.S)  # group 1 always takes part
 MARKER = re.compile(r"\[\[rate(?::([\w.\-/]+))?=(\d)\]\]")
 DEFAULTS = {
     "latency_ms": 0.0, "default_rating": 3, "position_ratings": None,
     "fail_first_n": 0, "fail_status": 500, "fail_every": 0,
     "rate_limit_first_n": 0, "retry_after": 0.2,
     "garbage_first_n": 0, "hang_first_n": 0, "hang_ms": 30_000,
-    "fail_if_contains": None, "garbage_if_contains": None,
+    "fail_if_contains": None, "garbage_if_contains": None, "record_prompts": False,
 }
 
 
@@ -85,7 +86,7 @@ class JudgeServer:
     def reset_stats(self):
         self.stats = {"requests": 0, "completions": 0, "by_status": {}, "in_flight": 0, "max_in_flight": 0,
                       "prompt_tokens": 0, "completion_tokens": 0, "models": {}, "first_request_at": None,
-                      "last_request_at": None}
+                      "last_request_at": None, "authorization": [], "prompts": []}
 
     def _count(self, status: int):
         self.stats["by_status"][str(status)] = self.stats["by_status"].get(str(status), 0) + 1
@@ -106,6 +107,11 @@ class JudgeServer:
             model = str(body.get("model") or "fake-judge")
             prompt = "\n".join(str(m.get("content") or "") for m in body.get("messages", []))
             stats["models"][model] = stats["models"].get(model, 0) + 1
+            auth = request.headers.get("Authorization")
+            if auth and auth not in stats["authorization"]:
+                stats["authorization"].append(auth)
+            if settings["record_prompts"]:
+                stats["prompts"].append(prompt)
             if settings["latency_ms"]:
                 await asyncio.sleep(settings["latency_ms"] / 1000)
             if number <= settings["hang_first_n"]:

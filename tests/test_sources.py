@@ -1,0 +1,228 @@
+"""Sources staged into `sources.<name>` through DuckDB readers and Arrow."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import tracemalloc
+
+import duckdb
+import pytest
+
+from prefclean.errors import EXIT_USER_ERROR, SourceError
+from prefclean.project import load_project
+from prefclean.sources import stage_source
+from prefclean.warehouse import connect
+
+ROWS = [{"id": i, "question": f"q{i}", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(30)]
+
+
+def _jsonl(rows) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def _copy(select: str, path, fmt: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"copy ({select}) to '{path}' (format {fmt})")
+    con.close()
+
+
+def _model_over(source: str) -> dict:
+    return {"m": f"{{{{ config(materialized='table') }}}} select * from {{{{ source('{source}') }}}}"}
+
+
+def test_file_sources_with_globs(make_project, run_cli, query):
+    root = make_project(
+        config={"sources": {
+            "pq": {"path": "data/pq/*.parquet"},
+            "cs": {"type": "csv", "path": "data/part*.csv"},
+            "js": {"path": "data/**/*.jsonl", "columns": {"question": "instruction"}},
+        }},
+        models={"pq_m": "select * from {{ source('pq') }}", "cs_m": "select * from {{ source('cs') }}",
+                "js_m": "select * from {{ source('js') }}"},
+        files={"data/a/one.jsonl": _jsonl(ROWS[:10]), "data/b/two.jsonl": _jsonl(ROWS[10:25])},
+    )
+    _copy("select range as id, 'x' || range as t from range(7)", root / "data/pq/a.parquet", "parquet")
+    _copy("select range + 7 as id, 'y' as t from range(5)", root / "data/pq/b.parquet", "parquet")
+    _copy("select range as id, 'a' as t from range(3)", root / "data/part1.csv", "csv")
+    _copy("select range as id, 'b' as t from range(4)", root / "data/part2.csv", "csv")
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 0, result
+    assert query(root, "select count(*), count(distinct id) from sources.pq") == [(12, 12)]
+    assert query(root, "select count(*) from sources.cs") == [(7,)]
+    assert query(root, "select count(*), min(instruction) from sources.js") == [(25, "q0")]
+    columns = [r[0] for r in query(root, "select column_name from information_schema.columns "
+                                         "where table_schema = 'sources' and table_name = 'js' order by ordinal_position")]
+    assert columns == ["id", "instruction", "chosen", "rejected"]
+    assert "source pq staged: 12 rows" in result.output
+
+
+def test_duckdb_file_source(make_project, run_cli, query, tmp_path):
+    other = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(other))
+    con.execute("create schema raw; create table raw.pairs as select range as id from range(11)")
+    con.close()
+    root = make_project(config={"sources": {"db": {"type": "duckdb", "path": str(other), "table": "raw.pairs"}}},
+                        models=_model_over("db"))
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 0, result
+    assert query(root, "select count(*), sum(id) from m") == [(11, 55)]
+
+    missing = make_project(config={"sources": {"db": {"type": "duckdb", "path": str(other), "table": "nope"}}},
+                           models=_model_over("db"))
+    result = run_cli("build", cwd=missing)
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "source 'db': no table nope" in result.output
+
+
+def test_inline_rows(make_project, run_cli, query):
+    root = make_project(config={"sources": {"pairs": {"rows": [{"a": 1, "b": "x"}, {"a": 2, "b": None}],
+                                                      "columns": {"b": "bee"}}}},
+                        models=_model_over("pairs"))
+    assert run_cli("build", cwd=root).exit_code == 0
+    assert query(root, "select a, bee from m order by a") == [(1, "x"), (2, None)]
+
+
+def test_inline_rows_with_inconsistent_types(make_project, run_cli):
+    root = make_project(config={"sources": {"pairs": {"rows": [{"a": 1}, {"a": "text"}]}}}, models=_model_over("pairs"))
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "source 'pairs': inline rows have inconsistent types" in result.output
+
+
+def test_huggingface_source_from_local_files_with_split_slicing(make_project, run_cli, query, tmp_path):
+    """The `datasets` parquet builder over local files: no network, relative paths are the project's."""
+    root = make_project(config={"sources": {"hf": {
+        "type": "huggingface", "path": "parquet", "split": "train[:20]",
+        "columns": {"question": "instruction"},
+        "options": {"data_files": {"train": "data/train.parquet"}, "cache_dir": str(tmp_path / "hf_cache")},
+    }}}, models=_model_over("hf"))
+    _copy("select range as id, 'q' || range as question from range(50)", root / "data/train.parquet", "parquet")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    result = run_cli("build", "--project-dir", str(root), cwd=elsewhere)
+    assert result.exit_code == 0, result
+    assert query(root, "select count(*), min(id), max(id) from sources.hf") == [(20, 0, 19)]
+    assert query(root, "select instruction from m where id = 3") == [("q3",)]
+
+
+def test_huggingface_source_saved_to_disk(make_project, run_cli, query, tmp_path):
+    import datasets
+
+    root = make_project(config={"sources": {"hf": {"type": "huggingface", "path": "data/saved", "split": "train[5:9]"}}},
+                        models=_model_over("hf"))
+    ds = datasets.Dataset.from_dict({"id": list(range(30)), "text": [f"t{i}" for i in range(30)]})
+    datasets.DatasetDict({"train": ds}).save_to_disk(str(root / "data/saved"))
+    before = sorted(p.name for p in (root / "data/saved/train").iterdir())
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 0, result
+    assert query(root, "select list(id order by id) from m") == [([5, 6, 7, 8],)]
+    assert sorted(p.name for p in (root / "data/saved/train").iterdir()) == before  # no cache files written there
+
+
+def test_huggingface_source_error_is_one_line(make_project, run_cli, tmp_path):
+    root = make_project(config={"sources": {"hf": {"type": "huggingface", "path": "parquet",
+                                                   "options": {"data_files": "data/none-*.parquet",
+                                                               "cache_dir": str(tmp_path / "c")}}}},
+                        models=_model_over("hf"))
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "source 'hf': cannot load Hugging Face dataset 'parquet'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_column_in_rename(make_project, run_cli):
+    root = make_project(config={"sources": {"s": {"path": "d.jsonl", "columns": {"questoin": "instruction"}}}},
+                        models=_model_over("s"), files={"d.jsonl": _jsonl(ROWS[:2])})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "source 's': column 'questoin' (in `columns`) does not exist" in result.output
+    assert "id, question, chosen, rejected" in result.output
+
+
+def test_missing_file(make_project, run_cli):
+    root = make_project(config={"sources": {"s": {"path": "data/*.parquet"}}}, models=_model_over("s"))
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "source 's': no file matches data/*.parquet" in result.output
+
+
+def test_unchanged_source_is_not_staged_again(make_project, run_cli, query):
+    root = make_project(config={"sources": {"s": {"path": "d.jsonl"}}}, models=_model_over("s"),
+                        files={"d.jsonl": _jsonl(ROWS[:5])})
+    first = run_cli("build", cwd=root)
+    assert "source s staged: 5 rows" in first.output, first
+    staged_at = query(root, "select staged_at from _prefclean.source_state where name = 's'")
+    second = run_cli("build", cwd=root)
+    assert "source s up to date: 5 rows" in second.output, second
+    assert query(root, "select staged_at from _prefclean.source_state where name = 's'") == staged_at
+    (root / "d.jsonl").write_text(_jsonl(ROWS[:8]))
+    os.utime(root / "d.jsonl", ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    third = run_cli("build", cwd=root)
+    assert "source s staged: 8 rows" in third.output, third
+    assert query(root, "select count(*) from m") == [(8,)]
+    forced = run_cli("build", "--full-refresh", cwd=root)
+    assert "source s staged: 8 rows" in forced.output
+
+
+def test_changing_renames_restages(make_project, run_cli, query):
+    root = make_project(config={"sources": {"s": {"path": "d.jsonl"}}}, models=_model_over("s"),
+                        files={"d.jsonl": _jsonl(ROWS[:3])})
+    assert run_cli("build", cwd=root).exit_code == 0
+    (root / "prefclean.yml").write_text("name: proj\nsources:\n  s: {path: d.jsonl, columns: {question: instruction}}\n")
+    result = run_cli("build", cwd=root)
+    assert "source s staged" in result.output, result
+    assert query(root, "select count(instruction) from m") == [(3,)]
+
+
+def test_million_row_parquet_is_staged_without_python_rows(make_project):
+    root = make_project(config={"sources": {"big": {"path": "big.parquet", "columns": {"question": "instruction"}}}})
+    _copy("select range as id, 'question ' || range as question, md5(range::varchar) as chosen, "
+          "'r' as rejected from range(1000000)", root / "big.parquet", "parquet")
+    project = load_project(root)
+    con = connect(project.warehouse)
+    try:
+        tracemalloc.start()
+        start = time.perf_counter()
+        rows, staged = stage_source(con, project, project.sources["big"])
+        seconds = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert (rows, staged) == (1_000_000, True)
+        assert con.execute("select count(distinct id), max(instruction) from sources.big").fetchall() == \
+            [(1_000_000, "question 999999")]
+    finally:
+        con.close()
+    # A million rows as Python objects would be hundreds of MB of Python allocations.
+    assert peak < 20 * 1024 * 1024, f"Python allocated {peak / 1e6:.0f} MB while staging"
+    assert seconds < 10, f"staging 1M rows took {seconds:.1f}s"
+
+
+def test_stage_source_raises_typed_error(make_project):
+    root = make_project(config={"sources": {"s": {"type": "csv", "path": "nothing.csv"}}})
+    project = load_project(root)
+    con = connect(project.warehouse)
+    try:
+        with pytest.raises(SourceError, match="no file matches nothing.csv"):
+            stage_source(con, project, project.sources["s"])
+    finally:
+        con.close()
+
+
+def test_reader_options_reach_duckdb(make_project, run_cli, query):
+    """Options override the defaults (csv header) and may be lists or mappings (names, columns)."""
+    root = make_project(config={"sources": {
+        "plain": {"type": "csv", "path": "d.csv", "options": {"delim": ";"}},
+        "noheader": {"type": "csv", "path": "d.csv", "options": {"header": False, "delim": ";"}},
+        "named": {"type": "csv", "path": "d.csv", "options": {"delim": ";", "names": ["x", "y"]}},
+        "typed": {"type": "csv", "path": "d.csv", "options": {"delim": ";", "columns": {"a": "VARCHAR", "b": "VARCHAR"}}},
+    }}, models={n: f"select * from {{{{ source('{n}') }}}}" for n in ("plain", "noheader", "named", "typed")},
+        files={"d.csv": "a;b\n1;x\n2;y\n"})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 0, result
+    assert query(root, "select count(*) from noheader") == [(3,)]
+    assert query(root, "select x, y from named order by x") == [(1, "x"), (2, "y")]
+    assert query(root, "select typeof(a) from typed limit 1") == [("VARCHAR",)]
+    assert query(root, "select typeof(a) from plain limit 1") == [("BIGINT",)]
