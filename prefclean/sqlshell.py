@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import duckdb
@@ -50,27 +51,40 @@ class QueryInterrupted(PrefcleanError):
 
 
 def run_query(con: duckdb.DuckDBPyConnection, sql: str):
-    """Run on the calling (main) thread: DuckDB watches for Ctrl-C there and cancels the query cleanly.
+    """Run in a worker thread so Ctrl-C can interrupt DuckDB; returns an Arrow table.
 
-    (A worker thread does not work: the signal kills DuckDB's call mid-way and leaves the connection busy.)
-    Returns an Arrow table.
+    The wait is on an Event, not Thread.join(): a KeyboardInterrupt inside join() makes Python believe the
+    thread has ended, and closing the still-busy connection then aborts the process.
     """
+    result: dict = {}
+    done = threading.Event()
+
+    def work():
+        try:
+            rel = con.sql(sql)
+            result["table"] = rel.to_arrow_table() if rel is not None else None
+        except duckdb.Error as exc:
+            result["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, daemon=True).start()
     try:
-        rel = con.sql(sql)
-        return rel.to_arrow_table() if rel is not None else None
+        while not done.wait(0.1):
+            pass
     except KeyboardInterrupt:
+        con.interrupt()
+        done.wait()
         raise QueryInterrupted("query interrupted") from None
-    except duckdb.Error as exc:
+    exc = result.get("error")
+    if exc is not None:
         if isinstance(exc, getattr(duckdb, "InterruptException", ())):
             raise QueryInterrupted("query interrupted") from None
         error = explain_error(exc)
         if isinstance(error, QueryRefused) and "read-only mode" in str(exc):
             error = QueryRefused(f"{error}; use `prefclean sql --write` to change the warehouse")
         raise error from None
-    except RuntimeError as exc:  # what DuckDB raises when it cancels a query on Ctrl-C
-        if "interrupted" in str(exc).lower():
-            raise QueryInterrupted("query interrupted") from None
-        raise
+    return result.get("table")
 
 
 def _markdown(table) -> str:

@@ -83,6 +83,30 @@ def test_identical_rows_are_sent_once(make_project, run_cli, fake_judge):
     assert judge_note(result.output)["deduplicated"] == 4
 
 
+def test_rows_beyond_one_duckdb_batch(make_project, run_cli, fake_judge):
+    """2,100 rows reach the UDF in more than one call: the later call finds the first one's judgments cached."""
+    rows = [{**row(i % 3, 1 + i % 3, 5), "id": i} for i in range(2100)]
+    root = judge_project(make_project, fake_judge, rows)
+    result, _ = build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 3
+    got = judged(root, "select count(*) as n, count(distinct j.ratings) as distinct_ratings, "
+                       "count(*) filter (where j.error is null) as ok from judged")
+    assert got == [{"n": 2100, "distinct_ratings": 3, "ok": 2100}]
+    note = judge_note(result.output)
+    assert note["judged"] + note["cached"] == 2100 and note["cached"] > 0
+
+
+def test_rows_without_input_fail_alone_without_a_request(make_project, run_cli, fake_judge):
+    rows = [row(1, 5, 1), {"id": 2, "instruction": None, "generations": ["a", "b"]},
+            {"id": 3, "instruction": "q", "generations": ["a", None]}, {"id": 4, "instruction": "q", "generations": []}]
+    root = judge_project(make_project, fake_judge, rows)
+    build(run_cli, root)
+    out = {r["id"]: r["j"] for r in judged(root)}
+    assert out[1]["ratings"] == [5, 1]
+    assert all(out[i]["error"] == "missing instruction or generation" for i in (2, 3, 4))
+    assert fake_judge.stats()["requests"] == 1
+
+
 def test_cache_rerun_sends_nothing_and_changed_rows_are_rejudged(make_project, run_cli, fake_judge):
     rows = [row(i, 5, 1) for i in range(4)]
     root = judge_project(make_project, fake_judge, rows, dirname="p")
@@ -272,16 +296,35 @@ def test_loopback_judge_needs_no_key(make_project, run_cli, fake_judge, monkeypa
     assert fake_judge.stats()["authorization"] == [] and ratings(root) == {1: [5, 1]}
 
 
-@pytest.mark.parametrize("judge_name, expected", [
-    ("nope", "no judge named 'nope'"),
+@pytest.mark.parametrize("call, expected", [
+    ("judge='nope'", "no judge named 'nope'"),
+    ("judge='fake', aspect='vibes'", "unknown aspect 'vibes'"),
+    ("judge='fake', task='haiku'", "unknown judge task 'haiku'"),
 ])
-def test_unknown_judge_is_one_clear_error_per_row(make_project, run_cli, fake_judge, judge_name, expected):
-    model = f"""{{{{ config(materialized='table') }}}}
-select id, {{{{ judge('instruction', 'generations', judge='{judge_name}') }}}} as j from {{{{ source('pairs') }}}}"""
+def test_configuration_mistakes_are_one_clear_error_per_row(make_project, run_cli, fake_judge, call, expected):
+    model = ("{{ config(materialized='table') }}\n"
+             f"select id, {{{{ judge('instruction', 'generations', {call}) }}}} as j from {{{{ source('pairs') }}}}")
     root = judge_project(make_project, fake_judge, [row(1, 5, 1), row(2, 1, 1)], models={"judged": model})
     result, _ = build(run_cli, root)
-    assert all(expected in r["j"]["error"] for r in judged(root))
+    assert [expected in r["j"]["error"] for r in judged(root)] == [True, True]
     assert expected in result.output and "Traceback" not in result.output
+    assert fake_judge.stats()["requests"] == 0
+
+
+def test_project_can_override_the_prompt_template(make_project, run_cli, fake_judge):
+    fake_judge.control(record_prompts=True)
+    template = """Grade for {{ aspect }}: {{ instruction }}
+{% for text in generations %}<text {{ loop.index }}>
+{{ text }}
+</text {{ loop.index }}>
+{% endfor %}Answer with '#### Output for Text N', 'Rating:' and 'Rationale:' lines."""
+    root = judge_project(make_project, fake_judge, [row(1, 2, 5)],
+                         files={"judge_templates/ultrafeedback.jinja": template})
+    build(run_cli, root)
+    [prompt] = fake_judge.stats()["prompts"]
+    assert "Grade for overall-rating: question 1" in prompt
+    assert "impartial reviewer" in prompt  # the built-in system prompt is still used
+    assert ratings(root) == {1: [2, 5]}
 
 
 def test_ctrl_c_stops_at_once_and_keeps_what_was_judged(make_project, run_cli, fake_judge):

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -120,3 +126,40 @@ def test_interactive_prompt(built, run_cli):
     assert result.exit_code == EXIT_OK, result
     assert "n\n2" in result.output and "error: Catalog Error" in result.output and "seven\n7" in result.output
 
+
+
+
+def _prefclean(args, cwd, **kw) -> subprocess.Popen:
+    exe = shutil.which("prefclean") or str(Path(sys.executable).with_name("prefclean"))
+    return subprocess.Popen([exe, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _interrupt(proc, *, after: float, then_input: str | None = None) -> str:
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(then_input, timeout=20)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("Ctrl-C did not stop the query")
+
+
+SLOW = "select count(*) from range(1000000000000) t1"
+
+
+def test_ctrl_c_interrupts_a_query(built):
+    proc = _prefclean(["sql", SLOW], built)
+    out = _interrupt(proc, after=3)  # imports done, the query running
+    assert proc.returncode == 130, out
+    assert "query interrupted" in out and "Resource In Use" not in out
+
+
+def test_ctrl_c_in_the_prompt_keeps_the_shell(built):
+    proc = _prefclean(["sql", "--format", "csv"], built, stdin=subprocess.PIPE)
+    assert proc.stdout.readline().startswith("prefclean sql:")  # the prompt is up
+    proc.stdin.write(SLOW + ";\n")
+    proc.stdin.flush()
+    out = _interrupt(proc, after=1, then_input="select 41 + 1 as answer;\n")
+    assert proc.returncode == 0, out
+    assert "error: query interrupted" in out and "answer\n42" in out

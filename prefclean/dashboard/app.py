@@ -42,8 +42,8 @@ def _number(value, digits: int = 2) -> str:
 
 
 def _cell(value, limit: int = 1000) -> str:
-    """A SQL result cell: numbers formatted, long text cut so a page of results stays small."""
-    text = _number(value)
+    """A SQL result cell as DuckDB would print it, long text cut so a page of results stays small."""
+    text = "NULL" if value is None else str(value)
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -56,7 +56,7 @@ def templates() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _number
     env.filters["cell"] = _cell
-    env.globals.update(percent=_percent, bar_chart=charts.bar_chart, urlencode=urlencode)
+    env.globals.update(percent=_percent, urlencode=urlencode)
     return env
 
 
@@ -102,37 +102,7 @@ async def charts_page(request: web.Request) -> web.Response:
         data = await _read(request, lambda r, f: queries.chart_data(r, f.audit_model))
     except queries.Unavailable as exc:
         return _missing(request, "charts.html", exc)
-    return _page(request, "charts.html", charts=_charts(data))
-
-
-def _charts(data: dict) -> list[charts.Chart]:
-    out = []
-    judges = sorted({row["judge"] for row in data.get("ratings", [])})
-    for judge in judges or [None]:
-        rows = {row["rating"]: row for row in data.get("ratings", []) if row["judge"] == judge}
-        levels = [1, 2, 3, 4, 5]
-        title = "Ratings: chosen vs rejected" + (f" — judge {judge}" if judge and len(judges) > 1 else "")
-        out.append(charts.bar_chart(title, [str(v) for v in levels], {
-            "chosen": [rows.get(v, {}).get("chosen", 0) for v in levels],
-            "rejected": [rows.get(v, {}).get("rejected", 0) for v in levels]}))
-    if data.get("margins"):  # every half-point bin from the lowest to the highest, empty ones included
-        counts = {m["bin"]: m["n"] for m in data["margins"]}
-        low, high = int(min(counts) * 2), int(max(counts) * 2)
-        bins = [b / 2 for b in range(low, high + 1)]
-        out.append(charts.bar_chart("Margin (chosen − rejected, panel average)", [f"{b:+g}" for b in bins],
-                                    {"pairs": [counts.get(b, 0) for b in bins]}))
-    out.append(charts.bar_chart("Decisions by reason", [f"{d['reason']} ({d['decision']})" for d in data["decisions"]],
-                                {"pairs": [d["n"] for d in data["decisions"]]}))
-    if data.get("bias"):
-        names = [b["judge"] for b in data["bias"]]
-        out.append(charts.bar_chart("Position bias: verdict after swapping the responses", names, {
-            "same verdict": [b["same"] for b in data["bias"]], "verdict changed": [b["changed"] for b in data["bias"]],
-            "unreadable": [b["unreadable"] for b in data["bias"]]}))
-    if len(data.get("by_judge") or []) > 1:
-        names = [j["judge"] for j in data["by_judge"]]
-        out.append(charts.bar_chart("Mean rating by judge (panel)", names, {
-            "chosen": [j["chosen"] for j in data["by_judge"]], "rejected": [j["rejected"] for j in data["by_judge"]]}))
-    return out
+    return _page(request, "charts.html", charts=charts.charts_for(data))
 
 
 async def pairs(request: web.Request) -> web.Response:
@@ -238,7 +208,8 @@ def create_app(project: Project, *, hosts: frozenset = frozenset()) -> web.Appli
     app.router.add_get("/pairs", pairs)
     app.router.add_get("/pairs/{pair_id}", pair)
     app.router.add_get("/lineage", lineage_page)
-    app.router.add_route("*", "/sql", sql)
+    app.router.add_get("/sql", sql)
+    app.router.add_post("/sql", sql)
     app.router.add_static("/static", HERE / "static")
     return app
 

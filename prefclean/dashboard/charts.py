@@ -77,3 +77,34 @@ def bar_chart(title: str, categories: list[str], series: dict[str, list[float | 
             chart.xlabels.append((round(LEFT + ci * group_w + group_w / 2, 1), label))
     chart.yticks = [(round(TOP + plot_h - plot_h * t / top, 1), _fmt(t)) for t in ticks]
     return chart
+
+
+def charts_for(data: dict) -> list[Chart]:
+    """The charts page: what `queries.chart_data` found, as charts (a section is skipped when its data is absent)."""
+    out = []
+    judges = sorted({row["judge"] for row in data.get("ratings", [])})
+    for judge in judges or [None]:
+        rows = {row["rating"]: row for row in data.get("ratings", []) if row["judge"] == judge}
+        levels = [1, 2, 3, 4, 5]
+        title = "Ratings: chosen vs rejected" + (f" — judge {judge}" if judge and len(judges) > 1 else "")
+        out.append(bar_chart(title, [str(v) for v in levels], {
+            "chosen": [rows.get(v, {}).get("chosen", 0) for v in levels],
+            "rejected": [rows.get(v, {}).get("rejected", 0) for v in levels]}))
+    if data.get("margins"):  # every half-point bin from the lowest to the highest, empty ones included
+        counts = {m["bin"]: m["n"] for m in data["margins"]}
+        low, high = int(min(counts) * 2), int(max(counts) * 2)
+        bins = [b / 2 for b in range(low, high + 1)]
+        out.append(bar_chart("Margin (chosen − rejected, panel average)", [f"{b:+g}" for b in bins],
+                             {"pairs": [counts.get(b, 0) for b in bins]}))
+    out.append(bar_chart("Decisions by reason", [f"{d['reason']} ({d['decision']})" for d in data["decisions"]],
+                         {"pairs": [d["n"] for d in data["decisions"]]}))
+    if data.get("bias"):
+        names = [b["judge"] for b in data["bias"]]
+        out.append(bar_chart("Position bias: verdict after swapping the responses", names, {
+            "same verdict": [b["same"] for b in data["bias"]], "verdict changed": [b["changed"] for b in data["bias"]],
+            "unreadable": [b["unreadable"] for b in data["bias"]]}))
+    if len(data.get("by_judge") or []) > 1:
+        names = [j["judge"] for j in data["by_judge"]]
+        out.append(bar_chart("Mean rating by judge (panel)", names, {
+            "chosen": [j["chosen"] for j in data["by_judge"]], "rejected": [j["rejected"] for j in data["by_judge"]]}))
+    return out

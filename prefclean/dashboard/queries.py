@@ -96,7 +96,8 @@ def overview(r: Reader, audit: str) -> dict:
 def chart_data(r: Reader, audit: str) -> dict:
     rel = r.need(audit)
     cols = r.columns(audit)
-    data: dict = {"decisions": r.rows(f"select decision, reason, count(*) as n from {rel} group by all order by 1, 3 desc")}
+    data: dict = {"decisions": r.rows(
+        f"select decision, reason, count(*) as n from {rel} group by all order by 1, 3 desc")}
     if "margin" in cols:
         data["margins"] = r.rows(f"select round(margin * 2) / 2 as bin, count(*) as n from {rel} "
                                  f"where margin is not null group by 1 order by 1")
@@ -248,7 +249,8 @@ def pairs_page(r: Reader, audit: str, f: PairFilter, *, after: str | None = None
             page.after, page.before = rows[-1]["pair_id"], rows[0]["pair_id"] if more else None
         else:
             page.after, page.before = rows[-1]["pair_id"] if more else None, rows[0]["pair_id"] if after else None
-    page.reasons = [x[0] for x in r.con.execute(f"select distinct reason from {rel} where reason is not null order by 1").fetchall()]
+    page.reasons = [x[0] for x in r.con.execute(
+        f"select distinct reason from {rel} where reason is not null order by 1").fetchall()]
     if r.has(RATINGS_MODEL):
         page.judges = [x[0] for x in r.con.execute(
             f"select distinct judge from {r.need(RATINGS_MODEL)} where judge is not null order by 1").fetchall()]

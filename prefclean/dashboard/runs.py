@@ -109,7 +109,8 @@ def lineage(files: TargetFiles) -> Lineage | None:
         return depth[name]
 
     columns: dict[int, list[str]] = {}
-    order = list((files.manifest or {}).get("order") or []) + sorted(set(nodes) - set(files.manifest.get("order") or []))
+    declared = list(files.manifest.get("order") or [])
+    order = declared + sorted(set(nodes) - set(declared))  # sources are not in the run order
     for name in order:
         if name in nodes:
             columns.setdefault(depth_of(name), []).append(name)

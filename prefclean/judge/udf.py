@@ -192,8 +192,9 @@ class Judging:
                 continue
             try:
                 prompt = task.prompt(instructions[i], gens, aspect, references[i])
-            except JudgeError as exc:
+            except JudgeError as exc:  # a mistake in the model (unknown aspect...): say it once, not only per row
                 results[i] = self._failure(session, task_name, aspect, None, str(exc))
+                self._note_once(str(exc))
                 continue
             key = hashlib.sha256((session.identity + json.dumps(prompt.messages)).encode()).hexdigest()
             row_keys[i] = key
@@ -271,6 +272,14 @@ class Judging:
                 "judge": session.name, "model": model, "task": task_name, "aspect": aspect, "raw": raw,
                 "error": verdict.error, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                 "latency_ms": latency_ms, "cached": cached, "attempts": attempts, "key": key}
+
+    def _note_once(self, error: str) -> None:
+        with self.lock:
+            seen = self.ctx.state.setdefault("judge_errors_reported", set())
+            if error in seen:
+                return
+            seen.add(error)
+        self.ctx.notes.append(f"judge error: {error}")
 
     def _failure(self, session, task_name, aspect, key, error) -> dict:
         self.stats.add(failed=1)

@@ -27,7 +27,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -62,7 +61,7 @@ class Repo:
     commits: dict[str, Commit] = field(default_factory=dict)
 
     def commit(self, parent: str | None, files: dict[str, bytes], title: str) -> Commit:
-        date = datetime.now(timezone.utc).isoformat()
+        date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         oid = hashlib.sha1(f"{self.repo_id}{parent}{title}{date}{len(self.commits)}".encode()).hexdigest()
         commit = Commit(oid, files, title, date, parent)
         self.commits[oid] = commit

@@ -14,7 +14,8 @@ Faults, set with POST /control (JSON); counters reset with POST /reset; GET /sta
   latency_ms, fail_first_n + fail_status, fail_every (every k-th request fails), rate_limit_first_n + retry_after,
   garbage_first_n (unparseable answer), hang_first_n + hang_ms, fail_if_contains / garbage_if_contains (substring
   of the prompt that always fails / always gets an unparseable answer), record_prompts (keep every prompt in
-  /stats "prompts", to check what was sent). /stats "authorization" lists the distinct Authorization headers seen.
+  /stats "prompts", to check what was sent). max_concurrency (K > 0): at most K requests are served at once
+  and the rest wait their turn, as one replica of a real model server with limited capacity (K / latency req/s). /stats "authorization" lists the distinct Authorization headers seen.
 
 Run: python tests/servers/fake_judge.py [--port 0] [--latency-ms 0]  -> prints "LISTENING <base_url>".
 In Python: `with FakeJudge() as judge: judge.url, judge.control(...), judge.stats()`.
@@ -41,6 +42,7 @@ DEFAULTS = {
     "rate_limit_first_n": 0, "retry_after": 0.2,
     "garbage_first_n": 0, "hang_first_n": 0, "hang_ms": 30_000,
     "fail_if_contains": None, "garbage_if_contains": None, "record_prompts": False,
+    "max_concurrency": 0,
 }
 
 
@@ -88,6 +90,11 @@ class JudgeServer:
                       "prompt_tokens": 0, "completion_tokens": 0, "models": {}, "first_request_at": None,
                       "last_request_at": None, "authorization": [], "prompts": []}
 
+    def _capacity(self, slots: int) -> asyncio.Semaphore:
+        if getattr(self, "_slots", (0, None))[0] != slots:
+            self._slots = (slots, asyncio.Semaphore(slots))
+        return self._slots[1]
+
     def _count(self, status: int):
         self.stats["by_status"][str(status)] = self.stats["by_status"].get(str(status), 0) + 1
 
@@ -112,7 +119,10 @@ class JudgeServer:
                 stats["authorization"].append(auth)
             if settings["record_prompts"]:
                 stats["prompts"].append(prompt)
-            if settings["latency_ms"]:
+            if settings["max_concurrency"]:
+                async with self._capacity(int(settings["max_concurrency"])):
+                    await asyncio.sleep(settings["latency_ms"] / 1000)
+            elif settings["latency_ms"]:
                 await asyncio.sleep(settings["latency_ms"] / 1000)
             if number <= settings["hang_first_n"]:
                 await asyncio.sleep(settings["hang_ms"] / 1000)
