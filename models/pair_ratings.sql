@@ -8,6 +8,9 @@ with per_judge as (
     unnest(judgments) as j,
     unnest(judgments_reversed) as r
   from {{ ref('judged_pairs') }}
+  -- judged_pairs keeps judgments of pairs that left the source (a returning pair costs nothing); only
+  -- the pairs in the source now go on
+  where pair_id in (select pair_id from {{ ref('shuffled_pairs') }})
 )
 select
   pair_id,

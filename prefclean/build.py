@@ -56,7 +56,7 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = print)
                 exports_ok = run_exports(build.con, project, build.compiler, names, report)
         elif options.run_exports and project.exports:
             report("exports skipped: the build failed")
-        audit = [m.name for m in build.compiler.models.values() if m.config.get("audit") and m.name in build.selected]
+        audit = [m.name for m in build.compiler.models.values() if m.config.get("audit") and m.name in built]
         summary = None
         for name in audit:
             summary = compute_summary(build.con, name, build.ctx.summary().get("judging"))

@@ -72,6 +72,7 @@ def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model
 
 def _merge_incremental(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model) -> int:
     """Insert new keys and replace changed ones; rows already there are never recomputed."""
+    _check_columns_unchanged(con, compiler, model)
     compiler.render(model, incremental=True)
     _write_compiled(compiler, model)
     staging = relation(MODELS_SCHEMA, f"{model.name}__prefclean_new")
@@ -95,6 +96,20 @@ def _merge_incremental(con: duckdb.DuckDBPyConnection, compiler: Compiler, model
     finally:
         con.execute(f"drop table if exists {staging}")
     return count_rows(con, model.relation)
+
+
+def _check_columns_unchanged(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model) -> None:
+    """An incremental table whose query now has other columns cannot take new rows: say how to rebuild it.
+    DESCRIBE only binds the query, so nothing (no judge call) runs."""
+    compiler.render(model, incremental=False)
+    wanted = [row[0] for row in con.execute(f"describe {model.compiled_sql}").fetchall()]
+    have = [row[0] for row in con.execute(f"describe {model.relation}").fetchall()]
+    if set(wanted) != set(have):
+        added, gone = sorted(set(wanted) - set(have)), sorted(set(have) - set(wanted))
+        change = "; ".join(part for part in (f"new: {', '.join(added)}" if added else "",
+                                             f"gone: {', '.join(gone)}" if gone else "") if part)
+        raise ModelError(f"incremental model '{model.name}' has other columns than its table ({change}): "
+                         f"rebuild it with `prefclean build --full-refresh --select {model.name}`")
 
 
 def _write_compiled(compiler: Compiler, model: Model) -> None:
