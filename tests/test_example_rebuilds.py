@@ -1,0 +1,49 @@
+"""Rebuilding the example project as its inputs change: nothing stale survives, nothing is judged twice."""
+
+from __future__ import annotations
+
+import json
+
+from judge_fixtures import _judge_server, build, copy_example, fake_judge, judged, summary_json  # noqa: F401
+
+
+def test_a_pair_removed_from_the_source_leaves_every_output(tmp_path, run_cli, fake_judge):
+    root = copy_example(tmp_path, fake_judge)
+    build(run_cli, root)
+    sample = root / "data" / "orca_sample.jsonl"
+    lines = sample.read_text(encoding="utf-8").splitlines()
+    gone = json.loads(lines[-1])
+    sample.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+    fake_judge.reset()
+    result, _ = build(run_cli, root)
+    assert "TESTS_FAILED=0" in result.output
+    assert fake_judge.stats()["requests"] == 0  # the remaining pairs were judged already
+    assert summary_json(root)["pairs"] == 51
+    left = judged(root, "select count(*) as n from pair_decisions where instruction = $$" + gone["question"] + "$$")
+    assert left == [{"n": 0}]
+
+
+def test_changing_the_aspect_rejudges_every_pair_and_changing_back_costs_nothing(tmp_path, run_cli, fake_judge):
+    root = copy_example(tmp_path, fake_judge)
+    build(run_cli, root)
+    first = fake_judge.stats()["requests"]
+    assert first == 104  # 52 pairs, judged twice for the position-bias check
+    build(run_cli, root, "--vars", '{"aspect": "honesty"}')
+    assert fake_judge.stats()["requests"] == 2 * first
+    assert judged(root, "select distinct judgments[1].aspect as a from judged_pairs") == [{"a": "honesty"}]
+    build(run_cli, root)  # back to overall-rating: the judgment cache answers
+    assert fake_judge.stats()["requests"] == 2 * first
+    assert judged(root, "select distinct judgments[1].aspect as a from judged_pairs") == [{"a": "overall-rating"}]
+
+
+def test_a_changed_incremental_query_asks_for_a_full_refresh(tmp_path, run_cli, fake_judge):
+    root = copy_example(tmp_path, fake_judge, vars={"check_position_bias": False})
+    build(run_cli, root)
+    model = root / "models" / "judged_pairs.sql"
+    model.write_text(model.read_text(encoding="utf-8").replace("  pair_id,\n", "  pair_id,\n  42 as answer,\n", 1),
+                     encoding="utf-8")
+    result, _ = build(run_cli, root, ok=False)
+    assert result.exit_code == 1
+    assert "incremental model 'judged_pairs' has other columns than its table (new: answer)" in result.output
+    assert "--full-refresh --select judged_pairs" in result.output
+    build(run_cli, root, "--full-refresh", "--select", "judged_pairs")
