@@ -19,6 +19,7 @@ from ..warehouse import MODELS_SCHEMA, relation
 RATINGS_MODEL = "pair_ratings"
 PAGE_SIZE = 50
 SNIPPET = 140
+PAIR_COLUMNS = ("pair_id", "instruction", "chosen", "rejected", "decision", "reason", "chosen_rating", "rejected_rating")
 
 
 class Unavailable(PrefcleanError):
@@ -212,6 +213,10 @@ def pairs_page(r: Reader, audit: str, f: PairFilter, *, after: str | None = None
     The filter runs once, over narrow columns; only the page's rows are then read in full."""
     rel = r.need(audit)
     cols = r.columns(audit)
+    lacking = [c for c in PAIR_COLUMNS if c not in cols]
+    if lacking:
+        raise Missing(f"the audit model '{audit}' has no column {', '.join(lacking)} (the pairs table needs "
+                      f"{', '.join(PAIR_COLUMNS)})")
     by_judge = bool(f.judge) and r.has(RATINGS_MODEL)
     source = f"{rel} d"
     join_params = [f.judge] if by_judge else []
@@ -237,7 +242,7 @@ def pairs_page(r: Reader, audit: str, f: PairFilter, *, after: str | None = None
         select d.pair_id, left(d.instruction, {SNIPPET}) as instruction, length(d.instruction) > {SNIPPET} as cut,
                d.decision, d.reason, {rating}.chosen_rating, {rating}.rejected_rating,
                {rating}.chosen_rating - {rating}.rejected_rating as margin{', ' + extra if extra else ''}
-        from {source} where list_contains(?, d.pair_id)
+        from {source} where d.pair_id in (select unnest(?::varchar[]))
         order by d.pair_id {'desc' if before else 'asc'}""", join_params + [ids])
     more = len(rows) > limit
     rows = rows[:limit]
