@@ -63,6 +63,8 @@ def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model
             return swap_in_table(con, schema, name, model.compiled_sql)
         return _merge_incremental(con, compiler, model)
     except duckdb.Error as exc:
+        if "KeyboardInterrupt" in str(exc):  # Ctrl-C, seen first by a judge batch on a DuckDB thread
+            raise KeyboardInterrupt from None
         raise ModelError(f"model '{name}' failed: {_sql_error(model, compiler, exc)}") from None
     except RuntimeError as exc:  # how DuckDB reports Ctrl-C during a query
         if "interrupted" in str(exc).lower():

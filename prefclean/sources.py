@@ -146,11 +146,16 @@ def _load_huggingface(con, source, project):
             ds = datasets.load_from_disk(str(local))
             if isinstance(ds, datasets.DatasetDict):
                 ds = ds[_split_name(source.split)]
+            if "[" in (source.split or "") and _split_slice(source.split) is None:
+                raise SourceError(f"source '{source.name}': split '{source.split}' for a saved dataset must be "
+                                  "a row range like train[:20] or train[5:10]")
             if _split_slice(source.split):
                 ds = ds.select(range(*slice(*_split_slice(source.split)).indices(len(ds))))
         else:
             path = str(local) if local.exists() else source.path
             ds = datasets.load_dataset(path, source.hf_name, split=source.split or "train", **options)
+    except SourceError:
+        raise
     except Exception as exc:  # datasets raises many types; the user needs the message, not the traceback
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceError(f"source '{source.name}': cannot load Hugging Face dataset {source.path!r}: {message}") from None

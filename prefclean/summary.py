@@ -65,7 +65,7 @@ def format_summary(s: dict) -> list[str]:
     lines = [f"Summary ({s['model']}): {s['pairs']} pairs -> keep {d.get('keep', 0)} ({pct(d.get('keep', 0))}), "
              f"flip {d.get('flip', 0)} ({pct(d.get('flip', 0))}), drop {d.get('drop', 0)} ({pct(d.get('drop', 0))})"]
     for r in s["reasons"]:
-        lines.append(f"  {r['decision']:<5} {r['reason']:<32} {r['pairs']}")
+        lines.append(f"  {str(r['decision']):<5} {str(r['reason']):<32} {r['pairs']}")  # NULLs print as None
     la = s.get("label_agreement")
     if la and la["judged_pairs"]:
         lines.append(f"  judge agrees with the dataset's label on {la['judge_agrees_with_label']} of {la['judged_pairs']} "

@@ -25,7 +25,16 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         from .errors import PrefcleanError
 
         raise PrefcleanError(f"no warehouse at {path}: run `prefclean build` first")
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        from .errors import PrefcleanError
+
+        if "lock" not in str(exc).lower():
+            raise
+        first = str(exc).split(". ")[0].replace("IO Error: ", "")
+        raise PrefcleanError(f"the warehouse is in use by another process ({first}); close that process "
+                             "(another build, `prefclean sql --write`, a notebook) and try again") from None
     if not read_only:
         for schema in (SOURCES_SCHEMA, META_SCHEMA):
             con.execute(f"create schema if not exists {quote(schema)}")

@@ -309,3 +309,49 @@ def test_target_dir_outside_the_project(make_project, run_cli, tmp_path):
     assert (target / "run_results.json").exists() and (target / "manifest.json").exists()
     compiled = run_cli("compile", cwd=root)
     assert compiled.exit_code == 0 and f"compiled {target / 'compiled/models/bad.sql'}" in compiled.output
+
+
+def test_audit_model_summary(make_project, run_cli, query):
+    rows = [{"id": 1, "decision": "keep", "reason": "judge_agrees"}, {"id": 2, "decision": "drop", "reason": "tie"},
+            {"id": 3, "decision": "drop", "reason": "tie"}, {"id": 4, "decision": "flip", "reason": None},
+            {"id": 5, "decision": None, "reason": None}]
+    root = make_project(config=_config(rows), models={
+        "audit": "{{ config(materialized='table', audit=true) }} select * from {{ source('s') }}"})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 0, result
+    assert "Summary (audit): 5 pairs -> keep 1 (20%), flip 1 (20%), drop 2 (40%)" in result.output
+    assert re.search(r"drop +tie +2", result.output)
+    summary = json.loads((root / "target/summary.json").read_text())
+    assert summary["pairs"] == 5 and summary["decisions"]["drop"] == 2
+    assert query(root, "select count(*) from _prefclean.run_summaries") == [(1,)]
+    assert json.loads((root / "target/run_results.json").read_text())["summary"]["model"] == "audit"
+
+
+def test_udf_raising_fails_only_its_model(make_project, run_cli):
+    root = make_project(
+        udfs={"bad": "from prefclean import udf\n\n@udf(params=['BIGINT'], returns='BIGINT')\n"
+                     "def explode(xs):\n    raise ValueError('cannot handle these rows')\n"},
+        models={"m": "{{ config(materialized='table') }} select explode(range) as x from range(3)",
+                "ok": "select 1 as one"})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_FAILED, result
+    assert "ERROR table m: model 'm' failed:" in result.output and "cannot handle these rows" in result.output
+    assert "OK view ok" in result.output
+
+
+def test_warehouse_locked_by_another_process(make_project, run_cli):
+    import subprocess
+    import sys
+
+    root = make_project(models={"m": "select 1 as x"})
+    assert run_cli("build", cwd=root).exit_code == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('ready', flush=True); sys.stdin.read()", str(root / "target/prefclean.duckdb")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        result = run_cli("build", cwd=root)
+    finally:
+        holder.communicate("", timeout=30)
+    assert result.exit_code == EXIT_USER_ERROR, result
+    assert "the warehouse is in use by another process" in result.output and f"PID {holder.pid}" in result.output

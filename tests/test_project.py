@@ -108,3 +108,12 @@ def test_warehouse_path_is_configurable(make_project, run_cli, query):
     assert run_cli("build", cwd=root).exit_code == 0
     assert (root / "db" / "w.duckdb").exists()
     assert query(root / "db" / "w.duckdb", "select x from m") == [(1,)]
+
+
+def test_debug_shows_the_traceback(make_project, run_cli):
+    root = make_project(config={"vars": "not a mapping"})
+    quiet = run_cli("ls", cwd=root)
+    assert quiet.exit_code == EXIT_USER_ERROR and "Traceback" not in quiet.output
+    assert quiet.output.strip() == "error: prefclean.yml: `vars` must be a mapping, got str"
+    loud = run_cli("ls", "--debug", cwd=root)
+    assert loud.exit_code == EXIT_USER_ERROR and "Traceback" in loud.output

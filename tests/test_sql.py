@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -134,7 +135,21 @@ def _prefclean(args, cwd, **kw) -> subprocess.Popen:
     return subprocess.Popen([exe, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
+def _wait_until_open(proc, name: str, timeout: float = 30) -> None:
+    """Wait until the process has the warehouse open (Linux /proc), so Ctrl-C lands on the query, not on imports."""
+    fds = Path(f"/proc/{proc.pid}/fd")
+    deadline = time.monotonic() + timeout
+    while fds.exists() and time.monotonic() < deadline:
+        try:
+            if any(os.readlink(fd).endswith(name) for fd in fds.iterdir()):
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
 def _interrupt(proc, *, after: float, then_input: str | None = None) -> str:
+    _wait_until_open(proc, "prefclean.duckdb")
     time.sleep(after)
     proc.send_signal(signal.SIGINT)
     try:
@@ -150,7 +165,7 @@ SLOW = "select count(*) from range(1000000000000) t1"
 
 def test_ctrl_c_interrupts_a_query(built):
     proc = _prefclean(["sql", SLOW], built)
-    out = _interrupt(proc, after=3)  # imports done, the query running
+    out = _interrupt(proc, after=1)
     assert proc.returncode == 130, out
     assert "query interrupted" in out and "Resource In Use" not in out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,18 @@ def _merge_configs(existing: list, config_name: str, split: str) -> list:
     return configs
 
 
+def _merge_row_counts(meta: dict, existing: dict) -> None:
+    """Keep the row counts an earlier push recorded for other configs and splits."""
+    before = (existing.get("prefclean") or {}).get("rows")
+    ours = (meta.get("prefclean") or {}).get("rows")
+    if not isinstance(before, dict) or not isinstance(ours, dict):
+        return
+    merged = {c: dict(splits) for c, splits in before.items() if isinstance(splits, dict)}
+    for config, splits in ours.items():
+        merged.setdefault(config, {}).update(splits)
+    meta["prefclean"]["rows"] = merged
+
+
 def dataset_card(*, repo_id: str, pretty_name: str, config_name: str, split: str, num_rows: int,
                  prefclean_version: str, license: str | None, source_dataset: str, source_is_hub: bool = False,
                  model: str = "", judge_models: list[str], task: str, aspect: str,
@@ -99,9 +112,8 @@ def dataset_card(*, repo_id: str, pretty_name: str, config_name: str, split: str
     judges = ", ".join(f"`{m}`" for m in judge_models) or "unknown"
     body = f"""# {pretty_name}
 
-A preference dataset (prompt, chosen, rejected) cleaned with [prefclean](https://pypi.org/project/prefclean/)
-{prefclean_version}: every pair was rated by an LLM judge, and pairs were kept, flipped (chosen and rejected
-swapped) or dropped by the thresholds below.
+A preference dataset (prompt, chosen, rejected) cleaned with prefclean {prefclean_version}: every pair was
+rated by an LLM judge, then kept, flipped (chosen and rejected swapped) or dropped by the thresholds below.
 
 - **Source dataset:** `{source_dataset}`
 - **Judge model(s):** {judges}
@@ -111,7 +123,7 @@ swapped) or dropped by the thresholds below.
 ```python
 from datasets import load_dataset
 
-ds = load_dataset("{repo_id}", {config_name!r}, split={split!r})
+ds = load_dataset("{repo_id}", "{config_name}", split="{split}")
 ```
 
 ## Decisions
@@ -153,6 +165,8 @@ def _describe_http_error(exc: Exception, repo_id: str, revision: str, endpoint: 
                 f"'{repo_id.split('/')[0]}', or change `repo_id`")
     if isinstance(exc, RepositoryNotFoundError):
         return f"{where} not found or not visible to this token ({status}): check `repo_id` and the token"
+    if status == 412:
+        return f"{where}@{revision} changed while pushing (412): run the export again"
     if status == 400:
         return f"the Hub refused the push to {where}@{revision} (400){detail}: check `revision` and `config_name`"
     if isinstance(exc, HfHubHTTPError):
@@ -179,8 +193,9 @@ def _existing_files(api, repo_id: str, revision: str) -> list[str]:
 def _existing_card(api, repo_id: str, revision: str, files: list[str]) -> dict:
     if "README.md" not in files:
         return {}
-    path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision)
-    return _split_card(Path(path).read_text(encoding="utf-8"))[0]
+    with tempfile.TemporaryDirectory(prefix="prefclean-card-") as cache:  # not the user's HF cache
+        path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision, cache_dir=cache)
+        return _split_card(Path(path).read_text(encoding="utf-8"))[0]
 
 
 def push_parquet_to_hub(files: list[Path], *, repo_id: str, card_markdown: str, private: bool = False,
@@ -191,10 +206,11 @@ def push_parquet_to_hub(files: list[Path], *, repo_id: str, card_markdown: str, 
     Shards of the same config and split left by an earlier push are deleted in that commit, and the card keeps
     the `configs:` of the other configs already in the repo. Returns the commit's oid and url.
     """
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
 
     revision = revision or MAIN
-    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    # Read at call time: the client's own constant is fixed when huggingface_hub is first imported.
+    endpoint = (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
     if get_token() is None:
         raise HubExportError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access)")
     api = HfApi(endpoint=endpoint)
@@ -205,22 +221,30 @@ def push_parquet_to_hub(files: list[Path], *, repo_id: str, card_markdown: str, 
                                  "make it private on the Hub, or set `private: false`")
         if revision != MAIN:
             api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
-        remote = _existing_files(api, repo_id, revision)
+        # Everything below is planned against this head; the commit names it as parent, so a push that
+        # raced ours makes the Hub refuse ours instead of mixing the two.
+        head = api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
+        remote = _existing_files(api, repo_id, head)
         meta, body = _split_card(card_markdown)
-        meta["configs"] = _merge_configs(_existing_card(api, repo_id, revision, remote).get("configs", []),
-                                         config_name, split)
-        card = _render_card(meta, body)
+        existing = _existing_card(api, repo_id, head, remote)
+        meta["configs"] = _merge_configs(existing.get("configs", []), config_name, split)
+        if "license" not in meta and existing.get("license"):
+            meta = {"license": existing["license"], **meta}
+        _merge_row_counts(meta, existing)
         new_paths = [shard_path(config_name, split, i, len(files)) for i in range(len(files))]
         stale = re.compile(rf"{re.escape(data_dir(config_name))}/{re.escape(split)}-\d+-of-\d+\.parquet")
-        operations: list = [CommitOperationDelete(path_in_repo=p) for p in remote
-                            if stale.fullmatch(p) and p not in new_paths]
-        operations += [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in zip(new_paths, files)]
-        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")))
-        info = api.create_commit(repo_id, operations, repo_type="dataset", revision=revision,
+        deletions = [CommitOperationDelete(path_in_repo=p) for p in remote if stale.fullmatch(p) and p not in new_paths]
+        additions = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in zip(new_paths, files)]
+        additions.append(CommitOperationAdd(path_in_repo="README.md",
+                                            path_or_fileobj=_render_card(meta, body).encode("utf-8")))
+        info = api.create_commit(repo_id, deletions + additions, repo_type="dataset", revision=revision,
+                                 parent_commit=head,
                                  commit_message=commit_message or f"prefclean: push {config_name}/{split}")
     except HubExportError:
         raise
     except Exception as exc:  # the client's errors become one line; anything else is a bug
+        if type(exc).__name__ == "OfflineModeIsEnabled":
+            raise HubExportError("HF_HUB_OFFLINE is set: unset it to push to the Hub") from None
         if _is_unreachable(exc):
             raise HubExportError(f"cannot reach the Hub at {endpoint} ({type(exc).__name__}): check HF_ENDPOINT "
                                  "and the network") from None
@@ -229,4 +253,4 @@ def push_parquet_to_hub(files: list[Path], *, repo_id: str, card_markdown: str, 
         if isinstance(exc, HfHubHTTPError):
             raise HubExportError(_describe_http_error(exc, repo_id, revision, endpoint)) from None
         raise
-    return {"oid": info.oid, "url": info.commit_url, "files": new_paths + ["README.md"], "deleted": len(operations) - len(files) - 1}
+    return {"oid": info.oid, "url": info.commit_url, "files": new_paths + ["README.md"], "deleted": len(deletions)}

@@ -1,18 +1,22 @@
 """The `hub` export target: a model's table pushed to a Hugging Face dataset repo in one commit.
 
 Options (under the export in prefclean.yml): repo_id (required), private, revision (a branch; created from main
-when missing), commit_message, config_name, split, license, pretty_name, task, rows_per_shard.
+when missing), commit_message, config_name, split, license, pretty_name, task, rows_per_shard,
+audit_model (where the card's decision counts come from).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import tempfile
 from pathlib import Path
 
 from .. import __version__
 from ..errors import ExportError
+from ..summary import compute_summary
+from ..warehouse import MODELS_SCHEMA
 from . import register_exporter
 from .files import copy_to_file
 
@@ -36,16 +40,31 @@ def _judge_models(con, project, rel: str, columns: list[str]) -> list[str]:
     return [project.judges[n].model or n for n in panel if n in project.judges]
 
 
+def _decisions(con, project, export, rel: str, columns: list[str]) -> dict[str, int]:
+    """Keep/flip/drop counts from the audit model as it is now (`audit_model` option, or the one model with
+    `decision` and `reason` columns); else target/summary.json; else the exported table's own `decision` column.
+    The warehouse comes first because `build` runs exports before it rewrites summary.json."""
+    audit = export.options.get("audit_model")
+    candidates = [audit] if audit else [name for (name,) in con.execute(
+        "select table_name from information_schema.columns where table_schema = ? and table_catalog = current_database() "
+        "and column_name in ('decision', 'reason') group by 1 having count(*) = 2", [MODELS_SCHEMA]).fetchall()]
+    if len(candidates) == 1:
+        summary = compute_summary(con, candidates[0])
+        if summary:
+            return summary["decisions"]
+    summary_path = project.target_dir / "summary.json"
+    if summary_path.exists():
+        return json.loads(summary_path.read_text()).get("decisions", {})
+    if "decision" in columns:
+        return dict(con.execute(f"select decision, count(*) from {rel} group by 1 order by 1").fetchall())
+    return {}
+
+
 def card_facts(con, project, export, rel: str) -> dict:
     """What the dataset card says: source, judges, task, decisions, thresholds, schema."""
     schema = _describe(con, rel)
     columns = [c for c, _ in schema]
-    decisions: dict[str, int] = {}
-    summary_path = project.target_dir / "summary.json"
-    if summary_path.exists():
-        decisions = json.loads(summary_path.read_text()).get("decisions", {})
-    elif "decision" in columns:
-        decisions = dict(con.execute(f"select decision, count(*) from {rel} group by 1").fetchall())
+    decisions = _decisions(con, project, export, rel, columns)
     sources = list(project.sources.values())
     chosen = project.vars.get("source")
     source = next((s for s in sources if s.name == chosen), sources[0] if sources else None)
@@ -89,6 +108,16 @@ def _option(export, key: str, default: str) -> str:
     return value
 
 
+def _branch(export) -> str:
+    """The branch to push to. Checked here so that a bad name fails before the repo is even created."""
+    value = str(export.options.get("revision") or "main")
+    if (value.startswith(("refs/", "/", "-", ".")) or value.endswith(("/", ".lock")) or ".." in value
+            or not re.fullmatch(r"[\w.\-/]+", value) or re.fullmatch(r"[0-9a-f]{40}", value)):
+        raise ExportError(f"export '{export.name}': `revision` must be a branch name (like main or cleaned-v2), "
+                          f"not '{value}'")
+    return value
+
+
 @register_exporter("hub")
 def export_hub(con, project, export, rel):
     from .hub import dataset_card, push_parquet_to_hub
@@ -98,7 +127,7 @@ def export_hub(con, project, export, rel):
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ExportError(f"export '{export.name}': set `repo_id: owner/name` (got '{repo_id}')")
     split, config_name = _option(export, "split", "train"), _option(export, "config_name", "default")
-    revision = str(opts.get("revision") or "main")
+    revision = _branch(export)
     rows_per_shard = int(opts.get("rows_per_shard", 500_000))
     if rows_per_shard < 1:
         raise ExportError(f"export '{export.name}': `rows_per_shard` must be at least 1")

@@ -69,7 +69,9 @@ class Repo:
 
     def resolve(self, revision: str) -> Commit | None:
         oid = self.branches.get(revision, revision)
-        return self.commits.get(oid) or next((c for o, c in self.commits.items() if len(revision) >= 7 and o.startswith(revision)), None)
+        if oid in self.commits:
+            return self.commits[oid]
+        return next((c for o, c in self.commits.items() if len(revision) >= 7 and o.startswith(revision)), None)
 
 
 def _error(status: int, message: str, code: str | None = None) -> web.Response:
