@@ -41,13 +41,13 @@ def _sql_error(model: Model, compiler: Compiler, exc: duckdb.Error) -> str:
     return f"{message} (compiled SQL: {compiler.project.shown(compiler.compiled_path(model))})"
 
 
-def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model, *, full_refresh: bool) -> int:
+def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model, *, full_refresh: bool) -> int | None:
     """Build one model. Raises ModelError; on failure the previous version stays in place."""
     schema, name = MODELS_SCHEMA, model.name
     existing = relation_kind(con, schema, name)
     try:
         if model.materialized == "ephemeral":
-            return 0
+            return None
         if model.materialized == "view":
             con.execute("begin transaction")
             try:
@@ -58,7 +58,7 @@ def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model
             except BaseException:
                 con.execute("rollback")
                 raise
-            return count_rows(con, model.relation)
+            return None  # counting a view runs its query (a view over judge() would judge every row)
         if model.materialized == "table" or existing != "table" or full_refresh:
             return swap_in_table(con, schema, name, model.compiled_sql)
         return _merge_incremental(con, compiler, model)
@@ -201,7 +201,8 @@ class Build:
             seconds = time.perf_counter() - start
             result = ModelResult(name, "success", model.materialized, rows=rows, seconds=round(seconds, 4),
                                  compiled_path=str(self.compiler.compiled_path(model)), notes=self.ctx.take_notes())
-            self._record(result, f"{prefix} OK {model.materialized} {name} ... {rows} rows in {seconds:.2f}s")
+            self._record(result, f"{prefix} OK {model.materialized} {name} ... "
+                                 f"{'done' if rows is None else f'{rows} rows'} in {seconds:.2f}s")
             for note in result.notes:
                 self.report(f"    {note}")
             if self.after_model is not None and not self.after_model(con, model, result):
