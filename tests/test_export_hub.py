@@ -243,11 +243,13 @@ def built(tmp_path, run_cli):
     """A built project with one export per failure case, exports not yet run."""
     root = write_project(tmp_path / "proj", {
         "ok": {"model": "cleaned", "target": "hub", "repo_id": "alice/ok-target"},
+        "ok_test_split": {"model": "cleaned", "target": "hub", "repo_id": "alice/ok-target", "split": "test"},
         "locked": {"model": "cleaned", "target": "hub", "repo_id": "bob/locked"},
         "foreign_ns": {"model": "cleaned", "target": "hub", "repo_id": "carol/new-repo"},
         "bad_branch": {"model": "cleaned", "target": "hub", "repo_id": "alice/ok-target", "revision": "refs/weird"},
         "made_public": {"model": "cleaned", "target": "hub", "repo_id": "alice/already-public", "private": True},
-        "no_repo": {"model": "cleaned", "target": "hub"}})
+        "no_repo": {"model": "cleaned", "target": "hub"},
+        "bad_split": {"model": "cleaned", "target": "hub", "repo_id": "alice/ok-target", "split": "all"}})
     result = run_cli("build", "--no-exports", cwd=root)
     assert result.exit_code == 0, result.output
     return root
@@ -261,6 +263,7 @@ def built(tmp_path, run_cli):
     ("made_public", TOKEN, "export made_public ERROR: datasets/alice/already-public exists and is public but the export "
                            "says `private: true`"),
     ("no_repo", TOKEN, "export no_repo ERROR: export 'no_repo': set `repo_id: owner/name`"),
+    ("bad_split", TOKEN, "export bad_split ERROR: export 'bad_split': `split` must be a word like train or test, not 'all'"),
 ])
 def test_errors_are_one_line_and_push_nothing(hub, built, run_cli, monkeypatch, export, token, expected):
     before = hub.state()
@@ -273,7 +276,7 @@ def test_errors_are_one_line_and_push_nothing(hub, built, run_cli, monkeypatch, 
     assert "Traceback" not in result.output and token not in result.output
     after = hub.state()
     assert {k: v["branches"] for k, v in after.items()} == {k: v["branches"] for k, v in before.items()}
-    assert "datasets/carol/new-repo" not in after and "datasets/alice/ok-target" not in after
+    assert set(after) == set(before)  # no repo created either
 
 
 def test_unreachable_endpoint(built, run_cli, monkeypatch):
@@ -305,3 +308,33 @@ def test_token_from_saved_login_or_a_clear_error(hub, built, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok-target" in done.stdout and TOKEN not in done.stdout + done.stderr
     assert "data/train-00000-of-00001.parquet" in hub.state()["datasets/alice/ok-target"]["branches"]["main"]["files"]
+
+
+def test_a_push_that_raced_another_is_refused_whole(hub, built, run_cli, monkeypatch):
+    """The commit names the head it was planned against: if the branch moved meanwhile, nothing of ours lands."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert run_cli("export", "ok", cwd=built).exit_code == 0
+    hub.race("datasets/alice/ok-target")
+    result = run_cli("export", "ok_test_split", cwd=built)
+    assert result.exit_code == 1, result.output
+    assert "export ok_test_split ERROR: datasets/alice/ok-target at " in result.output
+    assert "@main changed while pushing (412): run the export again" in result.output
+    main = hub.state()["datasets/alice/ok-target"]["branches"]["main"]
+    assert main["title"] == "rival push" and not any(p.startswith("data/test-") for p in main["files"])
+
+    result = run_cli("export", "ok_test_split", cwd=built)  # the next try goes through
+    assert result.exit_code == 0, result.output
+    assert "data/test-00000-of-00001.parquet" in hub.state()["datasets/alice/ok-target"]["branches"]["main"]["files"]
+
+
+def test_pushing_the_same_data_again_makes_no_commit(hub, built, run_cli, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    first = run_cli("export", "ok", cwd=built)
+    assert first.exit_code == 0 and "commit " in first.output, first.output
+    commits = hub.state()["datasets/alice/ok-target"]["commits"]
+    again = run_cli("export", "ok", cwd=built)
+    assert again.exit_code == 0, again.output
+    assert "unchanged, already at commit" in again.output
+    assert hub.state()["datasets/alice/ok-target"]["commits"] == commits

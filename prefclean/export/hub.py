@@ -253,4 +253,6 @@ def push_parquet_to_hub(files: list[Path], *, repo_id: str, card_markdown: str, 
         if isinstance(exc, HfHubHTTPError):
             raise HubExportError(_describe_http_error(exc, repo_id, revision, endpoint)) from None
         raise
-    return {"oid": info.oid, "url": info.commit_url, "files": new_paths + ["README.md"], "deleted": len(deletions)}
+    # The client skips files the Hub already holds byte for byte, and the whole commit when nothing changed.
+    return {"oid": info.oid, "url": info.commit_url, "files": new_paths + ["README.md"], "deleted": len(deletions),
+            "changed": info.oid != head}

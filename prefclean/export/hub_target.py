@@ -73,7 +73,7 @@ def card_facts(con, project, export, rel: str) -> dict:
         "source_is_hub": bool(source and source.type == "huggingface"),
         "model": export.model,
         "judge_models": _judge_models(con, project, rel, columns),
-        "task": str(export.options.get("task", "ultrafeedback")),
+        "task": str(export.options.get("task") or project.vars.get("task") or "ultrafeedback"),
         "aspect": str(project.vars.get("aspect", "overall-rating")),
         "decision_counts": decisions,
         "thresholds": {k: project.vars[k] for k in THRESHOLD_VARS if k in project.vars},
@@ -101,10 +101,15 @@ def write_shards(con, rel: str, directory: Path, rows: int, rows_per_shard: int)
         con.execute(f"drop table if exists {staged}")
 
 
+# What `datasets` accepts: split names are words (dots between), "all" is reserved; config names become folders.
+_NAME_RULES = {"split": (r"\w+(\.\w+)*", "a word like train or test"), "config_name": (r"\w[\w\-.]*", "a plain name")}
+
+
 def _option(export, key: str, default: str) -> str:
     value = str(export.options.get(key, default))
-    if not value or "/" in value or value.startswith("."):
-        raise ExportError(f"export '{export.name}': `{key}` must be a plain name, not '{value}'")
+    pattern, what = _NAME_RULES[key]
+    if not re.fullmatch(pattern, value) or (key == "split" and value == "all"):
+        raise ExportError(f"export '{export.name}': `{key}` must be {what}, not '{value}'")
     return value
 
 
@@ -128,9 +133,9 @@ def export_hub(con, project, export, rel):
         raise ExportError(f"export '{export.name}': set `repo_id: owner/name` (got '{repo_id}')")
     split, config_name = _option(export, "split", "train"), _option(export, "config_name", "default")
     revision = _branch(export)
-    rows_per_shard = int(opts.get("rows_per_shard", 500_000))
-    if rows_per_shard < 1:
-        raise ExportError(f"export '{export.name}': `rows_per_shard` must be at least 1")
+    rows_per_shard = opts.get("rows_per_shard", 500_000)
+    if not isinstance(rows_per_shard, int) or isinstance(rows_per_shard, bool) or rows_per_shard < 1:
+        raise ExportError(f"export '{export.name}': `rows_per_shard` must be a whole number of at least 1")
     rows = con.execute(f"select count(*) from {rel}").fetchall()[0][0]
     facts = card_facts(con, project, export, rel)
     card = dataset_card(repo_id=repo_id, pretty_name=str(opts.get("pretty_name", f"{project.name}: {export.model}")),
@@ -142,5 +147,6 @@ def export_hub(con, project, export, rel):
                                      revision=revision, commit_message=opts.get("commit_message"),
                                      config_name=config_name, split=split)
     n = len(shards)
+    commit = f"commit {pushed['oid'][:8]}" if pushed["changed"] else f"unchanged, already at commit {pushed['oid'][:8]}"
     return (f"{rows} rows of {export.model} -> hf://datasets/{repo_id}@{revision} config {config_name} split {split} "
-            f"({n} shard{'s' if n > 1 else ''} + README.md, commit {pushed['oid'][:8]})")
+            f"({n} shard{'s' if n > 1 else ''} + README.md, {commit})")

@@ -11,7 +11,9 @@ Auth: `Authorization: Bearer <token>` must be one of the configured tokens (else
 Authorization header", as the Hub says); writes need a token whose user may write to the namespace (else 403).
 Private repos are invisible (404 RepoNotFound) to anyone who may not write them.
 
-Test hooks: GET /_state (repos, branches, files, commit counts); GET /_log (requests seen, method + path + status).
+Test hooks: GET /_state (repos, branches, files, commit counts); GET /_log (requests seen, method + path + status);
+POST /_race {"repo": "datasets/owner/name", "branch": "main"}: the next preupload to that branch is preceded by
+someone else's commit (to test that a push planned against an older head is refused, 412).
 
 Run: python tests/servers/fake_hub.py --config '{"tokens": {"tok": {"user": "alice", "orgs": ["team"]}},
   "repos": [{"repo_id": "bob/locked", "files": {"README.md": "hi"}}]}'  -> prints "LISTENING <url>".
@@ -86,6 +88,7 @@ class HubServer:
         self.tokens = tokens  # token -> {"user": name, "orgs": [...], "read_only": bool}
         self.repos: dict[tuple[str, str], Repo] = {}
         self.log: list[dict] = []
+        self.races: set[tuple[str, str]] = set()  # (repo key, branch) whose next preupload meets a rival commit
         for spec in repos:
             repo = self._create(spec.get("repo_type", "dataset"), spec["repo_id"], bool(spec.get("private")))
             files = {p: (c.encode() if isinstance(c, str) else c) for p, c in (spec.get("files") or {}).items()}
@@ -134,6 +137,7 @@ class HubServer:
         ("GET", r"/(?P<type>dataset|space)s/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
         ("GET", r"/_state", "state"),
         ("GET", r"/_log", "get_log"),
+        ("POST", r"/_race", "race"),
     ]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -143,7 +147,7 @@ class HubServer:
             match = re.fullmatch(pattern, raw)
             if match and method == request.method:
                 args = {k: unquote(v) if v is not None else None for k, v in match.groupdict().items()}
-                if name not in ("state", "get_log"):
+                if not name.startswith(("state", "get_log", "race")):
                     user, denied = self._user(request)
                     if denied is not None:
                         response = denied
@@ -255,6 +259,10 @@ class HubServer:
         found, head, err = self._writable_branch(user, type, repo, rev)
         if err:
             return err
+        if (f"{type}s/{repo}", rev) in self.races:
+            self.races.discard((f"{type}s/{repo}", rev))
+            head = found.commit(head.oid, {**head.files, "rival.txt": b"pushed meanwhile"}, "rival push")
+            found.branches[rev] = head.oid
         body = await request.json()
         return web.json_response({"files": [
             {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
@@ -390,9 +398,19 @@ class HubServer:
     async def get_log(self, request):
         return web.json_response(self.log)
 
+    async def race(self, request):
+        body = await request.json()
+        self.races.add((body["repo"], body.get("branch", "main")))
+        return web.json_response({})
 
-def serve(host: str, port: int, config: dict) -> None:
+
+def serve(host: str, port: int, config: dict, exit_on_stdin_eof: bool = False) -> None:
     import asyncio
+    import os
+    import threading
+
+    if exit_on_stdin_eof:  # the test process died without stopping us: do not linger
+        threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
 
     server = HubServer(config.get("tokens", {}), config.get("repos", []))
     app = web.Application(client_max_size=256 * 1024 ** 2)
@@ -416,7 +434,8 @@ class FakeHub:
     def __init__(self, tokens: dict[str, dict] | None = None, repos: list[dict] | None = None, host: str = "127.0.0.1"):
         config = json.dumps({"tokens": tokens or {}, "repos": repos or []})
         self.process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--host", host, "--port", "0",
-                                         "--config", config], stdout=subprocess.PIPE, text=True)
+                                         "--config", config, "--exit-on-stdin-eof"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         if not line.startswith("LISTENING "):
             self.process.kill()
@@ -432,6 +451,11 @@ class FakeHub:
 
     def log(self) -> list[dict]:
         return self._get("/_log")
+
+    def race(self, repo: str, branch: str = "main") -> None:
+        request = urllib.request.Request(self.url + "/_race", data=json.dumps({"repo": repo, "branch": branch}).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).read()
 
     def stop(self):
         if self.process.poll() is None:
@@ -453,5 +477,6 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--config", default="{}", help="JSON: {tokens: {TOKEN: {user, orgs}}, repos: [...]}")
+    parser.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (the parent died)")
     args = parser.parse_args()
-    serve(args.host, args.port, json.loads(args.config))
+    serve(args.host, args.port, json.loads(args.config), args.exit_on_stdin_eof)
