@@ -46,6 +46,15 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = print)
 
         build.after_model = after_model
         results = build.run()
+        # The summary first: exports (a Hub dataset card) read it.
+        audit = [m.name for m in build.compiler.models.values() if m.config.get("audit") and m.name in built]
+        summary = None
+        for name in audit:
+            summary = compute_summary(build.con, name, build.ctx.summary().get("judging"))
+            if summary:
+                for line in format_summary(summary):
+                    report(line)
+                write_summary(build.con, project.target_dir, build.run_id, summary)
         exports_ok = True
         if options.run_exports and project.exports and not build.failed:
             from .export import run_exports
@@ -56,14 +65,6 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = print)
                 exports_ok = run_exports(build.con, project, build.compiler, names, report)
         elif options.run_exports and project.exports:
             report("exports skipped: the build failed")
-        audit = [m.name for m in build.compiler.models.values() if m.config.get("audit") and m.name in built]
-        summary = None
-        for name in audit:
-            summary = compute_summary(build.con, name, build.ctx.summary().get("judging"))
-            if summary:
-                for line in format_summary(summary):
-                    report(line)
-                write_summary(build.con, project.target_dir, build.run_id, summary)
         build.write_results({"tests": [{**asdict(r.test), "depends_on": sorted(r.test.depends_on), "status": r.status,
                                         "failures": r.failures, "message": r.message} for r in test_results],
                              "summary": summary})

@@ -37,8 +37,11 @@ def server():
         yield srv
 
 
-def build(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_TOKEN": "", "NO_COLOR": "1"}
+def build(root: Path, *args: str, offline: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_TOKEN": "", "NO_COLOR": "1"}
+    env.pop("HF_HUB_OFFLINE", None)
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
     return subprocess.run([sys.executable, "-m", "prefclean.cli", *args,
                            "--project-dir", str(root)], env=env, capture_output=True, text=True, timeout=300)
 
@@ -71,7 +74,8 @@ def test_same_project_through_openai_then_hf_inference(server, tmp_path):
     text = yml.read_text()
     assert text.count("engine: openai") == 1
     yml.write_text(text.replace("engine: openai", "engine: hf-inference"))
-    second = build(root, "build")
+    # huggingface_hub refuses every request in HF_HUB_OFFLINE mode, even to 127.0.0.1, so not offline here.
+    second = build(root, "build", offline=False)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "judge j (hf-inference smollm2 at http://127.0.0.1:" in second.stdout
     judged = rows(root)
@@ -86,8 +90,7 @@ def test_unreachable_url_is_a_row_error_and_judges_says_so(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     root = write_judge_project(tmp_path / "p", judge_lines("openai", url), TINY_PAIRS[:1])
     result = build(root, "build")
-    out = result.stdout + result.stderr
-    assert "Traceback" not in out
+    assert "Traceback" not in result.stdout + result.stderr
     (row,) = rows(root)
     assert row[1] is None and row[2].startswith(f"cannot reach {url}:"), row[2]
     listing = build(root, "judges")

@@ -43,7 +43,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(check, what: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+def wait_until(check, what: str, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -81,6 +81,7 @@ class ArgillaStack:
 
     def _start(self) -> None:
         started = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
         # osmem prints one JSON line with its URL once it listens; it exits when our stdin pipe closes.
         osmem_log = self.workdir / "osmem.log"
         osmem = self._spawn("osmem", [str(osmem_binary()), "--addr", "127.0.0.1:0", "--no-ja",

@@ -71,9 +71,12 @@ def _download(name: str, repo: str, filename: str) -> Path:
     try:
         return Path(hf_hub_download(repo, filename))
     except Exception as exc:  # offline, unknown repo or file, gated: one line either way
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise JudgeError(f"judge '{name}': cannot fetch {filename} from the Hub repo {repo} ({type(exc).__name__}: "
-                         f"{first}); download it while online or set `model:` to a local .gguf path") from None
+        if type(exc).__name__ == "LocalEntryNotFoundError":
+            why = "it is not in the local Hub cache and the Hub cannot be reached"
+        else:
+            why = f"{type(exc).__name__}: " + (str(exc).strip().splitlines() or [""])[0][:150]
+        raise JudgeError(f"judge '{name}': cannot fetch {filename} from the Hub repo {repo} ({why}); "
+                         "download it while online or set `model:` to a local .gguf path") from None
 
 
 def default_threads() -> tuple[int, int]:
