@@ -1,11 +1,13 @@
 """The Ray executor against the local one: same project, same fake judge, same answers, same requests.
 
-A local Ray runtime (2 CPUs) is started once for the module; the executor finds it and uses it. Each
+A local Ray runtime (2 CPUs) is started for the comparison; the executor finds it and uses it. Each
 executor gets its own fresh judge server, so the server's request counts (and its injected 429s and
 unparseable answers) are comparable one to one.
 """
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
@@ -34,7 +36,7 @@ def comparable(root) -> list[tuple]:
     return [(r["id"], *(r["j"][k] for k in COMPARED)) for r in judged(root)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ray_runtime():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'prefclean[ray]')")
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024, log_to_driver=False)
@@ -104,3 +106,19 @@ def test_bad_executor_setting_is_one_clear_line(make_project, run_cli):
         result, _ = build(run_cli, root, ok=False)
         assert "`executor.num_actors` must be a whole number >= 1, got 0" in result.output
         assert server.stats()["requests"] == 0
+
+
+@pytest.mark.ray
+def test_unreachable_ray_address_fails_fast_with_what_to_do(make_project, run_cli):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'prefclean[ray]')")
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with FakeJudge() as server:
+        root = judge_project(make_project, server, rows(2))
+        with open(root / "prefclean.yml", "a", encoding="utf-8") as f:
+            f.write(f"executor: {{type: ray, address: '127.0.0.1:{port}'}}\n")
+        result, seconds = build(run_cli, root, ok=False)
+        assert f"executor ray: nothing answers at 127.0.0.1:{port}" in result.output
+        assert "ray start --head" in result.output
+        assert seconds < 30 and server.stats()["requests"] == 0

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import math
 import os
+import socket
 import threading
 from collections import deque
 from pathlib import Path
@@ -33,7 +34,7 @@ OPTIONS = {
     "address": None,  # Ray address; else the run option `ray_address`, else $RAY_ADDRESS, else a local Ray
     "num_actors": 2,  # actors per judge
     "batch_size": 16,  # requests per batch sent to an actor
-    "batches_per_actor": 4,  # in-flight batches per actor (backpressure)
+    "batches_per_actor": None,  # in-flight batches per actor (backpressure); default: enough for 2x its slots
     "actor_options": {"num_cpus": 1},  # passed to the actor: num_gpus, resources, scheduling_strategy...
     "split_concurrency": True,  # divide the judge's concurrency and requests_per_minute among the actors
     "num_cpus": None,  # only when starting a local Ray
@@ -62,6 +63,19 @@ def _one_line(exc: BaseException) -> str:
     return (errors or lines or [type(exc).__name__])[-1][:400]
 
 
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes: ray.init keeps retrying an address nobody answers on."""
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", "local" and the like: Ray resolves them itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise JudgeError(f"executor ray: nothing answers at {address} ({exc.strerror or exc}): start the head node "
+                         f"with `ray start --head` or fix `executor.address` / $RAY_ADDRESS") from None
+
+
 def parse_options(project: Project, options: dict) -> dict:
     """The `executor:` mapping with defaults, checked; names the bad key the way prefclean.yml does."""
     raw = dict(project.executor or {})
@@ -72,6 +86,8 @@ def parse_options(project: Project, options: dict) -> dict:
         raise JudgeError(f"prefclean.yml: unknown key `executor.{unknown[0]}` (expected one of {', '.join(OPTIONS)})")
     merged = {**OPTIONS, **{k: v for k, v in raw.items() if v is not None}}
     for key in ("num_actors", "batch_size", "batches_per_actor"):
+        if key == "batches_per_actor" and merged[key] is None:
+            continue
         if not isinstance(merged[key], int) or isinstance(merged[key], bool) or merged[key] < 1:
             raise JudgeError(f"prefclean.yml: `executor.{key}` must be a whole number >= 1, got {merged[key]!r}")
     for key in ("actor_options", "runtime_env"):
@@ -167,6 +183,8 @@ class RayExecutor:
             kwargs["address"] = opts["address"]
         else:
             kwargs.update(include_dashboard=False, num_cpus=opts["num_cpus"])
+        if opts["address"]:
+            _check_reachable(opts["address"])
         try:
             ray.init(**kwargs)
         except Exception as exc:
@@ -201,7 +219,8 @@ class RayExecutor:
     def _start_pool(self, config: JudgeConfig, task_name: str) -> ActorPool:
         ray, opts = self.ray, self.options
         remote = ray.remote(JudgeActor).options(max_restarts=1, max_task_retries=1, **opts["actor_options"])
-        actors = [remote.remote(c, task_name, self.project_root) for c in self._actor_configs(config)]
+        configs = self._actor_configs(config)
+        actors = [remote.remote(c, task_name, self.project_root) for c in configs]
         try:
             ray.get([a.ready.remote() for a in actors], timeout=opts["start_timeout"])
         except ray.exceptions.GetTimeoutError:
@@ -214,7 +233,10 @@ class RayExecutor:
             self._kill(actors)
             raise JudgeError(f"executor ray: the actors for judge '{config.name}' failed to start: {_one_line(exc)} "
                              f"(on a cluster, every node needs prefclean: set `executor.runtime_env`)") from None
-        return ActorPool(actors, opts["batches_per_actor"])
+        # Keep each actor's dispatcher busy: twice its request slots queued, in batches.
+        slots = max(c.concurrency for c in configs) * max(1, len(config.base_urls))
+        limit = opts["batches_per_actor"] or max(2, math.ceil(2 * slots / opts["batch_size"]))
+        return ActorPool(actors, limit)
 
     # -- judging ------------------------------------------------------------------------------------
     def judge(self, judge_name: str, judge_config: JudgeConfig, task_name: str,
