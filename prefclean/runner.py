@@ -193,6 +193,9 @@ class Build:
                              f"{prefix} INTERRUPTED {model.materialized} {name}: previous version kept")
                 raise
             except PrefcleanError as exc:
+                fatal = self.ctx.state.pop("fatal_error", None)  # a judge that cannot start: its own words
+                if fatal:
+                    exc = ModelError(f"model '{name}' failed: {fatal}")
                 failed.add(name)
                 self._record(ModelResult(name, "error", model.materialized, seconds=time.perf_counter() - start, message=str(exc),
                                          compiled_path=str(self.compiler.compiled_path(model))),

@@ -301,13 +301,17 @@ def test_loopback_judge_needs_no_key(make_project, run_cli, fake_judge, monkeypa
     ("judge='fake', aspect='vibes'", "unknown aspect 'vibes'"),
     ("judge='fake', task='haiku'", "unknown judge task 'haiku'"),
 ])
-def test_configuration_mistakes_are_one_clear_error_per_row(make_project, run_cli, fake_judge, call, expected):
+def test_configuration_mistakes_fail_the_model_with_one_clear_line(make_project, run_cli, fake_judge, call,
+                                                                   expected):
+    """No row can ever be judged: the model fails (its previous version stays), not every row."""
     model = ("{{ config(materialized='table') }}\n"
              f"select id, {{{{ judge('instruction', 'generations', {call}) }}}} as j from {{{{ source('pairs') }}}}")
     root = judge_project(make_project, fake_judge, [row(1, 5, 1), row(2, 1, 1)], models={"judged": model})
-    result, _ = build(run_cli, root)
-    assert [expected in r["j"]["error"] for r in judged(root)] == [True, True]
-    assert expected in result.output and "Traceback" not in result.output
+    result, _ = build(run_cli, root, ok=False)
+    assert result.exit_code == 1
+    [line] = [line for line in result.output.splitlines() if "ERROR table judged" in line]
+    assert line.startswith("1 of 1 ERROR table judged: model 'judged' failed: ") and expected in line
+    assert "Traceback" not in result.output and "Invalid Input" not in result.output
     assert fake_judge.stats()["requests"] == 0
 
 

@@ -8,7 +8,7 @@ answer fits a small `max_tokens` budget instead of being cut off before the last
 
 from __future__ import annotations
 
-RATIONALE_CHARS = 200  # per text; about 50 tokens, so two blocks fit the smoke-test judge's 160 tokens
+RATIONALE_CHARS = 160  # per text, about 40 tokens: two blocks fit well within the smoke-test judge's 160 tokens
 FEEDBACK_CHARS = 400
 
 

@@ -54,6 +54,9 @@ class Task:
             self._constant[template] = self.render(template)
         return self._constant[template]
 
+    def check(self, aspect: str) -> None:
+        """Refuse a call that can never be judged (before any row is), e.g. an unknown aspect."""
+
     def prompt(self, instruction: str, generations: list[str], aspect: str, reference: str | None) -> Prompt:
         raise NotImplementedError
 
@@ -82,9 +85,12 @@ class UltraFeedback(Task):
 
     name, grammar_name = "ultrafeedback", "ratings_grammar"
 
-    def prompt(self, instruction, generations, aspect, reference):
+    def check(self, aspect):
         if aspect not in ASPECTS:
             raise JudgeError(f"unknown aspect '{aspect}' (one of {', '.join(ASPECTS)})")
+
+    def prompt(self, instruction, generations, aspect, reference):
+        self.check(aspect)
         return Prompt([
             {"role": "system", "content": self.render_constant("ultrafeedback_system.jinja")},
             {"role": "user", "content": self.render("ultrafeedback.jinja", instruction=instruction,

@@ -182,6 +182,7 @@ class Judging:
         n_rows = len(instructions)
         session = self.session(judge_name, task_name)
         task = self.task(task_name)
+        task.check(aspect)
         results: list[dict | None] = [None] * n_rows
         requests: dict[str, Request] = {}
         row_keys: list[str | None] = [None] * n_rows
@@ -367,8 +368,10 @@ def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, gene
         return judging.judge_batch(task[0].as_py(), judge_name[0].as_py(), aspect[0].as_py(),
                                    instruction.to_pylist(), generations.to_pylist(), reference.to_pylist())
     except JudgeError as exc:
-        # A configuration problem (unknown judge, engine unavailable): every row says so, the build goes on.
-        error = str(exc)
+        # A configuration problem (unknown judge, engine unavailable, llama-cpp missing): no row can be judged,
+        # so the model fails with this one line (the runner reads it here) and its previous version stays.
+        ctx.state["fatal_error"] = str(exc)
+        raise
     except Exception as exc:  # a bug must not kill the query either; the rows carry it
         error = f"internal error: {type(exc).__name__}: " + " ".join(str(exc).split())
     row = {"ratings": None, "rationales": None, "winner": None, "judge": None, "model": None, "task": None,
