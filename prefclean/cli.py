@@ -103,10 +103,11 @@ def ls_(load, select):
         click.echo(f"{name:<28} {m.materialized:<12} {deps}")
 
 
-def _build_options(select, full_refresh, judge, refresh_judgments, executor, **extra):
+def _build_options(select, full_refresh, judge, refresh_judgments, executor, ray_address=None, **extra):
     from .runner import BuildOptions
 
-    opts = {"judge_override": judge, "refresh_judgments": refresh_judgments, "executor": executor}
+    opts = {"judge_override": judge, "refresh_judgments": refresh_judgments, "executor": executor,
+            "ray_address": ray_address}
     return BuildOptions(select=list(select), full_refresh=full_refresh,
                         options={k: v for k, v in opts.items() if v}, **extra)
 
@@ -117,15 +118,18 @@ def _build_options(select, full_refresh, judge, refresh_judgments, executor, **e
 @click.option("--judge", default=None, help="Use this named judge for every judge() call in this run.")
 @click.option("--refresh-judgments", is_flag=True, help="Ignore the judgment cache (results are still stored).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Where judge batches run.")
+@click.option("--ray-address", default=None, help="With --executor ray: the cluster (ray://host:10001 or host:6379).")
 @click.option("--no-exports", is_flag=True, help="Skip the exports declared in prefclean.yml.")
 @click.option("--no-tests", is_flag=True, help="Skip data tests.")
 @common_options
-def build(load, select, full_refresh, judge, refresh_judgments, executor, no_exports, no_tests):
+def build(load, select, full_refresh, judge, refresh_judgments, executor, ray_address, no_exports, no_tests):
     """Stage sources, build models in order with their data tests, then run exports."""
     from .build import run_build
 
     project = load()
-    options = _build_options(select, full_refresh, judge, refresh_judgments, executor,
+    if ray_address and executor != "ray":
+        executor = "ray"  # an address only makes sense for Ray
+    options = _build_options(select, full_refresh, judge, refresh_judgments, executor, ray_address,
                              run_tests=not no_tests, run_exports=not no_exports)
     ok = run_build(project, options, report=_echo)
     return 0 if ok else EXIT_FAILED

@@ -57,46 +57,52 @@ def judged_rows(root: Path) -> list[tuple]:
 BLOCK = r"#### Output for Text {i}\nRating: [1-5]\nRationale: [^\n]+\n"
 
 
+def short_prompt(instruction: str, answers: list[str]) -> list[dict]:
+    """A few dozen tokens instead of the built-in prompt's hundreds: the grammar, not the prompt, sets the shape."""
+    listed = " ".join(f"Answer {i}: {a}" for i, a in enumerate(answers, 1))
+    return [{"role": "user", "content": f"Grade these answers to '{instruction}' from 1 to 5. {listed}"}]
+
+
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_ratings_grammar_answers_parse(gguf, n):
     engine = create_engine(smoke_test_judge())
     task = make_task("ultrafeedback", None)
-    generations = ["Paris.", "Berlin.", "It is Paris, on the Seine."][:n]
-    prompt = task.prompt("What is the capital of France?", generations, "helpfulness", None)
-    completion = asyncio.run(engine.complete(prompt.messages, GenerationParams(max_tokens=100 * n, temperature=0.8,
-                                                                              seed=n), grammar=task.grammar(n)))
+    messages = short_prompt("What is the capital of France?", ["Paris.", "Berlin.", "It is Paris, on the Seine."][:n])
+    params = GenerationParams(max_tokens=80 * n, temperature=0.8, seed=n)
+    completion = asyncio.run(engine.complete(messages, params, grammar=task.grammar(n)))
     # The whole answer is exactly n blocks: the grammar, not the parser's tolerance, made it so.
     assert re.fullmatch("".join(BLOCK.format(i=i) for i in range(1, n + 1)), completion.text), completion.text
     verdict = task.parse(completion.text, n)
     assert verdict.error is None
     assert len(verdict.ratings) == n and all(1 <= r <= 5 for r in verdict.ratings)
     assert all(verdict.rationales)
-    assert completion.prompt_tokens > 100 and completion.completion_tokens > 10
+    assert completion.prompt_tokens > 10 and completion.completion_tokens > 10
 
 
 @pytest.mark.parametrize("task_name", ["prometheus-absolute", "prometheus-relative"])
 def test_prometheus_grammars_answers_parse(gguf, task_name):
     engine = create_engine(smoke_test_judge())
     task = make_task(task_name, None)
-    responses = ["2 + 2 = 4.", "2 + 2 = 5."][: 1 if task_name == "prometheus-absolute" else 2]
-    prompt = task.prompt("What is 2 + 2?", responses, "Is the arithmetic correct?", None)
-    completion = asyncio.run(engine.complete(prompt.messages, GenerationParams(max_tokens=140, temperature=0.8, seed=1),
-                                             grammar=task.grammar(prompt.n)))
+    n = 1 if task_name == "prometheus-absolute" else 2
+    messages = short_prompt("What is 2 + 2?", ["2 + 2 = 4.", "2 + 2 = 5."][:n])
+    completion = asyncio.run(engine.complete(messages, GenerationParams(max_tokens=200, temperature=0.8, seed=1),
+                                             grammar=task.grammar(n)))
     assert re.fullmatch(r"Feedback: [^\n\[]+ \[RESULT\] [1-5AB]\n", completion.text), completion.text
-    verdict = task.parse(completion.text, prompt.n)
+    verdict = task.parse(completion.text, n)
     assert verdict.error is None and verdict.winner in (1, 2)
 
 
 # -- prefclean build with the embedded engine -------------------------------------------------------------
 
 def test_build_offline_with_smoke_test_judge(gguf, tmp_path):
-    root = write_judge_project(tmp_path / "p")
+    pairs = TINY_PAIRS[:2]
+    root = write_judge_project(tmp_path / "p", None, pairs)
     result = run_cli("build", "--project-dir", str(root))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert SMOKE_TEST_WARNING in out
     rows = judged_rows(root)
-    assert [r[0] for r in rows] == list(range(len(TINY_PAIRS)))
+    assert [r[0] for r in rows] == list(range(len(pairs)))
     for _, ratings, rationales, error, cached, model, raw in rows:
         assert error is None, raw
         assert len(ratings) == 2 and all(1 <= r <= 5 for r in ratings)
@@ -104,7 +110,7 @@ def test_build_offline_with_smoke_test_judge(gguf, tmp_path):
     # A second build reads every judgment from the cache: same prompts, same engine identity.
     again = run_cli("build", "--project-dir", str(root))
     assert again.returncode == 0, again.stdout + again.stderr
-    assert [r[4] for r in judged_rows(root)] == [True] * len(TINY_PAIRS)
+    assert [r[4] for r in judged_rows(root)] == [True] * len(pairs)
 
 
 def test_build_with_named_gguf_judge_in_process(gguf, tmp_path):
@@ -113,7 +119,7 @@ def test_build_with_named_gguf_judge_in_process(gguf, tmp_path):
     from prefclean.runner import BuildOptions
 
     root = write_judge_project(tmp_path / "p", ["engine: llamacpp", f"model: {gguf}", "max_tokens: 128",
-                                                "temperature: 0", "n_ctx: 2048"], TINY_PAIRS[:2])
+                                                "temperature: 0", "n_ctx: 2048"], TINY_PAIRS[:2], short_prompt=True)
     lines: list[str] = []
     assert run_build(load_project(root), BuildOptions(), report=lines.append), lines
     assert not any(SMOKE_TEST_WARNING in line for line in lines)

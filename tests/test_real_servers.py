@@ -60,14 +60,15 @@ def judge_lines(engine: str, url: str) -> list[str]:
 
 
 def test_same_project_through_openai_then_hf_inference(server, tmp_path):
-    root = write_judge_project(tmp_path / "p", judge_lines("openai", server.url), TINY_PAIRS[:2])
+    root = write_judge_project(tmp_path / "p", judge_lines("openai", server.url), TINY_PAIRS[:2],
+                               short_prompt=True)
     first = build(root, "build")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "judge j (openai smollm2 at http://127.0.0.1:" in first.stdout
     for _, ratings, error, raw, judge, prompt_tokens, completion_tokens in rows(root):
         assert error is None, raw  # grammar-constrained by the server: always parses
         assert len(ratings) == 2 and all(1 <= r <= 5 for r in ratings)
-        assert judge == "j" and prompt_tokens > 100 and completion_tokens > 10
+        assert judge == "j" and prompt_tokens > 30 and completion_tokens > 10
 
     # One line changes: the engine. Same server, now through huggingface_hub's InferenceClient.
     yml = root / "prefclean.yml"
@@ -82,7 +83,7 @@ def test_same_project_through_openai_then_hf_inference(server, tmp_path):
     assert len(judged) == 2
     for _, ratings, error, raw, judge, prompt_tokens, completion_tokens in judged:
         # A free-running 135M model may not keep the format; what matters is that the server answered.
-        assert raw and completion_tokens and prompt_tokens > 100, (raw, error)
+        assert raw and completion_tokens and prompt_tokens > 30, (raw, error)
         assert error is None or "unparseable answer" in error, error
 
 

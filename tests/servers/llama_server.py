@@ -28,7 +28,10 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    def __init__(self, model: str | Path, *, n_ctx: int = 4096, n_threads: int = 2, alias: str = "smollm2",
+    """One thread by default: on a busy machine, llama.cpp threads waiting for each other at every layer
+    can make a request 30x slower."""
+
+    def __init__(self, model: str | Path, *, n_ctx: int = 4096, n_threads: int = 1, alias: str = "smollm2",
                  startup_timeout: float = 120.0):
         self.port = free_port()
         self.alias = alias
@@ -38,7 +41,7 @@ class LlamaServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias,
              "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx),
-             "--n_threads", str(n_threads), "--verbose", "False"],
+             "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads), "--verbose", "False"],
             stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         try:
             self._wait(startup_timeout)
@@ -89,9 +92,22 @@ TINY_PAIRS = [
 ]
 
 
-def write_judge_project(root: Path, judge_lines: list[str] | None = None, pairs: list[dict] = TINY_PAIRS) -> Path:
+# A project may replace the judge's prompt templates; these short ones keep a CPU-bound tiny model fast.
+SHORT_TEMPLATES = {
+    "ultrafeedback_system.jinja": "You rate answers fairly.",
+    "ultrafeedback.jinja": (
+        "Rate each answer to the instruction from 1 (bad) to 5 (good).\n"
+        "Instruction: {{ instruction }}\n"
+        "{% for text in generations %}Text {{ loop.index }}: {{ text }}\n{% endfor %}"
+        "For each text, reply with three lines: `#### Output for Text N`, `Rating: R`, `Rationale: why`."),
+}
+
+
+def write_judge_project(root: Path, judge_lines: list[str] | None = None, pairs: list[dict] = TINY_PAIRS,
+                        short_prompt: bool = False) -> Path:
     """A project whose one model judges each pair once. `judge_lines`: the YAML lines of one judge named `j`
-    ("engine: openai", ...), or None for a project with no judge (the smoke-test judge)."""
+    ("engine: openai", ...), or None for a project with no judge (the smoke-test judge). `short_prompt`:
+    use SHORT_TEMPLATES instead of the built-in prompt (a fifth of its tokens)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "models").mkdir(exist_ok=True)
     with open(root / "pairs.jsonl", "w", encoding="utf-8") as f:
@@ -101,6 +117,10 @@ def write_judge_project(root: Path, judge_lines: list[str] | None = None, pairs:
     if judge_lines:
         lines += ["judges:", "  j:"] + [f"    {line}" for line in judge_lines]
     (root / "prefclean.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if short_prompt:
+        (root / "judge_templates").mkdir(exist_ok=True)
+        for name, text in SHORT_TEMPLATES.items():
+            (root / "judge_templates" / name).write_text(text, encoding="utf-8")
     (root / "models" / "judged.sql").write_text(
         "{{ config(materialized='table') }}\n"
         "select id, {{ judge('instruction', '[chosen, rejected]') }} as j from {{ source('pairs') }} order by id\n",
