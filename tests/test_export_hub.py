@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import prefclean
-from tests.servers.fake_hub import FakeHub
+from servers.fake_hub import FakeHub
 
 TOKEN = f"hf_test_{secrets.token_hex(12)}"
 OTHER_TOKEN = f"hf_test_{secrets.token_hex(12)}"

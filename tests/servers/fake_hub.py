@@ -33,6 +33,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+try:  # run as a script or imported from the tests
+    from .process import ServerProcess
+except ImportError:
+    from process import ServerProcess
 from urllib.parse import parse_qs, unquote
 
 from aiohttp import web
@@ -428,7 +433,7 @@ def serve(host: str, port: int, config: dict, exit_on_stdin_eof: bool = False) -
     asyncio.run(main())
 
 
-class FakeHub:
+class FakeHub(ServerProcess):
     """Starts the server as a subprocess; `url` is what HF_ENDPOINT should be."""
 
     def __init__(self, tokens: dict[str, dict] | None = None, repos: list[dict] | None = None, host: str = "127.0.0.1"):
@@ -457,19 +462,6 @@ class FakeHub:
                                          method="POST", headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=10).read()
 
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 if __name__ == "__main__":

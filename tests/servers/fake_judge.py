@@ -33,6 +33,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+try:  # run as a script or imported from the tests
+    from .process import ServerProcess
+except ImportError:
+    from process import ServerProcess
+
 TEXT_BLOCK = re.compile(r"<text (\d+)>\n(.*?)\n</text \1>", re.S)
 PROMETHEUS_RESPONSE = re.compile(r"<response((?: [AB])?)>\n(.*?)\n</response\1>", re.S)  # group 1 always takes part
 MARKER = re.compile(r"\[\[rate(?::([\w.\-/]+))?=(\d)\]\]")
@@ -207,7 +212,7 @@ def serve(host: str, port: int, latency_ms: float):
     asyncio.run(main())
 
 
-class FakeJudge:
+class FakeJudge(ServerProcess):
     """Starts the server as a subprocess and talks to its control API."""
 
     def __init__(self, latency_ms: float = 0.0, host: str = "127.0.0.1"):
@@ -237,19 +242,6 @@ class FakeJudge:
     def stats(self) -> dict:
         return self._call("GET", "/stats")
 
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 if __name__ == "__main__":
