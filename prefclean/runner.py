@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -128,6 +129,21 @@ def stage_sources(con, project: Project, names: set[str], *, force: bool, report
         report(f"source {name} {verb}: {rows} rows in {time.perf_counter() - start:.2f}s")
 
 
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
+def bound_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Cap DuckDB's memory so big models spill to disk (next to the warehouse) instead of growing with the data.
+
+    DuckDB's own default is 80% of RAM: a million pairs then took 4 GB for the cleaning joins alone. Set
+    PREFCLEAN_MEMORY_LIMIT (a DuckDB size such as 8GB) to give a build more."""
+    limit = os.environ.get("PREFCLEAN_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+    try:
+        con.execute(f"set memory_limit = '{limit.replace(chr(39), '')}'")
+    except duckdb.Error:
+        raise PrefcleanError(f"PREFCLEAN_MEMORY_LIMIT is {limit!r}: expected a size such as 2GB or 512MB") from None
+
+
 class Build:
     """One `prefclean build`: sources, models (with their data tests), exports, artifacts."""
 
@@ -135,6 +151,7 @@ class Build:
         self.project, self.options, self.report = project, options, report
         self.run_id = uuid.uuid4().hex[:12]
         self.con = connect(project.warehouse)
+        bound_memory(self.con)
         try:
             self.compiler, self.graph = load_graph(project, self.con)
             self.selected = self.graph.select(options.select)

