@@ -111,6 +111,10 @@ class Dispatcher:
         self._next_slot = 0.0  # requests-per-minute pacing
         self.in_flight = 0
         self.max_in_flight = 0
+        # Set when no request to this judge can succeed: the rest are not sent, and the model fails.
+        self.fatal: EngineError | None = None
+        self._answered = False  # any answer at all: then an unreachable server is a blip, not a wrong URL
+        self._unreachable_streak = 0
 
     async def _wait_turn(self) -> None:
         now = time.monotonic()
@@ -129,6 +133,16 @@ class Dispatcher:
             return min(max(error.retry_after, 0.0), 300.0) + random.uniform(0, 0.1)
         return min(30.0, 0.25 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
+    def _note_failure(self, error: EngineError) -> None:
+        """A rejected key or unknown model is fatal at once; a server that never answered and keeps refusing
+        connections is taken to be the wrong URL after a few rounds of retries (instead of every row retrying)."""
+        if error.fatal:
+            self.fatal = self.fatal or error
+        elif error.status is None and not self._answered:
+            self._unreachable_streak += 1
+            if self._unreachable_streak >= max(8, 2 * self.slots) * (self.judge.max_retries + 1):
+                self.fatal = self.fatal or error
+
     async def judge_one(self, request: Request) -> Outcome:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.slots)
@@ -142,6 +156,9 @@ class Dispatcher:
         latency = 0.0
         grammar = request.grammar if self.use_grammar else None
         while True:
+            if self.fatal is not None:
+                last_error = str(self.fatal)
+                break
             attempt += 1
             await self._wait_turn()
             async with self._semaphore:
@@ -168,6 +185,7 @@ class Dispatcher:
             if error is not None:
                 calls.append({**call, "status": "error", "error": str(error), "http_status": error.status})
                 last_error = str(error)
+                self._note_failure(error)
                 if error.status == 429:
                     self.stats.add(rate_limited=1)
                     if error.retry_after:
@@ -178,6 +196,7 @@ class Dispatcher:
                     await asyncio.sleep(self._backoff(transport_failures, error))
                     continue
                 break
+            self._answered, self._unreachable_streak = True, 0
             latency += elapsed * 1000
             tokens[0] += completion.prompt_tokens or 0
             tokens[1] += completion.completion_tokens or 0

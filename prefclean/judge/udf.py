@@ -226,6 +226,8 @@ class Judging:
                 count = rows_per_key[outcome.key]
                 self.stats.add(judged=count if outcome.ok else 0, failed=0 if outcome.ok else count)
                 session.progress.advance(count, self.stats.as_dict())
+            if session.dispatcher.fatal is not None:  # judgments made so far are cached; the model fails
+                raise JudgeError(f"judge '{session.name}': {session.dispatcher.fatal}")
         for i, key in enumerate(row_keys):
             if key is not None:
                 results[i] = outcomes[key]

@@ -34,12 +34,14 @@ class Completion:
 
 
 class EngineError(Exception):
-    """A failed generation. `retryable` says whether the same request may succeed later."""
+    """A failed generation. `retryable` says whether the same request may succeed later; `fatal` that no
+    request to this judge can (a rejected key, an unknown model): judging stops and the model fails."""
 
     def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None,
-                 status: int | None = None):
+                 status: int | None = None, fatal: bool | None = None):
         super().__init__(message)
         self.retryable, self.retry_after, self.status = retryable, retry_after, status
+        self.fatal = status in (401, 403, 404) if fatal is None else fatal
 
 
 class Engine:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ...errors import JudgeError
 from .base import Completion, Engine, EngineError, GenerationParams, register_engine
 
 DEFAULT_MODEL = "meta-llama/Meta-Llama-3.1-70B-Instruct"
@@ -37,6 +38,9 @@ class HFInferenceEngine(Engine):
         self.model = config.model or (None if self.base_url else DEFAULT_MODEL) or "tgi"
         self.provider = config.options.get("provider")
         self._client = None
+        if not self.base_url and not self._token():
+            raise JudgeError(f"judge '{config.name}': the Hugging Face inference API needs a token for {self.model}: "
+                             "set HF_TOKEN or run `hf auth login` (or point `base_url` at your own server)")
 
     def _token(self) -> str | None:
         from huggingface_hub import get_token
