@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import sys
 import tempfile
@@ -39,27 +40,32 @@ def load_pairs(limit: int | None) -> list[dict]:
     return pairs[:limit] if limit else pairs
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process, llama.cpp's threads included: on a shared machine, less noisy than wall time."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_engine(args) -> dict:
     options = {k: v for k, v in (("n_threads", args.n_threads), ("n_ctx", args.n_ctx)) if v}
     config = replace(smoke_test_judge(), model=args.model, max_tokens=args.max_tokens, options=options)
-    engine = create_engine(config)
+    started = time.perf_counter()
+    engine = create_engine(config)  # loads the model, outside the timed part
+    load_s = time.perf_counter() - started
     task = make_task("ultrafeedback", REPO)
     stats = Stats()
     dispatcher = Dispatcher(config, engine, task, stats)
     loop = LoopThread.get()
-    started = time.perf_counter()
-    loop.run(engine.check())  # load the model outside the timed part
-    load_s = time.perf_counter() - started
     requests = []
     for i, pair in enumerate(load_pairs(args.pairs)):
         prompt = task.prompt(pair["question"], [pair["chosen"], pair["rejected"]], "overall-rating", None)
         requests.append(Request(str(i), prompt.messages, prompt.n, task.grammar(prompt.n)))
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), _cpu_seconds()
     outcomes = [loop.run(dispatcher.judge_one(r)) for r in requests]
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
     counts = stats.as_dict()
     return {"engine": engine.describe(), "pairs": len(requests), "parsed": sum(o.ok for o in outcomes),
-            "load_s": load_s, "seconds": seconds, "pairs_per_s": len(requests) / seconds,
+            "load_s": load_s, "seconds": seconds, "cpu_s_per_pair": cpu / len(requests), "pairs_per_s": len(requests) / seconds,
             "prompt_tokens": counts["prompt_tokens"], "completion_tokens": counts["completion_tokens"],
             "prompt_tok_per_s": counts["prompt_tokens"] / seconds,
             "completion_tok_per_s": counts["completion_tokens"] / seconds,
@@ -100,7 +106,8 @@ def main() -> None:
         r = bench_engine(args)
         print(f"engine: {r['engine']}; model load {r['load_s']:.2f}s")
         print(f"  {r['pairs']} pairs in {r['seconds']:.1f}s = {r['pairs_per_s']:.2f} pairs/s "
-              f"({r['parsed']}/{r['pairs']} parsed), mean latency {r['mean_latency_ms']:.0f} ms")
+              f"({r['parsed']}/{r['pairs']} parsed), mean latency {r['mean_latency_ms']:.0f} ms, "
+              f"{r['cpu_s_per_pair']:.2f} CPU-s per pair")
         print(f"  tokens: prompt {r['prompt_tokens']} = {r['prompt_tok_per_s']:.0f}/s, "
               f"completion {r['completion_tokens']} = {r['completion_tok_per_s']:.1f}/s")
     if args.mode in ("build", "both"):

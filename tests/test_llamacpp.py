@@ -24,7 +24,6 @@ from prefclean.judge.judges import SMOKE_TEST_WARNING, smoke_test_judge  # noqa:
 from prefclean.judge.tasks import make_task  # noqa: E402
 from prefclean.project import JudgeConfig  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from servers.llama_server import TINY_PAIRS, write_judge_project  # noqa: E402
 
 pytestmark = pytest.mark.llm
@@ -40,7 +39,7 @@ def gguf() -> Path:
         pytest.skip(str(exc))
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def prefclean_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_COLOR": "1"}
     return subprocess.run([sys.executable, "-m", "prefclean.cli", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
@@ -97,7 +96,7 @@ def test_prometheus_grammars_answers_parse(gguf, task_name):
 def test_build_offline_with_smoke_test_judge(gguf, tmp_path):
     pairs = TINY_PAIRS[:2]
     root = write_judge_project(tmp_path / "p", None, pairs)
-    result = run_cli("build", "--project-dir", str(root))
+    result = prefclean_cli("build", "--project-dir", str(root))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert SMOKE_TEST_WARNING in out
@@ -108,7 +107,7 @@ def test_build_offline_with_smoke_test_judge(gguf, tmp_path):
         assert len(ratings) == 2 and all(1 <= r <= 5 for r in ratings)
         assert all(rationales) and not cached and model == "SmolLM2-135M-Instruct.Q4_1"
     # A second build reads every judgment from the cache: same prompts, same engine identity.
-    again = run_cli("build", "--project-dir", str(root))
+    again = prefclean_cli("build", "--project-dir", str(root))
     assert again.returncode == 0, again.stdout + again.stderr
     assert [r[4] for r in judged_rows(root)] == [True] * len(pairs)
 
@@ -129,16 +128,35 @@ def test_build_with_named_gguf_judge_in_process(gguf, tmp_path):
 
 
 # -- clear errors ---------------------------------------------------------------------------------------------
+# A judge that cannot start fails its model with one line (exit 1); a request that fails is its row's error.
 
-def test_missing_gguf_is_one_line_per_row_error(tmp_path):
+def assert_model_failed_with(result: subprocess.CompletedProcess, root: Path, message: str) -> None:
+    out = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in out, out
+    assert f"ERROR table judged: model 'judged' failed: {message}" in out, out
+    with duckdb.connect(str(root / "target" / "tiny.duckdb"), read_only=True) as con:
+        assert not con.sql("select * from duckdb_tables() where table_name = 'judged'").fetchall()
+
+
+def test_missing_gguf_fails_the_model_with_one_line(tmp_path):
     missing = tmp_path / "no-such-judge.gguf"
     root = write_judge_project(tmp_path / "p", ["engine: llamacpp", f"model: {missing}"])
-    result = run_cli("build", "--project-dir", str(root))
-    out = result.stdout + result.stderr
-    assert "Traceback" not in out
-    message = f"judge 'j': no GGUF file at {missing}"
-    assert message in out, out
-    assert {r[3] for r in judged_rows(root)} == {message + " (check `model:` in prefclean.yml)"}
+    assert_model_failed_with(prefclean_cli("build", "--project-dir", str(root)), root,
+                             f"judge 'j': no GGUF file at {missing} (check `model:` in prefclean.yml)")
+
+
+def test_unreadable_gguf_fails_the_model_with_one_line(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    root = write_judge_project(tmp_path / "p", ["engine: llamacpp", f"model: {bad}"])
+    assert_model_failed_with(prefclean_cli("build", "--project-dir", str(root)), root,
+                             f"judge 'j': llama.cpp cannot load {bad} (")
+
+
+def test_unknown_judge_name_fails_the_model_with_one_line(tmp_path):
+    root = write_judge_project(tmp_path / "p", ["engine: llamacpp", "model: whatever.gguf"])
+    assert_model_failed_with(prefclean_cli("build", "--project-dir", str(root), "--judge", "jj"), root,
+                             "no judge named 'jj' in prefclean.yml; did you mean 'j'?")
 
 
 def test_hub_repo_without_filename_says_what_to_add():
@@ -147,31 +165,12 @@ def test_hub_repo_without_filename_says_what_to_add():
         create_engine(config)
 
 
-def test_unreadable_gguf_fails_rows_not_build(tmp_path):
-    bad = tmp_path / "broken.gguf"
-    bad.write_bytes(b"GGUF" + b"\0" * 64)
-    engine = create_engine(JudgeConfig(name="j", engine="llamacpp", model=str(bad)))
-    from prefclean.judge.engines import EngineError
-
-    for _ in range(2):  # the second request fails fast with the same message, without reloading
-        with pytest.raises(EngineError, match=r"llama.cpp cannot load .*broken.gguf"):
-            asyncio.run(engine.complete([{"role": "user", "content": "hi"}], GenerationParams(max_tokens=4)))
-
-
 def test_prompt_longer_than_context_is_a_row_error(gguf, tmp_path):
     root = write_judge_project(tmp_path / "p", ["engine: llamacpp", f"model: {gguf}", "n_ctx: 128", "max_tokens: 32"],
                                TINY_PAIRS[:1])
-    result = run_cli("build", "--project-dir", str(root))
+    result = prefclean_cli("build", "--project-dir", str(root))
     assert result.returncode == 0 and "Traceback" not in result.stdout + result.stderr
     (row,) = judged_rows(root)
     assert row[1] is None
     assert re.search(r"prompt too long for SmolLM2-135M-Instruct.Q4_1.gguf: .*context window of \d+; "
                      r"raise `n_ctx` on judge 'j'", row[3]), row[3]
-
-
-def test_unknown_judge_name_is_one_line(tmp_path):
-    root = write_judge_project(tmp_path / "p", ["engine: llamacpp", "model: whatever.gguf"])
-    result = run_cli("build", "--project-dir", str(root), "--judge", "jj")
-    out = result.stdout + result.stderr
-    assert "Traceback" not in out
-    assert "no judge named 'jj' in prefclean.yml; did you mean 'j'?" in out, out

@@ -19,7 +19,6 @@ for _module in ("fastapi", "uvicorn", "sse_starlette", "pydantic_settings", "sta
 
 from prefclean.errors import JudgeError  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from servers.llama_server import TINY_PAIRS, LlamaServer, free_port, write_judge_project  # noqa: E402
 
 pytestmark = pytest.mark.llm

