@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +197,14 @@ def _parse_judge(name: str, raw: Any) -> JudgeConfig:
     )
 
 
+def _anchor_gguf(root: Path, judge: JudgeConfig) -> JudgeConfig:
+    """A GGUF path in prefclean.yml is relative to the project, like every other path there."""
+    model = judge.model
+    if judge.engine == "llamacpp" and model and model.endswith(".gguf") and not Path(model).expanduser().is_absolute():
+        return replace(judge, model=str(root / model))
+    return judge
+
+
 def _parse_export(name: str, raw: Any) -> ExportConfig:
     path = f"exports.{name}"
     raw = _expect(raw, dict, path, "a mapping")
@@ -230,7 +238,8 @@ def load_project(project_dir: str | Path = ".", cli_vars: dict[str, Any] | None 
     vars_ = dict(_expect(raw.get("vars") or {}, dict, "vars", "a mapping"))
     vars_.update(cli_vars or {})
     sources = {str(k): _parse_source(str(k), v, root) for k, v in _expect(raw.get("sources") or {}, dict, "sources", "a mapping").items()}
-    judges = {str(k): _parse_judge(str(k), v) for k, v in _expect(raw.get("judges") or {}, dict, "judges", "a mapping").items()}
+    judges = {str(k): _anchor_gguf(root, _parse_judge(str(k), v))
+              for k, v in _expect(raw.get("judges") or {}, dict, "judges", "a mapping").items()}
     exports = {str(k): _parse_export(str(k), v) for k, v in _expect(raw.get("exports") or {}, dict, "exports", "a mapping").items()}
     default_judge = raw.get("default_judge")
     if default_judge is not None and default_judge not in judges:

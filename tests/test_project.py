@@ -117,3 +117,15 @@ def test_debug_shows_the_traceback(make_project, run_cli):
     assert quiet.output.strip() == "error: prefclean.yml: `vars` must be a mapping, got str"
     loud = run_cli("ls", "--debug", cwd=root)
     assert loud.exit_code == EXIT_USER_ERROR and "Traceback" in loud.output
+
+
+def test_a_relative_gguf_path_is_relative_to_the_project(make_project, tmp_path):
+    root = make_project(config={"sources": INLINE, "judges": {
+        "mine": {"engine": "llamacpp", "model": "models/judge.gguf"},
+        "abs": {"engine": "llamacpp", "model": "/opt/judge.gguf"},
+        "hub": {"engine": "llamacpp", "model": "Qwen/Qwen2.5-7B-Instruct-GGUF", "filename": "q.gguf"},
+    }})
+    judges = load_project(root).judges
+    assert judges["mine"].model == str(root / "models" / "judge.gguf")
+    assert judges["abs"].model == "/opt/judge.gguf"
+    assert judges["hub"].model == "Qwen/Qwen2.5-7B-Instruct-GGUF"
