@@ -64,6 +64,7 @@ def write_pairs(path: Path, table: pa.Table) -> Path:
 def make_project(root: Path, source_path: Path, judge: dict, *, bias_check: bool = False,
                  export: bool = True) -> Path:
     """A copy of the example project (models, macros, udfs) reading a Parquet file, judged by `judge`."""
+    root, source_path = root.resolve(), source_path.resolve()
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -166,6 +167,7 @@ def measure(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None,
 
 
 def prefclean(root: Path, *args: str, env: dict | None = None) -> Measured:
+    root = root.resolve()
     result = measure([*PREFCLEAN, "build", "--project-dir", str(root), *args], cwd=root,
                      env={"PREFCLEAN_PROGRESS": "0", **(env or {})})
     if result.returncode != 0:

@@ -50,7 +50,8 @@ class JudgmentCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Its own DuckDB instance would default to 80% of RAM: its buffers then grew ~1 MiB per 1,000 stored
         # judgments (a million pairs: +1 GB). Capped, it evicts to disk and stays flat.
-        self._con = duckdb.connect(str(path), config={"memory_limit": CACHE_MEMORY_LIMIT})
+        self._con = duckdb.connect(str(path))
+        self._con.execute(f"set memory_limit = '{CACHE_MEMORY_LIMIT}'")  # a SET, so other opens need no config
         self._lock = threading.Lock()
         for statement in SCHEMA:
             self._con.execute(statement)
