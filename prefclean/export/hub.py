@@ -207,6 +207,7 @@ def push_parquet_to_hub(files: list[Path], *, repo_id: str, card_markdown: str, 
     the `configs:` of the other configs already in the repo. Returns the commit's oid and url.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
+    from huggingface_hub.errors import HfUriError
 
     revision = revision or MAIN
     # Read at call time: the client's own constant is fixed when huggingface_hub is first imported.
@@ -215,7 +216,13 @@ def push_parquet_to_hub(files: list[Path], *, repo_id: str, card_markdown: str, 
         raise HubExportError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access)")
     api = HfApi(endpoint=endpoint)
     try:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        try:
+            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        except HfUriError:
+            # The repo exists but the token may not create in its namespace; huggingface_hub then builds the
+            # repo's URL against its import-time endpoint and fails to parse it under HF_ENDPOINT. Carry on:
+            # the commit below says whether the token may write.
+            pass
         if private and not api.repo_info(repo_id, repo_type="dataset").private:
             raise HubExportError(f"datasets/{repo_id} exists and is public but the export says `private: true`: "
                                  "make it private on the Hub, or set `private: false`")
