@@ -3,7 +3,8 @@
 -- Incremental on pair_id: a rebuild judges only new pairs and pairs whose judgment failed.
 {{ config(materialized='incremental', unique_key='pair_id') }}
 {#- which panel and aspect judged a row: changing them re-judges it (the judgment cache still answers what it can) -#}
-{%- set panel_signature = var('judges') | join(',') ~ '|' ~ var('aspect') ~ '|' ~ var('check_position_bias') %}
+{%- set panel_signature = (var('judge_override', none) or var('judges') | join(',')) ~ '|' ~ var('aspect') ~ '|'
+                          ~ var('check_position_bias') %}
 
 select
   pair_id,

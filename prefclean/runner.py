@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import duckdb
@@ -148,6 +148,9 @@ class Build:
     """One `prefclean build`: sources, models (with their data tests), exports, artifacts."""
 
     def __init__(self, project: Project, options: BuildOptions, report: Reporter = print):
+        override = options.options.get("judge_override")
+        if override:  # models can see it (var('judge_override')), e.g. to re-judge rows judged by another judge
+            project = replace(project, vars={**project.vars, "judge_override": override})
         self.project, self.options, self.report = project, options, report
         self.run_id = uuid.uuid4().hex[:12]
         self.con = connect(project.warehouse)

@@ -47,3 +47,16 @@ def test_a_changed_incremental_query_asks_for_a_full_refresh(tmp_path, run_cli, 
     assert "incremental model 'judged_pairs' has other columns than its table (new: answer)" in result.output
     assert "--full-refresh --select judged_pairs" in result.output
     build(run_cli, root, "--full-refresh", "--select", "judged_pairs")
+
+
+def test_judge_override_rejudges_and_the_next_plain_build_goes_back(tmp_path, run_cli, fake_judge):
+    other = {"other": {"engine": "openai", "base_url": fake_judge.url, "model": "fake-other"}}
+    root = copy_example(tmp_path, fake_judge, vars={"check_position_bias": False}, extra_judges=other)
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 52
+    build(run_cli, root, "--judge", "other")
+    assert fake_judge.stats()["models"] == {"fake-judge": 52, "fake-other": 52}
+    assert judged(root, "select distinct judgments[1].model as m from judged_pairs") == [{"m": "fake-other"}]
+    build(run_cli, root)  # back to the panel in vars: every judgment comes from the cache
+    assert fake_judge.stats()["requests"] == 104
+    assert judged(root, "select distinct judgments[1].model as m from judged_pairs") == [{"m": "fake-judge"}]
