@@ -40,12 +40,26 @@ def test_million_small(tmp_path):
     assert float(cell(out, "judging")) > 0
 
 
-def test_judge_throughput_small(tmp_path):
-    out = run_bench("judge_throughput.py", "--n", 90, "--latency-ms", 50, "--capacity", 4, "--replicas", "1,2",
+def test_judge_replicas_small(tmp_path):
+    out = run_bench("judge_replicas.py", "--n", 90, "--latency-ms", 50, "--capacity", 4, "--replicas", "1,2",
                     "--work", tmp_path)
     rows = re.findall(r"^\| ([12]) +\| [\d.]+ +\| (\d+) ", out.split("failover:")[0], re.M)
     assert rows == [("1", "90"), ("2", "90")], out
     assert "FAILOVER CHECK FAILED" not in out and "failover: 2 replicas" in out
+
+
+def test_judge_throughput_small(tmp_path):
+    out = run_bench("judge_throughput.py", "--n", 40, "--latency-ms", 20, "--concurrency", "1,8",
+                    "--overhead-concurrency", 8, "--work", tmp_path)
+    rows = re.findall(r"^\| (\d+) +\| [\d.]+ +\| (\d+) +\| (\d+) +\|", out, re.M)
+    assert rows == [("1", "40", "1"), ("8", "40", "8")], out  # every row sent, the concurrency limit reached
+    runs = dict(re.findall(r"^\| (cold, zero latency|warm cache \(--full-refresh\)) +\| [\d.]+ +\| [\d.]+ +"
+                           r"\| (\d+ +\| \d+) +\|", out, re.M))
+    assert {k: v.split() for k, v in runs.items()} == {"cold, zero latency": ["40", "|", "0"],
+                                                       "warm cache (--full-refresh)": ["0", "|", "40"]}, out
+    assert float(cell(out, "cold, zero latency")) > 0  # build wall s
+    assert re.search(r"client CPU per request: -?\d+ µs", out) and "CHECK FAILED" not in out, out
+
 
 
 def test_stage_shuffle_small(tmp_path):
