@@ -1,8 +1,9 @@
 """Staging + shuffle of N pairs: prefclean (DuckDB, the example models stg_pairs and shuffled_pairs) vs the
-same job written with `datasets` (load the Parquet file, drop incomplete rows, give each pair an id, put the
-two responses in a seeded random order per row with Python's random, keep the columns).
+same job written with `datasets` (load the Parquet file, drop incomplete rows, give each pair an id, drop
+repeated pairs, put the two responses in a seeded random order per row with Python's random, count each
+response's words, keep the columns): the same steps as the models stg_pairs and shuffled_pairs.
 
-    python bench/stage_shuffle.py [--n 200000]
+    python bench/stage_shuffle.py [--n 1000000]
 
 Both run as fresh processes (imports included) from cold caches; peak memory is the process tree's.
 """
@@ -10,6 +11,7 @@ Both run as fresh processes (imports included) from cold caches; peak memory is 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -36,15 +38,24 @@ def shuffle(row):
             "generations": [row[o] for o in order], "order": order}
 
 ds = ds.map(shuffle, remove_columns=["question"])
-ds = ds.select_columns(["pair_id", "system", "instruction", "chosen", "rejected", "generations", "order"])
+seen = set()
+ds = ds.filter(lambda r: not (r["pair_id"] in seen or seen.add(r["pair_id"])))  # keep each pair's first row
+ds = ds.map(lambda r: {"chosen_words": len(r["chosen"].split()), "rejected_words": len(r["rejected"].split())})
+ds = ds.select_columns(["pair_id", "system", "instruction", "chosen", "rejected", "generations", "order",
+                        "chosen_words", "rejected_words"])
 ds.to_parquet(out)
 print(f"ROWS {len(ds)} WORK {time.perf_counter() - start:.2f}")
 '''
 
 
+def rows_out(output: str) -> int:
+    """Rows in shuffled_pairs, from the build's model line."""
+    return int(re.search(r"table shuffled_pairs \.+ (\d+) rows", output).group(1))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "stage_shuffle")
     args = parser.parse_args(argv)
     shutil.rmtree(args.work, ignore_errors=True)
@@ -64,10 +75,11 @@ def main(argv=None) -> int:
     if ds.returncode != 0:
         raise SystemExit(f"datasets job failed:\n{ds.output[-3000:]}")
     ds_rows, ds_work = ds.output.split("ROWS ")[1].split()[0::2]
-    print(f"\n{args.n:,} pairs: staging (dedupe, pair ids) + seeded shuffle of each pair; "
+    print("prefclean: " + ", ".join(f"{k} {v:.2f}s" for k, v in times.items()))
+    print(f"\n{args.n:,} pairs: staging (pair ids, dedupe) + seeded shuffle + word counts of each pair; "
           f"load before: {load_before}, after: {load_average()}\n")
     print(table(["", "wall s (process)", "work s (no start-up)", "peak RSS tree MiB", "rows out"], [
-        ["prefclean (DuckDB)", pc.seconds, pc_work, pc.peak_tree_mib, args.n],
+        ["prefclean (DuckDB)", pc.seconds, pc_work, pc.peak_tree_mib, rows_out(pc.output)],
         ["datasets.map", ds.seconds, float(ds_work), ds.peak_tree_mib, int(ds_rows)],
         ["datasets / prefclean", ratio(ds.seconds, pc.seconds), ratio(float(ds_work), pc_work),
          ratio(ds.peak_tree_mib, pc.peak_tree_mib), ""],
