@@ -17,7 +17,8 @@ from .graph import Graph
 from .project import Project
 from .sources import stage_source
 from .udf import RunContext, all_udfs, register_udfs
-from .warehouse import MODELS_SCHEMA, connect, count_rows, quote, relation, relation_kind, swap_in_table
+from .warehouse import (MODELS_SCHEMA, connect, count_rows, quote, relation, relation_kind, swap_in_table,
+                        transaction)
 
 Reporter = Callable[[str], None]
 
@@ -50,15 +51,10 @@ def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model
         if model.materialized == "ephemeral":
             return None
         if model.materialized == "view":
-            con.execute("begin transaction")
-            try:
+            with transaction(con):
                 if existing == "table":
                     con.execute(f"drop table {model.relation}")
                 con.execute(f"create or replace view {model.relation} as {model.compiled_sql}")
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
             return None  # counting a view runs its query (a view over judge() would judge every row)
         if model.materialized == "table" or existing != "table" or full_refresh:
             return swap_in_table(con, schema, name, model.compiled_sql)
@@ -84,18 +80,13 @@ def _merge_incremental(con: duckdb.DuckDBPyConnection, compiler: Compiler, model
         con.execute(f"create table {staging} as {model.compiled_sql}")
         keys = model.unique_key
         keys = [keys] if isinstance(keys, str) else list(keys or [])
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             if keys:
                 cols = ", ".join(quote(k) for k in keys)
                 con.execute(f"delete from {model.relation} where ({cols}) in (select ({cols}) from {staging})"
                             if len(keys) > 1 else
                             f"delete from {model.relation} where {cols} in (select {cols} from {staging})")
             con.execute(f"insert into {model.relation} by name select * from {staging}")
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
     finally:
         con.execute(f"drop table if exists {staging}")
     return count_rows(con, model.relation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -59,6 +60,18 @@ def drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> Non
         con.execute(f"drop {kind} {relation(schema, name)}")
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection):
+    """All or nothing: commit when the block ends, roll back if it raises (Ctrl-C included)."""
+    con.execute("begin transaction")
+    try:
+        yield con
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
 def swap_in_table(con: duckdb.DuckDBPyConnection, schema: str, name: str, select_sql: str) -> int:
     """Build select_sql into a side table, then replace schema.name with it in one transaction.
 
@@ -68,14 +81,9 @@ def swap_in_table(con: duckdb.DuckDBPyConnection, schema: str, name: str, select
     con.execute(f"drop table if exists {relation(schema, tmp)}")
     try:
         con.execute(f"create table {relation(schema, tmp)} as {select_sql}")
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             drop_relation(con, schema, name)
             con.execute(f"alter table {relation(schema, tmp)} rename to {quote(name)}")
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
     finally:
         con.execute(f"drop table if exists {relation(schema, tmp)}")
     return count_rows(con, relation(schema, name))

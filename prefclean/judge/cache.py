@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from ..warehouse import transaction
+
 SCHEMA = [
     """create table if not exists judgments (
         key varchar primary key, judge varchar, engine varchar, model varchar, task varchar, aspect varchar,
@@ -81,18 +83,14 @@ class JudgmentCache:
         with self._lock:
             cur = self._con.cursor()
             try:
-                cur.execute("begin transaction")
-                if judgments:
-                    cur.register("new_judgments", pa.Table.from_pylist(judgments, schema=JUDGMENT_TYPES))
-                    cur.execute(f"insert or replace into judgments ({', '.join(JUDGMENT_COLUMNS)}) "
-                                f"select {', '.join(JUDGMENT_COLUMNS)} from new_judgments")
-                if calls:
-                    cur.register("new_calls", pa.Table.from_pylist(calls, schema=CALL_TYPES))
-                    cur.execute(f"insert into calls ({', '.join(CALL_TYPES.names)}) select * from new_calls")
-                cur.execute("commit")
-            except BaseException:
-                cur.execute("rollback")
-                raise
+                with transaction(cur):
+                    if judgments:
+                        cur.register("new_judgments", pa.Table.from_pylist(judgments, schema=JUDGMENT_TYPES))
+                        cur.execute(f"insert or replace into judgments ({', '.join(JUDGMENT_COLUMNS)}) "
+                                    f"select {', '.join(JUDGMENT_COLUMNS)} from new_judgments")
+                    if calls:
+                        cur.register("new_calls", pa.Table.from_pylist(calls, schema=CALL_TYPES))
+                        cur.execute(f"insert into calls ({', '.join(CALL_TYPES.names)}) select * from new_calls")
             finally:
                 cur.close()
 
