@@ -35,12 +35,12 @@ def shuffle(row):
     order = ["chosen", "rejected"]
     random.Random(pair_id + "#42").shuffle(order)  # a seeded coin per row
     return {"pair_id": pair_id, "system": row["system"] or "", "instruction": row["question"],
-            "generations": [row[o] for o in order], "order": order}
+            "generations": [row[o] for o in order], "order": order,
+            "chosen_words": len(row["chosen"].split()), "rejected_words": len(row["rejected"].split())}
 
 ds = ds.map(shuffle, remove_columns=["question"])
 seen = set()
 ds = ds.filter(lambda r: not (r["pair_id"] in seen or seen.add(r["pair_id"])))  # keep each pair's first row
-ds = ds.map(lambda r: {"chosen_words": len(r["chosen"].split()), "rejected_words": len(r["rejected"].split())})
 ds = ds.select_columns(["pair_id", "system", "instruction", "chosen", "rejected", "generations", "order",
                         "chosen_words", "rejected_words"])
 ds.to_parquet(out)
