@@ -178,3 +178,48 @@ def test_ctrl_c_in_the_prompt_keeps_the_shell(built):
     out = _interrupt(proc, after=1, then_input="select 41 + 1 as answer;\n")
     assert proc.returncode == 0, out
     assert "error: query interrupted" in out and "answer\n42" in out
+
+
+def _in_terminal(root, keys: list[bytes], timeout: float = 30) -> str:
+    """Run `prefclean sql` on a real pseudo-terminal, type `keys` one line at a time, return what it showed."""
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    exe = shutil.which("prefclean") or str(Path(sys.executable).with_name("prefclean"))
+    proc = subprocess.Popen([exe, "sql", "--format", "csv"], cwd=root, stdin=secondary, stdout=secondary,
+                            stderr=secondary, close_fds=True, env={**os.environ, "TERM": "xterm"})
+    os.close(secondary)
+    shown = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal shown
+        deadline = time.monotonic() + timeout
+        while marker not in shown and time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 0.2)
+            if ready:
+                try:
+                    shown += os.read(primary, 4096)
+                except OSError:
+                    return
+
+    try:
+        for key in keys:
+            read_until(b"sql> ")
+            shown = shown.replace(b"sql> ", b"<prompt>", 1)
+            os.write(primary, key)
+        proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)
+    return shown.decode("utf-8", "replace")
+
+
+def test_the_prompt_in_a_real_terminal_keeps_history(built):
+    first = _in_terminal(built, [b"select 40 + 2 as answer;\r", b".quit\r"])
+    assert "answer" in first and "42" in first
+    assert "select 40 + 2 as answer;" in (built / "target" / ".sql_history").read_text()
+    # a new session: up arrow twice (past `.quit`) brings the statement back, Enter runs it again
+    again = _in_terminal(built, [b"\x1b[A\x1b[A\r", b".quit\r"])
+    assert again.count("42") >= 1 and "answer" in again
