@@ -22,7 +22,8 @@ if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
                 allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_a_filter_narrows_the_table(served, browser, tmp_path):
     before = len(browser.find_elements(By.CSS_SELECTOR, "#pairs-table tbody a.pair-link"))
     Select(browser.find_element(By.NAME, "decision")).select_by_visible_text("keep")
     browser.find_element(By.NAME, "chosen_min").send_keys("5")
-    browser.find_element(By.ID, "apply").click()
+    click_and_wait(browser, By.ID, "apply")
     rows = browser.find_elements(By.CSS_SELECTOR, "#pairs-table tbody tr")
     browser.save_screenshot(str(tmp_path / "pairs-filtered.png"))
     expected = served.query("select count(*) from pair_decisions where decision = 'keep' and chosen_rating >= 5")[0][0]
@@ -89,7 +90,7 @@ def test_a_filter_narrows_the_table(served, browser, tmp_path):
 def test_pair_view_shows_both_rationales(served, browser, tmp_path):
     pair_id = served.query("select pair_id from pair_decisions where decision = 'keep' order by 1 limit 1")[0][0]
     browser.get(served.url + "pairs")
-    browser.find_element(By.CSS_SELECTOR, f'a[href="/pairs/{pair_id}"]').click()
+    click_and_wait(browser, By.CSS_SELECTOR, f'a[href="/pairs/{pair_id}"]')
     browser.save_screenshot(str(tmp_path / "pair.png"))
     for side in ("chosen", "rejected"):
         shown = [e.text for e in browser.find_elements(By.CSS_SELECTOR, f"#{side} .rationale")]
@@ -100,12 +101,20 @@ def test_pair_view_shows_both_rationales(served, browser, tmp_path):
     assert len(browser.find_elements(By.CSS_SELECTOR, "pre.raw-answer")) == 2
 
 
+def click_and_wait(browser, by, value) -> None:
+    """Click something that loads a new page, and wait until it has (a click returns before the load ends)."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(by, value).click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def run_sql(served, browser, sql: str) -> None:
     browser.get(served.url + "sql")
     box = browser.find_element(By.ID, "q")
     box.clear()
     box.send_keys(sql)
-    browser.find_element(By.ID, "run").click()
+    click_and_wait(browser, By.ID, "run")
 
 
 def test_sql_box_selects_and_refuses_writes(served, browser, tmp_path):

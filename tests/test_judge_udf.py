@@ -358,7 +358,7 @@ def test_ctrl_c_stops_at_once_and_keeps_what_was_judged(make_project, run_cli, f
     con = duckdb.connect(str(root / "target" / "judgments.duckdb"), read_only=True)
     kept = con.execute("select count(*) from judgments").fetchone()[0]
     con.close()
-    assert 12 <= kept < n
+    assert 12 - 4 <= kept < n  # up to `concurrency` answers may still be on the wire when Ctrl-C lands
 
     fake_judge.reset()
     build(run_cli, root)
