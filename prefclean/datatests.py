@@ -21,7 +21,6 @@ they belong to every model they ref(). A test passes when it finds no failing ro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import duckdb
 import yaml

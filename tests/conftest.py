@@ -31,6 +31,9 @@ from click.testing import CliRunner
 
 from prefclean.cli import main
 
+# The fake judge fixtures (`fake_judge`: a loopback judge server per module) for every test module.
+pytest_plugins = ["judge_fixtures"]
+
 
 def _write(root: Path, rel: str, content) -> None:
     path = root / rel

@@ -2,7 +2,7 @@
 
 Import what a test module needs:
 
-    from judge_fixtures import fake_judge, judge_project, build, judged, EXAMPLE_DIR  # noqa: F401
+    from judge_fixtures import judge_project, build, judged, EXAMPLE_DIR   # fake_judge comes via conftest
 
 Texts carry `[[rate=K]]` / `[[rate:MODEL=K]]` markers, so each test decides every rating by writing rows
 (see tests/servers/fake_judge.py). One server per test module; `fake_judge` resets it before each test.

@@ -6,8 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from judge_fixtures import (_judge_server, build, copy_example, fake_judge, judge_config, judged,  # noqa: F401
-                            summary_json)
+from judge_fixtures import build, copy_example, judge_config, judged, summary_json
 
 
 def pair(name, chosen_rating, rejected_rating, **extra):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from judge_fixtures import _judge_server, build, copy_example, fake_judge, judged, summary_json  # noqa: F401
+from judge_fixtures import build, copy_example, judged, summary_json
 
 
 def test_a_pair_removed_from_the_source_leaves_every_output(tmp_path, run_cli, fake_judge):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from judge_fixtures import _judge_server, build, fake_judge, judge_config, judge_note, judge_project, judged  # noqa: F401
+from judge_fixtures import build, judge_config, judge_note, judge_project, judged
 
 pytest.importorskip("huggingface_hub")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from judge_fixtures import _judge_server, build, fake_judge, judge_config, judge_project, judged  # noqa: F401
+from judge_fixtures import build, judge_config, judge_project, judged
 
 
 def rows(n):

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from judge_fixtures import (_judge_server, build, fake_judge, judge_config, judge_note,  # noqa: F401
-                            judge_project, judged)
+from judge_fixtures import build, judge_config, judge_note, judge_project, judged
 from servers.fake_judge import FakeJudge
 
 

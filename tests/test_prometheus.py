@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from judge_fixtures import _judge_server, build, fake_judge, judge_project, judged  # noqa: F401
+from judge_fixtures import build, judge_project, judged
 from prefclean.judge.parsing import parse_verdict
 
 ABSOLUTE = """{{ config(materialized='table') }}

@@ -26,7 +26,7 @@ def copy_to_file(con: duckdb.DuckDBPyConnection, select_sql: str, dest: Path, fm
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     if fmt == "parquet":
-        opts = [f"format parquet", f"compression {options.get('compression', 'zstd')}"]
+        opts = ["format parquet", f"compression {options.get('compression', 'zstd')}"]
         if options.get("row_group_size"):
             opts.append(f"row_group_size {int(options['row_group_size'])}")
     elif fmt == "jsonl":
