@@ -179,6 +179,14 @@ class HubServer:
         commit = repo.resolve(rev)
         return commit, (None if commit else _error(404, f"Invalid rev id: {rev}", "RevisionNotFound"))
 
+    def _revision_or_404(self, user, repo_type, repo_id, rev):
+        """The repo and the commit `rev` names, or the 404 the Hub would answer."""
+        repo, err = self._repo_or_404(user, repo_type, repo_id)
+        if err:
+            return None, None, err
+        commit, err = self._commit_or_404(repo, rev)
+        return repo, commit, err
+
     # --- endpoints --------------------------------------------------------------------------------------------
 
     async def whoami(self, request, user):
@@ -213,10 +221,7 @@ class HubServer:
         return web.json_response({"errors": [], "warnings": []})
 
     async def repo_info(self, request, user, type, repo, rev="main"):
-        found, err = self._repo_or_404(user, type, repo)
-        if err:
-            return err
-        commit, err = self._commit_or_404(found, rev)
+        found, commit, err = self._revision_or_404(user, type, repo, rev)
         if err:
             return err
         return web.json_response({
@@ -336,10 +341,7 @@ class HubServer:
                 [file_entry(p) for p in sorted(commit.files) if wanted(p)])
 
     async def tree(self, request, user, type, repo, rev, path=None):
-        found, err = self._repo_or_404(user, type, repo)
-        if err:
-            return err
-        commit, err = self._commit_or_404(found, rev)
+        found, commit, err = self._revision_or_404(user, type, repo, rev)
         if err:
             return err
         folder = (path or "").strip("/")
@@ -350,10 +352,7 @@ class HubServer:
         return web.json_response(self._entries(commit, None, folder, recursive))
 
     async def paths_info(self, request, user, type, repo, rev):
-        found, err = self._repo_or_404(user, type, repo)
-        if err:
-            return err
-        commit, err = self._commit_or_404(found, rev)
+        found, commit, err = self._revision_or_404(user, type, repo, rev)
         if err:
             return err
         raw = await request.read()
@@ -364,10 +363,7 @@ class HubServer:
         return web.json_response(self._entries(commit, [p.strip("/") for p in paths], "", False))
 
     async def resolve(self, request, user, type, repo, rev, path):
-        found, err = self._repo_or_404(user, type, repo)
-        if err:
-            return err
-        commit, err = self._commit_or_404(found, rev)
+        found, commit, err = self._revision_or_404(user, type, repo, rev)
         if err:
             return err
         if path not in commit.files:
