@@ -21,8 +21,8 @@ if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
     pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
                 allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
@@ -102,11 +102,17 @@ def test_pair_view_shows_both_rationales(served, browser, tmp_path):
 
 
 def click_and_wait(browser, by, value) -> None:
-    """Click something that loads a new page, and wait until it has (a click returns before the load ends)."""
-    page = browser.find_element(By.TAG_NAME, "html")
+    """Click something that loads a new page, and wait until it has (a click returns before the load ends).
+
+    The old page is marked with a window flag; the new page has none. Chromedriver's own staleness
+    check can fail mid-navigation ("Node with given id does not belong to the document"), so any
+    driver error while the page swaps is read as "not loaded yet".
+    """
+    browser.execute_script("window.__prefclean_old_page = true")
     browser.find_element(by, value).click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(page))
-    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+    WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script("return window.__prefclean_old_page === undefined"
+                                   " && document.readyState === 'complete'"))
 
 
 def run_sql(served, browser, sql: str) -> None:
