@@ -16,7 +16,7 @@ from .errors import ModelError, PrefcleanError
 from .graph import Graph
 from .project import Project
 from .sources import stage_source
-from .udf import RunContext, all_udfs, register_udfs
+from .udf import RunContext, all_udfs, register_udfs, start_warm_ups
 from .warehouse import (MODELS_SCHEMA, connect, count_rows, quote, relation, relation_kind, swap_in_table,
                         transaction)
 
@@ -144,6 +144,8 @@ class Build:
             project = replace(project, vars={**project.vars, "judge_override": override})
         self.project, self.options, self.report = project, options, report
         self.run_id = uuid.uuid4().hex[:12]
+        self.udfs = all_udfs(project)
+        start_warm_ups(self.udfs, project)
         self.con = connect(project.warehouse)
         bound_memory(self.con)
         try:
@@ -160,7 +162,7 @@ class Build:
         con = self.con
         try:
             self.ctx.options["connection_path"] = str(self.project.warehouse)
-            register_udfs(con, all_udfs(self.project), self.ctx)
+            register_udfs(con, self.udfs, self.ctx)
             models = self.compiler.models
             # Sources of ephemeral parents count too: their SQL is inlined into the selected models.
             inlined = {a for n in self.selected for a in self.graph.ancestors(n) if models[a].materialized == "ephemeral"}

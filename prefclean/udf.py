@@ -33,6 +33,8 @@ class UdfSpec:
     with_context: bool = False
     side_effects: bool = False
     origin: str = "prefclean"
+    warm_up: Callable[[Any], None] | None = None
+    called_via: tuple[str, ...] = ()  # Jinja helpers that write calls to it (judge() for the judge UDF)
 
 
 @dataclass
@@ -71,12 +73,17 @@ _collecting: list[UdfSpec] | None = None  # set while a project's udfs/ files ar
 
 
 def udf(name: str | None = None, *, params: list[str], returns: str, vectorized: bool = True,
-        with_context: bool = False, side_effects: bool = False):
-    """Declare a DuckDB UDF. Vectorized UDFs get pyarrow arrays (2,048 rows a call) and return one."""
+        with_context: bool = False, side_effects: bool = False, warm_up: Callable[[Any], None] | None = None,
+        called_via: tuple[str, ...] = ()):
+    """Declare a DuckDB UDF. Vectorized UDFs get pyarrow arrays (2,048 rows a call) and return one.
+
+    warm_up(project), if given, runs in a background thread when a build starts whose models or macros
+    call the UDF (by name, or through one of the `called_via` Jinja helpers): slow imports and set-up then
+    overlap with compiling and running the models before, instead of delaying the first call."""
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = UdfSpec(name or fn.__name__, fn, tuple(params), returns, vectorized, with_context, side_effects,
-                       origin=getattr(fn, "__module__", "?"))
+                       origin=getattr(fn, "__module__", "?"), warm_up=warm_up, called_via=tuple(called_via))
         if _collecting is not None:
             _collecting.append(spec)
         else:
@@ -125,6 +132,33 @@ def register_udfs(con: duckdb.DuckDBPyConnection, specs: list[UdfSpec], ctx: Run
                                 null_handling="special", side_effects=spec.side_effects)
         except (duckdb.Error, TypeError, ValueError) as exc:
             raise PrefcleanError(f"UDF '{spec.name}' ({spec.origin}): cannot register: {exc}") from None
+
+
+def start_warm_ups(specs: list[UdfSpec], project) -> None:
+    """Start the warm-up of each UDF the project's models or macros call, each in a daemon thread. A
+    warm-up that fails is ignored: the UDF's own first call meets the same problem and reports it where it
+    belongs. Read from the files, before compiling, so the warm-up overlaps with the compile too."""
+    import re
+    import threading
+
+    wanted = [s for s in specs if s.warm_up is not None]
+    if not wanted:
+        return
+    text = "\n".join(path.read_text(encoding="utf-8", errors="replace")
+                     for folder in (project.models_dir, project.macros_dir) if folder.is_dir()
+                     for path in sorted(folder.rglob("*.sql")))
+    for spec in wanted:
+        names = "|".join(re.escape(n) for n in (spec.name, *spec.called_via))
+        if re.search(rf"\b({names})\s*\(", text, re.IGNORECASE):
+            threading.Thread(target=_quietly, args=(spec.warm_up, project), name=f"warm-up {spec.name}",
+                             daemon=True).start()
+
+
+def _quietly(fn: Callable[[Any], None], project) -> None:
+    try:
+        fn(project)
+    except BaseException:
+        pass
 
 
 def all_udfs(project) -> list[UdfSpec]:

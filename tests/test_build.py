@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from prefclean.errors import EXIT_FAILED, EXIT_OK, EXIT_USER_ERROR
 
@@ -203,6 +205,69 @@ def test_project_udf_in_a_model(make_project, run_cli, query):
     result = run_cli("build", cwd=root)
     assert result.exit_code == 0, result
     assert query(root, "select id, words from m order by id") == [(1, 3), (2, None)]
+
+
+WARMING_UDF = """
+import threading
+from pathlib import Path
+
+import pyarrow.compute as pc
+from prefclean import udf
+
+
+def prepare(project):
+    (project.root / "warmed").write_text(threading.current_thread().name)
+    if (project.root / "fail-warm-up").exists():
+        raise RuntimeError("warm-up broke")
+
+
+@udf(params=["BIGINT"], returns="BIGINT", warm_up=prepare, called_via=("twice_of",))
+def doubled(xs):
+    return pc.multiply(xs, 2)
+"""
+
+
+@pytest.mark.parametrize("model, warmed", [
+    ("select doubled(range) as x from range(3)", True),  # called by name
+    ("select range * 2 as x from range(3)", False),  # never called: no warm-up
+])
+def test_udf_warm_up_runs_in_the_background_when_a_model_calls_it(make_project, run_cli, query, model, warmed):
+    root = make_project(udfs={"doubling": WARMING_UDF}, models={"m": "{{ config(materialized='table') }} " + model})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 0, result
+    assert query(root, "select sum(x) from m") == [(6,)]
+    if warmed:
+        deadline = time.monotonic() + 10
+        while not (root / "warmed").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (root / "warmed").read_text() == "warm-up doubled"
+    else:
+        assert not (root / "warmed").exists()
+
+
+def test_warm_up_also_starts_for_a_helper_that_writes_the_call(make_project, tmp_path):
+    """The judge UDF is called through Jinja helpers (judge_panel, judge) whose text is not in the project."""
+    import threading
+
+    from prefclean.project import load_project
+    from prefclean.udf import UdfSpec, start_warm_ups
+
+    root = make_project(models={"m": "select {{ judge_panel('instruction', 'generations') }} as j from t"})
+    started, wrongly_started = threading.Event(), threading.Event()
+    specs = [UdfSpec("prefclean_judge", None, (), "INTEGER", warm_up=lambda project: started.set(),
+                     called_via=("judge_panel",)),
+             UdfSpec("other", None, (), "INTEGER", warm_up=lambda project: wrongly_started.set())]
+    start_warm_ups(specs, load_project(root))
+    assert started.wait(10)
+    assert not wrongly_started.wait(0.3)
+
+
+def test_a_failing_udf_warm_up_does_not_fail_the_build(make_project, run_cli, query):
+    root = make_project(udfs={"doubling": WARMING_UDF}, files={"fail-warm-up": ""},
+                        models={"m": "{{ config(materialized='table') }} select doubled(range) as x from range(3)"})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 0 and "warm-up broke" not in result.output, result
+    assert query(root, "select sum(x) from m") == [(6,)]
 
 
 def test_broken_udf_file_is_a_user_error(make_project, run_cli):

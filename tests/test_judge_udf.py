@@ -6,11 +6,12 @@ judge really answered; request counts come from the server's own /stats.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from judge_fixtures import build, judge_config, judge_note, judge_project, judged
+from judge_fixtures import REPO, build, judge_config, judge_note, judge_project, judged
 from servers.fake_judge import FakeJudge
 
 
@@ -363,3 +364,38 @@ def test_ctrl_c_stops_at_once_and_keeps_what_was_judged(make_project, run_cli, f
     build(run_cli, root)
     assert fake_judge.stats()["requests"] == n - kept
     assert all(r == [4, 2] for r in ratings(root).values()) and len(ratings(root)) == n
+
+
+def test_request_stream_sends_the_first_part_while_the_rest_is_prepared(fake_judge):
+    """The judge UDF adds a batch's requests in parts: the first part is answered before the rest exists,
+    every request is sent once, and no more than `concurrency` are ever in flight."""
+    import threading
+
+    from prefclean.judge.dispatch import Dispatcher, LoopThread, Request, RequestStream, Stats
+    from prefclean.judge.engines import create_engine
+    from prefclean.judge.tasks import make_task
+    from prefclean.project import JudgeConfig
+
+    fake_judge.control(latency_ms=20)
+    config = JudgeConfig(name="fake", engine="openai", model="fake-judge", base_urls=(fake_judge.url,),
+                         concurrency=4, max_retries=0, parse_retries=0, timeout=10)
+    task = make_task("ultrafeedback", REPO)
+    dispatcher = Dispatcher(config, create_engine(config), task, Stats())
+
+    def requests(start, stop):
+        return [Request(str(i), task.prompt(f"q{i}", [f"a [[rate=4]] {i}", f"b [[rate=2]] {i}"], "overall-rating",
+                                            None).messages, 2) for i in range(start, stop)]
+
+    stream = RequestStream(LoopThread.get(), dispatcher.judge_one, 2 * dispatcher.slots, threading.Event())
+    stream.add(requests(0, 10))
+    deadline = time.monotonic() + 10
+    while fake_judge.stats()["completions"] < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fake_judge.stats()["completions"] == 10  # answered with nothing else added yet
+    stream.add(requests(10, 50))
+    outcomes = [o for arrived in stream.outcomes() for o in arrived]
+    assert sorted(int(o.key) for o in outcomes) == list(range(50))
+    assert all(o.ok and o.verdict.ratings == [4, 2] for o in outcomes)
+    stats = fake_judge.stats()
+    assert stats["requests"] == 50 and stats["max_in_flight"] <= 4
+    LoopThread.get().run(dispatcher.engine.aclose())

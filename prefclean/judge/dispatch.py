@@ -8,10 +8,13 @@ holds across the DuckDB threads that call the judge UDF at the same time.
 from __future__ import annotations
 
 import asyncio
+import collections
+import queue
 import random
 import threading
 import time
 from concurrent.futures import Future
+from typing import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..project import JudgeConfig
@@ -42,6 +45,87 @@ class LoopThread:
 
     def run(self, coro):
         return self.submit(coro).result()
+
+
+COLLECT_EVERY = 0.01  # seconds between collections: waking per answer took the GIL from the loop each time
+
+
+class RequestStream:
+    """The requests of one judge UDF call, sent as soon as they are added; outcomes in completion order.
+
+    A few worker coroutines on the judge loop take requests from a queue, so the first requests leave
+    while the DuckDB thread still renders and looks up the rest of its batch. One task per request,
+    all queued on the dispatcher's semaphore up front, cost ~20 µs each before the first one was sent
+    (40 ms for a 2,048-row batch). Outcomes come back through one thread-safe queue: a future per
+    request, waited on one by one, costs O(pending) each time one finishes.
+    """
+
+    def __init__(self, loop: LoopThread, judge_one: Callable[[Request], Awaitable[Outcome]], workers: int,
+                 interrupted: threading.Event):
+        self.loop, self.judge_one, self.interrupted = loop, judge_one, interrupted
+        self.max_workers = max(1, workers)
+        self.expected = 0
+        self._finished: queue.SimpleQueue = queue.SimpleQueue()
+        self._waiting: collections.deque[Request] = collections.deque()  # loop thread only
+        self._workers: set[asyncio.Task] = set()  # loop thread only
+
+    def add(self, requests: list[Request]) -> None:
+        """Queue requests for sending (any thread)."""
+        if requests:
+            self.expected += len(requests)
+            self.loop.loop.call_soon_threadsafe(self._extend, list(requests))
+
+    def _extend(self, requests: list[Request]) -> None:
+        self._waiting.extend(requests)
+        while len(self._workers) < min(self.max_workers, len(self._waiting)):
+            task = self.loop.loop.create_task(self._work())
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        while self._waiting:
+            request = self._waiting.popleft()
+            try:
+                self._finished.put((True, await self.judge_one(request)))
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # a bug in judge_one: the batch fails, as any bug in it would
+                self._finished.put((False, exc))
+
+    def outcomes(self) -> Iterator[list[Outcome]]:
+        """The outcomes of every request added, a list at a time (all that have arrived since the last);
+        Ctrl-C (the interrupted flag) cancels what is queued or in flight and raises KeyboardInterrupt."""
+        received = 0
+        try:
+            while received < self.expected:
+                batch = []
+                while not batch:
+                    if self.interrupted.is_set():
+                        raise KeyboardInterrupt
+                    try:
+                        batch.append(self._finished.get(timeout=0.2))
+                    except queue.Empty:
+                        continue
+                while True:
+                    try:
+                        batch.append(self._finished.get_nowait())
+                    except queue.Empty:
+                        break
+                received += len(batch)
+                for ok, value in batch:
+                    if not ok:
+                        raise value
+                yield [value for _, value in batch]
+                if received < self.expected:
+                    time.sleep(COLLECT_EVERY)
+        finally:
+            if received < self.expected:
+                self.loop.loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        self._waiting.clear()
+        for task in list(self._workers):
+            task.cancel()
 
 
 @dataclass

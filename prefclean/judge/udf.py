@@ -4,17 +4,16 @@
     from {{ ref('shuffled_pairs') }}
 
 DuckDB hands the UDF up to 2,048 rows per call, from several threads. Per call: render prompts, hash
-them, look the hashes up in the cache in one query, send each distinct missing prompt once (concurrently,
-through the shared dispatcher), store successes as they arrive, and return one STRUCT per row. Every
-failure is caught per row: the row gets NULL ratings and its error, the build goes on.
+them, look the hashes up in the cache, send each distinct missing prompt once (concurrently, through the
+shared dispatcher; the first 128 rows go out before the rest is rendered), store successes as they
+arrive, and return one STRUCT per row. Every failure is caught per row: the row gets NULL ratings and
+its error, the build goes on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import queue
 import signal
 import threading
 import time
@@ -26,9 +25,10 @@ from ..compiler import template_global
 from ..errors import JudgeError
 from ..udf import RunContext, udf
 from .cache import JudgmentCache
-from .dispatch import Dispatcher, LoopThread, Outcome, Request, Stats
+from .dispatch import Dispatcher, LoopThread, Outcome, Request, RequestStream, Stats
 from .engines import create_engine
-from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, resolve_judge
+from .engines.base import load_engine
+from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, resolve_judge, smoke_test_judge
 from .progress import JudgeProgress
 from .tasks import Verdict, make_task
 
@@ -41,8 +41,10 @@ RESULT_TYPE = pa.struct([
 RESULT_SQL = ("STRUCT(ratings INTEGER[], rationales VARCHAR[], winner INTEGER, judge VARCHAR, model VARCHAR, "
               "task VARCHAR, aspect VARCHAR, raw VARCHAR, error VARCHAR, prompt_tokens INTEGER, "
               "completion_tokens INTEGER, latency_ms DOUBLE, cached BOOLEAN, attempts INTEGER, key VARCHAR)")
-FLUSH_EVERY = 4096  # pending cache rows; also flushed every 2 s, so Ctrl-C loses little (one DuckDB
-# transaction per flush: flushing every few hundred rows cost a fifth of the CPU at high throughput)
+FIRST_PART = 128  # rows of a batch sent before the rest is rendered
+FLUSH_EVERY = 4096  # pending cache rows (one DuckDB transaction per flush: flushing every few hundred rows
+# cost a fifth of the CPU at high throughput)
+FLUSH_SECONDS = 0.5  # ...or this old: Ctrl-C or a crash loses little, and the flush after the last answer is short
 
 
 def _sql_literal(value) -> str:
@@ -184,48 +186,59 @@ class Judging:
         task = self.task(task_name)
         task.check(aspect)
         results: list[dict | None] = [None] * n_rows
-        requests: dict[str, Request] = {}
         row_keys: list[str | None] = [None] * n_rows
-        for i in range(n_rows):
-            gens = generations[i]
-            if instructions[i] is None or not gens or any(g is None for g in gens):
-                results[i] = self._failure(session, task_name, aspect, None, "missing instruction or generation")
-                continue
-            try:
-                prompt = task.prompt(instructions[i], gens, aspect, references[i])
-            except JudgeError as exc:  # a mistake in the model (unknown aspect...): say it once, not only per row
-                results[i] = self._failure(session, task_name, aspect, None, str(exc))
-                self._note_once(str(exc))
-                continue
-            key = hashlib.sha256((session.identity + json.dumps(prompt.messages)).encode()).hexdigest()
-            row_keys[i] = key
-            if key not in requests:
-                requests[key] = Request(key, prompt.messages, prompt.n,
-                                        task.grammar(prompt.n) if session.dispatcher.engine.accepts_grammar else None)
-        self.stats.add(rows=n_rows, deduplicated=sum(1 for k in row_keys if k) - len(requests))
-        cached = {} if self.refresh else self.cache.lookup(list(requests))
+        distinct: set[str] = set()
         outcomes: dict[str, dict] = {}
-        for key, row in cached.items():
-            outcomes[key] = self._row(session, task_name, aspect, key, Verdict(row["ratings"], row["rationales"],
-                                      row["winner"]), row["raw"], row["model"], row["prompt_tokens"],
-                                      row["completion_tokens"], row["latency_ms"], cached=True, attempts=0)
-        missing = [r for k, r in requests.items() if k not in cached]
-        hits = sum(1 for k in row_keys if k in cached)
-        self.stats.add(cached=hits)
+        sending = self._sender(session)
+        # The first rows are rendered, looked up and sent on their own, so requests are in flight while the
+        # rest of the batch is rendered (a cache look-up per part: two per batch, not one per request).
+        for start, stop in ((0, min(FIRST_PART, n_rows)), (min(FIRST_PART, n_rows), n_rows)):
+            requests: dict[str, Request] = {}
+            for i in range(start, stop):
+                gens = generations[i]
+                if instructions[i] is None or not gens or any(g is None for g in gens):
+                    results[i] = self._failure(session, task_name, aspect, None, "missing instruction or generation")
+                    continue
+                try:
+                    prompt = task.prompt(instructions[i], gens, aspect, references[i])
+                except JudgeError as exc:  # a mistake in the model (unknown aspect...): say it once, not only per row
+                    results[i] = self._failure(session, task_name, aspect, None, str(exc))
+                    self._note_once(str(exc))
+                    continue
+                key = hashlib.sha256((session.identity + json.dumps(prompt.messages)).encode()).hexdigest()
+                row_keys[i] = key
+                if key not in distinct:
+                    distinct.add(key)
+                    requests[key] = Request(key, prompt.messages, prompt.n,
+                                            task.grammar(prompt.n) if session.dispatcher.engine.accepts_grammar else None)
+            cached = {} if self.refresh else self.cache.lookup(list(requests))
+            for key, row in cached.items():
+                outcomes[key] = self._row(session, task_name, aspect, key, Verdict(row["ratings"], row["rationales"],
+                                          row["winner"]), row["raw"], row["model"], row["prompt_tokens"],
+                                          row["completion_tokens"], row["latency_ms"], cached=True, attempts=0)
+            sending.add([r for k, r in requests.items() if k not in outcomes])
+        hits = sum(1 for k in row_keys if k in outcomes)
+        self.stats.add(rows=n_rows, deduplicated=sum(1 for k in row_keys if k) - len(distinct), cached=hits)
         session.progress.add_total(n_rows)
-        session.progress.advance(n_rows - sum(1 for k in row_keys if k in requests and k not in cached), self.stats.as_dict())
-        if missing:
+        session.progress.advance(n_rows - sum(1 for k in row_keys if k is not None and k not in outcomes),
+                                 self.stats.as_dict())
+        if sending.expected:
+            _import_pandas_now()
             rows_per_key: dict[str, int] = {}
             for k in row_keys:
-                if k is not None and k not in cached:
+                if k is not None and k not in outcomes:
                     rows_per_key[k] = rows_per_key.get(k, 0) + 1
-            for outcome in self._dispatch(session, missing):
-                outcomes[outcome.key] = self._row(session, task_name, aspect, outcome.key, outcome.verdict, outcome.raw,
-                                                  outcome.model, outcome.prompt_tokens, outcome.completion_tokens,
-                                                  outcome.latency_ms, cached=False, attempts=outcome.attempts)
-                count = rows_per_key[outcome.key]
-                self.stats.add(judged=count if outcome.ok else 0, failed=0 if outcome.ok else count)
-                session.progress.advance(count, self.stats.as_dict())
+            for arrived in self._receive(session, sending):
+                judged = failed = 0
+                for outcome in arrived:
+                    outcomes[outcome.key] = self._row(session, task_name, aspect, outcome.key, outcome.verdict,
+                                                      outcome.raw, outcome.model, outcome.prompt_tokens,
+                                                      outcome.completion_tokens, outcome.latency_ms, cached=False,
+                                                      attempts=outcome.attempts)
+                    count = rows_per_key[outcome.key]
+                    judged, failed = (judged + count, failed) if outcome.ok else (judged, failed + count)
+                self.stats.add(judged=judged, failed=failed)
+                session.progress.advance(judged + failed, self.stats.as_dict())
             if session.dispatcher.fatal is not None:  # judgments made so far are cached; the model fails
                 raise JudgeError(f"judge '{session.name}': {session.dispatcher.fatal}")
         for i, key in enumerate(row_keys):
@@ -233,8 +246,16 @@ class Judging:
                 results[i] = outcomes[key]
         return pa.array(results, type=RESULT_TYPE)
 
-    def _dispatch(self, session: JudgeSession, missing: list[Request]):
-        """Yield outcomes as they complete, storing successes in batches so an interrupt loses little."""
+    def _sender(self, session: JudgeSession):
+        """Where a batch's missing requests go: the judge loop (sent as they are added), or a Ray executor
+        (sent together once the batch is complete)."""
+        if self.executor is None:
+            dispatcher = session.dispatcher
+            return RequestStream(self.loop, dispatcher.judge_one, 2 * dispatcher.slots, INTERRUPTED)
+        return ExecutorBatch(self.executor, session)
+
+    def _receive(self, session: JudgeSession, sending):
+        """Outcomes as they arrive, a list at a time, storing successes in batches so an interrupt loses little."""
         pending_judgments, pending_calls = [], []
 
         def flush():
@@ -243,18 +264,14 @@ class Judging:
             pending_calls.clear()
 
         try:
-            if self.executor is not None:
-                stream = self.executor.judge(session.name, session.dispatcher.judge, session.dispatcher.task.name,
-                                             missing)
-            else:
-                stream = _as_completed(self.loop, [session.dispatcher.judge_one(r) for r in missing])
             last_flush = time.monotonic()
-            for outcome in stream:
-                pending_calls.extend(outcome.calls)
-                if outcome.ok:
-                    pending_judgments.append(self._cache_row(session, outcome))
-                yield outcome
-                if len(pending_judgments) + len(pending_calls) >= FLUSH_EVERY or time.monotonic() - last_flush > 2:
+            for arrived in sending.outcomes():
+                for outcome in arrived:
+                    pending_calls.extend(outcome.calls)
+                    if outcome.ok:
+                        pending_judgments.append(self._cache_row(session, outcome))
+                yield arrived
+                if len(pending_judgments) + len(pending_calls) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
                     flush()
                     last_flush = time.monotonic()
         finally:
@@ -312,41 +329,32 @@ def _watch_interrupts() -> None:
     signal.signal(signal.SIGINT, on_sigint)
 
 
-def _as_completed(loop: LoopThread, coros: list):
-    """Outcomes as they finish; on Ctrl-C, cancel what is queued or in flight and stop.
+def _import_pandas_now() -> None:
+    """pyarrow imports pandas (~0.2 s) the first time it builds an array from Python objects, as the judge
+    does for its result. Called while the first requests are on the wire, the import overlaps with waiting
+    for answers instead of following the last one. (Not in a background thread: DuckDB calls from any thread
+    wait while pandas is being imported.)"""
+    import pandas  # noqa: F401
 
-    The batch goes to the event loop as one task and outcomes come back through one queue: a future per
-    request, waited on with concurrent.futures.wait, costs O(pending) each time one finishes (quadratic
-    in the batch) and a cross-thread wake-up per request."""
-    finished: queue.SimpleQueue = queue.SimpleQueue()
 
-    async def run_all():
-        async def one(coro):
-            try:
-                finished.put((True, await coro))
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:  # a bug in judge_one: the batch fails as it did before
-                finished.put((False, exc))
+class ExecutorBatch:
+    """A batch's missing requests for a Ray executor: sent together when outcomes are first asked for."""
 
-        await asyncio.gather(*(one(c) for c in coros))
+    def __init__(self, executor, session: JudgeSession):
+        self.executor, self.session = executor, session
+        self.requests: list[Request] = []
 
-    batch = loop.submit(run_all())
-    try:
-        for _ in range(len(coros)):
-            while True:
-                if INTERRUPTED.is_set():
-                    raise KeyboardInterrupt
-                try:
-                    ok, value = finished.get(timeout=0.2)
-                    break
-                except queue.Empty:
-                    continue
-            if not ok:
-                raise value
-            yield value
-    finally:
-        batch.cancel()
+    @property
+    def expected(self) -> int:
+        return len(self.requests)
+
+    def add(self, requests: list[Request]) -> None:
+        self.requests.extend(requests)
+
+    def outcomes(self):
+        dispatcher = self.session.dispatcher
+        for outcome in self.executor.judge(self.session.name, dispatcher.judge, dispatcher.task.name, self.requests):
+            yield [outcome]
 
 
 def _judging(ctx: RunContext) -> Judging:
@@ -357,18 +365,29 @@ def _judging(ctx: RunContext) -> Judging:
 
 
 _STATE_LOCK = threading.Lock()
+
+
+def _warm_up(project) -> None:
+    """Import the engines of the project's judges (aiohttp, huggingface_hub or llama_cpp: 0.1-0.5 s) while
+    the models before the judge run, instead of when the first batch reaches the judge."""
+    for config in list(project.judges.values()) or [smoke_test_judge()]:
+        load_engine(config.engine)
+
+
 _watch_interrupts()  # imported by the build, on the main thread, before any model runs
 
 
 @udf("prefclean_judge", params=["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR"],
-     returns=RESULT_SQL, with_context=True, side_effects=True)
+     returns=RESULT_SQL, with_context=True, side_effects=True, warm_up=_warm_up,
+     called_via=("judge", "judge_panel", "judge_absolute", "judge_relative"))
 def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, generations, reference):
     """Vectorized judge UDF. Any failure is per row: a raise here would fail the whole query."""
     n = len(instruction)
     try:
         judging = _judging(ctx)
-        return judging.judge_batch(task[0].as_py(), judge_name[0].as_py(), aspect[0].as_py(),
+        _r = judging.judge_batch(task[0].as_py(), judge_name[0].as_py(), aspect[0].as_py(),
                                    instruction.to_pylist(), generations.to_pylist(), reference.to_pylist())
+        return _r
     except JudgeError as exc:
         # A configuration problem (unknown judge, engine unavailable, llama-cpp missing): no row can be judged,
         # so the model fails with this one line (the runner reads it here) and its previous version stays.

@@ -91,10 +91,16 @@ def register_engine(kind: str):
     return decorator
 
 
+def load_engine(kind: str) -> None:
+    """Import a built-in engine's module (and so its client library) if it is not loaded yet."""
+    if kind not in ENGINES and kind in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[kind])
+
+
 def create_engine(config: "JudgeConfig") -> Engine:
     if config.engine not in ENGINES and config.engine in _BUILTIN_MODULES:
         try:
-            importlib.import_module(_BUILTIN_MODULES[config.engine])
+            load_engine(config.engine)
         except ImportError as exc:
             raise JudgeError(f"judge '{config.name}': the {config.engine} engine cannot load: {exc}") from None
     cls = ENGINES.get(config.engine)
