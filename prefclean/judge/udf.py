@@ -394,6 +394,8 @@ def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, gene
         ctx.state["fatal_error"] = str(exc)
         raise
     except Exception as exc:  # a bug must not kill the query either; the rows carry it
+        if INTERRUPTED.is_set():  # Ctrl-C that landed in one of the judge's own DuckDB calls ("Query interrupted")
+            raise KeyboardInterrupt from None
         error = f"internal error: {type(exc).__name__}: " + " ".join(str(exc).split())
     row = {"ratings": None, "rationales": None, "winner": None, "judge": None, "model": None, "task": None,
            "aspect": None, "raw": None, "error": error, "prompt_tokens": None, "completion_tokens": None,
