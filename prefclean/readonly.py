@@ -42,6 +42,10 @@ def explain_error(exc: duckdb.Error) -> PrefcleanError:
     """Turn DuckDB's refusal of a write/attach/file read into a clear message; other errors pass through."""
     message = " ".join(str(exc).split())
     if _REFUSAL.search(message):
+        hint = ""
+        if "Cannot access file" in message:  # e.g. a Parquet source, which is a view over its files
+            hint = ("; a source read in place (`materialized: view`, the default for Parquet) can be queried with "
+                    "`prefclean sql --write`")
         return QueryRefused(f"refused: this connection is read-only and cannot write, attach databases, "
-                            f"install extensions or read files ({message})")
+                            f"install extensions or read files ({message}){hint}")
     return PrefcleanError(message)

@@ -1,7 +1,9 @@
 """Stage sources into the warehouse through DuckDB readers and Arrow -- never row by row in Python.
 
-Each source becomes the table `sources.<name>`. A source whose inputs have not changed since the last
-build (same files, sizes and modification times; same dataset fingerprint) is not staged again.
+Each source becomes `sources.<name>`: a table (a snapshot of the data), or, for files DuckDB reads
+natively (`materialized: view`, the default for Parquet), a view that reads them in place. A source whose
+inputs have not changed since the last build (same files, sizes and modification times; same dataset
+fingerprint) is not staged again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import duckdb
 
 from .errors import SourceError
 from .project import Project, SourceConfig
-from .warehouse import META_SCHEMA, SOURCES_SCHEMA, quote, relation, relation_kind, swap_in_table
+from .warehouse import META_SCHEMA, SOURCES_SCHEMA, count_rows, quote, relation, relation_kind, swap_in_table, transaction
 
 # A loader turns a source config into (select SQL over the raw data, fingerprint). Loaders register by type.
 Loader = Callable[[duckdb.DuckDBPyConnection, SourceConfig, Project], tuple[str, str]]
@@ -72,7 +74,7 @@ def _options_sql(options: dict) -> str:
 def _file_loader(reader: str, defaults: dict | None = None) -> Loader:
     def load(con, source, project):
         files = _matching_files(source, project)
-        file_list = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
+        file_list = "[" + ", ".join(_sql_string(str(f.resolve())) for f in files) + "]"  # a view keeps them
         options = {**(defaults or {}), **source.options}  # the user's options win over our defaults
         sql = f"select * from {reader}({file_list}{_options_sql(options)})"
         return sql, _files_fingerprint(files, source.options)
@@ -216,17 +218,31 @@ def stage_source(con: duckdb.DuckDBPyConnection, project: Project, source: Sourc
     fingerprint = hashlib.sha256(f"{fingerprint}|{json.dumps(source.columns, sort_keys=True)}".encode()).hexdigest()
     _ensure_state_table(con)
     previous = con.execute(f"select fingerprint, rows from {META_SCHEMA}.source_state where name = ?", [source.name]).fetchall()
-    if not force and previous and previous[0][0] == fingerprint and relation_kind(con, SOURCES_SCHEMA, source.name):
+    if not force and previous and previous[0][0] == fingerprint and \
+            relation_kind(con, SOURCES_SCHEMA, source.name) == source.materialized:
         return previous[0][1], False
     sql = _renamed(con, source, sql)
     try:
-        rows = swap_in_table(con, SOURCES_SCHEMA, source.name, sql)
+        if source.materialized == "view":
+            rows = _replace_view(con, source.name, sql)
+        else:
+            rows = swap_in_table(con, SOURCES_SCHEMA, source.name, sql)
     except duckdb.Error as exc:
         raise SourceError(f"source '{source.name}': cannot read {source.path or 'rows'}: {str(exc).splitlines()[0]}") from None
     con.execute(
         f"insert or replace into {META_SCHEMA}.source_state values (?, ?, ?, now())", [source.name, fingerprint, rows]
     )
     return rows, True
+
+
+def _replace_view(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> int:
+    """sources.<name> as a view over the files (their paths are absolute), replacing what stood there."""
+    rel = relation(SOURCES_SCHEMA, name)
+    with transaction(con):
+        if relation_kind(con, SOURCES_SCHEMA, name) == "table":
+            con.execute(f"drop table {rel}")
+        con.execute(f"create or replace view {rel} as {sql}")
+        return count_rows(con, rel)  # Parquet: from the files' metadata
 
 
 def source_relation(name: str) -> str:

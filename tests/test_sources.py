@@ -182,8 +182,10 @@ def test_changing_renames_restages(make_project, run_cli, query):
     assert query(root, "select count(instruction) from m") == [(3,)]
 
 
-def test_million_row_parquet_is_staged_without_python_rows(make_project):
-    root = make_project(config={"sources": {"big": {"path": "big.parquet", "columns": {"question": "instruction"}}}})
+@pytest.mark.parametrize("materialized", ["view", "table"])
+def test_million_row_parquet_is_staged_without_python_rows(make_project, materialized):
+    root = make_project(config={"sources": {"big": {"path": "big.parquet", "columns": {"question": "instruction"},
+                                                    "materialized": materialized}}})
     _copy("select range as id, 'question ' || range as question, 'c' as chosen, 'r' as rejected "
           "from range(1000000)", root / "big.parquet", "parquet")
     project = load_project(root)
@@ -203,6 +205,65 @@ def test_million_row_parquet_is_staged_without_python_rows(make_project):
     # A million rows as Python objects would be hundreds of MB of Python allocations.
     assert peak < 20 * 1024 * 1024, f"Python allocated {peak / 1e6:.0f} MB while staging"
     assert seconds < 30, f"staging 1M rows took {seconds:.1f}s"  # ~1-4 s; generous for a loaded CI machine
+
+
+def _kind(query, root, name: str) -> str:
+    return query(root, "select table_type from information_schema.tables where table_schema = 'sources' "
+                       f"and table_name = '{name}'")[0][0]
+
+
+def test_parquet_is_read_in_place_and_other_files_are_copied(make_project, run_cli, query, tmp_path):
+    """Parquet sources are views over their files (by absolute path); `materialized: table` snapshots them."""
+    root = make_project(config={"sources": {"pq": {"path": "d/pairs.parquet", "columns": {"question": "instruction"}},
+                                            "snap": {"path": "d/pairs.parquet", "materialized": "table"},
+                                            "js": {"path": "d.jsonl"}}},
+                        models={**_model_over("pq"), "n": "select count(*) as n from {{ source('snap') }}",
+                                "j": "select * from {{ source('js') }}"},
+                        files={"d.jsonl": _jsonl(ROWS[:4])})
+    _copy("select range as id, 'q' || range as question from range(5)", root / "d/pairs.parquet", "parquet")
+    first = run_cli("build", "--project-dir", str(root.relative_to(tmp_path)), cwd=tmp_path)
+    assert first.exit_code == 0, first
+    assert "source pq staged: 5 rows" in first.output and "source snap staged: 5 rows" in first.output
+    assert [_kind(query, root, n) for n in ("pq", "snap", "js")] == ["VIEW", "BASE TABLE", "BASE TABLE"]
+    assert query(root, "select count(*), max(instruction) from m") == [(5, "q4")]
+
+    _copy("select range as id, 'q' || range as question from range(9)", root / "d/pairs.parquet", "parquet")
+    os.utime(root / "d/pairs.parquet", ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    # Until the next build, the view reads the new file and the snapshot keeps what was staged.
+    assert query(root, "select (select count(*) from sources.pq), (select count(*) from sources.snap)") == [(9, 5)]
+    second = run_cli("build", cwd=root)
+    assert "source pq staged: 9 rows" in second.output and "source snap staged: 9 rows" in second.output, second
+    assert query(root, "select count(*) from m") == [(9,)]
+
+    # A source switched from view to table (and back) replaces what stood there.
+    (root / "prefclean.yml").write_text("name: proj\nsources:\n  pq: {path: d/pairs.parquet, materialized: table, "
+                                        "columns: {question: instruction}}\n  snap: {path: d/pairs.parquet}\n"
+                                        "  js: {path: d.jsonl}\n")
+    third = run_cli("build", cwd=root)
+    assert third.exit_code == 0, third
+    assert [_kind(query, root, n) for n in ("pq", "snap")] == ["BASE TABLE", "VIEW"]
+
+
+def test_read_only_sql_on_a_source_read_in_place_says_what_to_do(make_project, run_cli):
+    root = make_project(config={"sources": {"pq": {"path": "p.parquet"}}}, models=_model_over("pq"))
+    _copy("select range as id from range(3)", root / "p.parquet", "parquet")
+    assert run_cli("build", cwd=root).exit_code == 0
+    refused = run_cli("sql", "select count(*) as n from sources.pq", cwd=root)
+    assert refused.exit_code == EXIT_USER_ERROR and "prefclean sql --write" in refused.output, refused
+    assert "3" in run_cli("sql", "select count(*) as n from m", cwd=root).output  # models are tables
+    allowed = run_cli("sql", "--write", "select count(*) as n from sources.pq", cwd=root)
+    assert allowed.exit_code == 0 and "3" in allowed.output, allowed
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"path": "p.parquet", "materialized": "copy"}, "`sources.s.materialized` is 'copy', expected 'view' or 'table'"),
+    ({"rows": [{"a": 1}], "materialized": "view"},
+     "`sources.s.materialized` cannot be 'view' for an inline source (only parquet, jsonl, csv files"),
+])
+def test_source_materialized_errors(make_project, run_cli, setting, message):
+    root = make_project(config={"sources": {"s": setting}}, models=_model_over("s"))
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR and message in result.output, result
 
 
 def test_stage_source_raises_typed_error(make_project):
