@@ -120,7 +120,11 @@ class RequestStream:
                     time.sleep(COLLECT_EVERY)
         finally:
             if received < self.expected:
-                self.loop.loop.call_soon_threadsafe(self._cancel)
+                self.cancel()
+
+    def cancel(self) -> None:
+        """Drop what is queued and cancel what is in flight (any thread)."""
+        self.loop.loop.call_soon_threadsafe(self._cancel)
 
     def _cancel(self) -> None:
         self._waiting.clear()

@@ -192,31 +192,19 @@ class Judging:
         sending = self._sender(session)
         # The first rows are rendered, looked up and sent on their own, so requests are in flight while the
         # rest of the batch is rendered (a cache look-up per part: two per batch, not one per request).
-        for start, stop in ((0, min(FIRST_PART, n_rows)), (min(FIRST_PART, n_rows), n_rows)):
-            requests: dict[str, Request] = {}
-            for i in range(start, stop):
-                gens = generations[i]
-                if instructions[i] is None or not gens or any(g is None for g in gens):
-                    results[i] = self._failure(session, task_name, aspect, None, "missing instruction or generation")
-                    continue
-                try:
-                    prompt = task.prompt(instructions[i], gens, aspect, references[i])
-                except JudgeError as exc:  # a mistake in the model (unknown aspect...): say it once, not only per row
-                    results[i] = self._failure(session, task_name, aspect, None, str(exc))
-                    self._note_once(str(exc))
-                    continue
-                key = hashlib.sha256((session.identity + json.dumps(prompt.messages)).encode()).hexdigest()
-                row_keys[i] = key
-                if key not in distinct:
-                    distinct.add(key)
-                    requests[key] = Request(key, prompt.messages, prompt.n,
-                                            task.grammar(prompt.n) if session.dispatcher.engine.accepts_grammar else None)
-            cached = {} if self.refresh else self.cache.lookup(list(requests))
-            for key, row in cached.items():
-                outcomes[key] = self._row(session, task_name, aspect, key, Verdict(row["ratings"], row["rationales"],
-                                          row["winner"]), row["raw"], row["model"], row["prompt_tokens"],
-                                          row["completion_tokens"], row["latency_ms"], cached=True, attempts=0)
-            sending.add([r for k, r in requests.items() if k not in outcomes])
+        try:
+            for part in (range(0, min(FIRST_PART, n_rows)), range(min(FIRST_PART, n_rows), n_rows)):
+                requests = self._prepare(session, task, task_name, aspect, part, instructions, generations,
+                                         references, results, row_keys, distinct)
+                cached = {} if self.refresh else self.cache.lookup(list(requests))
+                for key, row in cached.items():
+                    outcomes[key] = self._row(session, task_name, aspect, key, Verdict(row["ratings"], row["rationales"],
+                                              row["winner"]), row["raw"], row["model"], row["prompt_tokens"],
+                                              row["completion_tokens"], row["latency_ms"], cached=True, attempts=0)
+                sending.add([r for k, r in requests.items() if k not in outcomes])
+        except BaseException:  # nothing will collect what was sent: stop it
+            sending.cancel()
+            raise
         hits = sum(1 for k in row_keys if k in outcomes)
         self.stats.add(rows=n_rows, deduplicated=sum(1 for k in row_keys if k) - len(distinct), cached=hits)
         session.progress.add_total(n_rows)
@@ -245,6 +233,30 @@ class Judging:
             if key is not None:
                 results[i] = outcomes[key]
         return pa.array(results, type=RESULT_TYPE)
+
+    def _prepare(self, session: JudgeSession, task, task_name: str, aspect: str, part: range, instructions: list,
+                 generations: list, references: list, results: list, row_keys: list, distinct: set) -> dict[str, Request]:
+        """Render and hash the prompts of these rows: the requests for keys not seen before in the batch.
+        A row that cannot be judged gets its failure in `results` instead."""
+        requests: dict[str, Request] = {}
+        grammar = session.dispatcher.engine.accepts_grammar
+        for i in part:
+            gens = generations[i]
+            if instructions[i] is None or not gens or any(g is None for g in gens):
+                results[i] = self._failure(session, task_name, aspect, None, "missing instruction or generation")
+                continue
+            try:
+                prompt = task.prompt(instructions[i], gens, aspect, references[i])
+            except JudgeError as exc:  # a mistake in the model (unknown aspect...): say it once, not only per row
+                results[i] = self._failure(session, task_name, aspect, None, str(exc))
+                self._note_once(str(exc))
+                continue
+            key = hashlib.sha256((session.identity + json.dumps(prompt.messages)).encode()).hexdigest()
+            row_keys[i] = key
+            if key not in distinct:
+                distinct.add(key)
+                requests[key] = Request(key, prompt.messages, prompt.n, task.grammar(prompt.n) if grammar else None)
+        return requests
 
     def _sender(self, session: JudgeSession):
         """Where a batch's missing requests go: the judge loop (sent as they are added), or a Ray executor
@@ -350,6 +362,9 @@ class ExecutorBatch:
 
     def add(self, requests: list[Request]) -> None:
         self.requests.extend(requests)
+
+    def cancel(self) -> None:
+        self.requests.clear()
 
     def outcomes(self):
         dispatcher = self.session.dispatcher
