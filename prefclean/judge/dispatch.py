@@ -14,8 +14,8 @@ import random
 import threading
 import time
 from concurrent.futures import Future
-from typing import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Iterator
 
 from ..project import JudgeConfig
 from .engines.base import Engine, EngineError, GenerationParams
