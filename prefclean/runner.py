@@ -18,7 +18,7 @@ from .project import Project
 from .sources import stage_source
 from .udf import RunContext, all_udfs, register_udfs, start_warm_ups
 from .warehouse import (MODELS_SCHEMA, connect, count_rows, quote, relation, relation_kind, swap_in_table,
-                        transaction)
+                        swap_in_view, transaction)
 
 Reporter = Callable[[str], None]
 
@@ -51,10 +51,7 @@ def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model
         if model.materialized == "ephemeral":
             return None
         if model.materialized == "view":
-            with transaction(con):
-                if existing == "table":
-                    con.execute(f"drop table {model.relation}")
-                con.execute(f"create or replace view {model.relation} as {model.compiled_sql}")
+            swap_in_view(con, schema, name, model.compiled_sql)
             return None  # counting a view runs its query (a view over judge() would judge every row)
         if model.materialized == "table" or existing != "table" or full_refresh:
             return swap_in_table(con, schema, name, model.compiled_sql)

@@ -19,7 +19,8 @@ import duckdb
 
 from .errors import SourceError
 from .project import Project, SourceConfig
-from .warehouse import META_SCHEMA, SOURCES_SCHEMA, count_rows, quote, relation, relation_kind, swap_in_table, transaction
+from .warehouse import (META_SCHEMA, SOURCES_SCHEMA, count_rows, quote, relation, relation_kind, swap_in_table,
+                        swap_in_view)
 
 # A loader turns a source config into (select SQL over the raw data, fingerprint). Loaders register by type.
 Loader = Callable[[duckdb.DuckDBPyConnection, SourceConfig, Project], tuple[str, str]]
@@ -223,8 +224,9 @@ def stage_source(con: duckdb.DuckDBPyConnection, project: Project, source: Sourc
         return previous[0][1], False
     sql = _renamed(con, source, sql)
     try:
-        if source.materialized == "view":
-            rows = _replace_view(con, source.name, sql)
+        if source.materialized == "view":  # over the files by absolute path; Parquet counts from metadata
+            swap_in_view(con, SOURCES_SCHEMA, source.name, sql)
+            rows = count_rows(con, relation(SOURCES_SCHEMA, source.name))
         else:
             rows = swap_in_table(con, SOURCES_SCHEMA, source.name, sql)
     except duckdb.Error as exc:
@@ -233,16 +235,6 @@ def stage_source(con: duckdb.DuckDBPyConnection, project: Project, source: Sourc
         f"insert or replace into {META_SCHEMA}.source_state values (?, ?, ?, now())", [source.name, fingerprint, rows]
     )
     return rows, True
-
-
-def _replace_view(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> int:
-    """sources.<name> as a view over the files (their paths are absolute), replacing what stood there."""
-    rel = relation(SOURCES_SCHEMA, name)
-    with transaction(con):
-        if relation_kind(con, SOURCES_SCHEMA, name) == "table":
-            con.execute(f"drop table {rel}")
-        con.execute(f"create or replace view {rel} as {sql}")
-        return count_rows(con, rel)  # Parquet: from the files' metadata
 
 
 def source_relation(name: str) -> str:

@@ -89,5 +89,13 @@ def swap_in_table(con: duckdb.DuckDBPyConnection, schema: str, name: str, select
     return count_rows(con, relation(schema, name))
 
 
+def swap_in_view(con: duckdb.DuckDBPyConnection, schema: str, name: str, select_sql: str) -> None:
+    """Make schema.name a view of select_sql, replacing a table or view of that name, in one transaction."""
+    with transaction(con):
+        if relation_kind(con, schema, name) == "table":
+            con.execute(f"drop table {relation(schema, name)}")
+        con.execute(f"create or replace view {relation(schema, name)} as {select_sql}")
+
+
 def count_rows(con: duckdb.DuckDBPyConnection, rel: str) -> int:
     return con.execute(f"select count(*) from {rel}").fetchall()[0][0]

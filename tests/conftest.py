@@ -116,3 +116,15 @@ def query():
             con.close()
 
     return run
+
+
+@pytest.fixture
+def relation_type(query):
+    """What stands at schema.name in a project's warehouse: 'BASE TABLE', 'VIEW', or None."""
+
+    def run(root, name: str, schema: str = "main"):
+        rows = query(root, "select table_type from information_schema.tables where table_schema = ? "
+                           "and table_name = ?", [schema, name])
+        return rows[0][0] if rows else None
+
+    return run

@@ -28,13 +28,8 @@ def _set_rows(root, rows, **extra) -> None:
     (root / "prefclean.yml").write_text(yaml.safe_dump({"name": "proj", **_config(rows, **extra)}))
 
 
-def _kind(query, root, name):
-    rows = query(root, "select table_type from information_schema.tables where table_schema = 'main' "
-                       "and table_name = ?", [name])
-    return rows[0][0] if rows else None
 
-
-def test_materializations(make_project, run_cli, query):
+def test_materializations(make_project, run_cli, query, relation_type):
     root = make_project(config=_config(_rows(4)), models={
         "v": "select * from {{ source('s') }}",
         "t": "{{ config(materialized='table') }} select * from {{ ref('v') }}",
@@ -43,7 +38,7 @@ def test_materializations(make_project, run_cli, query):
     })
     result = run_cli("build", cwd=root)
     assert result.exit_code == EXIT_OK, result
-    assert (_kind(query, root, "v"), _kind(query, root, "t"), _kind(query, root, "e"), _kind(query, root, "i")) == \
+    assert (relation_type(root, "v"), relation_type(root, "t"), relation_type(root, "e"), relation_type(root, "i")) == \
         ("VIEW", "BASE TABLE", None, "BASE TABLE")
     assert query(root, "select count(*) from i") == [(2,)]
     lines = [line for line in result.output.splitlines() if re.match(r"\d+ of \d+ ", line)]
@@ -53,16 +48,16 @@ def test_materializations(make_project, run_cli, query):
     assert re.fullmatch(r"1 of 4 OK view v \.\.\. done in \d+\.\d\ds", lines[0]), lines
 
 
-def test_switching_materialization_replaces_relation(make_project, run_cli, query):
+def test_switching_materialization_replaces_relation(make_project, run_cli, query, relation_type):
     root = make_project(config=_config(_rows(2)), models={"m": "select * from {{ source('s') }}"})
     assert run_cli("build", cwd=root).exit_code == 0
-    assert _kind(query, root, "m") == "VIEW"
+    assert relation_type(root, "m") == "VIEW"
     (root / "models/m.sql").write_text("{{ config(materialized='table') }} select * from {{ source('s') }}")
     assert run_cli("build", cwd=root).exit_code == 0
-    assert _kind(query, root, "m") == "BASE TABLE"
+    assert relation_type(root, "m") == "BASE TABLE"
     (root / "models/m.sql").write_text("select 1 as one")
     assert run_cli("build", cwd=root).exit_code == 0
-    assert _kind(query, root, "m") == "VIEW" and query(root, "select * from m") == [(1,)]
+    assert relation_type(root, "m") == "VIEW" and query(root, "select * from m") == [(1,)]
 
 
 INCREMENTAL = """{{ config(materialized='incremental', unique_key='id') }}

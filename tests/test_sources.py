@@ -207,12 +207,8 @@ def test_million_row_parquet_is_staged_without_python_rows(make_project, materia
     assert seconds < 30, f"staging 1M rows took {seconds:.1f}s"  # ~1-4 s; generous for a loaded CI machine
 
 
-def _kind(query, root, name: str) -> str:
-    return query(root, "select table_type from information_schema.tables where table_schema = 'sources' "
-                       f"and table_name = '{name}'")[0][0]
-
-
-def test_parquet_is_read_in_place_and_other_files_are_copied(make_project, run_cli, query, tmp_path):
+def test_parquet_is_read_in_place_and_other_files_are_copied(make_project, run_cli, query, relation_type,
+                                                             tmp_path):
     """Parquet sources are views over their files (by absolute path); `materialized: table` snapshots them."""
     root = make_project(config={"sources": {"pq": {"path": "d/pairs.parquet", "columns": {"question": "instruction"}},
                                             "snap": {"path": "d/pairs.parquet", "materialized": "table"},
@@ -224,7 +220,7 @@ def test_parquet_is_read_in_place_and_other_files_are_copied(make_project, run_c
     first = run_cli("build", "--project-dir", str(root.relative_to(tmp_path)), cwd=tmp_path)
     assert first.exit_code == 0, first
     assert "source pq staged: 5 rows" in first.output and "source snap staged: 5 rows" in first.output
-    assert [_kind(query, root, n) for n in ("pq", "snap", "js")] == ["VIEW", "BASE TABLE", "BASE TABLE"]
+    assert [relation_type(root, n, "sources") for n in ("pq", "snap", "js")] == ["VIEW", "BASE TABLE", "BASE TABLE"]
     assert query(root, "select count(*), max(instruction) from m") == [(5, "q4")]
 
     _copy("select range as id, 'q' || range as question from range(9)", root / "d/pairs.parquet", "parquet")
@@ -241,7 +237,7 @@ def test_parquet_is_read_in_place_and_other_files_are_copied(make_project, run_c
                                         "  js: {path: d.jsonl}\n")
     third = run_cli("build", cwd=root)
     assert third.exit_code == 0, third
-    assert [_kind(query, root, n) for n in ("pq", "snap")] == ["BASE TABLE", "VIEW"]
+    assert [relation_type(root, n, "sources") for n in ("pq", "snap")] == ["BASE TABLE", "VIEW"]
 
 
 def test_read_only_sql_on_a_source_read_in_place_says_what_to_do(make_project, run_cli):
