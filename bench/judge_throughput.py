@@ -58,7 +58,8 @@ def build(root: Path, judge: FakeJudge, *args: str) -> dict:
     stats = judge.stats()
     return {"rows": int(rows), "judging_s": float(seconds), "wall": m.seconds, "judged": judged, "failed": failed,
             "cached": cached, "requests": requests, "retries": retries, "server_requests": stats["requests"],
-            "max_in_flight": stats["max_in_flight"], "client_cpu": client_cpu, "server_cpu": server_cpu}
+            "max_in_flight": stats["max_in_flight"], "client_cpu": client_cpu, "server_cpu": server_cpu,
+            "server_held_ms": stats["held_seconds"] / max(1, stats["requests"]) * 1000}
 
 
 def project(work: Path, name: str, judge: FakeJudge, concurrency: int) -> Path:
@@ -98,9 +99,10 @@ def concurrency_table(args, levels: list[int], baseline: set[int]) -> tuple[str,
             ideal = c / (args.latency_ms / 1000)
             of_ideal[c] = throughput / ideal
             bare = args.n / bare_client_seconds(judge.url, args.n, c) / ideal if c in baseline else None
-            rows.append([c, r["judging_s"], r["server_requests"], r["max_in_flight"], f"{throughput:.1f}",
+            rows.append([c, r["judging_s"], r["server_requests"], r["max_in_flight"], f"{r['server_held_ms']:.1f}",
+                         f"{throughput:.1f}",
                          f"{ideal:.0f}", f"{of_ideal[c]:.2f}", f"{bare:.2f}" if bare else "-", r["failed"]])
-    return table(["concurrency", "judging s", "requests", "max in flight", "judged rows/s", "ideal rows/s",
+    return table(["concurrency", "judging s", "requests", "max in flight", "server held ms", "judged rows/s", "ideal rows/s",
                   "achieved / ideal", "bare aiohttp client / ideal", "failed rows"], rows), of_ideal
 
 

@@ -399,3 +399,24 @@ def test_request_stream_sends_the_first_part_while_the_rest_is_prepared(fake_jud
     stats = fake_judge.stats()
     assert stats["requests"] == 50 and stats["max_in_flight"] <= 4
     LoopThread.get().run(dispatcher.engine.aclose())
+
+
+def test_let_loop_run_returns_after_the_loop_ran_what_was_ready():
+    """The judge UDF pauses between chunks of prompt rendering so the loop can answer and send: the pause
+    must not return before the loop has run the work queued before it (here, a slow callback)."""
+    import threading
+
+    from prefclean.judge.dispatch import LoopThread, RequestStream
+
+    loop = LoopThread.get()
+    ran = []
+
+    def slow():
+        time.sleep(0.05)
+        ran.append("slow")
+        loop.loop.call_soon(ran.append, "follow-up")
+
+    stream = RequestStream(loop, None, 1, threading.Event())
+    loop.loop.call_soon_threadsafe(slow)
+    stream.let_loop_run()
+    assert ran == ["slow", "follow-up"]

@@ -122,6 +122,18 @@ class RequestStream:
             if received < self.expected:
                 self.cancel()
 
+    def let_loop_run(self) -> None:
+        """Wait until the judge loop has run what was ready (called between chunks of prompt rendering).
+
+        Rendering holds the GIL; the loop thread then got it back only once per switch interval (5 ms), one
+        step at a time, so the first requests of a batch opened their connections and left ~100 ms late and
+        their answers waited as long. The callback is scheduled twice so that it runs after the I/O callbacks
+        that are ready when it arrives."""
+        done: Future = Future()
+        loop = self.loop.loop
+        loop.call_soon_threadsafe(loop.call_soon, done.set_result, None)
+        done.result()
+
     def cancel(self) -> None:
         """Drop what is queued and cancel what is in flight (any thread)."""
         self.loop.loop.call_soon_threadsafe(self._cancel)

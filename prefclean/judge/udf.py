@@ -42,6 +42,7 @@ RESULT_SQL = ("STRUCT(ratings INTEGER[], rationales VARCHAR[], winner INTEGER, j
               "task VARCHAR, aspect VARCHAR, raw VARCHAR, error VARCHAR, prompt_tokens INTEGER, "
               "completion_tokens INTEGER, latency_ms DOUBLE, cached BOOLEAN, attempts INTEGER, key VARCHAR)")
 FIRST_PART = 128  # rows of a batch sent before the rest is rendered
+PAUSE_EVERY = 32  # rows rendered between two pauses for the judge loop (~1 ms of rendering)
 FLUSH_EVERY = 4096  # pending cache rows (one DuckDB transaction per flush: flushing every few hundred rows
 # cost a fifth of the CPU at high throughput)
 FLUSH_SECONDS = 0.5  # ...or this old: Ctrl-C or a crash loses little, and the flush after the last answer is short
@@ -195,7 +196,8 @@ class Judging:
         try:
             for part in (range(0, min(FIRST_PART, n_rows)), range(min(FIRST_PART, n_rows), n_rows)):
                 requests = self._prepare(session, task, task_name, aspect, part, instructions, generations,
-                                         references, results, row_keys, distinct)
+                                         references, results, row_keys, distinct,
+                                         pause=sending.let_loop_run if part.start else None)
                 cached = {} if self.refresh else self.cache.lookup(list(requests))
                 for key, row in cached.items():
                     outcomes[key] = self._row(session, task_name, aspect, key, Verdict(row["ratings"], row["rationales"],
@@ -235,12 +237,16 @@ class Judging:
         return pa.array(results, type=RESULT_TYPE)
 
     def _prepare(self, session: JudgeSession, task, task_name: str, aspect: str, part: range, instructions: list,
-                 generations: list, references: list, results: list, row_keys: list, distinct: set) -> dict[str, Request]:
+                 generations: list, references: list, results: list, row_keys: list, distinct: set,
+                 pause=None) -> dict[str, Request]:
         """Render and hash the prompts of these rows: the requests for keys not seen before in the batch.
-        A row that cannot be judged gets its failure in `results` instead."""
+        A row that cannot be judged gets its failure in `results` instead. `pause` is called every PAUSE_EVERY
+        rows, to let requests already sent make progress."""
         requests: dict[str, Request] = {}
         grammar = session.dispatcher.engine.accepts_grammar
         for i in part:
+            if pause is not None and (i - part.start) % PAUSE_EVERY == PAUSE_EVERY - 1:
+                pause()
             gens = generations[i]
             if instructions[i] is None or not gens or any(g is None for g in gens):
                 results[i] = self._failure(session, task_name, aspect, None, "missing instruction or generation")
@@ -363,6 +369,9 @@ class ExecutorBatch:
     def add(self, requests: list[Request]) -> None:
         self.requests.extend(requests)
 
+    def let_loop_run(self) -> None:
+        """Nothing is in flight while a batch is prepared."""
+
     def cancel(self) -> None:
         self.requests.clear()
 
@@ -400,9 +409,8 @@ def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, gene
     n = len(instruction)
     try:
         judging = _judging(ctx)
-        _r = judging.judge_batch(task[0].as_py(), judge_name[0].as_py(), aspect[0].as_py(),
+        return judging.judge_batch(task[0].as_py(), judge_name[0].as_py(), aspect[0].as_py(),
                                    instruction.to_pylist(), generations.to_pylist(), reference.to_pylist())
-        return _r
     except JudgeError as exc:
         # A configuration problem (unknown judge, engine unavailable, llama-cpp missing): no row can be judged,
         # so the model fails with this one line (the runner reads it here) and its previous version stays.

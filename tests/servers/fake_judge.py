@@ -15,7 +15,8 @@ Faults, set with POST /control (JSON); counters reset with POST /reset; GET /sta
   garbage_first_n (unparseable answer), hang_first_n + hang_ms, fail_if_contains / garbage_if_contains (substring
   of the prompt that always fails / always gets an unparseable answer), record_prompts (keep every prompt in
   /stats "prompts", to check what was sent). max_concurrency (K > 0): at most K requests are served at once
-  and the rest wait their turn, as one replica of a real model server with limited capacity (K / latency req/s). /stats "authorization" lists the distinct Authorization headers seen.
+  and the rest wait their turn, as one replica of a real model server with limited capacity (K / latency req/s). /stats "authorization" lists the distinct Authorization headers seen;
+  "held_seconds" sums how long the handler held each request (the latency the server really served).
 
 Run: python tests/servers/fake_judge.py [--port 0] [--latency-ms 0]  -> prints "LISTENING <base_url>".
 In Python: `with FakeJudge() as judge: judge.url, judge.control(...), judge.stats()`.
@@ -93,7 +94,7 @@ class JudgeServer:
     def reset_stats(self):
         self.stats = {"requests": 0, "completions": 0, "by_status": {}, "in_flight": 0, "max_in_flight": 0,
                       "prompt_tokens": 0, "completion_tokens": 0, "models": {}, "first_request_at": None,
-                      "last_request_at": None, "authorization": [], "prompts": []}
+                      "last_request_at": None, "authorization": [], "prompts": [], "held_seconds": 0.0}
 
     def _capacity(self, slots: int) -> asyncio.Semaphore:
         if getattr(self, "_slots", (0, None))[0] != slots:
@@ -107,6 +108,7 @@ class JudgeServer:
         from aiohttp import web
 
         stats, settings = self.stats, self.settings
+        entered = time.perf_counter()
         stats["requests"] += 1
         number = stats["requests"]
         now = time.time()
@@ -158,6 +160,7 @@ class JudgeServer:
             })
         finally:
             stats["in_flight"] -= 1
+            stats["held_seconds"] += time.perf_counter() - entered
 
     async def control(self, request):
         from aiohttp import web
