@@ -14,6 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from ..warehouse import transaction
+from .jsonrows import json_line, table_from_json_lines
 
 SCHEMA = [
     """create table if not exists judgments (
@@ -62,7 +63,7 @@ class JudgmentCache:
 
     def lookup(self, keys: list[str]) -> dict[str, dict]:
         """Cached judgments for these keys, in one query (never one row at a time). The keys go in as a list
-        parameter: an Arrow table would make DuckDB's client import pandas (~0.2 s) before the first
+        parameter: building an Arrow table of them would import pandas (see jsonrows) before the first
         requests of a build could leave."""
         if not keys:
             return {}
@@ -85,11 +86,12 @@ class JudgmentCache:
             try:
                 with transaction(cur):
                     if judgments:
-                        cur.register("new_judgments", pa.Table.from_pylist(judgments, schema=JUDGMENT_TYPES))
+                        cur.register("new_judgments", table_from_json_lines(list(map(json_line, judgments)),
+                                                                            JUDGMENT_TYPES))
                         cur.execute(f"insert or replace into judgments ({', '.join(JUDGMENT_COLUMNS)}) "
                                     f"select {', '.join(JUDGMENT_COLUMNS)} from new_judgments")
                     if calls:
-                        cur.register("new_calls", pa.Table.from_pylist(calls, schema=CALL_TYPES))
+                        cur.register("new_calls", table_from_json_lines(list(map(json_line, calls)), CALL_TYPES))
                         cur.execute(f"insert into calls ({', '.join(CALL_TYPES.names)}) select * from new_calls")
             finally:
                 cur.close()

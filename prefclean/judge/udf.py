@@ -28,6 +28,7 @@ from .cache import JudgmentCache
 from .dispatch import Dispatcher, LoopThread, Outcome, Request, RequestStream, Stats
 from .engines import create_engine
 from .engines.base import load_engine
+from .jsonrows import ArrowRows, array_from_json_lines, json_line
 from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, resolve_judge, smoke_test_judge
 from .progress import JudgeProgress
 from .tasks import Verdict, make_task
@@ -186,10 +187,11 @@ class Judging:
         session = self.session(judge_name, task_name)
         task = self.task(task_name)
         task.check(aspect)
-        results: list[dict | None] = [None] * n_rows
+        results: list[dict | None] = [None] * n_rows  # rows that cannot be judged: their failure
         row_keys: list[str | None] = [None] * n_rows
         distinct: set[str] = set()
-        outcomes: dict[str, dict] = {}
+        judgments = ArrowRows(RESULT_TYPE)  # converted to Arrow as they arrive (see jsonrows)
+        outcomes: dict[str, int] = {}  # key -> its judgment's position in `judgments`
         sending = self._sender(session)
         # The first rows are rendered, looked up and sent on their own, so requests are in flight while the
         # rest of the batch is rendered (a cache look-up per part: two per batch, not one per request).
@@ -200,10 +202,12 @@ class Judging:
                                          pause=sending.let_loop_run if part.start else None)
                 cached = {} if self.refresh else self.cache.lookup(list(requests))
                 for key, row in cached.items():
-                    outcomes[key] = self._row(session, task_name, aspect, key, Verdict(row["ratings"], row["rationales"],
-                                              row["winner"]), row["raw"], row["model"], row["prompt_tokens"],
-                                              row["completion_tokens"], row["latency_ms"], cached=True, attempts=0)
+                    outcomes[key] = judgments.add(self._row(
+                        session, task_name, aspect, key, Verdict(row["ratings"], row["rationales"], row["winner"]),
+                        row["raw"], row["model"], row["prompt_tokens"], row["completion_tokens"], row["latency_ms"],
+                        cached=True, attempts=0))
                 sending.add([r for k, r in requests.items() if k not in outcomes])
+                judgments.convert()
         except BaseException:  # nothing will collect what was sent: stop it
             sending.cancel()
             raise
@@ -213,7 +217,6 @@ class Judging:
         session.progress.advance(n_rows - sum(1 for k in row_keys if k is not None and k not in outcomes),
                                  self.stats.as_dict())
         if sending.expected:
-            _import_pandas_now()
             rows_per_key: dict[str, int] = {}
             for k in row_keys:
                 if k is not None and k not in outcomes:
@@ -221,20 +224,19 @@ class Judging:
             for arrived in self._receive(session, sending):
                 judged = failed = 0
                 for outcome in arrived:
-                    outcomes[outcome.key] = self._row(session, task_name, aspect, outcome.key, outcome.verdict,
-                                                      outcome.raw, outcome.model, outcome.prompt_tokens,
-                                                      outcome.completion_tokens, outcome.latency_ms, cached=False,
-                                                      attempts=outcome.attempts)
+                    outcomes[outcome.key] = judgments.add(self._row(
+                        session, task_name, aspect, outcome.key, outcome.verdict, outcome.raw, outcome.model,
+                        outcome.prompt_tokens, outcome.completion_tokens, outcome.latency_ms, cached=False,
+                        attempts=outcome.attempts))
                     count = rows_per_key[outcome.key]
                     judged, failed = (judged + count, failed) if outcome.ok else (judged, failed + count)
+                judgments.convert()
                 self.stats.add(judged=judged, failed=failed)
                 session.progress.advance(judged + failed, self.stats.as_dict())
             if session.dispatcher.fatal is not None:  # judgments made so far are cached; the model fails
                 raise JudgeError(f"judge '{session.name}': {session.dispatcher.fatal}")
-        for i, key in enumerate(row_keys):
-            if key is not None:
-                results[i] = outcomes[key]
-        return pa.array(results, type=RESULT_TYPE)
+        return judgments.take([outcomes[key] if key is not None else judgments.add(results[i])
+                               for i, key in enumerate(row_keys)])
 
     def _prepare(self, session: JudgeSession, task, task_name: str, aspect: str, part: range, instructions: list,
                  generations: list, references: list, results: list, row_keys: list, distinct: set,
@@ -347,14 +349,6 @@ def _watch_interrupts() -> None:
     signal.signal(signal.SIGINT, on_sigint)
 
 
-def _import_pandas_now() -> None:
-    """pyarrow imports pandas (~0.2 s) the first time it builds an array from Python objects, as the judge
-    does for its result. Called while the first requests are on the wire, the import overlaps with waiting
-    for answers instead of following the last one. (Not in a background thread: DuckDB calls from any thread
-    wait while pandas is being imported.)"""
-    import pandas  # noqa: F401
-
-
 class ExecutorBatch:
     """A batch's missing requests for a Ray executor: sent together when outcomes are first asked for."""
 
@@ -427,4 +421,4 @@ def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, gene
     if error not in seen:
         seen.add(error)
         ctx.notes.append(f"judge error: {error}")
-    return pa.array([row] * n, type=RESULT_TYPE)
+    return array_from_json_lines([json_line(row)] * n, RESULT_TYPE)
