@@ -116,7 +116,7 @@ class RequestStream:
                     if not ok:
                         raise value
                 yield [value for _, value in batch]
-                if received < self.expected:
+                if self.expected - received > self.max_workers:  # not the last answers: they are awaited one by one
                     time.sleep(COLLECT_EVERY)
         finally:
             if received < self.expected:
