@@ -8,6 +8,7 @@ the next build retries exactly those. `calls` logs every request (latency, token
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -48,7 +49,11 @@ CACHE_MEMORY_LIMIT = "512MB"
 
 
 class JudgmentCache:
-    """Thread-safe: DuckDB calls the judge UDF from several threads at once."""
+    """Thread-safe: DuckDB calls the judge UDF from several threads at once.
+
+    Writes go through one writer thread (`store_later`), so a judge batch goes on while DuckDB commits:
+    the write after a batch's last answer (~14 ms) overlaps with the batch's result and the model's table
+    write instead of delaying both. Look-ups wait for the writes handed over before them."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -60,6 +65,9 @@ class JudgmentCache:
         self._lock = threading.Lock()
         for statement in SCHEMA:
             self._con.execute(statement)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="prefclean-judgment-cache")
+        self._writes: list[Future] = []
+        self._writes_lock = threading.Lock()
 
     def lookup(self, keys: list[str]) -> dict[str, dict]:
         """Cached judgments for these keys, in one query (never one row at a time). The keys go in as a list
@@ -67,6 +75,7 @@ class JudgmentCache:
         requests of a build could leave."""
         if not keys:
             return {}
+        self.wait()
         with self._lock:
             cur = self._con.cursor()
             try:
@@ -96,6 +105,27 @@ class JudgmentCache:
             finally:
                 cur.close()
 
+    def store_later(self, judgments: list[dict], calls: list[dict]) -> None:
+        """`store` in the writer thread. An earlier write that failed raises here."""
+        with self._writes_lock:
+            done = [f for f in self._writes if f.done()]
+            self._writes = [f for f in self._writes if not f.done()]
+            if judgments or calls:
+                self._writes.append(self._writer.submit(self.store, list(judgments), list(calls)))
+        for f in done:
+            f.result()
+
+    def wait(self) -> None:
+        """Until every write handed to `store_later` is done; raises the first that failed."""
+        with self._writes_lock:
+            writes, self._writes = self._writes, []
+        for f in writes:
+            f.result()
+
     def close(self) -> None:
-        with self._lock:
-            self._con.close()
+        try:
+            self.wait()
+        finally:
+            self._writer.shutdown()
+            with self._lock:
+                self._con.close()

@@ -151,6 +151,11 @@ class Judging:
 
     def model_notes(self) -> list[str]:
         notes = []
+        try:
+            self.cache.wait()  # the model's judgments are in the cache before the next model runs
+        except Exception as exc:
+            notes.append(f"WARNING judgment cache: could not store judgments ({' '.join(str(exc).split())}); "
+                         "the model's table has them, a --full-refresh would judge them again")
         with self.lock:
             sessions = list(self.sessions.values())
         for s in sessions:
@@ -279,7 +284,7 @@ class Judging:
         pending_judgments, pending_calls = [], []
 
         def flush():
-            self.cache.store(pending_judgments, pending_calls)
+            self.cache.store_later(pending_judgments, pending_calls)
             pending_judgments.clear()
             pending_calls.clear()
 
