@@ -142,17 +142,23 @@ class Build:
         self.project, self.options, self.report = project, options, report
         self.run_id = uuid.uuid4().hex[:12]
         self.udfs = all_udfs(project)
-        start_warm_ups(self.udfs, project)
-        self.con = connect(project.warehouse)
-        bound_memory(self.con)
+        self.ctx = RunContext(project=project, options=dict(options.options))
+        warm_ups = start_warm_ups(self.udfs, self.ctx)
         try:
-            self.compiler, self.graph = load_graph(project, self.con)
-            self.selected = self.graph.select(options.select)
-        except BaseException:  # a compile error must not leave the warehouse open (and locked)
-            self.con.close()
+            self.con = connect(project.warehouse)
+            try:
+                bound_memory(self.con)
+                self.compiler, self.graph = load_graph(project, self.con)
+                self.selected = self.graph.select(options.select)
+            except BaseException:  # a compile error must not leave the warehouse open (and locked)
+                self.con.close()
+                raise
+        except BaseException:  # ...nor what a warm-up opened (the judgment cache)
+            for thread in warm_ups:
+                thread.join(30)
+            self.ctx.close()
             raise
         self.results: list[ModelResult] = []
-        self.ctx = RunContext(project=project, options=dict(options.options))
 
     def run(self) -> list[ModelResult]:
         start = time.perf_counter()
@@ -180,6 +186,7 @@ class Build:
                           {**self.ctx.summary(), **(extra or {})})
 
     def close(self) -> None:
+        self.ctx.close()  # (run() closes it too; closing twice does nothing)
         self.con.close()
 
     def _run_models(self, con) -> None:

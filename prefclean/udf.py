@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +34,7 @@ class UdfSpec:
     with_context: bool = False
     side_effects: bool = False
     origin: str = "prefclean"
-    warm_up: Callable[[Any], None] | None = None
+    warm_up: Callable[["RunContext"], None] | None = None
     called_via: tuple[str, ...] = ()  # Jinja helpers that write calls to it (judge() for the judge UDF)
 
 
@@ -73,13 +74,14 @@ _collecting: list[UdfSpec] | None = None  # set while a project's udfs/ files ar
 
 
 def udf(name: str | None = None, *, params: list[str], returns: str, vectorized: bool = True,
-        with_context: bool = False, side_effects: bool = False, warm_up: Callable[[Any], None] | None = None,
+        with_context: bool = False, side_effects: bool = False, warm_up: Callable[[RunContext], None] | None = None,
         called_via: tuple[str, ...] = ()):
     """Declare a DuckDB UDF. Vectorized UDFs get pyarrow arrays (2,048 rows a call) and return one.
 
-    warm_up(project), if given, runs in a background thread when a build starts whose models or macros
+    warm_up(ctx), if given, runs in a background thread when a build starts whose models or macros
     call the UDF (by name, or through one of the `called_via` Jinja helpers): slow imports and set-up then
-    overlap with compiling and running the models before, instead of delaying the first call."""
+    overlap with compiling and running the models before, instead of delaying the first call. `ctx` is the
+    build's RunContext (`ctx.project`); what the warm-up puts in `ctx.state` the UDF's calls find there."""
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = UdfSpec(name or fn.__name__, fn, tuple(params), returns, vectorized, with_context, side_effects,
@@ -134,29 +136,32 @@ def register_udfs(con: duckdb.DuckDBPyConnection, specs: list[UdfSpec], ctx: Run
             raise PrefcleanError(f"UDF '{spec.name}' ({spec.origin}): cannot register: {exc}") from None
 
 
-def start_warm_ups(specs: list[UdfSpec], project) -> None:
+def start_warm_ups(specs: list[UdfSpec], ctx: RunContext) -> list[threading.Thread]:
     """Start the warm-up of each UDF the project's models or macros call, each in a daemon thread. A
     warm-up that fails is ignored: the UDF's own first call meets the same problem and reports it where it
     belongs. Read from the files, before compiling, so the warm-up overlaps with the compile too."""
     import re
-    import threading
 
+    project = ctx.project
     wanted = [s for s in specs if s.warm_up is not None]
+    threads = []
     if not wanted:
-        return
+        return threads
     text = "\n".join(path.read_text(encoding="utf-8", errors="replace")
                      for folder in (project.models_dir, project.macros_dir) if folder.is_dir()
                      for path in sorted(folder.rglob("*.sql")))
     for spec in wanted:
         names = "|".join(re.escape(n) for n in (spec.name, *spec.called_via))
         if re.search(rf"\b({names})\s*\(", text, re.IGNORECASE):
-            threading.Thread(target=_quietly, args=(spec.warm_up, project), name=f"warm-up {spec.name}",
-                             daemon=True).start()
+            threads.append(threading.Thread(target=_quietly, args=(spec.warm_up, ctx), name=f"warm-up {spec.name}",
+                                            daemon=True))
+            threads[-1].start()
+    return threads
 
 
-def _quietly(fn: Callable[[Any], None], project) -> None:
+def _quietly(fn: Callable[[RunContext], None], ctx: RunContext) -> None:
     try:
-        fn(project)
+        fn(ctx)
     except BaseException:
         pass
 

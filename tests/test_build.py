@@ -210,9 +210,9 @@ import pyarrow.compute as pc
 from prefclean import udf
 
 
-def prepare(project):
-    (project.root / "warmed").write_text(threading.current_thread().name)
-    if (project.root / "fail-warm-up").exists():
+def prepare(ctx):
+    (ctx.project.root / "warmed").write_text(threading.current_thread().name)
+    if (ctx.project.root / "fail-warm-up").exists():
         raise RuntimeError("warm-up broke")
 
 
@@ -245,14 +245,14 @@ def test_warm_up_also_starts_for_a_helper_that_writes_the_call(make_project, tmp
     import threading
 
     from prefclean.project import load_project
-    from prefclean.udf import UdfSpec, start_warm_ups
+    from prefclean.udf import RunContext, UdfSpec, start_warm_ups
 
     root = make_project(models={"m": "select {{ judge_panel('instruction', 'generations') }} as j from t"})
     started, wrongly_started = threading.Event(), threading.Event()
-    specs = [UdfSpec("prefclean_judge", None, (), "INTEGER", warm_up=lambda project: started.set(),
+    specs = [UdfSpec("prefclean_judge", None, (), "INTEGER", warm_up=lambda ctx: started.set(),
                      called_via=("judge_panel",)),
-             UdfSpec("other", None, (), "INTEGER", warm_up=lambda project: wrongly_started.set())]
-    start_warm_ups(specs, load_project(root))
+             UdfSpec("other", None, (), "INTEGER", warm_up=lambda ctx: wrongly_started.set())]
+    start_warm_ups(specs, RunContext(project=load_project(root)))
     assert started.wait(10)
     assert not wrongly_started.wait(0.3)
 

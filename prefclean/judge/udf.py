@@ -108,7 +108,7 @@ class Judging:
         self.sessions: dict[tuple[str, str], JudgeSession] = {}
         self.tasks: dict[str, object] = {}
         self.stats = Stats()
-        self.cache = JudgmentCache(self.project.judgment_cache)
+        self.cache = judgment_cache(ctx)
         self.refresh = bool(ctx.options.get("refresh_judgments"))
         INTERRUPTED.clear()
         self.loop = LoopThread.get()
@@ -183,7 +183,6 @@ class Judging:
                 pass
         if self.executor is not None:
             self.executor.close()
-        self.cache.close()
 
     # -- one UDF call ---------------------------------------------------------------------------------
     def judge_batch(self, task_name: str, judge_name: str, aspect: str, instructions: list, generations: list,
@@ -390,11 +389,26 @@ def _judging(ctx: RunContext) -> Judging:
 _STATE_LOCK = threading.Lock()
 
 
-def _warm_up(project) -> None:
-    """Import the engines of the project's judges (aiohttp, huggingface_hub or llama_cpp: 0.1-0.5 s) while
-    the models before the judge run, instead of when the first batch reaches the judge."""
-    for config in list(project.judges.values()) or [smoke_test_judge()]:
+def judgment_cache(ctx: RunContext) -> JudgmentCache:
+    """The build's judgment cache: opened once, by the judge's warm-up or its first batch; closed with the build."""
+    with _CACHE_LOCK:
+        if "judgment_cache" not in ctx.state:
+            cache = JudgmentCache(ctx.project.judgment_cache)
+            ctx.state["judgment_cache"] = cache
+            ctx.closers.append(cache.close)
+        return ctx.state["judgment_cache"]
+
+
+_CACHE_LOCK = threading.Lock()
+
+
+def _warm_up(ctx: RunContext) -> None:
+    """While the models before the judge run, instead of when its first batch arrives: import the engines of
+    the project's judges (aiohttp, huggingface_hub or llama_cpp: 0.1-0.5 s) and open the judgment cache
+    (~20 ms)."""
+    for config in list(ctx.project.judges.values()) or [smoke_test_judge()]:
         load_engine(config.engine)
+    judgment_cache(ctx)
 
 
 _watch_interrupts()  # imported by the build, on the main thread, before any model runs
