@@ -132,8 +132,11 @@ class Measured:
     output: str
 
 
-def measure(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None, timeout: float = 3600) -> Measured:
-    """Run cmd to completion; wall time, peak summed RSS of its process tree, peak RSS of one process."""
+def measure(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None, timeout: float = 3600,
+            sample_memory: bool = True) -> Measured:
+    """Run cmd to completion; wall time, peak summed RSS of its process tree, peak RSS of one process.
+    With sample_memory=False the tree's RSS is not sampled (peak_tree_mib is 0) and the wait blocks, so the
+    harness wakes no thread while a timed run shares the machine's cores."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -146,30 +149,38 @@ def measure(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None,
             done.wait(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if sample_memory:
+        sampler.start()
     chunks: list[str] = []
     reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
     reader.start()
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-        time.sleep(0.005)
+    if sample_memory:
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+            time.sleep(0.005)
+    else:
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        killer.cancel()
     seconds = time.perf_counter() - start
     done.set()
-    sampler.join()
+    if sample_memory:
+        sampler.join()
     reader.join(10)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return Measured(seconds, peak[0] / 1024, usage.ru_maxrss / 1024, proc.returncode, "".join(chunks))
 
 
-def prefclean(root: Path, *args: str, env: dict | None = None) -> Measured:
+def prefclean(root: Path, *args: str, env: dict | None = None, sample_memory: bool = True) -> Measured:
     root = root.resolve()
     result = measure([*PREFCLEAN, "build", "--project-dir", str(root), *args], cwd=root,
-                     env={"PREFCLEAN_PROGRESS": "0", **(env or {})})
+                     env={"PREFCLEAN_PROGRESS": "0", **(env or {})}, sample_memory=sample_memory)
     if result.returncode != 0:
         raise SystemExit(f"prefclean build failed (exit {result.returncode}):\n{result.output[-4000:]}")
     return result

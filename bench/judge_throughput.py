@@ -50,7 +50,7 @@ def build(root: Path, judge: FakeJudge, *args: str) -> dict:
     """One `prefclean build`: judging stage time, counts, and the CPU of the prefclean process and the server."""
     judge.reset(keep_latency=True)
     client_before, server_before = children_cpu(), process_cpu(judge.process.pid)
-    m = prefclean(root, "--no-tests", *args)
+    m = prefclean(root, "--no-tests", *args, sample_memory=False)  # time and CPU only: no sampler on the cores
     client_cpu = children_cpu() - client_before  # prefclean is the only child reaped meanwhile (measure's wait4)
     server_cpu = process_cpu(judge.process.pid) - server_before
     rows, seconds = JUDGED.search(m.output).groups()

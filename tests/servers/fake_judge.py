@@ -104,6 +104,27 @@ class JudgeServer:
     def _count(self, status: int):
         self.stats["by_status"][str(status)] = self.stats["by_status"].get(str(status), 0) + 1
 
+    def _answer(self, number: int, prompt: str, model: str, settings: dict, now: float) -> tuple[int, dict, dict]:
+        """Status, JSON body and headers of the response to request `number`: an injected fault or the answer."""
+        if number <= settings["rate_limit_first_n"]:
+            return 429, {"error": {"message": "rate limited"}}, {"Retry-After": str(settings["retry_after"])}
+        failing = number <= settings["fail_first_n"] or (
+            settings["fail_every"] and number % settings["fail_every"] == 0) or (
+            settings["fail_if_contains"] and settings["fail_if_contains"] in prompt)
+        if failing:
+            status = int(settings["fail_status"])
+            return status, {"error": {"message": f"injected failure {status}"}}, {}
+        garbage = number <= settings["garbage_first_n"] or (
+            settings["garbage_if_contains"] and settings["garbage_if_contains"] in prompt)
+        text = "Both answers are fine I guess." if garbage else answer_for(prompt, model, settings)
+        usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return 200, {
+            "id": f"fake-{number}", "object": "chat.completion", "created": int(now), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": usage,
+        }, {}
+
     async def chat(self, request):
         from aiohttp import web
 
@@ -126,38 +147,24 @@ class JudgeServer:
                 stats["authorization"].append(auth)
             if settings["record_prompts"]:
                 stats["prompts"].append(prompt)
-            if settings["max_concurrency"]:
+            # The answer is made first, then sent `latency_ms` after the request arrived: the latency is the
+            # whole time the server holds a request, as with a real one (made after the wait, it added this
+            # server's own CPU time to every answer, and to each answer queued behind it).
+            status, payload, headers = self._answer(number, prompt, model, settings, now)
+            body = json.dumps(payload).encode()
+            if settings["max_concurrency"]:  # a slot first; then the latency, from when it got one
                 async with self._capacity(int(settings["max_concurrency"])):
                     await asyncio.sleep(settings["latency_ms"] / 1000)
             elif settings["latency_ms"]:
-                await asyncio.sleep(settings["latency_ms"] / 1000)
+                await asyncio.sleep(max(0.0, entered + settings["latency_ms"] / 1000 - time.perf_counter()))
             if number <= settings["hang_first_n"]:
                 await asyncio.sleep(settings["hang_ms"] / 1000)
-            if number <= settings["rate_limit_first_n"]:
-                self._count(429)
-                return web.json_response({"error": {"message": "rate limited"}}, status=429,
-                                         headers={"Retry-After": str(settings["retry_after"])})
-            failing = number <= settings["fail_first_n"] or (
-                settings["fail_every"] and number % settings["fail_every"] == 0) or (
-                settings["fail_if_contains"] and settings["fail_if_contains"] in prompt)
-            if failing:
-                status = int(settings["fail_status"])
-                self._count(status)
-                return web.json_response({"error": {"message": f"injected failure {status}"}}, status=status)
-            garbage = number <= settings["garbage_first_n"] or (
-                settings["garbage_if_contains"] and settings["garbage_if_contains"] in prompt)
-            text = "Both answers are fine I guess." if garbage else answer_for(prompt, model, settings)
-            usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4}
-            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-            stats["prompt_tokens"] += usage["prompt_tokens"]
-            stats["completion_tokens"] += usage["completion_tokens"]
-            stats["completions"] += 1
-            self._count(200)
-            return web.json_response({
-                "id": f"fake-{number}", "object": "chat.completion", "created": int(now), "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": usage,
-            })
+            self._count(status)
+            if status == 200:
+                stats["prompt_tokens"] += payload["usage"]["prompt_tokens"]
+                stats["completion_tokens"] += payload["usage"]["completion_tokens"]
+                stats["completions"] += 1
+            return web.Response(body=body, status=status, headers=headers, content_type="application/json")
         finally:
             stats["in_flight"] -= 1
             stats["held_seconds"] += time.perf_counter() - entered
