@@ -420,3 +420,17 @@ def test_let_loop_run_returns_after_the_loop_ran_what_was_ready():
     loop.loop.call_soon_threadsafe(slow)
     stream.let_loop_run()
     assert ran == ["slow", "follow-up"]
+
+
+@pytest.mark.parametrize("name, generations", [("ultrafeedback", ["a", "b"]), ("prometheus-absolute", ["a"]),
+                                               ("prometheus-relative", ["a", "b"])])
+def test_a_task_declares_every_template_its_prompts_use(name, generations):
+    """The warm-up compiles `templates` ahead of the first batch: a prompt must not need any other."""
+    from prefclean.judge.tasks import make_task
+
+    task = make_task(name, REPO)
+    task.compile_templates()
+    compiled = dict(task._templates)
+    assert sorted(compiled) == sorted(task.templates)
+    task.prompt("question", generations, "overall-rating" if name == "ultrafeedback" else "a rubric", None)
+    assert task._templates == compiled  # nothing loaded on the way

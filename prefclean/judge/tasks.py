@@ -35,6 +35,7 @@ class Prompt:
 class Task:
     name = ""
     grammar_name = ""
+    templates: tuple[str, ...] = ()  # the Jinja files its prompts are rendered from
 
     def __init__(self, env: jinja2.Environment):
         self.env = env
@@ -43,10 +44,18 @@ class Task:
         self._constant: dict[str, str] = {}
 
     def render(self, template: str, **values) -> str:
+        return self._template(template).render(**values).strip()
+
+    def _template(self, name: str) -> jinja2.Template:
         # Loaded once per build: get_template() stats the file on every call, once per judged row.
-        if template not in self._templates:
-            self._templates[template] = self.env.get_template(template)
-        return self._templates[template].render(**values).strip()
+        if name not in self._templates:
+            self._templates[name] = self.env.get_template(name)
+        return self._templates[name]
+
+    def compile_templates(self) -> None:
+        """Load and compile every template now (a build's warm-up), not when the first row is rendered."""
+        for name in self.templates:
+            self._template(name)
 
     def render_constant(self, template: str) -> str:
         """A template without variables (a system prompt), rendered once."""
@@ -84,6 +93,7 @@ class UltraFeedback(Task):
     """One 1-5 rating and a rationale per generation, for one aspect."""
 
     name, grammar_name = "ultrafeedback", "ratings_grammar"
+    templates = ("ultrafeedback_system.jinja", "ultrafeedback.jinja")
 
     def check(self, aspect):
         if aspect not in ASPECTS:
@@ -106,6 +116,7 @@ class PrometheusAbsolute(Task):
     """Absolute grading of one response against a rubric (optional reference answer)."""
 
     name, grammar_name = "prometheus-absolute", "prometheus_absolute_grammar"
+    templates = ("prometheus_absolute.jinja",)
 
     def prompt(self, instruction, generations, aspect, reference):
         if len(generations) != 1:
@@ -123,6 +134,7 @@ class PrometheusRelative(Task):
     """Relative grading of two responses: which one is better (A or B)."""
 
     name, grammar_name = "prometheus-relative", "prometheus_relative_grammar"
+    templates = ("prometheus_relative.jinja",)
 
     def prompt(self, instruction, generations, aspect, reference):
         if len(generations) != 2:
