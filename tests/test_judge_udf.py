@@ -221,6 +221,28 @@ def test_unparseable_answers_are_retried_then_recorded(make_project, run_cli, fa
     assert judge_note(result.output)["failed"] == 1
 
 
+def test_oddly_shaped_answers_are_read_not_fatal_to_the_batch(make_project, run_cli, fake_judge):
+    """Content as a list of parts, token counts as strings and floats, a number as the model name: the text
+    is read, what does not fit a column becomes NULL, and the other rows of the batch are unaffected."""
+    fake_judge.control(odd_shape_first_n=1)
+    root = judge_project(make_project, fake_judge, [row(1, 4, 2), row(2, 5, 1), row(3, 3, 3)],
+                         judges={"fake": judge_config(fake_judge, concurrency=1)})
+    build(run_cli, root)
+    out = {r["id"]: r["j"] for r in judged(root)}
+    odd = out[1]
+    assert odd["ratings"] == [4, 2] and odd["error"] is None and odd["attempts"] == 1
+    assert odd["model"] == "7" and odd["prompt_tokens"] is None and odd["completion_tokens"] is None
+    assert out[2]["ratings"] == [5, 1] and out[3]["ratings"] == [3, 3] and out[2]["prompt_tokens"] > 0
+
+
+@pytest.mark.parametrize("value, count", [(12, 12), (12.0, 12), (1.5, None), ("12", None), (True, None),
+                                          (float("nan"), None), (-1, None), (2**31, None), (None, None)])
+def test_token_counts_fit_an_integer_column_or_are_null(value, count):
+    from prefclean.judge.engines.base import token_count
+
+    assert token_count(value) == count
+
+
 def test_hanging_requests_time_out_and_are_retried_or_marked(make_project, run_cli):
     # Its own server: hung handlers outlive the test and would skew another test's in-flight counts.
     with FakeJudge() as server:

@@ -252,7 +252,7 @@ class Dispatcher:
         last_text: str | None = None
         last_error = "not attempted"
         last_verdict: Verdict | None = None
-        tokens = [0, 0]
+        tokens: list[int | None] = [None, None]  # summed over attempts; None while no answer said
         latency = 0.0
         grammar = request.grammar if self.use_grammar else None
         while True:
@@ -298,11 +298,15 @@ class Dispatcher:
                 break
             self._answered, self._unreachable_streak = True, 0
             latency += elapsed * 1000
-            tokens[0] += completion.prompt_tokens or 0
-            tokens[1] += completion.completion_tokens or 0
+            for i, count in enumerate((completion.prompt_tokens, completion.completion_tokens)):
+                if count is not None:
+                    tokens[i] = (tokens[i] or 0) + count
             self.stats.add(prompt_tokens=completion.prompt_tokens or 0, completion_tokens=completion.completion_tokens or 0)
             last_text = completion.text
-            verdict = self.task.parse(completion.text, request.n)
+            try:
+                verdict = self.task.parse(completion.text, request.n)
+            except Exception as exc:  # a parser bug costs this row, like an unparseable answer
+                verdict = Verdict(None, None, None, f"parser error: {type(exc).__name__}: {exc}")
             last_verdict = verdict
             calls.append({**call, "status": "ok" if verdict.error is None else "unparsed", "error": verdict.error,
                           "http_status": 200, "prompt_tokens": completion.prompt_tokens,
@@ -319,5 +323,5 @@ class Dispatcher:
                               f"unparseable answer after {parse_failures} tries: {last_verdict.error}")
         else:
             verdict = Verdict(None, None, None, last_error)
-        return Outcome(request.key, verdict, last_text, self.engine.model, tokens[0] or None, tokens[1] or None,
+        return Outcome(request.key, verdict, last_text, self.engine.model, tokens[0], tokens[1],
                        latency or None, attempt, calls)

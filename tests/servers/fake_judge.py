@@ -12,7 +12,8 @@ Prometheus prompts get "Feedback: ... [RESULT] K" (absolute) or "[RESULT] A|B" (
 
 Faults, set with POST /control (JSON); counters reset with POST /reset; GET /stats returns what happened:
   latency_ms, fail_first_n + fail_status, fail_every (every k-th request fails), rate_limit_first_n + retry_after,
-  garbage_first_n (unparseable answer), hang_first_n + hang_ms, fail_if_contains / garbage_if_contains (substring
+  garbage_first_n (unparseable answer), odd_shape_first_n (content as a list of parts, token counts as strings
+  and floats, a number as the model name), hang_first_n + hang_ms, fail_if_contains / garbage_if_contains (substring
   of the prompt that always fails / always gets an unparseable answer), record_prompts (keep every prompt in
   /stats "prompts", to check what was sent). max_concurrency (K > 0): at most K requests are served at once
   and the rest wait their turn, as one replica of a real model server with limited capacity (K / latency req/s). /stats "authorization" lists the distinct Authorization headers seen;
@@ -46,7 +47,7 @@ DEFAULTS = {
     "latency_ms": 0.0, "default_rating": 3, "position_ratings": None,
     "fail_first_n": 0, "fail_status": 500, "fail_every": 0,
     "rate_limit_first_n": 0, "retry_after": 0.2,
-    "garbage_first_n": 0, "hang_first_n": 0, "hang_ms": 30_000,
+    "garbage_first_n": 0, "odd_shape_first_n": 0, "hang_first_n": 0, "hang_ms": 30_000,
     "fail_if_contains": None, "garbage_if_contains": None, "record_prompts": False,
     "max_concurrency": 0,
 }
@@ -119,6 +120,12 @@ class JudgeServer:
         text = "Both answers are fine I guess." if garbage else answer_for(prompt, model, settings)
         usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if number <= settings["odd_shape_first_n"]:
+            half = len(text) // 2
+            return 200, {"model": 7, "usage": {"prompt_tokens": str(usage["prompt_tokens"]), "completion_tokens": 1.5},
+                         "choices": [{"message": {"role": "assistant", "content": [
+                             {"type": "text", "text": text[:half]}, {"type": "image_url", "image_url": {"url": "x"}},
+                             {"type": "text", "text": text[half:]}]}}]}, {}
         return 200, {
             "id": f"fake-{number}", "object": "chat.completion", "created": int(now), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
@@ -161,8 +168,8 @@ class JudgeServer:
                 await asyncio.sleep(settings["hang_ms"] / 1000)
             self._count(status)
             if status == 200:
-                stats["prompt_tokens"] += payload["usage"]["prompt_tokens"]
-                stats["completion_tokens"] += payload["usage"]["completion_tokens"]
+                for name in ("prompt_tokens", "completion_tokens"):
+                    stats[name] += int(float(payload["usage"][name]))
                 stats["completions"] += 1
             return web.Response(body=body, status=status, headers=headers, content_type="application/json")
         finally:

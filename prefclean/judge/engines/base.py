@@ -27,10 +27,26 @@ class GenerationParams:
 
 @dataclass
 class Completion:
+    """One answer. Servers send odd values (token counts as strings or floats, a number as the model name):
+    they are made to fit the judgment's columns here, so one odd answer cannot fail a batch."""
+
     text: str
     model: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+
+    def __post_init__(self):
+        self.model = str(self.model)
+        self.prompt_tokens = token_count(self.prompt_tokens)
+        self.completion_tokens = token_count(self.completion_tokens)
+
+
+def token_count(value) -> int | None:
+    """A count that fits an INTEGER column, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    count = int(value)
+    return count if count == value and 0 <= count < 2**31 else None
 
 
 class EngineError(Exception):

@@ -17,6 +17,17 @@ import aiohttp
 from .base import Completion, Engine, EngineError, GenerationParams, register_engine
 
 
+def _content_text(content) -> str:
+    """A message's content: a string, or (some servers) a list of parts whose text parts are joined."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part["text"] for part in content if isinstance(part, dict) and part.get("type") == "text")
+    raise TypeError(f"content of type {type(content).__name__}")
+
+
 class Replica:
     def __init__(self, url: str, limit: int):
         self.url = url.rstrip("/")
@@ -158,12 +169,12 @@ class OpenAIEngine(Engine):
             replica.mark_ok()
             try:
                 data = json.loads(raw)
-                text = data["choices"][0]["message"]["content"] or ""
-            except (ValueError, KeyError, IndexError, TypeError):
+                text = _content_text(data["choices"][0]["message"]["content"])
+                usage = data.get("usage") or {}
+                return Completion(text, data.get("model") or self.model, usage.get("prompt_tokens"),
+                                  usage.get("completion_tokens"))
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                 raise EngineError(f"malformed chat-completions response from {replica.url}", retryable=True) from None
-            usage = data.get("usage") or {}
-            return Completion(text, data.get("model") or self.model, usage.get("prompt_tokens"),
-                              usage.get("completion_tokens"))
         detail = _error_detail(raw)
         if status == 429:
             raise EngineError(f"rate limited by {replica.url} (429): {detail}", retryable=True,
