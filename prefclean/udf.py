@@ -50,6 +50,10 @@ class RunContext:
     summaries: list[Callable[[], dict]] = field(default_factory=list)
 
     model_end_hooks: list[Callable[[], list[str]]] = field(default_factory=list)
+    # Held while something is opened for the build (which registers its closer) and while closing: a warm-up
+    # thread still opening the judgment cache when a short build ends must not leave it open behind it.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    closed: bool = False
 
     def take_notes(self) -> list[str]:
         """Lines to print under the model that just finished (e.g. the judge's counts)."""
@@ -59,8 +63,11 @@ class RunContext:
         return notes
 
     def close(self) -> None:
-        while self.closers:
-            self.closers.pop()()
+        with self.lock:
+            self.closed = True
+            closers, self.closers = self.closers, []
+        while closers:
+            closers.pop()()
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -54,3 +54,25 @@ def test_a_failed_write_is_raised_by_wait_and_by_the_next_write(tmp_path):
             cache.store_later([], [])
             time.sleep(0.01)
     cache.close()
+
+
+def test_a_warm_up_that_finishes_after_its_build_opens_nothing(make_project):
+    """A short build can end while the judge's warm-up is still importing: the cache it then asks for must
+    not be opened (a DuckDB connection left in a daemon thread aborted the process at exit)."""
+    from prefclean.errors import JudgeError
+    from prefclean.judge.udf import judgment_cache
+    from prefclean.project import load_project
+    from prefclean.udf import RunContext
+
+    root = make_project(models={"m": "select 1 as x"})
+    ctx = RunContext(project=load_project(root))
+    cache = judgment_cache(ctx)
+    assert judgment_cache(ctx) is cache
+    ctx.close()
+    with pytest.raises(duckdb.Error):  # closed with the build
+        cache.lookup(["k"])
+    late = RunContext(project=load_project(root))
+    late.close()
+    with pytest.raises(JudgeError, match="the build is over"):
+        judgment_cache(late)
+    assert "judgment_cache" not in late.state and not late.closers

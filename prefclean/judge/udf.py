@@ -387,7 +387,9 @@ _STATE_LOCK = threading.Lock()
 
 def judgment_cache(ctx: RunContext) -> JudgmentCache:
     """The build's judgment cache: opened once, by the judge's warm-up or its first batch; closed with the build."""
-    with _CACHE_LOCK:
+    with ctx.lock:
+        if ctx.closed:  # a warm-up that finished after its (short) build
+            raise JudgeError("the build is over")
         if "judgment_cache" not in ctx.state:
             cache = JudgmentCache(ctx.project.judgment_cache)
             ctx.state["judgment_cache"] = cache
@@ -397,14 +399,12 @@ def judgment_cache(ctx: RunContext) -> JudgmentCache:
 
 def judge_task(ctx: RunContext, name: str):
     """The build's task of this name (its templates compiled once, by the warm-up or the first batch)."""
-    with _CACHE_LOCK:
+    with ctx.lock:
         tasks = ctx.state.setdefault("judge_tasks", {})
         if name not in tasks:
             tasks[name] = make_task(name, ctx.project.root)
         return tasks[name]
 
-
-_CACHE_LOCK = threading.Lock()
 
 
 def _warm_up(ctx: RunContext) -> None:
