@@ -135,8 +135,8 @@ class Measured:
 def measure(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None, timeout: float = 3600,
             sample_memory: bool = True) -> Measured:
     """Run cmd to completion; wall time, peak summed RSS of its process tree, peak RSS of one process.
-    With sample_memory=False the tree's RSS is not sampled (peak_tree_mib is 0) and the wait blocks, so the
-    harness wakes no thread while a timed run shares the machine's cores."""
+    With sample_memory=False the tree's RSS is not sampled (peak_tree_mib is 0), so the harness wakes no
+    thread while a timed run shares the machine's cores."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -154,20 +154,10 @@ def measure(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None,
     chunks: list[str] = []
     reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
     reader.start()
-    if sample_memory:
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-            time.sleep(0.005)
-    else:
-        killer = threading.Timer(timeout, proc.kill)
-        killer.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        killer.cancel()
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    killer.cancel()
     seconds = time.perf_counter() - start
     done.set()
     if sample_memory:

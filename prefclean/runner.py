@@ -143,19 +143,16 @@ class Build:
         self.run_id = uuid.uuid4().hex[:12]
         self.udfs = all_udfs(project)
         self.ctx = RunContext(project=project, options=dict(options.options))
-        warm_ups = start_warm_ups(self.udfs, self.ctx)
+        start_warm_ups(self.udfs, self.ctx)
+        con = None
         try:
-            self.con = connect(project.warehouse)
-            try:
-                bound_memory(self.con)
-                self.compiler, self.graph = load_graph(project, self.con)
-                self.selected = self.graph.select(options.select)
-            except BaseException:  # a compile error must not leave the warehouse open (and locked)
-                self.con.close()
-                raise
-        except BaseException:  # ...nor what a warm-up opened (the judgment cache)
-            for thread in warm_ups:
-                thread.join(30)
+            self.con = con = connect(project.warehouse)
+            bound_memory(con)
+            self.compiler, self.graph = load_graph(project, con)
+            self.selected = self.graph.select(options.select)
+        except BaseException:  # a compile error must not leave the warehouse open (and locked), nor what a
+            if con is not None:  # warm-up opened (one that finishes later opens nothing: see RunContext.lock)
+                con.close()
             self.ctx.close()
             raise
         self.results: list[ModelResult] = []

@@ -50,10 +50,18 @@ class RunContext:
     summaries: list[Callable[[], dict]] = field(default_factory=list)
 
     model_end_hooks: list[Callable[[], list[str]]] = field(default_factory=list)
-    # Held while something is opened for the build (which registers its closer) and while closing: a warm-up
-    # thread still opening the judgment cache when a short build ends must not leave it open behind it.
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Held while a shared object is made (which may register its closer) and while closing: a warm-up thread
+    # still opening the judgment cache when a short build ends must not leave it open behind it.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     closed: bool = False
+
+    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+        """The build's object under `key` in `state`, made once by whichever thread asks first (a UDF's
+        warm-up or its first call). `make` runs under the build's lock, so it may check `closed`."""
+        with self.lock:
+            if key not in self.state:
+                self.state[key] = make()
+            return self.state[key]
 
     def take_notes(self) -> list[str]:
         """Lines to print under the model that just finished (e.g. the judge's counts)."""
@@ -143,7 +151,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, specs: list[UdfSpec], ctx: Run
             raise PrefcleanError(f"UDF '{spec.name}' ({spec.origin}): cannot register: {exc}") from None
 
 
-def start_warm_ups(specs: list[UdfSpec], ctx: RunContext) -> list[threading.Thread]:
+def start_warm_ups(specs: list[UdfSpec], ctx: RunContext) -> None:
     """Start the warm-up of each UDF the project's models or macros call, each in a daemon thread. A
     warm-up that fails is ignored: the UDF's own first call meets the same problem and reports it where it
     belongs. Read from the files, before compiling, so the warm-up overlaps with the compile too."""
@@ -151,19 +159,16 @@ def start_warm_ups(specs: list[UdfSpec], ctx: RunContext) -> list[threading.Thre
 
     project = ctx.project
     wanted = [s for s in specs if s.warm_up is not None]
-    threads = []
     if not wanted:
-        return threads
+        return
     text = "\n".join(path.read_text(encoding="utf-8", errors="replace")
                      for folder in (project.models_dir, project.macros_dir) if folder.is_dir()
                      for path in sorted(folder.rglob("*.sql")))
     for spec in wanted:
         names = "|".join(re.escape(n) for n in (spec.name, *spec.called_via))
         if re.search(rf"\b({names})\s*\(", text, re.IGNORECASE):
-            threads.append(threading.Thread(target=_quietly, args=(spec.warm_up, ctx), name=f"warm-up {spec.name}",
-                                            daemon=True))
-            threads[-1].start()
-    return threads
+            threading.Thread(target=_quietly, args=(spec.warm_up, ctx), name=f"warm-up {spec.name}",
+                             daemon=True).start()
 
 
 def _quietly(fn: Callable[[RunContext], None], ctx: RunContext) -> None:

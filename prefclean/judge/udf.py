@@ -376,35 +376,25 @@ class ExecutorBatch:
 
 
 def _judging(ctx: RunContext) -> Judging:
-    with _STATE_LOCK:
-        if "judging" not in ctx.state:
-            ctx.state["judging"] = Judging(ctx)
-        return ctx.state["judging"]
-
-
-_STATE_LOCK = threading.Lock()
+    return ctx.shared("judging", lambda: Judging(ctx))
 
 
 def judgment_cache(ctx: RunContext) -> JudgmentCache:
     """The build's judgment cache: opened once, by the judge's warm-up or its first batch; closed with the build."""
-    with ctx.lock:
+
+    def open_cache() -> JudgmentCache:
         if ctx.closed:  # a warm-up that finished after its (short) build
             raise JudgeError("the build is over")
-        if "judgment_cache" not in ctx.state:
-            cache = JudgmentCache(ctx.project.judgment_cache)
-            ctx.state["judgment_cache"] = cache
-            ctx.closers.append(cache.close)
-        return ctx.state["judgment_cache"]
+        cache = JudgmentCache(ctx.project.judgment_cache)
+        ctx.closers.append(cache.close)
+        return cache
+
+    return ctx.shared("judgment_cache", open_cache)
 
 
 def judge_task(ctx: RunContext, name: str):
     """The build's task of this name (its templates compiled once, by the warm-up or the first batch)."""
-    with ctx.lock:
-        tasks = ctx.state.setdefault("judge_tasks", {})
-        if name not in tasks:
-            tasks[name] = make_task(name, ctx.project.root)
-        return tasks[name]
-
+    return ctx.shared(f"judge_task {name}", lambda: make_task(name, ctx.project.root))
 
 
 def _warm_up(ctx: RunContext) -> None:
