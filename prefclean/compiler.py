@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +21,7 @@ from .sources import source_relation
 from .warehouse import MODELS_SCHEMA, relation
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
+ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns")  # dbt's, less `ignore`
 BUILTIN_MACROS_DIR = Path(__file__).parent / "macros"
 
 # Python functions offered to every template (the judge() helper registers here), by name.
@@ -54,6 +56,17 @@ class Model:
     @property
     def depends_on(self) -> set[str]:
         return self.refs
+
+
+_TEST_PREFIX = "test_"
+_TEST_OPEN = re.compile(r"(\{%-?\s*)test(\s+)([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_TEST_CLOSE = re.compile(r"(\{%-?\s*)endtest(\s*-?%\})")
+
+
+def _test_blocks_as_macros(text: str) -> str:
+    """dbt's `{% test name(model, column_name) %}...{% endtest %}` is a macro named test_name."""
+    text = _TEST_OPEN.sub(lambda m: f"{m.group(1)}macro{m.group(2)}{_TEST_PREFIX}{m.group(3)}(", text)
+    return _TEST_CLOSE.sub(lambda m: f"{m.group(1)}endmacro{m.group(2)}", text)
 
 
 def _suggest(name: str, choices: list[str]) -> str:
@@ -104,6 +117,12 @@ class _RenderContext:
         if materialized not in MATERIALIZATIONS:
             raise CompileError(f"model '{self.model.name}' ({self.model.path}): materialized='{materialized}' "
                                f"is not one of {', '.join(MATERIALIZATIONS)}")
+        on_schema_change = kwargs.get("on_schema_change")
+        if on_schema_change is not None and on_schema_change not in ON_SCHEMA_CHANGE:
+            why = (" (dbt's default: it would silently leave new columns out; prefclean fails by default and says "
+                   "so)" if on_schema_change == "ignore" else "")
+            raise CompileError(f"model '{self.model.name}' ({self.model.path}): on_schema_change='{on_schema_change}' "
+                               f"is not supported by prefclean{why}; use one of {', '.join(ON_SCHEMA_CHANGE)}")
         self.model.materialized = materialized
         self.model.unique_key = kwargs.get("unique_key", self.model.unique_key)
         self.model.config.update(kwargs)
@@ -152,11 +171,14 @@ class Compiler:
         return models
 
     def _load_macros(self) -> None:
-        files = sorted(BUILTIN_MACROS_DIR.glob("*.sql")) + sorted(self.project.macros_dir.glob("**/*.sql"))
+        root = self.project.root
+        files = (sorted(BUILTIN_MACROS_DIR.glob("*.sql")) + sorted(self.project.macros_dir.glob("**/*.sql"))
+                 + sorted((root / "tests" / "generic").glob("**/*.sql")))
+        self.generic_tests: dict[str, Any] = {}
         for path in files:
-            shown = path.relative_to(self.project.root) if path.is_relative_to(self.project.root) else Path("prefclean/macros") / path.name
+            shown = path.relative_to(root) if path.is_relative_to(root) else Path("prefclean/macros") / path.name
             try:
-                template = self.env.from_string(path.read_text(encoding="utf-8"))
+                template = self.env.from_string(_test_blocks_as_macros(path.read_text(encoding="utf-8")))
                 module = template.make_module(self.namespace, shared=True)
             except jinja2.TemplateSyntaxError as exc:
                 raise _template_error(shown, exc) from None
@@ -166,33 +188,59 @@ class Compiler:
                 value = getattr(module, attr)
                 if isinstance(value, jinja2.runtime.Macro):
                     self.namespace[attr] = value
+                    if attr.startswith(_TEST_PREFIX):
+                        self.generic_tests[attr[len(_TEST_PREFIX):]] = value
 
     def render(self, model: Model, *, incremental: bool = False, this: str | None = None) -> str:
         """Render one model; sets model.compiled_sql, refs, sources and config."""
         model.refs, model.sources = set(), set()
         model.materialized, model.unique_key, model.config = "view", None, {}
-        ctx = _RenderContext(self, model, incremental)
-        self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=ctx.config,
-                              is_incremental=ctx.is_incremental, this=this or model.relation,
-                              model_name=model.name)
-        try:
-            template = self.env.from_string(model.template)
-        except jinja2.TemplateSyntaxError as exc:
-            raise _template_error(model.path, exc) from None
-        try:
-            sql = template.render(self.namespace)
-        except CompileError:
-            raise
-        except jinja2.UndefinedError as exc:
-            raise CompileError(f"model '{model.name}' ({model.path}): {exc.message}") from None
-        except jinja2.TemplateError as exc:
-            raise CompileError(f"model '{model.name}' ({model.path}): {exc}") from None
-        except Exception as exc:  # a macro or template global raised: still the user's template at fault
-            raise CompileError(f"model '{model.name}' ({model.path}): {type(exc).__name__}: {exc}") from None
+        sql = self._render_text(model, model.template, incremental=incremental, this=this)
+        if "on_schema_change" in model.config and model.materialized != "incremental":
+            raise CompileError(f"model '{model.name}' ({model.path}): on_schema_change applies to incremental models "
+                               f"only (this one is materialized='{model.materialized}')")
         model.compiled_sql = sql.strip().rstrip(";").strip()
         if not model.compiled_sql:
             raise CompileError(f"model '{model.name}' ({model.path}) renders to empty SQL")
         return model.compiled_sql
+
+    def render_fragment(self, text: str, owner: Model, extra: dict[str, Any] | None = None) -> str:
+        """Render a piece of Jinja (a test's argument, a call of a {% test %} block) as part of owner: what it
+        ref()s joins owner.refs."""
+        return self._render_text(owner, text, extra=extra).strip()
+
+    def call_test_macro(self, macro: Any, kwargs: dict[str, Any], owner: Model) -> str:
+        sql = self.render_fragment("{{ __prefclean_test(**__prefclean_test_args) }}", owner,
+                                   {"__prefclean_test": macro, "__prefclean_test_args": kwargs})
+        sql = sql.rstrip(";").strip()
+        if not sql:
+            raise CompileError(f"{{% test {macro.name[len('test_'):]} %}} renders to empty SQL")
+        return sql
+
+    def _render_text(self, model: Model, text: str, *, incremental: bool = False, this: str | None = None,
+                     extra: dict[str, Any] | None = None) -> str:
+        ctx = _RenderContext(self, model, incremental)
+        self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=ctx.config,
+                              is_incremental=ctx.is_incremental, this=this or model.relation,
+                              model_name=model.name, **(extra or {}))
+        try:
+            try:
+                template = self.env.from_string(text)
+            except jinja2.TemplateSyntaxError as exc:
+                raise _template_error(model.path, exc) from None
+            try:
+                return template.render(self.namespace)
+            except CompileError:
+                raise
+            except jinja2.UndefinedError as exc:
+                raise CompileError(f"model '{model.name}' ({model.path}): {exc.message}") from None
+            except jinja2.TemplateError as exc:
+                raise CompileError(f"model '{model.name}' ({model.path}): {exc}") from None
+            except Exception as exc:  # a macro or template global raised: still the user's template at fault
+                raise CompileError(f"model '{model.name}' ({model.path}): {type(exc).__name__}: {exc}") from None
+        finally:
+            for key in extra or {}:
+                self.namespace.pop(key, None)
 
     def parse_all(self) -> dict[str, Model]:
         """Render every model once (not incremental) to learn its config and dependencies."""

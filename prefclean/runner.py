@@ -14,11 +14,11 @@ from .artifacts import ModelResult, record_run, write_manifest, write_run_result
 from .compiler import Compiler, Model
 from .errors import ModelError, PrefcleanError
 from .graph import Graph
+from .materializations import materialize
 from .project import Project
 from .sources import stage_source
 from .udf import RunContext, all_udfs, register_udfs, start_warm_ups
-from .warehouse import (MODELS_SCHEMA, connect, count_rows, quote, relation, relation_kind, swap_in_table,
-                        swap_in_view, transaction)
+from .warehouse import connect
 
 Reporter = Callable[[str], None]
 
@@ -36,77 +36,6 @@ def load_graph(project: Project, connection=None) -> tuple[Compiler, Graph]:
     compiler = Compiler(project, connection)
     models = compiler.parse_all()
     return compiler, Graph({name: m.refs for name, m in models.items()})
-
-
-def _sql_error(model: Model, compiler: Compiler, exc: duckdb.Error) -> str:
-    message = str(exc).strip().replace("\n", " ")
-    return f"{message} (compiled SQL: {compiler.project.shown(compiler.compiled_path(model))})"
-
-
-def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model, *, full_refresh: bool) -> int | None:
-    """Build one model. Raises ModelError; on failure the previous version stays in place."""
-    schema, name = MODELS_SCHEMA, model.name
-    existing = relation_kind(con, schema, name)
-    try:
-        if model.materialized == "ephemeral":
-            return None
-        if model.materialized == "view":
-            swap_in_view(con, schema, name, model.compiled_sql)
-            return None  # counting a view runs its query (a view over judge() would judge every row)
-        if model.materialized == "table" or existing != "table" or full_refresh:
-            return swap_in_table(con, schema, name, model.compiled_sql)
-        return _merge_incremental(con, compiler, model)
-    except duckdb.Error as exc:
-        if "KeyboardInterrupt" in str(exc):  # Ctrl-C, seen first by a judge batch on a DuckDB thread
-            raise KeyboardInterrupt from None
-        raise ModelError(f"model '{name}' failed: {_sql_error(model, compiler, exc)}") from None
-    except RuntimeError as exc:  # how DuckDB reports Ctrl-C during a query
-        if "interrupted" in str(exc).lower():
-            raise KeyboardInterrupt from None
-        raise
-
-
-def _merge_incremental(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model) -> int:
-    """Insert new keys and replace changed ones; rows already there are never recomputed."""
-    _check_columns_unchanged(con, compiler, model)
-    compiler.render(model, incremental=True)
-    _write_compiled(compiler, model)
-    staging = relation(MODELS_SCHEMA, f"{model.name}__prefclean_new")
-    con.execute(f"drop table if exists {staging}")
-    try:
-        con.execute(f"create table {staging} as {model.compiled_sql}")
-        keys = model.unique_key
-        keys = [keys] if isinstance(keys, str) else list(keys or [])
-        with transaction(con):
-            if keys:
-                cols = ", ".join(quote(k) for k in keys)
-                con.execute(f"delete from {model.relation} where ({cols}) in (select ({cols}) from {staging})"
-                            if len(keys) > 1 else
-                            f"delete from {model.relation} where {cols} in (select {cols} from {staging})")
-            con.execute(f"insert into {model.relation} by name select * from {staging}")
-    finally:
-        con.execute(f"drop table if exists {staging}")
-    return count_rows(con, model.relation)
-
-
-def _check_columns_unchanged(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model) -> None:
-    """An incremental table whose query now has other columns cannot take new rows: say how to rebuild it.
-    DESCRIBE only binds the query, so nothing (no judge call) runs."""
-    compiler.render(model, incremental=False)
-    wanted = [row[0] for row in con.execute(f"describe {model.compiled_sql}").fetchall()]
-    have = [row[0] for row in con.execute(f"describe {model.relation}").fetchall()]
-    if set(wanted) != set(have):
-        added, gone = sorted(set(wanted) - set(have)), sorted(set(have) - set(wanted))
-        change = "; ".join(part for part in (f"new: {', '.join(added)}" if added else "",
-                                             f"gone: {', '.join(gone)}" if gone else "") if part)
-        raise ModelError(f"incremental model '{model.name}' has other columns than its table ({change}): "
-                         f"rebuild it with `prefclean build --full-refresh --select {model.name}`")
-
-
-def _write_compiled(compiler: Compiler, model: Model) -> None:
-    path = compiler.compiled_path(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(model.compiled_sql + "\n", encoding="utf-8")
 
 
 def stage_sources(con, project: Project, names: set[str], *, force: bool, report: Reporter) -> None:
@@ -201,7 +130,8 @@ class Build:
             self.ctx.options["model"] = name
             start = time.perf_counter()
             try:
-                rows = materialize(con, self.compiler, model, full_refresh=self.options.full_refresh)
+                rows = materialize(con, self.compiler, model, full_refresh=self.options.full_refresh,
+                                   notes=self.ctx.notes)
             except KeyboardInterrupt:
                 self._record(ModelResult(name, "error", model.materialized, message="interrupted"),
                              f"{prefix} INTERRUPTED {model.materialized} {name}: previous version kept")
