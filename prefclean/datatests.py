@@ -1,35 +1,36 @@
 """Data tests as dbt users know them.
 
-Generic tests are declared in YAML files next to models (models/**/*.yml):
+Generic tests are declared in property files next to models (see properties.py): the built-in `not_null`,
+`unique`, `accepted_values`, `accepted_range`, `relationships` and `expression`, or a project's own
+`{% test name(model, column_name) %}` blocks (in macros/ or tests/generic/; one named like a built-in
+replaces it). Singular tests are SQL files in `data_tests/` or `tests/` that select failing rows; they belong
+to every model they ref().
 
-    models:
-      - name: pair_decisions
-        tests:                                   # model-level
-          - expression: {expression: "chosen_rating between 1 and 5", severity: warn}
-        columns:
-          - name: pair_id
-            tests: [not_null, unique]
-          - name: decision
-            tests:
-              - accepted_values: {values: [keep, flip, drop]}
-
-Singular tests are SQL files in `data_tests/` (kept apart from pytest's tests/) that select failing rows;
-they belong to every model they ref(). A test passes when it finds no failing row. Severity `error`
-(default) fails the model in `prefclean build`, so what depends on it is skipped; `warn` only reports.
+A test's failures are `count(*)` of its rows (or its `fail_calc`); with dbt's defaults (`error_if: "!=0"`,
+`warn_if: "!=0"`) any failing row fails it. `severity: error` (the default) fails the model in
+`prefclean build`, so what depends on it is skipped; `warn` only reports. `store_failures: true` keeps the
+failing rows in `test_failures.<test name>` (or its `alias`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
-import yaml
 
 from .compiler import Compiler, Model
-from .errors import ProjectError
-from .warehouse import MODELS_SCHEMA, quote, relation
+from .errors import CompileError, ProjectError
+from .properties import TEST_CONFIG_KEYS, TestSpec, load_properties
+from .warehouse import MODELS_SCHEMA, quote, relation, swap_in_table, swap_in_view
 
 GENERIC = ("not_null", "unique", "accepted_values", "accepted_range", "relationships", "expression")
+ARGUMENTS = {"not_null": (), "unique": (), "accepted_values": ("values", "quote"),
+             "accepted_range": ("min_value", "max_value", "inclusive"), "relationships": ("to", "field"),
+             "expression": ("expression",)}
+FAILURES_SCHEMA = "test_failures"
+_THRESHOLD = re.compile(r"^\s*(==|=|!=|<>|>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
 @dataclass
@@ -40,6 +41,15 @@ class DataTest:
     severity: str = "error"
     depends_on: set[str] = field(default_factory=set)
     path: str = ""
+    error_if: str = "!=0"
+    warn_if: str = "!=0"
+    fail_calc: str = "count(*)"
+    limit: int | None = None
+    store_failures: bool = False
+    store_failures_as: str = "table"
+    alias: str | None = None
+    tags: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,20 +60,21 @@ class TestResult:
     message: str = ""
 
 
-def _generic_sql(kind: str, rel: str, column: str | None, args: dict, where: str) -> tuple[str, set[str]]:
-    col = quote(column) if column else None
-    filt = f" and ({where})" if where else ""
+def _builtin_sql(kind: str, rel: str, col: str | None, args: dict) -> str:
+    if kind in ("not_null", "unique", "accepted_values", "accepted_range") and col is None:
+        raise ValueError(f"{kind} is a column test: put it under a column, or give it `column_name:`")
     if kind == "not_null":
-        return f"select * from {rel} where {col} is null{filt}", set()
+        return f"select * from {rel} where {col} is null"
     if kind == "unique":
-        return (f"select {col}, count(*) as n from {rel} where {col} is not null{filt} group by {col} having count(*) > 1",
-                set())
+        return f"select {col} as unique_field, count(*) as n_records from {rel} where {col} is not null group by {col} having count(*) > 1"
     if kind == "accepted_values":
         values = args.get("values")
         if not isinstance(values, list) or not values:
             raise ValueError("accepted_values needs `values: [...]`")
-        literals = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
-        return f"select * from {rel} where {col} is not null and {col}::varchar not in ({literals}){filt}", set()
+        literals = (", ".join("'" + str(v).replace("'", "''") + "'" for v in values) if args.get("quote", True)
+                    else ", ".join(str(v) for v in values))
+        cast = "::varchar" if args.get("quote", True) else ""
+        return f"select * from {rel} where {col} is not null and {col}{cast} not in ({literals})"
     if kind == "accepted_range":
         conds = []
         if "min_value" in args:
@@ -72,91 +83,169 @@ def _generic_sql(kind: str, rel: str, column: str | None, args: dict, where: str
             conds.append(f"{col} {'<=' if args.get('inclusive', True) else '<'} {args['max_value']}")
         if not conds:
             raise ValueError("accepted_range needs min_value and/or max_value")
-        return f"select * from {rel} where {col} is not null and not ({' and '.join(conds)}){filt}", set()
+        return f"select * from {rel} where {col} is not null and not ({' and '.join(conds)})"
     if kind == "relationships":
         to, field_ = args.get("to"), args.get("field")
         if not to or not field_:
             raise ValueError("relationships needs `to: ref('model')` (or a model name) and `field:`")
-        target = to.strip()
-        if target.startswith("ref("):
-            target = target[4:].rstrip(")").strip().strip("'\"")
-        return (f"select c.* from {rel} c where c.{col} is not null and c.{col} not in "
-                f"(select {quote(field_)} from {relation(MODELS_SCHEMA, target)}){filt}",
-                {target})
-    if kind == "expression":
-        expr = args.get("expression")
-        if not expr:
-            raise ValueError("expression needs `expression: <SQL that is true for good rows>`")
-        return f"select * from {rel} where not coalesce(({expr}), false){filt}", set()
-    raise ValueError(f"unknown test '{kind}' (one of {', '.join(GENERIC)})")
+        if col is None:
+            raise ValueError("relationships is a column test: put it under a column, or give it `column_name:`")
+        # A join, not `not in`: one NULL among the parents' keys would make `not in` find nothing.
+        return (f"with child as (select {col} as from_field from {rel} where {col} is not null), "
+                f"parent as (select {quote(field_)} as to_field from {to}) "
+                "select from_field from child left join parent on from_field = to_field where to_field is null")
+    expr = args.get("expression")
+    if not expr:
+        raise ValueError("expression needs `expression: <SQL that is true for good rows>`")
+    return f"select * from {rel} where not coalesce(({expr}), false)"
 
 
-def _entries(tests) -> list[tuple[str, dict]]:
-    out = []
-    for t in tests or []:
-        if isinstance(t, str):
-            out.append((t, {}))
-        elif isinstance(t, dict) and len(t) == 1:
-            kind, args = next(iter(t.items()))
-            if not isinstance(args or {}, dict):
-                raise ValueError(f"the arguments of test {kind} must be a mapping, got {args!r}")
-            out.append((kind, dict(args or {})))
-        else:
-            raise ValueError(f"a test must be a name or a one-key mapping, got {t!r}")
-    return out
+def _check_threshold(value: Any, key: str) -> str:
+    text = str(value)
+    if not _THRESHOLD.match(text):
+        raise ValueError(f"`{key}: {text}` should be a comparison with a number, such as '>10' or '!=0'")
+    return text
+
+
+def _apply_config(test: DataTest, config: dict, where: str) -> DataTest | None:
+    """Fill a test's settings from its config; None when `enabled: false`."""
+    try:
+        if config.get("enabled", True) is False:
+            return None
+        test.severity = str(config.get("severity", "error")).lower()
+        if test.severity not in ("error", "warn"):
+            raise ValueError("severity must be error or warn")
+        test.error_if = _check_threshold(config.get("error_if", "!=0"), "error_if")
+        test.warn_if = _check_threshold(config.get("warn_if", "!=0"), "warn_if")
+        test.fail_calc = str(config.get("fail_calc", "count(*)"))
+        limit = config.get("limit")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise ValueError(f"`limit: {limit}` should be a whole number of rows")
+        test.limit = limit
+        test.store_failures = bool(config.get("store_failures", False))
+        test.store_failures_as = str(config.get("store_failures_as", "table"))
+        if test.store_failures_as not in ("table", "view"):
+            raise ValueError(f"`store_failures_as: {test.store_failures_as}` should be table or view "
+                             "(`ephemeral` is not supported by prefclean)")
+        if "store_failures_as" in config:
+            test.store_failures = True
+        test.alias = config.get("alias")
+        tags = config.get("tags") or []
+        test.tags = [tags] if isinstance(tags, str) else list(tags)
+        test.meta = dict(config.get("meta") or {})
+    except ValueError as exc:
+        raise ProjectError(f"{where}: {exc}") from None
+    return test
+
+
+class _TestLoader:
+    def __init__(self, compiler: Compiler):
+        self.compiler, self.project = compiler, compiler.project
+        self.tests: list[DataTest] = []
+
+    def unique_name(self, name: str) -> str:
+        taken = {t.name for t in self.tests}
+        base, k = name, 2
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        return name
+
+    def resolve(self, value: Any, owner: Model) -> Any:
+        """dbt renders test arguments: `ref('m')`, `source('s')` and `{{ ... }}` in strings become SQL."""
+        if isinstance(value, list):
+            return [self.resolve(v, owner) for v in value]
+        if isinstance(value, dict):
+            return {k: self.resolve(v, owner) for k, v in value.items()}
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if re.match(r"^(ref|source)\s*\(.*\)$", text, re.S):
+            text = "{{ " + text + " }}"
+        elif "{{" not in value and "{%" not in value:
+            return value
+        return self.compiler.render_fragment(text, owner)
+
+    def generic(self, spec: TestSpec) -> None:
+        where = f"{spec.path}: test {spec.kind} on model '{spec.model}'" + (f" column {spec.column}" if spec.column else "")
+        owner = Model(name=f"test {spec.kind}", path=spec.path, template="")
+        owner.refs.add(spec.model)
+        try:
+            args = self.resolve(spec.arguments, owner)
+            config = self.resolve(spec.config, owner)
+        except CompileError as exc:
+            raise ProjectError(f"{where}: {exc}") from None
+        rel = relation(MODELS_SCHEMA, spec.model)
+        if config.get("where"):
+            rel = f"(select * from {rel} where {config['where']}) dbt_subquery"
+        column_name = args.pop("column_name", None)
+        col = column_name if column_name is not None else (quote(spec.column) if spec.column else None)
+        macro = self.compiler.generic_tests.get(spec.kind)
+        try:
+            if macro is not None:  # a project's {% test %} block (it may replace a built-in)
+                kwargs = {"model": rel, **({"column_name": col} if col is not None else {}), **args}
+                sql = self.compiler.call_test_macro(macro, kwargs, owner)
+            elif spec.kind in GENERIC:
+                for key in args:
+                    if key not in ARGUMENTS[spec.kind]:
+                        raise ValueError(f"{spec.kind} takes no argument `{key}`"
+                                         f" (it takes: {', '.join(ARGUMENTS[spec.kind]) or 'none'})")
+                if spec.kind == "relationships" and isinstance(args.get("to"), str) and args["to"] in self.compiler.models:
+                    owner.refs.add(args["to"])  # `to: parents`, a bare model name
+                    args["to"] = relation(MODELS_SCHEMA, args["to"])
+                sql = _builtin_sql(spec.kind, rel, col, args)
+            else:
+                raise ValueError(self._unknown_kind(spec.kind))
+        except (ValueError, CompileError) as exc:
+            raise ProjectError(f"{where}: {exc}") from None
+        name = spec.name or f"{spec.kind}_{spec.model}" + (f"_{spec.column}" if spec.column else "")
+        test = DataTest(self.unique_name(name), spec.model, sql, depends_on=set(owner.refs), path=spec.path)
+        if _apply_config(test, config, where) is not None:
+            self.tests.append(test)
+
+    def _unknown_kind(self, kind: str) -> str:
+        known = sorted(set(GENERIC) | set(self.compiler.generic_tests))
+        if "." in kind:
+            return (f"`{kind}`: tests from packages are not supported by prefclean; write it as a "
+                    f"{{% test {kind.split('.')[-1]}(model, column_name) %}} block in macros/ or tests/generic/"
+                    + (" (or use `expression`)" if kind.endswith("expression_is_true") else ""))
+        import difflib
+
+        close = difflib.get_close_matches(kind, known, n=1, cutoff=0.6)
+        return f"unknown test '{kind}'" + (f"; did you mean '{close[0]}'?" if close else f" (one of {', '.join(known)})")
+
+    def singular(self) -> None:
+        root = self.project.root
+        files = sorted((root / "data_tests").rglob("*.sql")) + sorted(
+            p for p in (root / "tests").rglob("*.sql") if "generic" not in p.relative_to(root / "tests").parts[:1])
+        for path in files:
+            if not path.is_file():
+                continue
+            model = Model(name=path.stem, path=path.relative_to(root), template=path.read_text(encoding="utf-8"))
+            sql = self.compiler.render(model)
+            if not model.refs:
+                raise ProjectError(f"{model.path}: a data test must ref() at least one model")
+            config = {k: v for k, v in model.config.items() if k != "materialized"}
+            for key in config:
+                if key == "where":
+                    raise ProjectError(f"{model.path}: `where` applies to generic tests only; filter in the test's SQL")
+                if key not in TEST_CONFIG_KEYS:
+                    raise ProjectError(f"{model.path}: config(`{key}`) is not a test config (known: {', '.join(TEST_CONFIG_KEYS)})")
+            order = [n for n in compiler_order(self.compiler) if n in model.refs]
+            if path.stem in {t.name for t in self.tests}:
+                raise ProjectError(f"{model.path}: a test named '{path.stem}' already exists; rename the file")
+            test = DataTest(path.stem, order[-1], sql, depends_on=set(model.refs), path=str(model.path))
+            if _apply_config(test, config, str(model.path)) is not None:
+                self.tests.append(test)
 
 
 def load_tests(compiler: Compiler) -> list[DataTest]:
     project = compiler.project
-    tests: list[DataTest] = []
-    for path in sorted(project.models_dir.rglob("*.yml")) + sorted(project.models_dir.rglob("*.yaml")):
-        rel_path = path.relative_to(project.root)
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise ProjectError(f"{rel_path}{f' line {mark.line + 1}' if mark else ''}: invalid YAML") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("models") or [], list):
-            raise ProjectError(f"{rel_path}: expected `models:` followed by a list of models and their tests")
-        for i, entry in enumerate(doc.get("models") or []):
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if name not in compiler.models:
-                raise ProjectError(f"{rel_path}: models[{i}] names unknown model '{name}'")
-            rel = relation(MODELS_SCHEMA, name)
-            try:
-                specs = [(None, k, a) for k, a in _entries(entry.get("tests"))]
-                for c, column in enumerate(entry.get("columns") or []):
-                    if not isinstance(column, dict) or not column.get("name"):
-                        raise ValueError(f"columns[{c}] needs `name:` (and `tests:`)")
-                    specs += [(column.get("name"), k, a) for k, a in _entries(column.get("tests"))]
-            except ValueError as exc:
-                raise ProjectError(f"{rel_path}: model '{name}': {exc}") from None
-            for column, kind, args in specs:
-                args = dict(args)
-                severity = str(args.pop("severity", "error")).lower()
-                where = args.pop("where", "")
-                if severity not in ("error", "warn"):
-                    raise ProjectError(f"{rel_path}: test {kind} on {name}: severity must be error or warn")
-                try:
-                    sql, deps = _generic_sql(kind, rel, column, args, where)
-                except ValueError as exc:
-                    raise ProjectError(f"{rel_path}: model '{name}'{f' column {column}' if column else ''}: {exc}") from None
-                test_name = args.pop("name", None) or f"{kind}_{name}" + (f"_{column}" if column else "")
-                taken = {t.name for t in tests}
-                base, k = test_name, 2
-                while test_name in taken:
-                    test_name, k = f"{base}_{k}", k + 1
-                tests.append(DataTest(test_name, name, sql, severity, {name} | deps, str(rel_path)))
-    singular_dir = project.root / "data_tests"
-    for path in sorted(singular_dir.rglob("*.sql")) if singular_dir.exists() else []:
-        model = Model(name=path.stem, path=path.relative_to(project.root), template=path.read_text(encoding="utf-8"))
-        sql = compiler.render(model)
-        if not model.refs:
-            raise ProjectError(f"{model.path}: a data test must ref() at least one model")
-        order = [n for n in compiler_order(compiler) if n in model.refs]
-        severity = str(model.config.get("severity", "error")).lower()
-        tests.append(DataTest(path.stem, order[-1], sql, severity, set(model.refs), str(model.path)))
-    return tests
+    props = load_properties(project.root, project.models_dir, compiler.model_names)
+    loader = _TestLoader(compiler)
+    for spec in props.tests:
+        loader.generic(spec)
+    loader.singular()
+    return loader.tests
 
 
 def compiler_order(compiler: Compiler) -> list[str]:
@@ -165,13 +254,35 @@ def compiler_order(compiler: Compiler) -> list[str]:
     return Graph({n: m.refs for n, m in compiler.models.items()}).order()
 
 
+def _holds(failures: float, condition: str) -> bool:
+    op, number = _THRESHOLD.match(condition).groups()
+    n = float(number)
+    return {"==": failures == n, "=": failures == n, "!=": failures != n, "<>": failures != n, ">=": failures >= n,
+            "<=": failures <= n, ">": failures > n, "<": failures < n}[op]
+
+
+def store_failures(con: duckdb.DuckDBPyConnection, test: DataTest) -> str:
+    con.execute(f"create schema if not exists {quote(FAILURES_SCHEMA)}")
+    name = test.alias or test.name
+    select = f"select * from ({test.sql}\n)" + (f" limit {test.limit}" if test.limit is not None else "")
+    (swap_in_view if test.store_failures_as == "view" else swap_in_table)(con, FAILURES_SCHEMA, name, select)
+    return relation(FAILURES_SCHEMA, name)
+
+
 def run_test(con: duckdb.DuckDBPyConnection, test: DataTest) -> TestResult:
+    rows = f"({test.sql}\n)" if test.limit is None else f"(select * from ({test.sql}\n) limit {test.limit})"
     try:
         # The newline ends a -- comment the test's SQL may finish with.
-        failures = con.execute(f"select count(*) from ({test.sql}\n)").fetchall()[0][0]
+        value = con.execute(f"select {test.fail_calc} from {rows} dbt_internal_test").fetchall()[0][0]
+        stored = store_failures(con, test) if test.store_failures else ""
     except duckdb.Error as exc:
         return TestResult(test, "error", message=" ".join(str(exc).split()))
-    if failures == 0:
-        return TestResult(test, "pass")
-    return TestResult(test, "warn" if test.severity == "warn" else "fail", failures,
-                      f"{failures} failing row{'s' if failures != 1 else ''}")
+    failures = value or 0
+    where = f"; stored in {stored}" if stored and failures else ""
+    count = int(failures) if float(failures).is_integer() else failures
+    message = f"{count} failing row{'s' if count != 1 else ''}{where}"
+    if test.severity == "error" and _holds(failures, test.error_if):
+        return TestResult(test, "fail", count, message)
+    if _holds(failures, test.warn_if):
+        return TestResult(test, "warn", count, message)
+    return TestResult(test, "pass", count, message if failures else "")

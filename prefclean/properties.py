@@ -1,0 +1,187 @@
+"""dbt's property files (models/**/*.yml): model descriptions and the data tests declared on models and columns.
+
+    version: 2
+    models:
+      - name: pair_decisions
+        description: one row per pair
+        data_tests:                               # or `tests:` (dbt < 1.8); model level
+          - expression: {expression: "chosen_rating between 1 and 5", config: {severity: warn}}
+        columns:
+          - name: pair_id
+            data_tests: [not_null, unique]
+          - name: decision
+            data_tests:
+              - accepted_values:
+                  arguments: {values: [keep, flip, drop]}   # dbt 1.10's form; bare arguments work too
+                  config: {where: "pair_id is not null", error_if: ">10"}
+
+Every key is either read or an error naming it: nothing a dbt user writes is silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ProjectError
+
+# Test config, as dbt reads it from `config:` or (older projects) beside the arguments.
+TEST_CONFIG_KEYS = ("severity", "where", "error_if", "warn_if", "store_failures", "store_failures_as", "limit",
+                    "fail_calc", "enabled", "tags", "meta", "alias")
+UNSUPPORTED_TEST_CONFIG = ("database", "schema")
+MODEL_KEYS = ("name", "description", "columns", "tests", "data_tests", "meta")
+COLUMN_KEYS = ("name", "description", "tests", "data_tests", "meta", "data_type", "tags", "quote")
+UNSUPPORTED_MODEL_KEYS = ("config", "constraints", "versions", "latest_version", "access", "group", "docs",
+                          "deprecation_date", "time_spine", "tags")
+TOP_LEVEL_KEYS = ("version", "models")
+UNSUPPORTED_TOP_LEVEL = ("seeds", "snapshots", "analyses", "macros", "exposures", "metrics", "semantic_models",
+                         "saved_queries", "unit_tests", "groups", "data_tests")
+
+
+@dataclass
+class TestSpec:
+    """One generic test as declared: which test, on what, with which arguments and config."""
+
+    kind: str  # not_null, unique, ... or a {% test %} block's name
+    model: str
+    column: str | None
+    arguments: dict[str, Any]
+    config: dict[str, Any]
+    path: str  # the property file
+    name: str | None = None
+    description: str = ""
+
+
+@dataclass
+class ModelProperties:
+    name: str
+    path: str
+    description: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Properties:
+    models: dict[str, ModelProperties] = field(default_factory=dict)
+    tests: list[TestSpec] = field(default_factory=list)
+
+
+def _unknown(where: str, key: str, known: tuple[str, ...], unsupported: tuple[str, ...], hint: str = "") -> ProjectError:
+    if key in unsupported:
+        return ProjectError(f"{where}: `{key}` is not supported by prefclean{hint}")
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return ProjectError(f"{where}: unknown key `{key}`" + (f"; did you mean `{close[0]}`?" if close else
+                                                         f" (known: {', '.join(known)})"))
+
+
+def _read_yaml(path: Path, shown: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ProjectError(f"{shown}{f' line {mark.line + 1}' if mark else ''}: invalid YAML") from None
+
+
+def _test_list(owner: dict, where: str) -> list:
+    if "tests" in owner and "data_tests" in owner:
+        raise ProjectError(f"{where}: has both `tests:` and `data_tests:`; keep one (dbt >= 1.8 calls them data_tests)")
+    tests = owner.get("data_tests", owner.get("tests")) or []
+    if not isinstance(tests, list):
+        raise ProjectError(f"{where}: `data_tests:` must be a list of tests")
+    return tests
+
+
+def parse_test(entry: Any, model: str, column: str | None, path: str, where: str) -> TestSpec:
+    """`not_null`, `{unique: {config: ...}}`, `{accepted_values: {values: [...], severity: warn}}` or
+    `{accepted_values: {arguments: {values: [...]}, config: {...}, name: ..., description: ...}}`."""
+    if isinstance(entry, str):
+        return TestSpec(entry, model, column, {}, {}, path)
+    if not (isinstance(entry, dict) and len(entry) == 1):
+        raise ProjectError(f"{where}: a test must be a name or a one-key mapping, got {entry!r}")
+    kind, body = next(iter(entry.items()))
+    body = {} if body is None else body
+    if not isinstance(body, dict):
+        raise ProjectError(f"{where}: the arguments of test {kind} must be a mapping, got {body!r}")
+    body = dict(body)
+    name, description = body.pop("name", None), body.pop("description", "")
+    config = body.pop("config", None) or {}
+    if not isinstance(config, dict):
+        raise ProjectError(f"{where}: test {kind}: `config:` must be a mapping")
+    config = dict(config)
+    if "arguments" in body:
+        arguments = body.pop("arguments") or {}
+        if not isinstance(arguments, dict):
+            raise ProjectError(f"{where}: test {kind}: `arguments:` must be a mapping")
+        arguments, beside = dict(arguments), body  # beside `arguments:`, only config may stand
+    else:
+        arguments, beside = body, {k: body[k] for k in body if k in TEST_CONFIG_KEYS + UNSUPPORTED_TEST_CONFIG}
+        for key in beside:
+            del arguments[key]
+    for key, value in beside.items():  # config beside the arguments: dbt's older spelling, still accepted
+        if key not in TEST_CONFIG_KEYS + UNSUPPORTED_TEST_CONFIG:
+            raise _unknown(f"{where}: test {kind}", key, TEST_CONFIG_KEYS + ("arguments", "config", "name", "description"),
+                           (), "")
+        config.setdefault(key, value)
+    for key in config:
+        if key not in TEST_CONFIG_KEYS:
+            raise _unknown(f"{where}: test {kind} config", key, TEST_CONFIG_KEYS, UNSUPPORTED_TEST_CONFIG)
+    return TestSpec(str(kind), model, column, arguments, config, path, name, str(description or ""))
+
+
+def load_properties(root: Path, models_dir: Path, model_names: list[str]) -> Properties:
+    props = Properties()
+    files = sorted(models_dir.rglob("*.yml")) + sorted(models_dir.rglob("*.yaml")) if models_dir.exists() else []
+    for file in files:
+        path = str(file.relative_to(root))
+        doc = _read_yaml(file, path)
+        if not isinstance(doc, dict) or not isinstance(doc.get("models") or [], list):
+            raise ProjectError(f"{path}: expected `models:` followed by a list of models and their tests")
+        for key in doc:
+            if key not in TOP_LEVEL_KEYS:
+                hint = " (declare sources in prefclean.yml under `sources:`)" if key == "sources" else ""
+                raise _unknown(path, key, TOP_LEVEL_KEYS, UNSUPPORTED_TOP_LEVEL + ("sources",), hint)
+        for i, entry in enumerate(doc.get("models") or []):
+            _read_model(props, entry, i, path, model_names)
+    return props
+
+
+def _read_model(props: Properties, entry: Any, i: int, path: str, model_names: list[str]) -> None:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if name not in model_names:
+        close = difflib.get_close_matches(str(name), model_names, n=1, cutoff=0.5)
+        raise ProjectError(f"{path}: models[{i}] names unknown model '{name}'"
+                           + (f"; did you mean '{close[0]}'?" if close else ""))
+    where = f"{path}: model '{name}'"
+    for key in entry:
+        if key not in MODEL_KEYS:
+            raise _unknown(where, key, MODEL_KEYS, UNSUPPORTED_MODEL_KEYS)
+    if name in props.models:
+        raise ProjectError(f"{where}: also described in {props.models[name].path}; describe a model once")
+    model = props.models[name] = ModelProperties(name, path, str(entry.get("description") or ""),
+                                                 dict(entry.get("meta") or {}))
+    props.tests += [parse_test(t, name, None, path, where) for t in _test_list(entry, where)]
+    columns = entry.get("columns") or []
+    if not isinstance(columns, list):
+        raise ProjectError(f"{where}: `columns:` must be a list")
+    for c, column in enumerate(columns):
+        if not isinstance(column, dict) or not column.get("name"):
+            raise ProjectError(f"{where}: columns[{c}] needs `name:` (and `data_tests:`)")
+        col_where = f"{where} column {column['name']}"
+        for key in column:
+            if key not in COLUMN_KEYS:
+                raise _unknown(col_where, key, COLUMN_KEYS, ("constraints", "policy_tags", "granularity", "config"))
+        if column.get("quote") is False:
+            raise ProjectError(f"{col_where}: `quote: false` is not supported by prefclean (column names are always "
+                               "quoted; pass an expression as a test's `column_name:` argument instead)")
+        model.columns[column["name"]] = {k: v for k, v in column.items() if k not in ("tests", "data_tests")}
+        tags = column.get("tags") or []
+        for t in _test_list(column, col_where):
+            spec = parse_test(t, name, column["name"], path, col_where)
+            if tags:
+                spec.config["tags"] = list(spec.config.get("tags") or []) + list(tags)
+            props.tests.append(spec)
