@@ -150,7 +150,11 @@ def test_(load, select):
     try:
         compiler, graph = load_graph(project, con)
         chosen = set(graph.select(select))
-        results = [run_test(con, t) for t in load_tests(compiler) if t.depends_on & chosen]
+        tests = [t for t in load_tests(compiler) if t.depends_on & chosen]
+        if any(t.store_failures for t in tests):  # storing failing rows writes test_failures.*
+            con.close()
+            con = connect(project.warehouse)
+        results = [run_test(con, t) for t in tests]
     finally:
         con.close()
     for r in results:
