@@ -72,10 +72,6 @@ def write_run_results(target_dir: Path, run_id: str, command: str, results: list
 
 
 def record_run(con: duckdb.DuckDBPyConnection, run_id: str, results: list[ModelResult]) -> None:
-    con.execute(
-        f"create table if not exists {META_SCHEMA}.model_runs (run_id varchar, model varchar, status varchar, "
-        "materialized varchar, rows bigint, seconds double, message varchar, finished_at timestamp)"
-    )
     for r in results:
         con.execute(f"insert into {META_SCHEMA}.model_runs values (?, ?, ?, ?, ?, ?, ?, now())",
                     [run_id, r.model, r.status, r.materialized, r.rows, r.seconds, r.message])

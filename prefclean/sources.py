@@ -203,13 +203,6 @@ def _renamed(con: duckdb.DuckDBPyConnection, source: SourceConfig, sql: str) -> 
     return f"select {select} from ({sql})"
 
 
-def _ensure_state_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        f"create table if not exists {META_SCHEMA}.source_state "
-        "(name varchar primary key, fingerprint varchar, rows bigint, staged_at timestamp)"
-    )
-
-
 def stage_source(con: duckdb.DuckDBPyConnection, project: Project, source: SourceConfig, *, force: bool = False) -> tuple[int, bool]:
     """Stage one source; returns (rows, staged) where staged is False when it was already up to date."""
     loader = LOADERS.get(source.type)
@@ -217,7 +210,6 @@ def stage_source(con: duckdb.DuckDBPyConnection, project: Project, source: Sourc
         raise SourceError(f"source '{source.name}': unknown type '{source.type}'")
     sql, fingerprint = loader(con, source, project)
     fingerprint = hashlib.sha256(f"{fingerprint}|{json.dumps(source.columns, sort_keys=True)}".encode()).hexdigest()
-    _ensure_state_table(con)
     previous = con.execute(f"select fingerprint, rows from {META_SCHEMA}.source_state where name = ?", [source.name]).fetchall()
     if not force and previous and previous[0][0] == fingerprint and \
             relation_kind(con, SOURCES_SCHEMA, source.name) == source.materialized:

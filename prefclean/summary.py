@@ -90,5 +90,4 @@ def format_summary(s: dict) -> list[str]:
 def write_summary(con: duckdb.DuckDBPyConnection, target_dir, run_id: str, summary: dict) -> None:
     summary = {"run_id": run_id, "generated_at": datetime.now(timezone.utc).isoformat(), **summary}
     write_json_atomic(target_dir / "summary.json", summary)
-    con.execute(f"create table if not exists {META_SCHEMA}.run_summaries (run_id varchar, created_at timestamp, summary json)")
     con.execute(f"insert into {META_SCHEMA}.run_summaries values (?, now(), ?)", [run_id, json.dumps(summary, default=str)])

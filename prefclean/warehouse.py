@@ -7,6 +7,8 @@ from pathlib import Path
 
 import duckdb
 
+from . import meta_tables
+
 SOURCES_SCHEMA = "sources"
 MODELS_SCHEMA = "main"
 META_SCHEMA = "_prefclean"
@@ -37,8 +39,13 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         raise PrefcleanError(f"the warehouse is in use by another process ({first}); close that process "
                              "(another build, `prefclean sql --write`, a notebook) and try again") from None
     if not read_only:
-        for schema in (SOURCES_SCHEMA, META_SCHEMA):
-            con.execute(f"create schema if not exists {quote(schema)}")
+        try:
+            for schema in (SOURCES_SCHEMA, META_SCHEMA):
+                con.execute(f"create schema if not exists {quote(schema)}")
+            meta_tables.MIGRATIONS.migrate(con)  # prefclean's own tables, brought up to date
+        except BaseException:
+            con.close()
+            raise
     return con
 
 

@@ -7,9 +7,8 @@ import sys
 
 import pyarrow as pa
 
-from prefclean.judge.cache import CALL_TYPES, JUDGMENT_TYPES
 from prefclean.judge.jsonrows import ArrowRows, array_from_json_lines, json_line, table_from_json_lines
-from prefclean.judge.udf import RESULT_TYPE
+from prefclean.judge.record import CACHE_SCHEMA, CALL_SCHEMA, RESULT_TYPE
 
 
 def judgment(i: int, **changes) -> dict:
@@ -31,10 +30,10 @@ def test_results_equal_what_pa_array_builds():
 def test_cache_tables_have_exactly_the_schema_and_missing_keys_are_null():
     calls = [{"key": "k", "judge": "j", "model": "m", "status": "ok", "http_status": 200, "latency_ms": 1.5,
               "attempt": 1}]
-    table = table_from_json_lines([json_line(c) for c in calls], CALL_TYPES)
-    assert table.schema == CALL_TYPES
-    assert table.to_pylist() == [{**{name: None for name in CALL_TYPES.names}, **calls[0]}]
-    assert table_from_json_lines([], JUDGMENT_TYPES).schema == JUDGMENT_TYPES
+    table = table_from_json_lines([json_line(c) for c in calls], CALL_SCHEMA)
+    assert table.schema == CALL_SCHEMA
+    assert table.to_pylist() == [{**{name: None for name in CALL_SCHEMA.names}, **calls[0]}]
+    assert table_from_json_lines([], CACHE_SCHEMA).schema == CACHE_SCHEMA
 
 
 def test_invalid_text_from_a_judge_becomes_a_question_mark():

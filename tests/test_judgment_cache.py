@@ -8,13 +8,14 @@ import time
 import duckdb
 import pytest
 
-from prefclean.judge.cache import JudgmentCache
+from prefclean.judge.cache import MIGRATIONS, JudgmentCache
+from prefclean.judge.record import RESULT_NAMES, Call, Judgment, columns
 
 
-def judgment(key: str) -> dict:
-    return {"key": key, "judge": "j", "engine": "openai", "model": "m", "task": "ultrafeedback", "aspect": None,
-            "ratings": [4, 2], "rationales": ["good", "weak"], "winner": 1, "raw": "Rating: 4", "prompt_tokens": 10,
-            "completion_tokens": 5, "latency_ms": 50.5}
+def judgment(key: str, **changes) -> Judgment:
+    return Judgment(**{"key": key, "judge": "j", "engine": "openai", "model": "m", "task": "ultrafeedback",
+                       "aspect": "honesty", "ratings": [4, 2], "rationales": ["good", "weak"], "winner": 1,
+                       "raw": "Rating: 4", "prompt_tokens": 10, "completion_tokens": 5, "latency_ms": 50.5, **changes})
 
 
 def call(key: str) -> dict:
@@ -45,10 +46,10 @@ def test_close_waits_for_pending_writes(tmp_path):
 
 def test_a_failed_write_is_raised_by_wait_and_by_the_next_write(tmp_path):
     cache = JudgmentCache(tmp_path / "judgments.duckdb")
-    cache.store_later([{**judgment("bad"), "ratings": "not a list"}], [])
+    cache.store_later([judgment("bad", ratings="not a list")], [])
     with pytest.raises(Exception):
         cache.wait()
-    cache.store_later([{**judgment("bad"), "ratings": "not a list"}], [])
+    cache.store_later([judgment("bad", ratings="not a list")], [])
     with pytest.raises(Exception):
         for _ in range(100):  # raised by the first store_later that finds it done
             cache.store_later([], [])
@@ -76,3 +77,73 @@ def test_a_warm_up_that_finishes_after_its_build_opens_nothing(make_project):
     with pytest.raises(JudgeError, match="the build is over"):
         judgment_cache(late)
     assert "judgment_cache" not in late.state and not late.closers
+
+
+# The tables exactly as prefclean 0.1 (before migrations) created them: a cache file written by that version.
+LEGACY_CACHE_DDL = [
+    """create table judgments (
+        key varchar primary key, judge varchar, engine varchar, model varchar, task varchar, aspect varchar,
+        ratings integer[], rationales varchar[], winner integer, raw varchar,
+        prompt_tokens integer, completion_tokens integer, latency_ms double, created_at timestamp default now())""",
+    """create table calls (
+        key varchar, judge varchar, model varchar, status varchar, error varchar, http_status integer,
+        latency_ms double, prompt_tokens integer, completion_tokens integer, attempt integer,
+        called_at timestamp default now())""",
+]
+LEGACY_JUDGMENT_COLUMNS = ("key, judge, engine, model, task, aspect, ratings, rationales, winner, raw, prompt_tokens, "
+                           "completion_tokens, latency_ms, created_at")
+
+
+def test_a_cache_written_before_migrations_is_migrated_and_still_answers(make_project, run_cli, fake_judge):
+    from judge_fixtures import build, judge_note, judge_project, judged
+
+    rows = [{"id": i, "instruction": f"q{i}", "generations": [f"a [[rate=4]] {i}", f"b [[rate=2]] {i}"]}
+            for i in range(6)]
+    root = judge_project(make_project, fake_judge, rows)
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 6
+    # Rewrite the cache as the old version left it: the same judgments, the old tables, no migrations table.
+    path = root / "target" / "judgments.duckdb"
+    old = duckdb.connect(str(path), read_only=True)
+    stored = old.execute(f"select {LEGACY_JUDGMENT_COLUMNS} from judgments").fetchall()
+    old.close()
+    path.unlink()
+    legacy = duckdb.connect(str(path))
+    for statement in LEGACY_CACHE_DDL:
+        legacy.execute(statement)
+    legacy.executemany(f"insert into judgments ({LEGACY_JUDGMENT_COLUMNS}) values "
+                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", stored)
+    legacy.close()
+
+    result, _ = build(run_cli, root, "--full-refresh")
+    assert fake_judge.stats()["requests"] == 6  # nothing sent again
+    assert judge_note(result.output)["cached"] == 6
+    assert all(r["j"]["cached"] and r["j"]["ratings"] == [4, 2] for r in judged(root))
+    con = duckdb.connect(str(path), read_only=True)
+    assert [name for (name,) in con.execute("select name from migrations order by version").fetchall()] == \
+        [name for name, _ in MIGRATIONS.steps]
+    con.close()
+
+
+def test_the_migrated_tables_have_exactly_the_records_columns(tmp_path):
+    """The steps are history and the record is today's shape: they must agree, column for column."""
+    cache = JudgmentCache(tmp_path / "judgments.duckdb")
+    cache.close()
+    con = duckdb.connect(str(tmp_path / "judgments.duckdb"), read_only=True)
+    for table, record, extra in (("judgments", Judgment, {"created_at"}), ("calls", Call, {"called_at"})):
+        have = {name: type_ for name, type_, *_ in con.execute(f"describe {table}").fetchall()}
+        want = {c.name: c.sql for c in columns(record) if c.cached}
+        assert {k: v for k, v in have.items() if k not in extra} == want, table
+    con.close()
+
+
+def test_the_readme_lists_every_field_of_the_judgment_struct():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    paragraph = readme[readme.index("`judge()` calls the `prefclean_judge` UDF"):]
+    paragraph = paragraph[:paragraph.index("Tasks:")]
+    import re
+
+    listed = [name.split()[0] for name in re.findall(r"`([a-z_]+(?: [A-Z\[\]]+)?)`", paragraph)]
+    assert listed[1:] == list(RESULT_NAMES)  # (the first is prefclean_judge)

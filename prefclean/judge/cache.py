@@ -2,7 +2,9 @@
 
 `judgments` holds one row per successful judgment, keyed by a hash of engine, model, rendered prompt and
 generation parameters, so changed input can never meet an old judgment. Failed judgments are not stored:
-the next build retries exactly those. `calls` logs every request (latency, tokens, status).
+the next build retries exactly those. `calls` logs every request (latency, tokens, status). Their columns
+are the records in record.py; the tables are made by the numbered steps below (see migrations.py), so a
+cache written by an older prefclean keeps answering after the schema changes.
 """
 
 from __future__ import annotations
@@ -12,39 +14,28 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
+from ..migrations import Migrations
 from ..warehouse import transaction
 from .jsonrows import json_line, table_from_json_lines
+from .record import CACHE_NAMES, CACHE_SCHEMA, CALL_SCHEMA, Judgment
 
-SCHEMA = [
-    """create table if not exists judgments (
+MIGRATIONS = Migrations("the judgment cache")
+
+
+@MIGRATIONS.step
+def initial(con: duckdb.DuckDBPyConnection) -> None:
+    """The tables as prefclean 0.1 made them (before the cache had migrations)."""
+    con.execute("""create table if not exists judgments (
         key varchar primary key, judge varchar, engine varchar, model varchar, task varchar, aspect varchar,
         ratings integer[], rationales varchar[], winner integer, raw varchar,
-        prompt_tokens integer, completion_tokens integer, latency_ms double, created_at timestamp default now())""",
-    """create table if not exists calls (
+        prompt_tokens integer, completion_tokens integer, latency_ms double, created_at timestamp default now())""")
+    con.execute("""create table if not exists calls (
         key varchar, judge varchar, model varchar, status varchar, error varchar, http_status integer,
         latency_ms double, prompt_tokens integer, completion_tokens integer, attempt integer,
-        called_at timestamp default now())""",
-]
-
-JUDGMENT_COLUMNS = ["key", "judge", "engine", "model", "task", "aspect", "ratings", "rationales", "winner", "raw",
-                    "prompt_tokens", "completion_tokens", "latency_ms"]
-JUDGMENT_TYPES = pa.schema([
-    ("key", pa.string()), ("judge", pa.string()), ("engine", pa.string()), ("model", pa.string()),
-    ("task", pa.string()), ("aspect", pa.string()), ("ratings", pa.list_(pa.int32())),
-    ("rationales", pa.list_(pa.string())), ("winner", pa.int32()), ("raw", pa.string()),
-    ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_ms", pa.float64()),
-])
-CALL_TYPES = pa.schema([
-    ("key", pa.string()), ("judge", pa.string()), ("model", pa.string()), ("status", pa.string()),
-    ("error", pa.string()), ("http_status", pa.int32()), ("latency_ms", pa.float64()),
-    ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("attempt", pa.int32()),
-])
+        called_at timestamp default now())""")
 
 
-LOOKUP_COLUMNS = ("key", "ratings", "rationales", "winner", "raw", "model", "prompt_tokens", "completion_tokens",
-                  "latency_ms")
 CACHE_MEMORY_LIMIT = "512MB"
 
 
@@ -63,16 +54,19 @@ class JudgmentCache:
         self._con = duckdb.connect(str(path))
         self._con.execute(f"set memory_limit = '{CACHE_MEMORY_LIMIT}'")  # a SET, so other opens need no config
         self._lock = threading.Lock()
-        for statement in SCHEMA:
-            self._con.execute(statement)
+        try:
+            MIGRATIONS.migrate(self._con)  # a cache from an older prefclean is brought up to date
+        except BaseException:
+            self._con.close()
+            raise
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="prefclean-judgment-cache")
         self._writes: list[Future] = []
         self._writes_lock = threading.Lock()
 
     def lookup(self, keys: list[str]) -> dict[str, dict]:
-        """Cached judgments for these keys, in one query (never one row at a time). The keys go in as a list
-        parameter: building an Arrow table of them would import pandas (see jsonrows) before the first
-        requests of a build could leave."""
+        """Cached judgments for these keys (their cached columns, for `record.from_cache`), in one query
+        (never one row at a time). The keys go in as a list parameter: building an Arrow table of them would
+        import pandas (see jsonrows) before the first requests of a build could leave."""
         if not keys:
             return {}
         self.wait()
@@ -80,13 +74,14 @@ class JudgmentCache:
             cur = self._con.cursor()
             try:
                 rows = cur.execute(
-                    f"select j.{', j.'.join(LOOKUP_COLUMNS)} from judgments j "
+                    f"select j.{', j.'.join(CACHE_NAMES)} from judgments j "
                     "semi join (select unnest(?::varchar[]) as key) w on j.key = w.key", [keys]).fetchall()
             finally:
                 cur.close()
-        return {row[0]: dict(zip(LOOKUP_COLUMNS, row)) for row in rows}
+        at = CACHE_NAMES.index("key")
+        return {row[at]: dict(zip(CACHE_NAMES, row)) for row in rows}
 
-    def store(self, judgments: list[dict], calls: list[dict]) -> None:
+    def store(self, judgments: list[Judgment], calls: list[dict]) -> None:
         """Insert successful judgments (replacing same keys) and the call log, in one transaction."""
         if not judgments and not calls:
             return
@@ -95,17 +90,17 @@ class JudgmentCache:
             try:
                 with transaction(cur):
                     if judgments:
-                        cur.register("new_judgments", table_from_json_lines(list(map(json_line, judgments)),
-                                                                            JUDGMENT_TYPES))
-                        cur.execute(f"insert or replace into judgments ({', '.join(JUDGMENT_COLUMNS)}) "
-                                    f"select {', '.join(JUDGMENT_COLUMNS)} from new_judgments")
+                        rows = [json_line(j.cache_row()) for j in judgments]
+                        cur.register("new_judgments", table_from_json_lines(rows, CACHE_SCHEMA))
+                        cur.execute(f"insert or replace into judgments ({', '.join(CACHE_NAMES)}) "
+                                    f"select {', '.join(CACHE_NAMES)} from new_judgments")
                     if calls:
-                        cur.register("new_calls", table_from_json_lines(list(map(json_line, calls)), CALL_TYPES))
-                        cur.execute(f"insert into calls ({', '.join(CALL_TYPES.names)}) select * from new_calls")
+                        cur.register("new_calls", table_from_json_lines(list(map(json_line, calls)), CALL_SCHEMA))
+                        cur.execute(f"insert into calls ({', '.join(CALL_SCHEMA.names)}) select * from new_calls")
             finally:
                 cur.close()
 
-    def store_later(self, judgments: list[dict], calls: list[dict]) -> None:
+    def store_later(self, judgments: list[Judgment], calls: list[dict]) -> None:
         """`store` in the writer thread. An earlier write that failed raises here."""
         with self._writes_lock:
             done = [f for f in self._writes if f.done()]

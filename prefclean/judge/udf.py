@@ -23,25 +23,18 @@ import pyarrow as pa
 
 from ..compiler import template_global
 from ..errors import JudgeError
+from ..migrations import MigrationError
 from ..udf import RunContext, udf
 from .cache import JudgmentCache
-from .dispatch import Dispatcher, LoopThread, Outcome, Request, RequestStream, Stats
+from .dispatch import Dispatcher, LoopThread, Request, RequestStream, Stats
 from .engines import create_engine
 from .engines.base import load_engine
 from .jsonrows import ArrowRows, array_from_json_lines, json_line
 from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, resolve_judge, smoke_test_judge
 from .progress import JudgeProgress
-from .tasks import Verdict, make_task
+from .record import RESULT_SQL, RESULT_TYPE, Judgment, from_cache
+from .tasks import make_task
 
-RESULT_TYPE = pa.struct([
-    ("ratings", pa.list_(pa.int32())), ("rationales", pa.list_(pa.string())), ("winner", pa.int32()),
-    ("judge", pa.string()), ("model", pa.string()), ("task", pa.string()), ("aspect", pa.string()),
-    ("raw", pa.string()), ("error", pa.string()), ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()),
-    ("latency_ms", pa.float64()), ("cached", pa.bool_()), ("attempts", pa.int32()), ("key", pa.string()),
-])
-RESULT_SQL = ("STRUCT(ratings INTEGER[], rationales VARCHAR[], winner INTEGER, judge VARCHAR, model VARCHAR, "
-              "task VARCHAR, aspect VARCHAR, raw VARCHAR, error VARCHAR, prompt_tokens INTEGER, "
-              "completion_tokens INTEGER, latency_ms DOUBLE, cached BOOLEAN, attempts INTEGER, key VARCHAR)")
 FIRST_PART = 128  # rows of a batch sent before the rest is rendered
 PAUSE_EVERY = 32  # rows rendered between two pauses for the judge loop (~1 ms of rendering)
 FLUSH_EVERY = 4096  # pending cache rows (one DuckDB transaction per flush: flushing every few hundred rows
@@ -187,7 +180,7 @@ class Judging:
         session = self.session(judge_name, task_name)
         task = self.task(task_name)
         task.check(aspect)
-        results: list[dict | None] = [None] * n_rows  # rows that cannot be judged: their failure
+        results: list[Judgment | None] = [None] * n_rows  # rows that cannot be judged: their failure
         row_keys: list[str | None] = [None] * n_rows
         distinct: set[str] = set()
         judgments = ArrowRows(RESULT_TYPE)  # converted to Arrow as they arrive (see jsonrows)
@@ -202,10 +195,8 @@ class Judging:
                                          pause=sending.let_loop_run if part.start else None)
                 cached = {} if self.refresh else self.cache.lookup(list(requests))
                 for key, row in cached.items():
-                    outcomes[key] = judgments.add(self._row(
-                        session, task_name, aspect, key, Verdict(row["ratings"], row["rationales"], row["winner"]),
-                        row["raw"], row["model"], row["prompt_tokens"], row["completion_tokens"], row["latency_ms"],
-                        cached=True, attempts=0))
+                    outcomes[key] = judgments.add(
+                        from_cache(row, judge=session.name, task=task_name, aspect=aspect).result_row())
                 sending.add([r for k, r in requests.items() if k not in outcomes])
                 judgments.convert()
         except BaseException:  # nothing will collect what was sent: stop it
@@ -221,21 +212,18 @@ class Judging:
             for k in row_keys:
                 if k is not None and k not in outcomes:
                     rows_per_key[k] = rows_per_key.get(k, 0) + 1
-            for arrived in self._receive(session, sending):
+            for arrived in self._receive(session, sending, task_name, aspect):
                 judged = failed = 0
-                for outcome in arrived:
-                    outcomes[outcome.key] = judgments.add(self._row(
-                        session, task_name, aspect, outcome.key, outcome.verdict, outcome.raw, outcome.model,
-                        outcome.prompt_tokens, outcome.completion_tokens, outcome.latency_ms, cached=False,
-                        attempts=outcome.attempts))
-                    count = rows_per_key[outcome.key]
-                    judged, failed = (judged + count, failed) if outcome.ok else (judged, failed + count)
+                for judgment in arrived:
+                    outcomes[judgment.key] = judgments.add(judgment.result_row())
+                    count = rows_per_key[judgment.key]
+                    judged, failed = (judged + count, failed) if judgment.error is None else (judged, failed + count)
                 judgments.convert()
                 self.stats.add(judged=judged, failed=failed)
                 session.progress.advance(judged + failed, self.stats.as_dict())
             if session.dispatcher.fatal is not None:  # judgments made so far are cached; the model fails
                 raise JudgeError(f"judge '{session.name}': {session.dispatcher.fatal}")
-        return judgments.take([outcomes[key] if key is not None else judgments.add(results[i])
+        return judgments.take([outcomes[key] if key is not None else judgments.add(results[i].result_row())
                                for i, key in enumerate(row_keys)])
 
     def _prepare(self, session: JudgeSession, task, task_name: str, aspect: str, part: range, instructions: list,
@@ -251,12 +239,12 @@ class Judging:
                 pause()
             gens = generations[i]
             if instructions[i] is None or not gens or any(g is None for g in gens):
-                results[i] = self._failure(session, task_name, aspect, None, "missing instruction or generation")
+                results[i] = self._failure(session, task_name, aspect, "missing instruction or generation")
                 continue
             try:
                 prompt = task.prompt(instructions[i], gens, aspect, references[i])
             except JudgeError as exc:  # a mistake in the model (unknown aspect...): say it once, not only per row
-                results[i] = self._failure(session, task_name, aspect, None, str(exc))
+                results[i] = self._failure(session, task_name, aspect, str(exc))
                 self._note_once(str(exc))
                 continue
             key = hashlib.sha256((session.identity + json.dumps(prompt.messages)).encode()).hexdigest()
@@ -274,8 +262,9 @@ class Judging:
             return RequestStream(self.loop, dispatcher.judge_one, 2 * dispatcher.slots, INTERRUPTED)
         return ExecutorBatch(self.executor, session)
 
-    def _receive(self, session: JudgeSession, sending):
-        """Outcomes as they arrive, a list at a time, storing successes in batches so an interrupt loses little."""
+    def _receive(self, session: JudgeSession, sending, task_name: str, aspect: str):
+        """Judgments as their answers arrive, a list at a time, storing successes in batches so an interrupt
+        loses little."""
         pending_judgments, pending_calls = [], []
 
         def flush():
@@ -285,33 +274,24 @@ class Judging:
 
         try:
             last_flush = time.monotonic()
+            engine = session.dispatcher.engine.kind
             for arrived in sending.outcomes():
-                for outcome in arrived:
-                    pending_calls.extend(outcome.calls)
-                    if outcome.ok:
-                        pending_judgments.append(self._cache_row(session, outcome))
-                yield arrived
+                made = []
+                for o in arrived:
+                    pending_calls.extend(o.calls)
+                    v = o.verdict
+                    judgment = Judgment(v.ratings, v.rationales, v.winner, session.name, o.model, task_name, aspect,
+                                        o.raw, v.error, o.prompt_tokens, o.completion_tokens, o.latency_ms,
+                                        attempts=o.attempts, key=o.key, engine=engine)
+                    made.append(judgment)
+                    if o.ok:
+                        pending_judgments.append(judgment)
+                yield made
                 if len(pending_judgments) + len(pending_calls) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
                     flush()
                     last_flush = time.monotonic()
         finally:
             flush()
-
-    def _cache_row(self, session: JudgeSession, outcome: Outcome) -> dict:
-        engine = session.dispatcher.engine
-        return {"key": outcome.key, "judge": session.name, "engine": engine.kind, "model": outcome.model,
-                "task": session.dispatcher.task.name, "aspect": None, "ratings": outcome.verdict.ratings,
-                "rationales": outcome.verdict.rationales, "winner": outcome.verdict.winner, "raw": outcome.raw,
-                "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
-                "latency_ms": outcome.latency_ms}
-
-    @staticmethod
-    def _row(session, task_name, aspect, key, verdict: Verdict, raw, model, prompt_tokens, completion_tokens,
-             latency_ms, *, cached: bool, attempts: int) -> dict:
-        return {"ratings": verdict.ratings, "rationales": verdict.rationales, "winner": verdict.winner,
-                "judge": session.name, "model": model, "task": task_name, "aspect": aspect, "raw": raw,
-                "error": verdict.error, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "latency_ms": latency_ms, "cached": cached, "attempts": attempts, "key": key}
 
     def _note_once(self, error: str) -> None:
         with self.lock:
@@ -321,10 +301,10 @@ class Judging:
             seen.add(error)
         self.ctx.notes.append(f"judge error: {error}")
 
-    def _failure(self, session, task_name, aspect, key, error) -> dict:
+    def _failure(self, session, task_name, aspect, error) -> Judgment:
         self.stats.add(failed=1)
-        return self._row(session, task_name, aspect, key, Verdict(None, None, None, error), None,
-                         session.dispatcher.engine.model, None, None, None, cached=False, attempts=0)
+        return Judgment(judge=session.name, model=session.dispatcher.engine.model, task=task_name, aspect=aspect,
+                        error=error)
 
 
 INTERRUPTED = threading.Event()  # set by Ctrl-C; running batches stop and keep what they stored
@@ -385,7 +365,10 @@ def judgment_cache(ctx: RunContext) -> JudgmentCache:
     def open_cache() -> JudgmentCache:
         if ctx.closed:  # a warm-up that finished after its (short) build
             raise JudgeError("the build is over")
-        cache = JudgmentCache(ctx.project.judgment_cache)
+        try:
+            cache = JudgmentCache(ctx.project.judgment_cache)
+        except MigrationError as exc:  # no row can be judged: the model fails with this line
+            raise JudgeError(f"{ctx.project.shown(ctx.project.judgment_cache)}: {exc}") from None
         ctx.closers.append(cache.close)
         return cache
 
@@ -429,11 +412,8 @@ def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, gene
         if INTERRUPTED.is_set():  # Ctrl-C that landed in one of the judge's own DuckDB calls ("Query interrupted")
             raise KeyboardInterrupt from None
         error = f"internal error: {type(exc).__name__}: " + " ".join(str(exc).split())
-    row = {"ratings": None, "rationales": None, "winner": None, "judge": None, "model": None, "task": None,
-           "aspect": None, "raw": None, "error": error, "prompt_tokens": None, "completion_tokens": None,
-           "latency_ms": None, "cached": False, "attempts": 0, "key": None}
     seen = ctx.state.setdefault("judge_errors_reported", set())
     if error not in seen:
         seen.add(error)
         ctx.notes.append(f"judge error: {error}")
-    return array_from_json_lines([json_line(row)] * n, RESULT_TYPE)
+    return array_from_json_lines([json_line(Judgment(error=error).result_row())] * n, RESULT_TYPE)
