@@ -113,7 +113,7 @@ def _build_options(select, full_refresh, judge, refresh_judgments, executor, ray
 
 
 @main.command()
-@click.option("-s", "--select", multiple=True, help="Models to build: name, +name, name+, +name+.")
+@click.option("-s", "--select", multiple=True, help="Models to build (dbt syntax: name, +name, 2+name, @name, tag:x, path:p, config.materialized:table; space: or, comma: and).")
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models and re-stage sources from scratch.")
 @click.option("--judge", default=None, help="Use this named judge for every judge() call in this run.")
 @click.option("--refresh-judgments", is_flag=True, help="Ignore the judgment cache (results are still stored).")
@@ -121,8 +121,9 @@ def _build_options(select, full_refresh, judge, refresh_judgments, executor, ray
 @click.option("--ray-address", default=None, help="With --executor ray: the cluster (ray://host:10001 or host:6379).")
 @click.option("--no-exports", is_flag=True, help="Skip the exports declared in prefclean.yml.")
 @click.option("--no-tests", is_flag=True, help="Skip data tests.")
+@click.option("--fail-fast", "-x", is_flag=True, help="Stop at the first failed model or error-severity test.")
 @common_options
-def build(load, select, full_refresh, judge, refresh_judgments, executor, ray_address, no_exports, no_tests):
+def build(load, select, full_refresh, judge, refresh_judgments, executor, ray_address, no_exports, no_tests, fail_fast):
     """Stage sources, build models in order with their data tests, then run exports."""
     from .build import run_build
 
@@ -130,7 +131,7 @@ def build(load, select, full_refresh, judge, refresh_judgments, executor, ray_ad
     if ray_address and executor != "ray":
         executor = "ray"  # an address only makes sense for Ray
     options = _build_options(select, full_refresh, judge, refresh_judgments, executor, ray_address,
-                             run_tests=not no_tests, run_exports=not no_exports)
+                             run_tests=not no_tests, run_exports=not no_exports, fail_fast=fail_fast)
     ok = run_build(project, options, report=_echo)
     return 0 if ok else EXIT_FAILED
 

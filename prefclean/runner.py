@@ -29,13 +29,14 @@ class BuildOptions:
     full_refresh: bool = False
     run_tests: bool = True
     run_exports: bool = True
+    fail_fast: bool = False  # stop at the first failed model or error-severity test; the rest is skipped
     options: dict = field(default_factory=dict)  # passed to UDFs (judge overrides, refresh_judgments...)
 
 
 def load_graph(project: Project, connection=None) -> tuple[Compiler, Graph]:
     compiler = Compiler(project, connection)
     models = compiler.parse_all()
-    return compiler, Graph({name: m.refs for name, m in models.items()})
+    return compiler, Graph({name: m.refs for name, m in models.items()}, models)
 
 
 def stage_sources(con, project: Project, names: set[str], *, force: bool, report: Reporter) -> None:
@@ -122,6 +123,10 @@ class Build:
             model = self.compiler.models[name]
             prefix = f"{index} of {total}"
             blocked = [p for p in model.refs if p in failed]
+            if failed and self.options.fail_fast:
+                self._record(ModelResult(name, "skipped", model.materialized, message="--fail-fast: a model or test failed"),
+                             f"{prefix} SKIP {model.materialized} {name} (--fail-fast: {', '.join(sorted(failed))} failed)")
+                continue
             if blocked:
                 failed.add(name)
                 self._record(ModelResult(name, "skipped", model.materialized, message=f"upstream failed: {', '.join(sorted(blocked))}"),
