@@ -136,6 +136,7 @@ class Compiler:
     """Loads a project's models and macros and renders them."""
 
     def __init__(self, project: Project, connection=None):
+        from .formats import templates as _formats  # noqa: F401  (format_rows() and friends)
         from .judge import udf as _judge  # noqa: F401  (registers judge() and friends as template globals)
 
         self.project = project

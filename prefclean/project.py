@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ProjectError
+from .errors import PrefcleanError, ProjectError
 
 PROJECT_FILE = "prefclean.yml"
 SOURCE_TYPES = ("parquet", "jsonl", "csv", "duckdb", "huggingface", "inline")
@@ -31,6 +31,7 @@ class SourceConfig:
     columns: dict[str, str] = field(default_factory=dict)  # rename: original -> new
     options: dict[str, Any] = field(default_factory=dict)  # passed to the DuckDB reader
     materialized: str = "table"  # or "view": files read in place (see SOURCE_VIEW_TYPES)
+    format: str | None = None  # a dataset format (prefclean/formats/); None: detected when a model asks
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def parse_vars(text: str | None) -> dict[str, Any]:
 def _parse_source(name: str, raw: Any, root: Path) -> SourceConfig:
     path = f"sources.{name}"
     raw = _expect(raw, dict, path, "a mapping")
-    known = {"type", "path", "table", "name", "split", "rows", "columns", "options", "materialized"}
+    known = {"type", "path", "table", "name", "split", "rows", "columns", "options", "materialized", "format"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ProjectError(f"{PROJECT_FILE}: unknown key `{path}.{unknown[0]}` (expected one of {', '.join(sorted(known))})")
@@ -145,6 +146,14 @@ def _parse_source(name: str, raw: Any, root: Path) -> SourceConfig:
         article = "an" if kind[0] in "aeiou" else "a"
         raise ProjectError(f"{PROJECT_FILE}: `{path}.materialized` cannot be 'view' for {article} {kind} source "
                            f"(only {', '.join(SOURCE_VIEW_TYPES)} files can be read in place)")
+    fmt = raw.get("format")
+    if fmt is not None:
+        from .formats import get_format
+
+        try:
+            get_format(_expect(fmt, str, f"{path}.format", "a format name"))
+        except PrefcleanError as exc:
+            raise ProjectError(f"{PROJECT_FILE}: `{path}.format`: {exc}") from None
     rows = raw.get("rows") or []
     if kind == "inline":
         _expect(rows, list, f"{path}.rows", "a list of mappings")
@@ -166,6 +175,7 @@ def _parse_source(name: str, raw: Any, root: Path) -> SourceConfig:
         columns={str(k): str(v) for k, v in columns.items()},
         options=options,
         materialized=materialized,
+        format=fmt,
     )
 
 

@@ -6,6 +6,7 @@ the same name in its `judge_templates/` folder.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,25 @@ class Task:
         return self._grammars[n]
 
 
+CONVERSATION_MARK = "\x1e"  # an instruction that starts with it is a conversation (macros/conversation.sql)
+
+
+def conversation_turns(instruction: str) -> tuple[str, list[dict]]:
+    """(the final user turn, the turns before it) of what a model passed as the instruction. A plain
+    instruction has no earlier turns; a conversation is CONVERSATION_MARK + its messages as JSON."""
+    if not instruction.startswith(CONVERSATION_MARK):
+        return instruction, []
+    try:
+        messages = json.loads(instruction[1:])
+        turns = [{"role": str(m["role"]), "content": "" if m["content"] is None else str(m["content"])}
+                 for m in messages]
+    except (ValueError, TypeError, KeyError):
+        return instruction[1:], []  # not a conversation after all: judge the text as it is
+    if not turns:
+        return "", []
+    return turns[-1]["content"], turns[:-1]
+
+
 def _winner(ratings: list[int | None]) -> int | None:
     if not ratings or any(r is None for r in ratings):
         return None
@@ -93,7 +113,7 @@ class UltraFeedback(Task):
     """One 1-5 rating and a rationale per generation, for one aspect."""
 
     name, grammar_name = "ultrafeedback", "ratings_grammar"
-    templates = ("ultrafeedback_system.jinja", "ultrafeedback.jinja")
+    templates = ("ultrafeedback_system.jinja", "ultrafeedback.jinja", "_conversation.jinja")
 
     def check(self, aspect):
         if aspect not in ASPECTS:
@@ -101,9 +121,10 @@ class UltraFeedback(Task):
 
     def prompt(self, instruction, generations, aspect, reference):
         self.check(aspect)
+        instruction, turns = conversation_turns(instruction)
         return Prompt([
             {"role": "system", "content": self.render_constant("ultrafeedback_system.jinja")},
-            {"role": "user", "content": self.render("ultrafeedback.jinja", instruction=instruction,
+            {"role": "user", "content": self.render("ultrafeedback.jinja", instruction=instruction, turns=turns,
                                                     generations=generations, aspect=aspect)},
         ], len(generations))
 
@@ -116,14 +137,15 @@ class PrometheusAbsolute(Task):
     """Absolute grading of one response against a rubric (optional reference answer)."""
 
     name, grammar_name = "prometheus-absolute", "prometheus_absolute_grammar"
-    templates = ("prometheus_absolute.jinja",)
+    templates = ("prometheus_absolute.jinja", "_conversation.jinja")
 
     def prompt(self, instruction, generations, aspect, reference):
         if len(generations) != 1:
             raise JudgeError("prometheus-absolute grades one response per row")
+        instruction, turns = conversation_turns(instruction)
         return Prompt([{"role": "user", "content": self.render(
-            "prometheus_absolute.jinja", instruction=instruction, response=generations[0], rubric=aspect,
-            reference=reference)}], 1)
+            "prometheus_absolute.jinja", instruction=instruction, turns=turns, response=generations[0],
+            rubric=aspect, reference=reference)}], 1)
 
     def parse(self, text, n):
         score, feedback, error = parse_verdict(text, relative=False)
@@ -134,13 +156,14 @@ class PrometheusRelative(Task):
     """Relative grading of two responses: which one is better (A or B)."""
 
     name, grammar_name = "prometheus-relative", "prometheus_relative_grammar"
-    templates = ("prometheus_relative.jinja",)
+    templates = ("prometheus_relative.jinja", "_conversation.jinja")
 
     def prompt(self, instruction, generations, aspect, reference):
         if len(generations) != 2:
             raise JudgeError("prometheus-relative compares exactly two responses per row")
+        instruction, turns = conversation_turns(instruction)
         return Prompt([{"role": "user", "content": self.render(
-            "prometheus_relative.jinja", instruction=instruction, response_a=generations[0],
+            "prometheus_relative.jinja", instruction=instruction, turns=turns, response_a=generations[0],
             response_b=generations[1], rubric=aspect, reference=reference)}], 2)
 
     def parse(self, text, n):

@@ -1,0 +1,79 @@
+"""Dataset format adapters: any common preference or SFT layout in, one staged shape out.
+
+Each format is SQL over DuckDB's list, struct and string functions (never Python per row) that turns a source
+relation into rows of:
+
+    source_row  BIGINT                                    the row's position in the source (1-based)
+    original    STRUCT(...)                               the source row itself, to write it back unchanged
+    messages    STRUCT(role VARCHAR, content VARCHAR)[]   the conversation so far, ending on a user turn
+    chosen      VARCHAR                                   the final response (an SFT row's only response)
+    rejected    VARCHAR                                   the other final response (NULL for SFT)
+    excluded_reason VARCHAR                               why the row does not fit its format (NULL when it does)
+
+plus `pair_id`, `system` and `instruction` (the final user turn), so everything downstream is shared.
+Formats register by name, built-ins the same way as a project's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import PrefcleanError
+
+# A format's SQL builder gets the source CTE name and its columns ({name: DuckDB type}) and returns a select
+# with the columns: source_row, original, messages, chosen, rejected, reason (the adapter's own reason or NULL).
+SqlBuilder = Callable[[str, dict], str]
+
+
+class FormatError(PrefcleanError):
+    """A source that no format fits, or a format name that does not exist (the user's data or config)."""
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    kind: str  # "dpo" (two responses) or "sft" (one)
+    description: str
+    build: SqlBuilder
+    matches: Callable[[dict, list[dict]], bool]  # (columns, first rows as dicts) -> fits
+    swap: tuple[tuple[str, str], ...] = ()  # source columns exchanged when a pair is flipped
+    needs: tuple[str, ...] = field(default=())  # the source columns it reads (for messages)
+
+
+FORMATS: dict[str, Format] = {}
+
+
+def register_format(fmt: Format) -> Format:
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def _load_builtins() -> None:
+    from . import chats, pairs, sft  # noqa: F401  (each registers its formats)
+
+
+def get_format(name: str) -> Format:
+    _load_builtins()
+    if name not in FORMATS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(FORMATS), n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise FormatError(f"unknown format '{name}'{hint} (one of {', '.join(sorted(FORMATS))})")
+    return FORMATS[name]
+
+
+def all_formats() -> dict[str, Format]:
+    _load_builtins()
+    return dict(FORMATS)
+
+
+def staged_rows_sql(relation: str, fmt: Format, columns: dict[str, str]) -> str:
+    """The staged rows of a relation in this format (see the module docstring for the columns)."""
+    from .sql import numbered, staged
+
+    missing = [c for c in fmt.needs if c not in columns]
+    if missing:
+        raise FormatError(f"format '{fmt.name}' needs column '{missing[0]}'; the source has {', '.join(columns)}")
+    return f"with __numbered as ({numbered(relation)})\n{staged(fmt.build('__numbered', columns), fmt.kind)}"

@@ -1,0 +1,88 @@
+"""SQL pieces the format adapters share: the message type, role names, common prefixes, the staged wrapper.
+
+Everything here returns SQL text; DuckDB does the per-row work with list_transform, list_slice, struct
+access and regular expressions.
+"""
+
+from __future__ import annotations
+
+MESSAGE = "STRUCT(role VARCHAR, content VARCHAR)"
+MESSAGES = MESSAGE + "[]"
+NO_MESSAGES = f"[]::{MESSAGES}"
+
+# ShareGPT / LLaMA-Factory speaker names -> the chat roles (anything else is kept, lower-cased).
+_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
+          "bard": "assistant", "bing": "assistant", "model": "assistant", "system": "system"}
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def role(expr: str) -> str:
+    """A speaker name as a chat role."""
+    cases = " ".join(f"when '{k}' then '{v}'" for k, v in _ROLES.items())
+    return f"(case lower({expr}) {cases} else lower({expr}) end)"
+
+
+def message(role_sql: str, content_sql: str) -> str:
+    return f"struct_pack(role := {role_sql}, content := {content_sql})::{MESSAGE}"
+
+
+def messages_from(list_sql: str, role_field: str = "role", content_field: str = "content", *,
+                  parts: bool = False) -> str:
+    """A list of chat structs as MESSAGES: roles normalised; `parts`: content is a list of {type, value}
+    parts (LLaMA-Factory v1), whose text parts are joined."""
+    content = (f"array_to_string(list_transform(list_filter(m.{quote(content_field)}, lambda p: p.type = 'text'), "
+               f"lambda p: p.value), '')" if parts else f"m.{quote(content_field)}")
+    return (f"list_transform({list_sql}, lambda m: {message(role('m.' + quote(role_field)), content)})")
+
+
+def system_message(system_sql: str) -> str:
+    """[system message] when the text is non-empty, else an empty list."""
+    return (f"(case when coalesce({system_sql}, '') <> '' then [{message(chr(39) + 'system' + chr(39), system_sql)}] "
+            f"else {NO_MESSAGES} end)")
+
+
+def common_prefix_length(a: str, b: str) -> str:
+    """How many leading elements two lists share (element-wise equality; structs compare field by field)."""
+    return (f"coalesce(list_position(list_transform(range(1, least(len({a}), len({b})) + 1), "
+            f"lambda i: {a}[i] is not distinct from {b}[i]), false) - 1, least(len({a}), len({b})))")
+
+
+def text_prefix_length(a: str, b: str) -> str:
+    """How many leading characters two strings share."""
+    return common_prefix_length(f"string_split({a}, '')", f"string_split({b}, '')")
+
+
+def text_prefix_cut(a: str, shared: str) -> str:
+    """Where the shared prompt ends: the common prefix (`shared` characters of `a`), backed off to just after
+    its last whitespace so no word is split ("The answer is 4" / "The answer is 5" share "The answer is ")."""
+    return f"length(regexp_extract(left({a}, {shared}), '(?s)^(.*\\s)', 1))"
+
+
+def staged(adapted_sql: str, kind: str) -> str:
+    """The adapter's rows with the checks every format shares, the pair id, the system prompt and the
+    final user turn. The adapter's own reason wins over the generic ones."""
+    missing = "chosen is null" + (" or rejected is null" if kind == "dpo" else "")
+    return f"""select
+  source_row,
+  md5(concat_ws(chr(31), coalesce(to_json(messages)::varchar, ''), coalesce(chosen, ''), coalesce(rejected, ''))) as pair_id,
+  coalesce(list_filter(messages, lambda m: m.role = 'system')[1].content, '') as system,
+  messages[-1].content as instruction,
+  messages,
+  chosen,
+  rejected,
+  case
+    when reason is not null then reason
+    when messages is null or len(list_filter(messages, lambda m: m.role <> 'system')) = 0 then 'empty_conversation'
+    when messages[-1].role <> 'user' then 'prompt_does_not_end_on_user_turn'
+    when {missing} then 'missing_response'
+  end as excluded_reason,
+  original
+from ({adapted_sql}) adapted"""
+
+
+def numbered(relation: str) -> str:
+    """The source rows with their position and the whole row as a STRUCT (`original`)."""
+    return f"select row_number() over () as source_row, __row as original, __row.* from {relation} __row"

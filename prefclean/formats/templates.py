@@ -1,0 +1,74 @@
+"""`format_rows()` for models: a source staged through its format adapter, resolved when the model compiles.
+
+    {{ config(materialized='table') }}
+    {{ format_rows('pairs') }}
+
+The format is the argument, else `sources.<name>.format`, else detected from the source's columns and
+first rows (read through the same loader that stages it, on a scratch connection, so compiling never
+depends on what the warehouse holds).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import jinja2
+
+from ..compiler import template_global
+from . import FormatError, get_format, staged_rows_sql
+from .detect import describe, detect
+
+
+def source_shape(project, source) -> tuple[dict[str, str], list[dict]]:
+    """({column: type}, first rows) of a source as it will be staged (renames applied)."""
+    from ..sources import LOADERS, _renamed
+
+    con = duckdb.connect()
+    try:
+        sql, _ = LOADERS[source.type](con, source, project)
+        return describe(con, _renamed(con, source, sql))
+    except duckdb.Error as exc:
+        raise FormatError(f"source '{source.name}': cannot read it to find its format: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+
+
+def resolve_format(project, source, fmt: str | None = None, kind: str | None = None):
+    """(Format, columns) of a source: named, configured, or detected."""
+    columns, rows = source_shape(project, source)
+    name = fmt or getattr(source, "format", None) or detect(columns, rows, kind, where=f"source '{source.name}'")
+    return get_format(name), columns
+
+
+def _resolved(context, source_name: str, format: str | None, kind: str | None):
+    source = context["source"]  # the model's source(): records the dependency, gives the relation
+    relation = source(source_name)
+    compiler = source.__self__.compiler
+    cache = compiler.__dict__.setdefault("_format_shapes", {})  # one look at the files per compile
+    key = (source_name, format, kind)
+    if key not in cache:
+        cache[key] = resolve_format(compiler.project, compiler.project.sources[source_name], format, kind)
+    return relation, *cache[key]
+
+
+@template_global
+@jinja2.pass_context
+def format_rows(context, source_name: str, format: str | None = None, kind: str | None = None) -> str:
+    """SQL: every row of the source in the staged shape, with `excluded_reason` for rows that do not fit."""
+    relation, fmt, columns = _resolved(context, source_name, format, kind)
+    return staged_rows_sql(relation, fmt, columns)
+
+
+@template_global
+@jinja2.pass_context
+def format_swap(context, source_name: str, format: str | None = None, kind: str | None = None) -> list:
+    """The source columns a flip exchanges, as [[a, b], ...] (to write rows back in their own format)."""
+    _, fmt, _ = _resolved(context, source_name, format, kind)
+    return [list(pair) for pair in fmt.swap]
+
+
+@template_global
+@jinja2.pass_context
+def format_kind(context, source_name: str, format: str | None = None, kind: str | None = None) -> str:
+    """'dpo' or 'sft': what the source's format holds."""
+    _, fmt, _ = _resolved(context, source_name, format, kind)
+    return fmt.kind

@@ -1,0 +1,182 @@
+"""Format adapters: every layout staged into one shape by SQL, malformed rows excluded with a reason, and
+detection from the first rows (on hand-written fixtures and the real files in ../shared/data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from prefclean.formats import FormatError, get_format, staged_rows_sql
+from prefclean.formats.detect import describe, detect
+
+REPO = Path(__file__).resolve().parents[1]
+# The repository's sibling shared/data (for a worktree under wt/, the nearest ancestor that has one).
+SHARED_DATA = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+                   REPO.parent / "shared" / "data")
+REAL_FILES = {
+    "hh_rlhf_harmless_base_test.jsonl": "hh_rlhf",
+    "llamafactory_dpo_en_demo.jsonl": "sharegpt",
+    "llamafactory_v1_dpo_demo.jsonl": "llamafactory_messages",
+    "msfoundry_orca_dpo_validation.openai_dpo.jsonl": "openai_dpo",
+    "orca_dpo_pairs.msfoundry_validation.jsonl": "orca",
+}
+
+
+def shared_file(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the real rows live in the repository's sibling shared/data)")
+    return path
+
+
+def stage(tmp_path, rows, fmt: str | None = None):
+    """Write rows as JSONL, read them as DuckDB does, and stage them; returns (format, rows as dicts)."""
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return stage_file(path, fmt)
+
+
+def stage_file(path: Path, fmt: str | None = None):
+    con = duckdb.connect()
+    con.execute(f"create table src as select * from read_json('{path}', format='newline_delimited')")
+    columns, first = describe(con, "select * from src")
+    fmt = fmt or detect(columns, first)
+    cur = con.execute(f"select * from ({staged_rows_sql('src', get_format(fmt), columns)}) order by source_row")
+    names = [d[0] for d in cur.description]
+    return fmt, [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def msg(role, content):
+    return {"role": role, "content": content}
+
+
+def test_trl_standard_rows_become_one_user_turn_and_two_responses(tmp_path):
+    fmt, rows = stage(tmp_path, [{"prompt": "2+2?", "chosen": "4", "rejected": "5"}])
+    assert fmt == "trl_standard"
+    assert rows[0]["messages"] == [msg("user", "2+2?")]
+    assert (rows[0]["chosen"], rows[0]["rejected"], rows[0]["excluded_reason"]) == ("4", "5", None)
+    assert rows[0]["original"] == {"prompt": "2+2?", "chosen": "4", "rejected": "5"}
+
+
+def test_trl_implicit_prompt_is_the_common_prefix_cut_at_a_word_boundary(tmp_path):
+    fmt, rows = stage(tmp_path, [
+        {"chosen": "What color is the sky? It is blue.", "rejected": "What color is the sky? It is green."},
+        {"chosen": "Totally different", "rejected": "Nothing shared"},
+        {"chosen": "Same prompt", "rejected": "Same prompt"},
+    ])
+    assert fmt == "trl_implicit"
+    assert rows[0]["messages"] == [msg("user", "What color is the sky? It is ")]
+    assert (rows[0]["chosen"], rows[0]["rejected"]) == ("blue.", "green.")
+    assert rows[1]["excluded_reason"] == "no_common_prompt"
+    assert rows[2]["excluded_reason"] == "no_response_after_prompt"
+
+
+def test_trl_conversational_keeps_every_turn_and_takes_the_final_assistant_messages(tmp_path):
+    prompt = [msg("system", "Be brief."), msg("user", "Hi"), msg("assistant", "Hello!"), msg("user", "2+2?")]
+    fmt, rows = stage(tmp_path, [
+        {"prompt": prompt, "chosen": [msg("assistant", "4")], "rejected": [msg("assistant", "5")]},
+        {"prompt": prompt, "chosen": [msg("user", "4")], "rejected": [msg("assistant", "5")]},
+        {"prompt": prompt[:3], "chosen": [msg("assistant", "4")], "rejected": [msg("assistant", "5")]},
+        {"prompt": [], "chosen": [msg("assistant", "4")], "rejected": [msg("assistant", "5")]},
+    ])
+    assert fmt == "trl_conversational"
+    assert rows[0]["messages"] == prompt and rows[0]["excluded_reason"] is None
+    assert (rows[0]["system"], rows[0]["instruction"], rows[0]["chosen"]) == ("Be brief.", "2+2?", "4")
+    assert rows[1]["excluded_reason"] == "no_final_assistant_turn"
+    assert rows[2]["excluded_reason"] == "prompt_does_not_end_on_user_turn"
+    assert rows[3]["excluded_reason"] == "empty_conversation"
+
+
+def test_trl_conversational_implicit_prompt_is_the_shared_run_of_messages(tmp_path):
+    shared = [msg("user", "Hi"), msg("assistant", "Hello!"), msg("user", "2+2?")]
+    fmt, rows = stage(tmp_path, [
+        {"chosen": shared + [msg("assistant", "4")], "rejected": shared + [msg("assistant", "5")]},
+        {"chosen": [msg("user", "a"), msg("assistant", "4")], "rejected": [msg("user", "b"), msg("assistant", "5")]},
+        {"chosen": shared, "rejected": shared[:2] + [msg("user", "3+3?")]},
+    ])
+    assert fmt == "trl_conversational_implicit"
+    assert rows[0]["messages"] == shared and (rows[0]["chosen"], rows[0]["rejected"]) == ("4", "5")
+    assert rows[1]["excluded_reason"] == "no_common_prompt"
+    assert rows[2]["excluded_reason"] == "no_final_assistant_turn"
+
+
+def test_hh_transcripts_split_into_turns_and_malformed_ones_are_excluded_with_reasons(tmp_path):
+    prompt = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: 2+2?"
+    fmt, rows = stage(tmp_path, [
+        {"chosen": prompt + "\n\nAssistant: 4", "rejected": prompt + "\n\nAssistant: 5"},
+        {"chosen": "\n\nHuman: just a question", "rejected": "\n\nHuman: just a question"},
+        {"chosen": prompt + "\n\nAssistant: 4\n\nHuman: thanks", "rejected": prompt + "\n\nAssistant: 5"},
+        {"chosen": prompt + "\n\nAssistant: 4", "rejected": "\n\nHuman: other\n\nAssistant: 5"},
+    ])
+    assert fmt == "hh_rlhf"
+    assert rows[0]["messages"] == [msg("user", "Hi"), msg("assistant", "Hello!"), msg("user", "2+2?")]
+    assert (rows[0]["chosen"], rows[0]["rejected"], rows[0]["excluded_reason"]) == ("4", "5", None)
+    assert [r["excluded_reason"] for r in rows[1:]] == ["no_final_assistant_turn", "ends_on_user_turn", "prompts_differ"]
+
+
+def test_sft_formats_put_the_response_in_chosen(tmp_path):
+    _, rows = stage(tmp_path, [{"instruction": "Add", "input": "2 and 2", "output": "4"}])
+    assert _ == "alpaca" and rows[0]["messages"] == [msg("user", "Add\n2 and 2")] and rows[0]["chosen"] == "4"
+    assert rows[0]["rejected"] is None and rows[0]["excluded_reason"] is None
+    fmt, rows = stage(tmp_path, [{"messages": [msg("user", "2+2?"), msg("assistant", "4")]},
+                                 {"messages": [msg("user", "2+2?"), msg("assistant", "4"), msg("user", "sure?")]}])
+    assert fmt == "sft_messages" and rows[0]["chosen"] == "4" and rows[0]["messages"] == [msg("user", "2+2?")]
+    assert rows[1]["excluded_reason"] == "ends_on_user_turn"
+    fmt, rows = stage(tmp_path, [{"conversations": [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}]}])
+    assert fmt == "sft_sharegpt" and rows[0]["messages"] == [msg("user", "2+2?")] and rows[0]["chosen"] == "4"
+    fmt, rows = stage(tmp_path, [{"prompt": "2+2?", "completion": "4"}])
+    assert fmt == "prompt_completion" and rows[0]["chosen"] == "4" and rows[0]["excluded_reason"] is None
+
+
+def test_no_format_fits_names_the_columns_it_saw(tmp_path):
+    with pytest.raises(FormatError) as exc:
+        stage(tmp_path, [{"question": "2+2?", "answer": "4", "score": 3}])
+    message = str(exc.value)
+    assert "question VARCHAR" in message and "answer VARCHAR" in message and "score BIGINT" in message
+    assert "format:" in message
+
+
+def test_an_unknown_format_name_suggests_the_closest():
+    with pytest.raises(FormatError, match="did you mean 'hh_rlhf'"):
+        get_format("hh_rlfh")
+
+
+@pytest.mark.parametrize("name", sorted(REAL_FILES))
+def test_each_real_file_is_detected_and_staged(name):
+    fmt, rows = stage_file(shared_file(name))
+    assert fmt == REAL_FILES[name]
+    lines = shared_file(name).read_text(encoding="utf-8").splitlines()
+    assert len(rows) == len(lines)
+    assert [r["original"] for r in rows] == [json.loads(line) for line in lines]  # the row, unchanged
+    fitting = [r for r in rows if r["excluded_reason"] is None]
+    assert all(r["messages"][-1]["role"] == "user" and r["chosen"] is not None and r["rejected"] is not None
+               for r in fitting)  # (a few hh answers are empty: still a response to judge)
+    excluded = {r["excluded_reason"] for r in rows} - {None}
+    # the hh test split holds 5 pairs whose two transcripts differ before the last answer (a "Human:" inside a turn)
+    assert (len(rows) - len(fitting), excluded) == ((5, {"prompts_differ"}) if fmt == "hh_rlhf" else (0, set()))
+
+
+def test_sharegpt_real_rows_keep_multi_turn_conversations():
+    _, rows = stage_file(shared_file("llamafactory_dpo_en_demo.jsonl"))
+    turns = [len(r["messages"]) for r in rows]
+    assert max(turns) >= 3 and sum(1 for t in turns if t >= 3) > 50  # the Capybara-style multi-turn rows
+    first = json.loads(shared_file("llamafactory_dpo_en_demo.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert rows[0]["chosen"] == first["chosen"]["value"] and rows[0]["rejected"] == first["rejected"]["value"]
+
+
+def test_the_judge_prompt_shows_earlier_turns_and_rates_only_the_final_answers():
+    from prefclean.judge.tasks import make_task
+
+    task = make_task("ultrafeedback", None)
+    single = task.prompt("2+2?", ["4", "5"], "overall-rating", None).messages[1]["content"]
+    assert "<conversation>" not in single  # a single-turn pair's prompt is what it always was
+    conversation = "\x1e" + json.dumps([msg("system", "Be brief."), msg("user", "Hi"), msg("assistant", "Hello!"),
+                                        msg("user", "2+2?")])
+    multi = task.prompt(conversation, ["4", "5"], "overall-rating", None).messages[1]["content"]
+    assert multi.index('<turn 1 role="system">\nBe brief.') < multi.index('<turn 3 role="assistant">\nHello!') \
+        < multi.index("<instruction>\n2+2?\n</instruction>") < multi.index("<text 1>\n4\n</text 1>")
+    tail = lambda prompt: prompt[prompt.index("<instruction>"):]  # noqa: E731
+    assert tail(multi) == tail(single)  # the same answers to rate, in the same layout
