@@ -7,6 +7,7 @@ from the templates themselves.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ TEMPLATE_GLOBALS: dict[str, Callable[..., Any]] = {}
 
 
 def template_global(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Offer fn to every template; one with `fn.with_project = True` gets the project as its first argument."""
     TEMPLATE_GLOBALS[fn.__name__] = fn
     return fn
 
@@ -142,7 +144,8 @@ class Compiler:
         self.project = project
         self.env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                                       extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
-        self.namespace: dict[str, Any] = dict(TEMPLATE_GLOBALS)
+        self.namespace: dict[str, Any] = {name: functools.partial(fn, project) if getattr(fn, "with_project", False)
+                                          else fn for name, fn in TEMPLATE_GLOBALS.items()}
         self.namespace["project_vars"] = project.vars
         self.connection = connection
         self.namespace["relation_exists"] = self.relation_exists

@@ -69,6 +69,8 @@ class Build:
         override = options.options.get("judge_override")
         if override:  # models can see it (var('judge_override')), e.g. to re-judge rows judged by another judge
             project = replace(project, vars={**project.vars, "judge_override": override})
+        if options.options.get("refresh_judgments"):  # var('refresh_judgments'): incremental models re-judge every row
+            project = replace(project, vars={**project.vars, "refresh_judgments": True})
         self.project, self.options, self.report = project, options, report
         self.run_id = uuid.uuid4().hex[:12]
         self.udfs = all_udfs(project)

@@ -253,13 +253,14 @@ def test_hanging_requests_time_out_and_are_retried_or_marked(make_project, run_c
         [r] = judged(root)
         assert r["j"]["ratings"] == [5, 3] and r["j"]["attempts"] == 2 and seconds < 3
         server.reset()
-        server.control(hang_first_n=10, hang_ms=3000)
-        root = judge_project(make_project, server, [row(2, 5, 3)],
+        server.control(hang_if_contains="question 2\n", hang_ms=3000)
+        root = judge_project(make_project, server, [row(2, 5, 3), row(3, 4, 2)],
                              judges={"fake": judge_config(server, timeout=0.4, max_retries=1)})
         build(run_cli, root)
-        [r] = judged(root)
-        assert r["j"]["ratings"] is None and "within 0.4s" in r["j"]["error"]
-        assert server.stats()["requests"] == 2
+        hung, answered = judged(root)
+        assert hung["j"]["ratings"] is None and "within 0.4s" in hung["j"]["error"]
+        assert answered["j"]["ratings"] == [4, 2]
+        assert server.stats()["requests"] == 3  # the hung row twice, the other once
 
 
 def test_incremental_model_judges_only_new_and_failed_rows(make_project, run_cli, fake_judge):

@@ -9,12 +9,15 @@ cache written by an older prefclean keeps answering after the schema changes.
 
 from __future__ import annotations
 
+import re
+import shlex
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 
+from ..errors import JudgeError
 from ..migrations import Migrations
 from ..warehouse import transaction
 from .jsonrows import json_line, table_from_json_lines
@@ -39,6 +42,20 @@ def initial(con: duckdb.DuckDBPyConnection) -> None:
 CACHE_MEMORY_LIMIT = "512MB"
 
 
+def cache_unusable(path: Path, exc: Exception) -> JudgeError:
+    """One line for a cache that cannot be opened or read: judging without it would fail every row (and
+    empty the cleaned export), so the judging model fails instead and everything built before stays."""
+    detail = " ".join(str(exc).split())
+    lock = re.search(r"Conflicting lock is held in (.*?) \(PID (\d+)\)", detail)
+    if lock:
+        return JudgeError(f"the judgment cache {path} is in use by another process (PID {lock[2]}, {lock[1]}): "
+                          "wait for it to finish or stop it, then build again")
+    aside = path.with_name(path.name + ".broken")
+    return JudgeError(f"the judgment cache {path} cannot be read ({detail}); it is damaged or not a DuckDB file: "
+                      f"move it aside (mv {shlex.quote(str(path))} {shlex.quote(str(aside))}) and build again "
+                      "(the judge is then asked again for every judgment)")
+
+
 class JudgmentCache:
     """Thread-safe: DuckDB calls the judge UDF from several threads at once.
 
@@ -51,13 +68,18 @@ class JudgmentCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Its own DuckDB instance would default to 80% of RAM: its buffers then grew ~1 MiB per 1,000 stored
         # judgments (a million pairs: +1 GB). Capped, it evicts to disk and stays flat.
-        self._con = duckdb.connect(str(path))
-        self._con.execute(f"set memory_limit = '{CACHE_MEMORY_LIMIT}'")  # a SET, so other opens need no config
+        try:
+            self._con = duckdb.connect(str(path))
+        except duckdb.Error as exc:  # locked by another process, or not a DuckDB file
+            raise cache_unusable(path, exc) from None
         self._lock = threading.Lock()
         try:
+            self._con.execute(f"set memory_limit = '{CACHE_MEMORY_LIMIT}'")  # a SET, so other opens need no config
             MIGRATIONS.migrate(self._con)  # a cache from an older prefclean is brought up to date
-        except BaseException:
+        except BaseException as exc:
             self._con.close()
+            if isinstance(exc, duckdb.Error):  # damaged past its header
+                raise cache_unusable(path, exc) from None
             raise
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="prefclean-judgment-cache")
         self._writes: list[Future] = []
@@ -76,6 +98,8 @@ class JudgmentCache:
                 rows = cur.execute(
                     f"select j.{', j.'.join(CACHE_NAMES)} from judgments j "
                     "semi join (select unnest(?::varchar[]) as key) w on j.key = w.key", [keys]).fetchall()
+            except duckdb.Error as exc:  # a file damaged past what opening it read
+                raise cache_unusable(self.path, exc) from None
             finally:
                 cur.close()
         at = CACHE_NAMES.index("key")

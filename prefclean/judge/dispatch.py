@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterator
 
 from ..project import JudgeConfig
+from ..redact import redact_known
 from .engines.base import Engine, EngineError, GenerationParams
 from .tasks import Task, Verdict
 
@@ -184,6 +185,7 @@ class Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     request_seconds: float = 0.0
+    refreshed: int = 0  # rows asked again with --refresh-judgments (the cache not consulted)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts) -> None:
@@ -275,7 +277,7 @@ class Dispatcher:
                     completion, error = None, exc
                 except Exception as exc:  # an engine bug must cost one row, not the build
                     completion = None
-                    error = EngineError(f"{type(exc).__name__}: {exc}", retryable=False)
+                    error = EngineError(f"{type(exc).__name__}: {exc}", retryable=False)  # (masked there)
                 finally:
                     self.in_flight -= 1
                 elapsed = time.perf_counter() - started
@@ -302,9 +304,10 @@ class Dispatcher:
                 if count is not None:
                     tokens[i] = (tokens[i] or 0) + count
             self.stats.add(prompt_tokens=completion.prompt_tokens or 0, completion_tokens=completion.completion_tokens or 0)
-            last_text = completion.text
+            # A server may echo a key even in a 200: masked before the answer is read (rationales) or stored (raw).
+            last_text = redact_known(completion.text)
             try:
-                verdict = self.task.parse(completion.text, request.n)
+                verdict = self.task.parse(last_text, request.n)
             except Exception as exc:  # a parser bug costs this row, like an unparseable answer
                 verdict = Verdict(None, None, None, f"parser error: {type(exc).__name__}: {exc}")
             last_verdict = verdict
@@ -312,7 +315,7 @@ class Dispatcher:
                           "http_status": 200, "prompt_tokens": completion.prompt_tokens,
                           "completion_tokens": completion.completion_tokens})
             if verdict.error is None:
-                return Outcome(request.key, verdict, completion.text, completion.model or self.engine.model,
+                return Outcome(request.key, verdict, last_text, completion.model or self.engine.model,
                                tokens[0], tokens[1], latency, attempt, calls)
             parse_failures += 1
             if parse_failures > self.judge.parse_retries:

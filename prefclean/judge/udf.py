@@ -24,11 +24,13 @@ import pyarrow as pa
 from ..compiler import template_global
 from ..errors import JudgeError
 from ..migrations import MigrationError
+from ..redact import add_secrets_in_use, redact
 from ..udf import RunContext, udf
 from .cache import JudgmentCache
 from .dispatch import Dispatcher, LoopThread, Request, RequestStream, Stats
 from .engines import create_engine
 from .engines.base import load_engine
+from .identity import judge_identity  # noqa: F401  (a template global, like judge())
 from .jsonrows import ArrowRows, array_from_json_lines, json_line
 from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, resolve_judge, smoke_test_judge
 from .progress import JudgeProgress
@@ -89,6 +91,7 @@ class JudgeSession:
     smoke_test: bool
     progress: JudgeProgress
     reported: dict
+    answered: int = 0  # requests the judge answered in this build (see judge_batch: when none ever is)
 
 
 class Judging:
@@ -100,6 +103,7 @@ class Judging:
         self.lock = threading.Lock()
         self.sessions: dict[tuple[str, str], JudgeSession] = {}
         self.stats = Stats()
+        add_secrets_in_use(self.project.judges.values())  # masked in every error and answer from here on
         self.cache = judgment_cache(ctx)
         self.refresh = bool(ctx.options.get("refresh_judgments"))
         INTERRUPTED.clear()
@@ -158,6 +162,9 @@ class Judging:
                     f"failed {delta['failed']}, cached {delta['cached']}, deduplicated {delta['deduplicated']}; "
                     f"requests {delta['requests']}, retries {delta['retries']}, 429s {delta['rate_limited']}, "
                     f"tokens {delta['prompt_tokens']}+{delta['completion_tokens']}")
+            if delta["refreshed"]:
+                notes.append(f"judge {s.name}: --refresh-judgments re-asked the judge for {delta['refreshed']} rows "
+                             "(the judgment cache was not consulted; the new answers replace the old ones in it)")
         return notes
 
     def _where(self) -> str:
@@ -203,7 +210,9 @@ class Judging:
             sending.cancel()
             raise
         hits = sum(1 for k in row_keys if k in outcomes)
-        self.stats.add(rows=n_rows, deduplicated=sum(1 for k in row_keys if k) - len(distinct), cached=hits)
+        keyed = sum(1 for k in row_keys if k)
+        self.stats.add(rows=n_rows, deduplicated=keyed - len(distinct), cached=hits,
+                       refreshed=keyed if self.refresh else 0)
         session.progress.add_total(n_rows)
         session.progress.advance(n_rows - sum(1 for k in row_keys if k is not None and k not in outcomes),
                                  self.stats.as_dict())
@@ -212,9 +221,14 @@ class Judging:
             for k in row_keys:
                 if k is not None and k not in outcomes:
                     rows_per_key[k] = rows_per_key.get(k, 0) + 1
+            answered, unanswered = 0, None  # requests in this batch the judge answered; the last it did not
             for arrived in self._receive(session, sending, task_name, aspect):
                 judged = failed = 0
                 for judgment in arrived:
+                    if judgment.raw is not None or judgment.error is None:
+                        answered += 1
+                    else:
+                        unanswered = judgment
                     outcomes[judgment.key] = judgments.add(judgment.result_row())
                     count = rows_per_key[judgment.key]
                     judged, failed = (judged + count, failed) if judgment.error is None else (judged, failed + count)
@@ -223,6 +237,12 @@ class Judging:
                 session.progress.advance(judged + failed, self.stats.as_dict())
             if session.dispatcher.fatal is not None:  # judgments made so far are cached; the model fails
                 raise JudgeError(f"judge '{session.name}': {session.dispatcher.fatal}")
+            with self.lock:
+                session.answered += answered
+                never_answered = session.answered == 0
+            if never_answered and unanswered is not None:  # a judge that failed every request is not a success
+                raise JudgeError(f"judge '{session.name}': every request failed ({sending.expected} of "
+                                 f"{sending.expected}), e.g. {unanswered.error}; `prefclean judges` checks the judge")
         return judgments.take([outcomes[key] if key is not None else judgments.add(results[i].result_row())
                                for i, key in enumerate(row_keys)])
 
@@ -411,7 +431,7 @@ def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, gene
     except Exception as exc:  # a bug must not kill the query either; the rows carry it
         if INTERRUPTED.is_set():  # Ctrl-C that landed in one of the judge's own DuckDB calls ("Query interrupted")
             raise KeyboardInterrupt from None
-        error = f"internal error: {type(exc).__name__}: " + " ".join(str(exc).split())
+        error = redact(f"internal error: {type(exc).__name__}: " + " ".join(str(exc).split()))
     seen = ctx.state.setdefault("judge_errors_reported", set())
     if error not in seen:
         seen.add(error)

@@ -13,8 +13,10 @@ Prometheus prompts get "Feedback: ... [RESULT] K" (absolute) or "[RESULT] A|B" (
 Faults, set with POST /control (JSON); counters reset with POST /reset; GET /stats returns what happened:
   latency_ms, fail_first_n + fail_status, fail_every (every k-th request fails), rate_limit_first_n + retry_after,
   garbage_first_n (unparseable answer), odd_shape_first_n (content as a list of parts, token counts as strings
-  and floats, a number as the model name), hang_first_n + hang_ms, fail_if_contains / garbage_if_contains (substring
-  of the prompt that always fails / always gets an unparseable answer), record_prompts (keep every prompt in
+  and floats, a number as the model name), hang_first_n + hang_ms, fail_if_contains / garbage_if_contains /
+  hang_if_contains (substring of the prompt that always fails / gets an unparseable answer / hangs for hang_ms),
+  echo_authorization (a failure's body, and every answer, repeat the request's Authorization header, as a careless
+  server or proxy does), record_prompts (keep every prompt in
   /stats "prompts", to check what was sent). max_concurrency (K > 0): at most K requests are served at once
   and the rest wait their turn, as one replica of a real model server with limited capacity (K / latency req/s). /stats "authorization" lists the distinct Authorization headers seen;
   "held_seconds" sums how long the handler held each request (the latency the server really served).
@@ -48,7 +50,8 @@ DEFAULTS = {
     "fail_first_n": 0, "fail_status": 500, "fail_every": 0,
     "rate_limit_first_n": 0, "retry_after": 0.2,
     "garbage_first_n": 0, "odd_shape_first_n": 0, "hang_first_n": 0, "hang_ms": 30_000,
-    "fail_if_contains": None, "garbage_if_contains": None, "record_prompts": False,
+    "fail_if_contains": None, "garbage_if_contains": None, "hang_if_contains": None, "echo_authorization": False,
+    "record_prompts": False,
     "max_concurrency": 0,
 }
 
@@ -105,8 +108,10 @@ class JudgeServer:
     def _count(self, status: int):
         self.stats["by_status"][str(status)] = self.stats["by_status"].get(str(status), 0) + 1
 
-    def _answer(self, number: int, prompt: str, model: str, settings: dict, now: float) -> tuple[int, dict, dict]:
+    def _answer(self, number: int, prompt: str, model: str, settings: dict, now: float,
+                auth: str | None = None) -> tuple[int, dict, dict]:
         """Status, JSON body and headers of the response to request `number`: an injected fault or the answer."""
+        echo = f" (you sent Authorization: {auth})" if settings["echo_authorization"] else ""
         if number <= settings["rate_limit_first_n"]:
             return 429, {"error": {"message": "rate limited"}}, {"Retry-After": str(settings["retry_after"])}
         failing = number <= settings["fail_first_n"] or (
@@ -114,10 +119,10 @@ class JudgeServer:
             settings["fail_if_contains"] and settings["fail_if_contains"] in prompt)
         if failing:
             status = int(settings["fail_status"])
-            return status, {"error": {"message": f"injected failure {status}"}}, {}
+            return status, {"error": {"message": f"injected failure {status}{echo}"}}, {}
         garbage = number <= settings["garbage_first_n"] or (
             settings["garbage_if_contains"] and settings["garbage_if_contains"] in prompt)
-        text = "Both answers are fine I guess." if garbage else answer_for(prompt, model, settings)
+        text = ("Both answers are fine I guess." if garbage else answer_for(prompt, model, settings)) + echo
         usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if number <= settings["odd_shape_first_n"]:
@@ -157,14 +162,15 @@ class JudgeServer:
             # The answer is made first, then sent `latency_ms` after the request arrived: the latency is the
             # whole time the server holds a request, as with a real one (made after the wait, it added this
             # server's own CPU time to every answer, and to each answer queued behind it).
-            status, payload, headers = self._answer(number, prompt, model, settings, now)
+            status, payload, headers = self._answer(number, prompt, model, settings, now, auth)
             body = json.dumps(payload).encode()
             if settings["max_concurrency"]:  # a slot first; then the latency, from when it got one
                 async with self._capacity(int(settings["max_concurrency"])):
                     await asyncio.sleep(settings["latency_ms"] / 1000)
             elif settings["latency_ms"]:
                 await asyncio.sleep(max(0.0, entered + settings["latency_ms"] / 1000 - time.perf_counter()))
-            if number <= settings["hang_first_n"]:
+            if number <= settings["hang_first_n"] or (
+                    settings["hang_if_contains"] and settings["hang_if_contains"] in prompt):
                 await asyncio.sleep(settings["hang_ms"] / 1000)
             self._count(status)
             if status == 200:

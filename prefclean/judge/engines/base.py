@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from ...errors import JudgeError
+from ...redact import redact
 
 if TYPE_CHECKING:
     from ...project import JudgeConfig
@@ -55,7 +56,9 @@ class EngineError(Exception):
 
     def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None,
                  status: int | None = None, fatal: bool | None = None):
-        super().__init__(message)
+        # Every engine failure becomes text here (row errors, the call log, build output): the one place
+        # where what a server echoed back (an Authorization header, a URL's password) is masked.
+        super().__init__(redact(message))
         self.retryable, self.retry_after, self.status = retryable, retry_after, status
         self.fatal = status in (401, 403, 404) if fatal is None else fatal
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from ...errors import JudgeError
+from ...redact import add_secret, redact
 from .base import Completion, Engine, EngineError, GenerationParams, register_engine
 
 DEFAULT_MODEL = "meta-llama/Meta-Llama-3.1-70B-Instruct"
@@ -45,7 +46,9 @@ class HFInferenceEngine(Engine):
     def _token(self) -> str | None:
         from huggingface_hub import get_token
 
-        return get_token()  # HF_TOKEN, else the saved login
+        token = get_token()  # HF_TOKEN, else the saved login
+        add_secret(token)  # masked wherever a server echoes it back
+        return token
 
     def _ensure_client(self):
         if self._client is None:
@@ -63,10 +66,11 @@ class HFInferenceEngine(Engine):
 
     def describe(self) -> str:
         where = self.base_url or f"Hugging Face inference ({self.provider or 'auto'})"
-        return f"hf-inference {self.model} at {where}"
+        return redact(f"hf-inference {self.model} at {where}")
 
     def cache_identity(self) -> str:
-        return f"hf-inference|{self.model}"
+        # A provider may serve another build of the model (added only when set: older cache keys still match).
+        return f"hf-inference|{self.model}" + (f"|provider={self.provider}" if self.provider else "")
 
     async def complete(self, messages, params: GenerationParams, *, grammar=None) -> Completion:
         client = self._ensure_client()
@@ -103,7 +107,7 @@ class HFInferenceEngine(Engine):
 
     async def check(self) -> str:
         try:
-            await self.complete([{"role": "user", "content": "Say OK."}], GenerationParams(max_tokens=2, temperature=0.0))
+            await self.complete([{"role": "user", "content": "Say OK."}], GenerationParams(max_tokens=1, temperature=0.0))
         except EngineError:
             raise
         return f"{self.describe()} answers"

@@ -194,4 +194,6 @@ class LlamaCppEngine(Engine):
         return await asyncio.to_thread(self._generate, messages, params, grammar)
 
     async def check(self) -> str:
-        return f"{self.path} loaded"
+        """Loaded (when the engine was made) and answering: one token, without a grammar."""
+        await self.complete([{"role": "user", "content": "Say OK."}], GenerationParams(max_tokens=1, temperature=0.0))
+        return f"{self.path} loaded, answers"

@@ -14,6 +14,7 @@ import time
 
 import aiohttp
 
+from ...redact import add_secret, redact
 from .base import Completion, Engine, EngineError, GenerationParams, register_engine
 
 
@@ -83,15 +84,22 @@ class OpenAIEngine(Engine):
         self._available: asyncio.Condition | None = None
         env = config.api_key_env or "OPENAI_API_KEY"
         self._api_key = os.environ.get(env)  # never logged, never stored
+        add_secret(self._api_key)  # and masked wherever a server echoes it back
         self.send_grammar = self.accepts_grammar = bool(config.options.get("send_grammar", False))
         self.extra_body = dict(config.options.get("extra_body") or {})
 
     def cache_identity(self) -> str:
-        # The replicas serve the same model, so their URLs are not part of the identity.
-        return f"openai|{self.model}"
+        # The replicas serve the same model, so their URLs are not part of the identity. What else is sent
+        # with every request changes answers too (added only when set, so older cache keys still match).
+        identity = f"openai|{self.model}"
+        if self.extra_body:
+            identity += "|extra_body=" + json.dumps(self.extra_body, sort_keys=True, default=str)
+        if self.send_grammar:
+            identity += "|grammar"
+        return identity
 
     def describe(self) -> str:
-        return f"openai {self.model} at {', '.join(self.base_urls)}"
+        return redact(f"openai {self.model} at {', '.join(self.base_urls)}")
 
     def _headers(self) -> dict:
         headers = {"Content-Type": "application/json"}
@@ -139,8 +147,7 @@ class OpenAIEngine(Engine):
             replica.in_flight -= 1
             self._available.notify_all()
 
-    async def complete(self, messages, params: GenerationParams, *, grammar=None) -> Completion:
-        session = self._ensure_session()
+    def _payload(self, messages, params: GenerationParams, grammar=None) -> str:
         body = {"model": self.model, "messages": messages, "max_tokens": params.max_tokens,
                 "temperature": params.temperature, **self.extra_body}
         if params.seed is not None:
@@ -149,22 +156,33 @@ class OpenAIEngine(Engine):
             body["top_p"] = params.top_p
         if grammar and self.send_grammar:
             body["grammar"] = grammar
-        payload = json.dumps(body)
+        return json.dumps(body)
+
+    async def complete(self, messages, params: GenerationParams, *, grammar=None) -> Completion:
+        session = self._ensure_session()
+        payload = self._payload(messages, params, grammar)
         replica = await self._acquire()
+        try:
+            status, raw, retry_after = await self._post(session, replica, payload)
+        finally:
+            await self._release(replica)
+        return self._completion(replica, status, raw, retry_after)
+
+    async def _post(self, session, replica: Replica, payload: str, timeout=None) -> tuple[int, bytes, float | None]:
         url = f"{replica.url}/chat/completions"
         try:
-            async with session.post(url, data=payload) as resp:
-                raw = await resp.read()
-                status = resp.status
-                retry_after = _retry_after(resp.headers)
+            async with session.post(url, data=payload, **({"timeout": timeout} if timeout else {})) as resp:
+                return resp.status, await resp.read(), _retry_after(resp.headers)
         except asyncio.TimeoutError:
             self._mark_failed(replica)
-            raise EngineError(f"no answer from {replica.url} within {self.config.timeout:g}s", retryable=True) from None
+            seconds = timeout.total if timeout else self.config.timeout
+            raise EngineError(f"no answer from {replica.url} within {seconds:g}s", retryable=True) from None
         except aiohttp.ClientError as exc:
             self._mark_failed(replica)
             raise EngineError(f"cannot reach {replica.url}: {exc}", retryable=True) from None
-        finally:
-            await self._release(replica)
+
+    def _completion(self, replica: Replica, status: int, raw: bytes, retry_after: float | None) -> Completion:
+        """The answer of a 200, or the EngineError a status means."""
         if status == 200:
             replica.mark_ok()
             try:
@@ -193,22 +211,21 @@ class OpenAIEngine(Engine):
         raise EngineError(f"{replica.url} refused the request ({status}): {detail}", status=status)
 
     async def check(self) -> str:
+        """A one-token completion from every replica: a server that lists its models but refuses every
+        request (a 400 to each) is not a judge that works."""
         session = self._ensure_session()
+        payload = self._payload([{"role": "user", "content": "Say OK."}], GenerationParams(max_tokens=1, temperature=0.0))
+        timeout = aiohttp.ClientTimeout(total=min(self.config.timeout, 60.0))
         results = []
         for replica in self.replicas:
+            status, raw, retry_after = await self._post(session, replica, payload, timeout)
             try:
-                async with session.get(f"{replica.url}/models", timeout=aiohttp.ClientTimeout(total=5)) as resp:
-                    if resp.status in (401, 403):
-                        raise EngineError(f"{replica.url} rejected the API key ({resp.status})")
-                    if resp.status == 200:
-                        data = await resp.json(content_type=None)
-                        ids = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
-                        if ids and self.model not in ids and self.model != "default":
-                            raise EngineError(f"{replica.url} does not serve '{self.model}' (it serves {', '.join(map(str, ids[:5]))})")
-                    results.append(f"{replica.url} reachable")
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise EngineError(f"cannot reach {replica.url}: {exc or type(exc).__name__}") from None
-        return "; ".join(results)
+                self._completion(replica, status, raw, retry_after)
+            except EngineError as exc:
+                if exc.status != 429:  # rate limited: it answers, it is only busy
+                    raise
+            results.append(f"{replica.url} answers")
+        return redact("; ".join(results))
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:

@@ -1,0 +1,100 @@
+"""A judgment's identity: everything that can change a judge's answer, as a short string a model stores.
+
+    {% set judged_with = judge_identity(var('judges'), var('aspect')) %}
+    ... '{{ judged_with }}' as judged_with ...
+    {% if is_incremental() %} where pair_id not in (select pair_id from {{ this }} where judged_with = '{{ judged_with }}') {% endif %}
+
+A name says little: the judge behind `fake` may get another model, temperature or engine, `default` may point
+at another judge, and `judge_templates/` may change the prompt. The identity is made of the resolved judge
+(after --judge and `default_judge`): its engine, model, generation parameters and the options that reach the
+model, the task and aspect, and a hash of the prompt templates as the project resolves them (its own
+`judge_templates/` first, with what they include). It is computed when the model renders, without starting
+an engine (no token, no model load), so `prefclean compile` shows it and a rebuild that judges nothing costs
+nothing. Rows whose stored identity differs are judged again; the judgment cache, keyed on the engine, model,
+parameters and exact prompt, still answers every request whose answer cannot have changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import jinja2
+import jinja2.meta
+
+from ..compiler import template_global
+from ..errors import JudgeError
+from .judges import resolve_judge
+from .tasks import make_task
+
+# Options that change how fast an engine answers, not what: left out so that tuning them re-judges nothing.
+SPEED_OPTIONS = frozenset({"n_threads", "n_threads_batch", "n_gpu_layers", "n_ctx"})
+
+
+def judge_fingerprint(project, config, task: str) -> dict:
+    """What in one resolved judge and task can change an answer."""
+    fields = {
+        "engine": config.engine, "model": config.model, "max_tokens": config.max_tokens,
+        "temperature": config.temperature, "seed": config.seed, "top_p": config.top_p,
+        "options": {k: v for k, v in sorted(config.options.items()) if k not in SPEED_OPTIONS},
+        "task": task, "templates": template_hash(project.root, task),
+    }
+    if not config.model:  # a model named by its server (an Inference Endpoint, a TGI URL) or a default
+        fields["base_urls"] = list(config.base_urls)
+    if config.model and config.engine == "llamacpp":
+        path = Path(config.model).expanduser()
+        if path.is_file():  # the same path with another file in it
+            fields["gguf_size"] = path.stat().st_size
+    return fields
+
+
+def template_hash(root: Path | None, task: str) -> str:
+    """A hash of the source of every template the task renders, as this project resolves them."""
+    built = make_task(task, root)
+    env = built.env
+    digest = hashlib.sha256()
+    todo, seen = list(built.templates), set()
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            source, _, _ = env.loader.get_source(env, name)
+        except jinja2.TemplateNotFound:
+            source = "<missing>"
+        digest.update(f"{name}\0{source}\0".encode())
+        try:
+            todo.extend(sorted(n for n in jinja2.meta.find_referenced_templates(env.parse(source)) if n))
+        except jinja2.TemplateSyntaxError:
+            pass  # the judge reports it when it renders
+    return digest.hexdigest()[:16]
+
+
+def panel_identity(project, judges, aspect: str, task: str = "ultrafeedback") -> str:
+    """`names|aspect|hash` for a panel: readable, and different whenever any judge's answer may be."""
+    names = [judges] if isinstance(judges, str) else list(judges)
+    override = project.vars.get("judge_override")
+    resolved, parts = [], []
+    for name in names:
+        try:
+            config = resolve_judge(project, name, override)
+            fingerprint = judge_fingerprint(project, config, task)
+            resolved.append(config.name)
+        except JudgeError as exc:  # the judge says so when it runs, and fails its model then
+            fingerprint = {"unresolved": name, "why": str(exc)}
+            resolved.append(name)
+        parts.append(fingerprint)
+    digest = hashlib.sha256(json.dumps([parts, aspect], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{','.join(resolved)}|{aspect}|{digest}"
+
+
+@template_global
+def judge_identity(project, judges, aspect: str = "overall-rating", task: str = "ultrafeedback") -> str:
+    """The identity of the judgments a panel makes (see the module docstring); the project is bound by the
+    compiler."""
+    return panel_identity(project, judges, aspect, task)
+
+
+judge_identity.with_project = True  # type: ignore[attr-defined]
