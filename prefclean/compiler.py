@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import duckdb
 import jinja2
 
 from .errors import CompileError
 from .project import Project
-from .sources import source_relation
-from .warehouse import MODELS_SCHEMA, relation
+from .context import (MODULES, Adapter, Exceptions, Log, QueryResult, Relation, env_var, jinja_return, make_environment,
+                      target)
+from .warehouse import MODELS_SCHEMA, SOURCES_SCHEMA, relation
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
 ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns")  # dbt's, less `ignore`
@@ -46,6 +48,7 @@ class Model:
     refs: set[str] = field(default_factory=set)
     sources: set[str] = field(default_factory=set)
     compiled_sql: str = ""
+    runs_queries: bool = False  # it calls run_query(): rendered again just before it builds
 
     @property
     def relation(self) -> str:
@@ -86,23 +89,55 @@ class _RenderContext:
     def __init__(self, compiler: "Compiler", model: Model, incremental: bool):
         self.compiler, self.model, self.incremental = compiler, model, incremental
 
-    def ref(self, name: str, *more: str) -> str:
+    @property
+    def owner(self) -> str:
+        return f"model '{self.model.name}' ({self.model.path})"
+
+    def ref(self, name: str, *more: str, **kwargs: Any) -> Relation:
+        version = kwargs.pop("v", kwargs.pop("version", None))
+        if version is not None:
+            raise CompileError(f"{self.owner}: ref('{more[-1] if more else name}', v={version!r}): model versions are "
+                               "not supported by prefclean (name each version as its own model)")
+        if kwargs:
+            raise CompileError(f"{self.owner}: ref() takes no argument {', '.join(sorted(kwargs))}")
+        if len(more) > 1:
+            raise CompileError(f"{self.owner}: ref() takes a model name, or a package and a model name")
         name = more[-1] if more else name  # dbt allows ref('package', 'model')
         if name not in self.compiler.model_names:
-            raise CompileError(f"model '{self.model.name}' ({self.model.path}): ref('{name}') names no model"
+            raise CompileError(f"{self.owner}: ref('{name}') names no model"
                                + _suggest(name, self.compiler.model_names))
         self.model.refs.add(name)
-        if self.compiler.ephemeral.get(name) is not None:
-            return f"({self.compiler.ephemeral[name]}\n)"  # the newline ends a trailing -- comment
-        return relation(MODELS_SCHEMA, name)
+        database = self.compiler.project.warehouse.stem
+        if self.compiler.ephemeral.get(name) is not None:  # the newline ends a trailing -- comment
+            return Relation(MODELS_SCHEMA, name, database, sql=f"({self.compiler.ephemeral[name]}\n)")
+        return Relation(MODELS_SCHEMA, name, database)
 
-    def source(self, name: str, table: str | None = None) -> str:
+    def source(self, name: str, table: str | None = None) -> Relation:
         name = table or name  # source('group', 'table') reads as the table name
         if name not in self.compiler.project.sources:
-            raise CompileError(f"model '{self.model.name}' ({self.model.path}): source('{name}') is not in prefclean.yml"
+            raise CompileError(f"{self.owner}: source('{name}') is not in prefclean.yml"
                                + _suggest(name, list(self.compiler.project.sources)))
         self.model.sources.add(name)
-        return source_relation(name)
+        return Relation(SOURCES_SCHEMA, name, self.compiler.project.warehouse.stem)
+
+    def env_var(self, name: str, default: Any = None) -> str:
+        return env_var(self.owner, name, default)
+
+    def log(self, message: Any, info: bool = False) -> str:
+        return self.compiler.logger(self.model.name, message, info)
+
+    def run_query(self, sql: str) -> QueryResult | None:
+        """dbt's run_query(): runs while models build (`execute` is true), returns None while parsing."""
+        self.model.runs_queries = True
+        if not self.compiler.executing or self.compiler.connection is None:
+            return None
+        try:
+            cursor = self.compiler.connection.execute(str(sql))
+            rows = cursor.fetchall() if cursor.description else []
+            names = [d[0] for d in cursor.description or []]
+        except duckdb.Error as exc:
+            raise CompileError(f"{self.owner}: run_query failed: {' '.join(str(exc).split())}") from None
+        return QueryResult(names, rows)
 
     _NO_DEFAULT = object()
 
@@ -142,10 +177,12 @@ class Compiler:
         from .judge import udf as _judge  # noqa: F401  (registers judge() and friends as template globals)
 
         self.project = project
-        self.env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                      extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
+        self.env = make_environment()
         self.namespace: dict[str, Any] = {name: functools.partial(fn, project) if getattr(fn, "with_project", False)
                                           else fn for name, fn in TEMPLATE_GLOBALS.items()}
+        self.namespace.update({"return": jinja_return, "target": target(project), "modules": MODULES})
+        self.executing = False  # True while models build: run_query() runs and `execute` is true, as in dbt
+        self.logger = Log()
         self.namespace["project_vars"] = project.vars
         self.connection = connection
         self.namespace["relation_exists"] = self.relation_exists
@@ -224,9 +261,13 @@ class Compiler:
     def _render_text(self, model: Model, text: str, *, incremental: bool = False, this: str | None = None,
                      extra: dict[str, Any] | None = None) -> str:
         ctx = _RenderContext(self, model, incremental)
+        database = self.project.warehouse.stem
         self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=ctx.config,
-                              is_incremental=ctx.is_incremental, this=this or model.relation,
-                              model_name=model.name, **(extra or {}))
+                              is_incremental=ctx.is_incremental, model_name=model.name,
+                              this=Relation(MODELS_SCHEMA, model.name, database, sql=this),
+                              env_var=ctx.env_var, log=ctx.log, run_query=ctx.run_query, execute=self.executing,
+                              exceptions=Exceptions(lambda: ctx.owner, ctx.log),
+                              adapter=Adapter(self.namespace, lambda: ctx.owner), **(extra or {}))
         try:
             try:
                 template = self.env.from_string(text)

@@ -177,7 +177,11 @@ def _sql_error(model: Model, compiler: Compiler, exc: duckdb.Error) -> str:
 def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model, *, full_refresh: bool,
                 notes: list[str] | None = None) -> int | None:
     """Build one model with its strategy. Raises ModelError; on failure the previous version stays in place."""
+    compiler.executing = True  # from here on run_query() runs, as at dbt's execution time
     try:
+        if model.runs_queries:  # render again now that its parents are built, for run_query() to see them
+            compiler.render(model)
+            write_compiled(compiler, model)
         return strategy(model).build(con, compiler, model, full_refresh=full_refresh,
                                      notes=notes if notes is not None else [])
     except duckdb.Error as exc:

@@ -118,3 +118,104 @@ def test_macro_syntax_error_names_macro_file(make_project, run_cli):
     result = run_cli("compile", cwd=root)
     assert result.exit_code == EXIT_USER_ERROR
     assert "macros/bad.sql:2: Jinja syntax error" in result.output
+
+
+# dbt's Jinja context: relations, env_var, target, log, run_query, return, exceptions, adapter.dispatch.
+
+def test_ref_source_and_this_are_relations_with_dbts_attributes(make_project):
+    root = make_project(config=SOURCES, models={
+        "base": "select 1 as id",
+        "child": "select '{{ this.identifier }}|{{ this.schema }}|{{ this.database }}' as me, "
+                 "'{{ ref('base').identifier }}|{{ source('pairs').schema }}|{{ source('pairs').name }}' as other, "
+                 "* from {{ ref('base') }}",
+    })
+    _, models = _compile(root)
+    assert models["child"].compiled_sql == ("select 'child|main|prefclean' as me, 'base|sources|pairs' as other, "
+                                            '* from "main"."base"')
+
+
+def test_env_var_with_and_without_default(make_project, monkeypatch):
+    monkeypatch.setenv("PREFCLEAN_TEST_REGION", "eu")
+    monkeypatch.delenv("PREFCLEAN_TEST_UNSET", raising=False)
+    root = make_project(models={"m": "select '{{ env_var('PREFCLEAN_TEST_REGION') }}' as r, "
+                                     "'{{ env_var('PREFCLEAN_TEST_UNSET', 'none') }}' as d"})
+    _, models = _compile(root)
+    assert models["m"].compiled_sql == "select 'eu' as r, 'none' as d"
+
+
+@pytest.mark.parametrize("template, expected", [
+    ("select '{{ env_var('PREFCLEAN_TEST_UNSET') }}'",
+     "model 'm' (models/m.sql): env_var('PREFCLEAN_TEST_UNSET') is not set and has no default"),
+    ("select '{{ env_var('HF_TOKEN', 'x') }}'", "env_var('HF_TOKEN') looks like a secret"),
+    ("select '{{ env_var('DBT_ENV_SECRET_PW', 'x') }}'", "looks like a secret"),
+    ("select * from {{ ref('base', v=2) }}", "ref('base', v=2): model versions are not supported by prefclean"),
+    ("select * from {{ ref('base', version=1) }}", "model versions are not supported by prefclean"),
+    ("{{ exceptions.raise_compiler_error('the rows are not ready') }}",
+     "model 'm' (models/m.sql): the rows are not ready"),
+    ("select {{ adapter.dispatch('nowhere')() }}", "adapter.dispatch('nowhere') found neither duckdb__nowhere nor "
+                                                  "default__nowhere"),
+    ("select '{{ target.colour }}'", "has no attribute 'colour'"),
+])
+def test_context_errors_are_one_line_user_errors(make_project, run_cli, monkeypatch, template, expected):
+    monkeypatch.delenv("PREFCLEAN_TEST_UNSET", raising=False)
+    root = make_project(models={"base": "select 1 as id", "m": template})
+    result = run_cli("compile", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR, result
+    assert expected in result.output and "Traceback" not in result.output
+
+
+def test_target_log_and_modules(make_project, run_cli):
+    root = make_project(models={"m": "{{ log('rendering m', info=True) }}select '{{ target.name }}' as t, "
+                                     "'{{ target.type }}' as ty, '{{ target.schema }}' as s, "
+                                     "{{ modules.datetime.date(2024, 1, 2).year }} as y"})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 0, result
+    assert result.output.count("log (m): rendering m") == 1  # once, though a model renders more than once
+    compiled = (root / "target/compiled/models/m.sql").read_text()
+    assert compiled.strip() == "select 'dev' as t, 'duckdb' as ty, 'main' as s, 2024 as y"
+
+
+MACROS_WITH_RETURN = """
+{% macro kinds() %}{{ return(['a', 'b']) }}{% endmacro %}
+{% macro kind_count() %}{% set k = kinds() %}{{ return(k | length) }}{% endmacro %}
+{% macro duckdb__greeting() %}'hello from duckdb'{% endmacro %}
+{% macro default__greeting() %}'hello'{% endmacro %}
+{% macro default__farewell() %}'bye'{% endmacro %}
+"""
+
+
+def test_return_and_adapter_dispatch(make_project):
+    root = make_project(macros={"m": MACROS_WITH_RETURN}, models={"m": (
+        "select {% for k in kinds() %}'{{ k }}' as {{ k }}, {% endfor %}{{ kind_count() }} as n, "
+        "{{ adapter.dispatch('greeting', 'my_project')() }} as g, {{ adapter.dispatch('farewell')() }} as f")})
+    _, models = _compile(root)
+    assert models["m"].compiled_sql == "select 'a' as a, 'b' as b, 2 as n, 'hello from duckdb' as g, 'bye' as f"
+
+
+RUN_QUERY = """{{ config(materialized='table') }}
+{% set result = run_query("select max(id) as top, count(*) as n from " ~ ref('base')) %}
+{% if execute %}
+select {{ result.columns[0].values()[0] }} as top, {{ result.rows[0]['n'] }} as n, {{ result | length }} as r
+{% else %}
+select -1 as top, -1 as n, -1 as r
+{% endif %}
+"""
+
+
+def test_run_query_sees_parents_built_in_the_same_run(make_project, run_cli, query):
+    root = make_project(config=SOURCES, models={
+        "base": "{{ config(materialized='table') }} select * from {{ source('pairs') }}", "stats": RUN_QUERY})
+    result = run_cli("build", cwd=root)  # a fresh warehouse: base exists only once this run built it
+    assert result.exit_code == 0, result
+    assert query(root, "select top, n, r from stats") == [(2, 2, 1)]
+    assert "select 2 as top, 2 as n, 1 as r" in (root / "target/compiled/models/stats.sql").read_text()
+    result = run_cli("compile", cwd=root)  # compiling runs no query: `execute` is false, as at dbt's parse time
+    assert result.exit_code == 0, result
+    assert "select -1 as top" in (root / "target/compiled/models/stats.sql").read_text()
+
+
+def test_run_query_errors_name_the_model(make_project, run_cli):
+    root = make_project(models={"m": "{% set r = run_query('select * from nowhere') %}select 1 as x"})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 1, result
+    assert "model 'm' (models/m.sql): run_query failed: Catalog Error" in result.output
