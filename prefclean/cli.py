@@ -59,12 +59,25 @@ def main():
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--name", default=None, help="Project name (default: the folder name).")
-def init(directory, name):
-    """Scaffold a new working project in DIRECTORY."""
-    from .scaffold import scaffold
+@click.option("--from", "from_", default=None, metavar="FILE_OR_HUB_ID",
+              help="Your dataset (JSONL, JSON, Parquet, CSV or a Hugging Face dataset id), read in place.")
+@click.option("--format", "fmt", default=None, help="Its format, when detection should not decide (see prefclean/formats).")
+@click.option("--kind", type=click.Choice(["dpo", "sft"]), default=None, help="Preference pairs or SFT rows.")
+def init(directory, name, from_, fmt, kind):
+    """Scaffold a new working project in DIRECTORY (with --from: over your dataset, in its own format)."""
+    from .scaffold import scaffold, scaffold_from
 
     try:
-        created = scaffold(Path(directory), name)
+        if from_ is None:
+            if fmt or kind:
+                raise PrefcleanError("--format and --kind need --from FILE_OR_HUB_ID")
+            created = scaffold(Path(directory), name)
+        else:
+            made = scaffold_from(Path(directory), from_, fmt=fmt, kind=kind, name=name)
+            created = made.root
+            click.echo(f"format: {made.format} ({'named' if fmt else 'detected'}): {made.description}")
+            click.echo("columns: " + ", ".join(f"{c} {t}" for c, t in made.columns.items()))
+            click.echo(f"cleaned rows, in the same format: {made.cleaned_path}")
     except PrefcleanError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)

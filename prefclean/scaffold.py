@@ -1,49 +1,56 @@
-"""`prefclean init`: a new project that builds as it is."""
+"""`prefclean init`: a new project that builds as it is -- the whole pipeline, from staging through the format
+adapter to the cleaned file in the dataset's own format.
+
+`prefclean init DIR` writes the example-style project (two inline orca pairs); `prefclean init DIR --from
+FILE_OR_HUB_ID` reads the user's dataset in place, detects its format and names the export after it.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+
+import yaml
 
 from .errors import PrefcleanError
 
-_PROJECT = """\
-name: {name}
-warehouse: target/prefclean.duckdb
+TEMPLATE_DIR = Path(__file__).parent / "project_template"
+_FILE_TYPES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".csv": "csv"}
+_EXPORT_SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv", "huggingface": ".parquet"}
 
+_VARS = """\
 vars:
+  source: {source}  # the source stg_rows reads (through its format adapter)
   shuffle_seed: 42
-
-sources:
-  pairs:
-    type: inline
-    columns: {{question: instruction}}
-    rows:
-      - {{system: "", question: "What is 2 + 2?", chosen: "2 + 2 = 4.", rejected: "2 + 2 = 5."}}
-      - {{system: "", question: "Name the capital of France.", chosen: "Paris.", rejected: "Lyon."}}
+  judges: [default]            # the panel: names from `judges:` below (none named = the offline smoke-test judge)
+  aspect: overall-rating       # overall-rating | helpfulness | honesty | instruction-following | truthfulness
+  check_position_bias: true    # judge each pair a second time with the responses swapped
+  drop_position_biased: true   # drop pairs whose verdict changed when swapped
+  min_margin: 1                # |chosen - rejected| below this is a tie -> drop
+  poor_max: 2                  # both responses rated <= this -> drop
+  min_agreement: 1.0           # share of the panel that must agree with the majority verdict
+  allow_flip: false            # true: flip pairs the judges say are mislabelled instead of dropping them
 """
 
-_MACRO = """\
-{# A seeded, row-order-independent shuffle of the two responses. #}
-{% macro shuffle_pair(chosen, rejected, key, seed) -%}
-  case when md5_number_lower({{ key }} || '#{{ seed }}') % 2 = 0
-       then [{{ chosen }}, {{ rejected }}] else [{{ rejected }}, {{ chosen }}] end as generations,
-  case when md5_number_lower({{ key }} || '#{{ seed }}') % 2 = 0
-       then ['chosen', 'rejected'] else ['rejected', 'chosen'] end as "order"
-{%- endmacro %}
+_JUDGES = """\
+# Judges: none named here, so judge() uses the offline smoke-test judge (SmolLM2-135M in llama.cpp; its ratings
+# are NOT meaningful). Uncomment one block and set `vars: judges: [llama70b]` (or pass --judge) for real judging.
+judges: {}
+#  llama70b:                               # Hugging Face serverless / Inference Providers (HF_TOKEN)
+#    engine: hf-inference
+#    model: meta-llama/Meta-Llama-3.1-70B-Instruct
+#  local-vllm:                             # any OpenAI-compatible server (vLLM, TGI, llama.cpp, Ollama)
+#    engine: openai
+#    base_url: http://127.0.0.1:8000/v1
+#    model: meta-llama/Llama-3.1-70B-Instruct
 """
 
-_STG = """\
-{{ config(materialized='table') }}
-select md5(concat_ws('\\x1f', system, instruction, chosen, rejected)) as pair_id, *
-from {{ source('pairs') }}
-"""
-
-_SHUFFLED = """\
-{{ config(materialized='table') }}
-select pair_id, system, instruction, chosen, rejected,
-       {{ shuffle_pair('chosen', 'rejected', 'pair_id', var('shuffle_seed')) }}
-from {{ ref('stg_pairs') }}
-"""
+_EXAMPLE_ROWS = [
+    {"system": "", "question": "What is 2 + 2?", "chosen": "2 + 2 = 4.", "rejected": "2 + 2 = 5."},
+    {"system": "", "question": "Name the capital of France.", "chosen": "Paris.", "rejected": "Lyon."},
+]
 
 _UDF = '''\
 """Project UDFs: functions in this folder become DuckDB functions usable in models."""
@@ -59,19 +66,34 @@ def word_count(texts):
 '''
 
 
-def scaffold(directory: Path, name: str | None = None) -> Path:
-    directory = directory.resolve()
+@dataclass
+class Scaffolded:
+    root: Path
+    format: str
+    description: str
+    columns: dict[str, str]
+    source: dict
+    cleaned_path: str
+
+
+def _yaml_block(key: str, value) -> str:
+    return yaml.safe_dump({key: value}, sort_keys=False, allow_unicode=True, width=120)
+
+
+def _project_text(name: str, source_name: str, source: dict, exports: dict) -> str:
+    return (f"# prefclean project: clean {source_name} with an LLM judge (prefclean.yml reference: README.md).\n"
+            f"name: {name}\nwarehouse: target/prefclean.duckdb\n\n" + _VARS.format(source=source_name) + "\n"
+            + _yaml_block("sources", {source_name: source}) + "\n" + _JUDGES + "\n" + _yaml_block("exports", exports))
+
+
+def _template_files() -> dict[str, str]:
+    base = TEMPLATE_DIR / "dpo"
+    return {str(p.relative_to(base)): p.read_text(encoding="utf-8") for p in sorted(base.rglob("*")) if p.is_file()}
+
+
+def _write(directory: Path, files: dict[str, str]) -> None:
     if (directory / "prefclean.yml").exists():
         raise PrefcleanError(f"{directory} already has a prefclean.yml")
-    name = name or directory.name.replace("-", "_")
-    files = {
-        "prefclean.yml": _PROJECT.format(name=name),
-        "macros/shuffle.sql": _MACRO,
-        "models/stg_pairs.sql": _STG,
-        "models/shuffled_pairs.sql": _SHUFFLED,
-        "udfs/text.py": _UDF,
-        ".gitignore": "target/\n",
-    }
     existing = [rel for rel in files if (directory / rel).exists()]
     if existing:  # never overwrite a user's files
         raise PrefcleanError(f"{directory / existing[0]} already exists; init a new or empty folder")
@@ -79,4 +101,84 @@ def scaffold(directory: Path, name: str | None = None) -> Path:
         path = directory / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
+    return name if name and not name[0].isdigit() else f"d_{name}"
+
+
+def _exports(dataset: str, target: str, hub: bool = False) -> dict:
+    exports = {
+        "cleaned": {"model": "cleaned_rows", "target": target,
+                    "path": f"target/exports/{dataset}_cleaned{_EXPORT_SUFFIX[target]}"},
+        "audit": {"model": "pair_decisions", "target": "parquet", "path": f"target/exports/{dataset}_audit.parquet"},
+    }
+    if hub:
+        exports["hub"] = {"model": "cleaned_rows", "target": "hub", "repo_id": f"your-name/{dataset}_cleaned",
+                          "private": True, "on_build": False}
+    return exports
+
+
+def scaffold(directory: Path, name: str | None = None) -> Path:
+    """The example-style project: two inline orca pairs through the whole pipeline."""
+    directory = directory.resolve()
+    name = name or directory.name.replace("-", "_")
+    source = {"type": "inline", "format": "orca", "rows": _EXAMPLE_ROWS}
+    files = {"prefclean.yml": _project_text(name, "pairs", source, _exports("pairs", "parquet")),
+             **_template_files(), "udfs/text.py": _UDF, ".gitignore": "target/\n"}
+    _write(directory, files)
     return directory
+
+
+def source_for(spec: str) -> tuple[str, dict]:
+    """(dataset name, source config) for a file path or a Hugging Face dataset id."""
+    path = Path(spec).expanduser()
+    if path.exists():
+        if path.is_dir():
+            return _identifier(path.name), {"type": "huggingface", "path": str(path.resolve()), "split": "train"}
+        kind = _FILE_TYPES.get(path.suffix.lower())
+        if kind is None:
+            raise PrefcleanError(f"--from {spec}: cannot read a {path.suffix or 'suffix-less'} file "
+                                 f"(one of {', '.join(sorted(_FILE_TYPES))}, or a Hugging Face dataset id)")
+        source = {"type": kind, "path": str(path.resolve())}
+        if path.suffix.lower() == ".json":
+            source["options"] = {"format": "auto"}  # a JSON array or one object per line
+        return _identifier(path.stem), source
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", spec):
+        return _identifier(spec.split("/")[-1]), {"type": "huggingface", "path": spec, "split": "train"}
+    raise PrefcleanError(f"--from {spec}: no such file, and not a Hugging Face dataset id (owner/name)")
+
+
+def scaffold_from(directory: Path, spec: str, *, fmt: str | None = None, kind: str | None = None,
+                  name: str | None = None) -> Scaffolded:
+    """A project over the user's dataset, read in place: format detected (or named), export in its own kind."""
+    from .formats import get_format
+    from .formats.detect import detect
+    from .formats.templates import source_shape
+    from .project import SourceConfig
+
+    directory = directory.resolve()
+    if (directory / "prefclean.yml").exists():
+        raise PrefcleanError(f"{directory} already has a prefclean.yml")
+    dataset, source = source_for(spec)
+    config = SourceConfig(name=dataset, type=source["type"], path=source["path"], split=source.get("split"),
+                          options=source.get("options", {}))
+    columns, rows = source_shape(SimpleNamespace(root=directory), config)
+    chosen = get_format(fmt) if fmt else get_format(detect(columns, rows, kind, where=spec))
+    if kind and chosen.kind != kind:
+        raise PrefcleanError(f"format '{chosen.name}' holds {chosen.kind} data, not {kind}")
+    if chosen.kind == "sft":
+        raise PrefcleanError(f"{spec} is in the SFT format '{chosen.name}': `prefclean init --from` scaffolds "
+                             "preference (dpo) projects only so far; stage it with format_rows() in your own models")
+    source = {**source, "format": chosen.name}
+    exports = _exports(dataset, source["type"] if source["type"] != "huggingface" else "parquet",
+                       hub=source["type"] == "huggingface")
+    name = name or _identifier(directory.name)
+    files = {"prefclean.yml": _project_text(name, dataset, source, exports), **_template_files(),
+             ".gitignore": "target/\n"}
+    _write(directory, files)
+    return Scaffolded(directory, chosen.name, chosen.description, columns, source, exports["cleaned"]["path"])
+
+
+__all__ = ["scaffold", "scaffold_from", "source_for", "Scaffolded"]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
+from judge_fixtures import judge_config
 
 from prefclean.errors import EXIT_FAILED, EXIT_OK, EXIT_USER_ERROR
 
@@ -272,11 +274,15 @@ def test_broken_udf_file_is_a_user_error(make_project, run_cli):
     assert "udfs/bad.py: cannot import: RuntimeError: boom" in result.output
 
 
-def test_init_then_build(tmp_path, run_cli, query):
+def test_init_then_build(tmp_path, run_cli, query, fake_judge):
     result = run_cli("init", "newproj", cwd=tmp_path)
     assert result.exit_code == 0, result
     root = tmp_path / "newproj"
     assert (root / "prefclean.yml").exists()
+    # the scaffold judges with the smoke-test model; here the loopback judge stands in for it (fast)
+    config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
+    config["judges"], config["vars"]["judges"] = {"fake": judge_config(fake_judge)}, ["fake"]
+    (root / "prefclean.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     result = run_cli("build", cwd=root)
     assert result.exit_code == 0, result
     rows = query(root, "select instruction, generations, \"order\" from shuffled_pairs order by instruction")

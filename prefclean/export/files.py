@@ -47,10 +47,33 @@ def copy_to_file(con: duckdb.DuckDBPyConnection, select_sql: str, dest: Path, fm
     return rows
 
 
+JUDGMENT_COLUMN = "prefclean_judgment"  # a STRUCT a model adds beside rows written back in their own format
+
+
+def rows_select(con: duckdb.DuckDBPyConnection, rel: str, with_judgments) -> str:
+    """What a file export writes: the model's rows, without its `prefclean_judgment` STRUCT unless
+    `with_judgments: true`, which writes the STRUCT's fields (ratings, decision, reason) as columns
+    (prefixed with `prefclean_` where the rows already have a column of that name)."""
+    if not isinstance(with_judgments, bool):
+        raise ExportError(f"`with_judgments` must be true or false, got {with_judgments!r}")
+    columns = [r[0] for r in con.execute(f"describe select * from {rel}").fetchall()]
+    if JUDGMENT_COLUMN not in columns:
+        if with_judgments:
+            raise ExportError(f"`with_judgments: true` needs a {JUDGMENT_COLUMN} column, which the model lacks")
+        return f"select * from {rel}"
+    if not with_judgments:
+        return f"select * exclude ({JUDGMENT_COLUMN}) from {rel}"
+    fields = [r[0] for r in con.execute(f"describe select unnest({JUDGMENT_COLUMN}) from {rel}").fetchall()]
+    taken = set(columns)
+    extra = ", ".join(f'{JUDGMENT_COLUMN}."{f}" as "{"prefclean_" + f if f in taken else f}"' for f in fields)
+    return f"select * exclude ({JUDGMENT_COLUMN}), {extra} from {rel}"
+
+
 def _file_exporter(fmt: str, suffix: str):
     def export_file(con, project, export, rel):
         dest = _destination(project, export, suffix)
-        rows = copy_to_file(con, f"select * from {rel}", dest, fmt, export.options)
+        select = rows_select(con, rel, export.options.get("with_judgments", False))
+        rows = copy_to_file(con, select, dest, fmt, export.options)
         shown = dest.relative_to(project.root) if dest.is_relative_to(project.root) else dest
         return f"{rows} rows of {export.model} -> {shown} ({dest.stat().st_size / 1024:.1f} KiB)"
 

@@ -1,0 +1,73 @@
+-- The audit table: every pair once, with the panel's combined ratings, agreement, the position-bias check,
+-- the decision (keep / flip / drop) and why. Human reviews pulled from Argilla override the judges.
+{{ config(materialized='table', audit=true) }}
+
+with per_judge as (
+  select
+    *,
+    chosen_rating - rejected_rating as margin,
+    {{ verdict('chosen_rating - rejected_rating', var('min_margin')) }} as verdict,
+    {{ verdict('chosen_rating_swapped - rejected_rating_swapped', var('min_margin')) }} as verdict_swapped
+  from {{ ref('pair_ratings') }}
+),
+majority as (
+  select pair_id, mode(verdict) as majority_verdict from per_judge group by pair_id
+),
+panel as (
+  select
+    pair_id,
+    count(*) as judges,
+    string_agg(distinct judge_model, ', ' order by judge_model) as judge_models,
+    avg(chosen_rating) as chosen_rating,
+    avg(rejected_rating) as rejected_rating,
+    avg(margin) as margin,
+    any_value(majority_verdict) as majority_verdict,
+    -- share of the panel whose verdict is the majority's
+    avg(case when verdict = majority_verdict then 1.0 else 0.0 end) as agreement,
+    bool_or(error is not null or (bias_checked and swapped_error is not null)) as failed,
+    bool_or(bias_checked and verdict is distinct from verdict_swapped) as position_flipped,
+    bool_or(bias_checked) as bias_checked,
+    first(chosen_rationale order by judge) as chosen_rationale,
+    first(rejected_rationale order by judge) as rejected_rationale,
+    list(raw order by judge) as raw_answers,
+    list(error order by judge) filter (where error is not null) as errors,
+    sum(prompt_tokens) as prompt_tokens,
+    sum(completion_tokens) as completion_tokens
+  from per_judge join majority using (pair_id)
+  group by pair_id
+),
+{% if relation_exists('human', 'reviews') %}
+human as (
+  -- the latest submitted review per pair, mapped back to chosen/rejected through the pair's order
+  select
+    h.pair_id,
+    h.ratings[list_position(s."order", 'chosen')] as human_chosen,
+    h.ratings[list_position(s."order", 'rejected')] as human_rejected
+  from human.reviews h join {{ ref('shuffled_pairs') }} s using (pair_id)
+  qualify row_number() over (partition by h.pair_id order by h.updated_at desc) = 1
+),
+{% else %}
+human as (select null::varchar as pair_id, null::integer as human_chosen, null::integer as human_rejected where false),
+{% endif %}
+decided as (
+  select
+    s.pair_id, s.system, s.instruction, s.messages, s.chosen, s.rejected, s.generations, s."order",
+    p.judges, p.judge_models, p.chosen_rating, p.rejected_rating, p.margin, p.majority_verdict, p.agreement,
+    p.failed, p.position_flipped, p.bias_checked, p.chosen_rationale, p.rejected_rationale,
+    p.raw_answers, p.errors, p.prompt_tokens, p.completion_tokens,
+    h.human_chosen, h.human_rejected,
+    {{ pair_decision('p.chosen_rating', 'p.rejected_rating', failed='p.failed', agreement='p.agreement',
+                     position_flipped='p.position_flipped', min_margin=var('min_margin'), poor_max=var('poor_max'),
+                     min_agreement=var('min_agreement'), allow_flip=var('allow_flip'),
+                     drop_biased=var('drop_position_biased')) }} as judged,
+    {{ pair_decision('h.human_chosen', 'h.human_rejected', min_margin=1, poor_max=var('poor_max'),
+                     allow_flip=true) }} as reviewed
+  from {{ ref('shuffled_pairs') }} s
+  left join panel p using (pair_id)
+  left join human h using (pair_id)
+)
+select
+  * exclude (judged, reviewed),
+  case when human_chosen is not null then reviewed.decision else judged.decision end as decision,
+  case when human_chosen is not null then 'human_review: ' || reviewed.reason else judged.reason end as reason
+from decided

@@ -1,0 +1,159 @@
+"""`prefclean init --from`: a project over the user's own file that builds as it is and writes the cleaned rows
+back in the same format. Round trips on the real rows in ../shared/data, judged by the loopback fake judge."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from judge_fixtures import build, judge_config
+from test_formats import REAL_FILES, msg, shared_file
+
+DPO_FILES = {name: fmt for name, fmt in REAL_FILES.items() if name != "orca_dpo_pairs.msfoundry_validation.jsonl"}
+SWAPS = {"hh_rlhf": ("chosen", "rejected"), "sharegpt": ("chosen", "rejected"), "orca": ("chosen", "rejected"),
+         "llamafactory_messages": ("chosen_messages", "rejected_messages"),
+         "openai_dpo": ("preferred_output", "non_preferred_output"), "trl_conversational": ("chosen", "rejected")}
+
+
+def use_fake_judge(root: Path, server, **vars) -> None:
+    """Point a scaffolded project at the fake judge: position 1 rated 5, position 2 rated 2, so about half the
+    pairs are kept and half flipped (allow_flip), each pair judged once."""
+    server.control(position_ratings=[5, 2])
+    config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
+    config["judges"] = {"fake": judge_config(server)}
+    config["vars"].update({"judges": ["fake"], "check_position_bias": False, "allow_flip": True, **vars})
+    (root / "prefclean.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def decisions(root: Path) -> list[tuple[int, str | None, str | None]]:
+    """(source_row, decision, excluded_reason) for every source row, in source order."""
+    con = duckdb.connect(str(root / "target/prefclean.duckdb"), read_only=True)
+    try:
+        return con.execute("select r.source_row, d.decision, r.excluded_reason from stg_rows r "
+                           "left join pair_decisions d using (pair_id) order by r.source_row").fetchall()
+    finally:
+        con.close()
+
+
+def swapped(row: dict, columns: tuple[str, str]) -> dict:
+    a, b = columns
+    return {**row, a: row[b], b: row[a]}
+
+
+def check_round_trip(root: Path, inputs: list[dict], cleaned: list[dict], fmt: str) -> tuple[int, int]:
+    """Every kept row is its input row exactly, every flipped one with its responses exchanged, in order; every
+    input row is judged or excluded with a reason. Returns (kept, flipped)."""
+    verdicts = decisions(root)
+    assert len(verdicts) == len(inputs)
+    assert all(d is not None or r is not None for _, d, r in verdicts)  # accounted for
+    expected = [inputs[i - 1] if d == "keep" else swapped(inputs[i - 1], SWAPS[fmt])
+                for i, d, _ in verdicts if d in ("keep", "flip")]
+    assert cleaned == expected
+    kept = sum(1 for _, d, _ in verdicts if d == "keep")
+    return kept, len(expected) - kept
+
+
+@pytest.mark.parametrize("name", sorted(DPO_FILES))
+def test_init_from_a_real_file_builds_and_writes_kept_rows_exactly_as_read(name, tmp_path, run_cli, fake_judge):
+    source = shared_file(name)
+    result = run_cli("init", "proj", "--from", source, cwd=tmp_path)
+    assert result.exit_code == 0, result
+    assert f"format: {DPO_FILES[name]} (detected)" in result.output
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge)
+    build(run_cli, root)
+    stem = source.stem.replace(".", "_").replace("-", "_").lower()
+    out = root / f"target/exports/{stem}_cleaned.jsonl"
+    inputs = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
+    cleaned = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    kept, flipped = check_round_trip(root, inputs, cleaned, DPO_FILES[name])
+    assert kept > 0 and flipped > 0
+    assert (root / "prefclean.yml").read_text(encoding="utf-8").count(str(source)) == 1  # read in place
+
+
+def test_a_parquet_source_comes_out_as_parquet_with_the_same_schema(tmp_path, run_cli, fake_judge):
+    source = tmp_path / "pairs.parquet"
+    con = duckdb.connect()
+    con.execute(f"copy (select * from read_json('{shared_file('msfoundry_orca_dpo_validation.openai_dpo.jsonl')}')) "
+                f"to '{source}' (format parquet)")
+    assert run_cli("init", "proj", "--from", source, cwd=tmp_path).exit_code == 0
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge)
+    build(run_cli, root)
+    out = root / "target/exports/pairs_cleaned.parquet"
+    assert con.execute(f"describe select * from '{out}'").fetchall() == \
+        con.execute(f"describe select * from '{source}'").fetchall()
+    read = lambda path: [json.loads(r[0]) for r in con.execute(f"select to_json(t) from '{path}' t").fetchall()]  # noqa: E731
+    check_round_trip(root, read(source), read(out), "openai_dpo")
+
+
+def test_with_judgments_adds_ratings_decision_and_reason(tmp_path, run_cli, fake_judge):
+    rows = [{"prompt": [msg("user", f"q{i}")], "chosen": [msg("assistant", f"good {i}")],
+             "rejected": [msg("assistant", f"bad {i}")]} for i in range(6)]
+    source = tmp_path / "conv.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = run_cli("init", "proj", "--from", source, cwd=tmp_path)
+    assert "format: trl_conversational (detected)" in result.output, result
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge)
+    config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
+    config["exports"]["cleaned"]["with_judgments"] = True
+    (root / "prefclean.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    build(run_cli, root)
+    cleaned = [json.loads(line) for line in (root / "target/exports/conv_cleaned.jsonl").read_text().splitlines()]
+    assert len(cleaned) == 6
+    for row in cleaned:
+        assert set(row) == {"prompt", "chosen", "rejected", "chosen_rating", "rejected_rating", "decision", "reason"}
+        assert row["chosen_rating"] == 5 and row["rejected_rating"] == 2  # after a flip, the ratings follow
+        assert row["decision"] in ("keep", "flip")
+
+
+def test_rows_that_do_not_fit_are_excluded_with_a_reason_and_the_rest_are_cleaned(tmp_path, run_cli, fake_judge):
+    prompt = "\n\nHuman: 2+2?"
+    rows = [{"chosen": prompt + "\n\nAssistant: 4", "rejected": prompt + "\n\nAssistant: 5"},
+            {"chosen": prompt, "rejected": prompt},
+            {"chosen": prompt + "\n\nAssistant: 4\n\nHuman: ok?", "rejected": prompt + "\n\nAssistant: 5\n\nHuman: ok?"}]
+    source = tmp_path / "hh.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert run_cli("init", "proj", "--from", source, cwd=tmp_path).exit_code == 0
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge)
+    build(run_cli, root)
+    assert [r for _, _, r in decisions(root)] == [None, "no_final_assistant_turn", "ends_on_user_turn"]
+    con = duckdb.connect(str(root / "target/prefclean.duckdb"), read_only=True)
+    assert con.execute("select source_row, reason, original.chosen from excluded_rows").fetchall() == \
+        [(2, "no_final_assistant_turn", rows[1]["chosen"]), (3, "ends_on_user_turn", rows[2]["chosen"])]
+
+
+def test_init_from_a_file_no_format_fits_names_its_columns(tmp_path, run_cli):
+    source = tmp_path / "odd.jsonl"
+    source.write_text(json.dumps({"question": "2+2?", "answer": "4"}) + "\n", encoding="utf-8")
+    result = run_cli("init", "proj", "--from", source, cwd=tmp_path)
+    assert result.exit_code == 2
+    assert "question VARCHAR, answer VARCHAR" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "proj/prefclean.yml").exists()
+
+
+def test_init_from_with_a_named_format_and_a_missing_file(tmp_path, run_cli):
+    source = tmp_path / "std.jsonl"
+    source.write_text(json.dumps({"prompt": "2+2?", "chosen": "4", "rejected": "5"}) + "\n", encoding="utf-8")
+    result = run_cli("init", "proj", "--from", source, "--format", "trl_standard", cwd=tmp_path)
+    assert result.exit_code == 0 and "format: trl_standard (named)" in result.output, result
+    wrong = run_cli("init", "proj2", "--from", source, "--format", "trl_standrd", cwd=tmp_path)
+    assert wrong.exit_code == 2 and "did you mean 'trl_standard'" in wrong.output
+    missing = run_cli("init", "proj3", "--from", tmp_path / "nope.jsonl", cwd=tmp_path)
+    assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_plain_init_gets_the_whole_pipeline(tmp_path, run_cli, query, fake_judge):
+    assert run_cli("init", "newproj", cwd=tmp_path).exit_code == 0
+    root = tmp_path / "newproj"
+    use_fake_judge(root, fake_judge)
+    build(run_cli, root)
+    assert query(root, "select count(*) from pair_decisions") == [(2,)]
+    cleaned = duckdb.connect().execute(f"select * from '{root}/target/exports/pairs_cleaned.parquet'").fetchall()
+    assert len(cleaned) == 2 and all(len(row) == 4 for row in cleaned)  # system, question, chosen, rejected
