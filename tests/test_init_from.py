@@ -157,3 +157,18 @@ def test_plain_init_gets_the_whole_pipeline(tmp_path, run_cli, query, fake_judge
     assert query(root, "select count(*) from pair_decisions") == [(2,)]
     cleaned = duckdb.connect().execute(f"select * from '{root}/target/exports/pairs_cleaned.parquet'").fetchall()
     assert len(cleaned) == 2 and all(len(row) == 4 for row in cleaned)  # system, question, chosen, rejected
+
+
+def test_the_scaffolded_pipeline_stays_in_step_with_the_example_project():
+    """The template's judging and decision models are the example's, adapted only where staged rows differ."""
+    repo = Path(__file__).resolve().parents[1]
+    template = repo / "prefclean/project_template/dpo/models"
+    example = lambda name: (repo / "models" / name).read_text(encoding="utf-8")  # noqa: E731
+    assert (template / "pair_ratings.sql").read_text(encoding="utf-8") == example("pair_ratings.sql")
+    assert (template / "pair_decisions.sql").read_text(encoding="utf-8") == example("pair_decisions.sql").replace(
+        "s.instruction, s.chosen", "s.instruction, s.messages, s.chosen")
+    ours = (template / "judged_pairs.sql").read_text(encoding="utf-8")
+    theirs = example("judged_pairs.sql")
+    body = lambda text: text[text.index("{{ config("):]  # noqa: E731  (the header comment differs)
+    assert body(ours) == body(theirs).replace("judge_panel('instruction',", "judge_panel('conversation',").replace(
+        "  system,\n  instruction,\n  chosen,\n  rejected,\n", "")
