@@ -172,3 +172,32 @@ def test_the_scaffolded_pipeline_stays_in_step_with_the_example_project():
     body = lambda text: text[text.index("{{ config("):]  # noqa: E731  (the header comment differs)
     assert body(ours) == body(theirs).replace("judge_panel('instruction',", "judge_panel('conversation',").replace(
         "  system,\n  instruction,\n  chosen,\n  rejected,\n", "")
+
+
+def test_the_judge_and_the_dashboard_pair_view_show_the_turns_before_the_final_one(tmp_path, run_cli, fake_judge):
+    from test_dashboard import start_dashboard, stop
+
+    rows = [{"conversations": [{"from": "human", "value": "Hi there"}, {"from": "gpt", "value": "Hello! How can I help?"},
+                               {"from": "human", "value": "What is 2+2?"}],
+             "chosen": {"from": "gpt", "value": "4"}, "rejected": {"from": "gpt", "value": "5"}}]
+    source = tmp_path / "chat.jsonl"
+    source.write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
+    assert run_cli("init", "proj", "--from", source, cwd=tmp_path).exit_code == 0
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge)
+    fake_judge.control(record_prompts=True)
+    build(run_cli, root)
+    [prompt] = fake_judge.stats()["prompts"]
+    assert prompt.index('<turn 1 role="user">\nHi there') < prompt.index('<turn 2 role="assistant">\nHello!') \
+        < prompt.index("<instruction>\nWhat is 2+2?\n</instruction>")
+    pair_id = duckdb.connect(str(root / "target/prefclean.duckdb"), read_only=True).execute(
+        "select pair_id from pair_decisions").fetchall()[0][0]
+    served = start_dashboard(root)
+    try:
+        status, html, _ = served.get(f"/pairs/{pair_id}")
+    finally:
+        stop(served)
+    assert status == 200
+    turns = html[html.index('id="turns"'):html.index("Final user turn")]
+    assert turns.index("Hi there") < turns.index("Hello! How can I help?")
+    assert "What is 2+2?" in html[html.index("Final user turn"):]
