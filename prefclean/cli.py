@@ -75,7 +75,7 @@ def init(directory, name, from_, fmt, kind):
         else:
             made = scaffold_from(Path(directory), from_, fmt=fmt, kind=kind, name=name)
             created = made.root
-            click.echo(f"format: {made.format} ({'named' if fmt else 'detected'}): {made.description}")
+            click.echo(f"format: {made.format} ({'named' if fmt else 'detected'}, {made.kind}): {made.description}")
             click.echo("columns: " + ", ".join(f"{c} {t}" for c, t in made.columns.items()))
             click.echo(f"cleaned rows, in the same format: {made.cleaned_path}")
     except PrefcleanError as exc:

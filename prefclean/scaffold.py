@@ -34,6 +34,18 @@ vars:
   allow_flip: false            # true: flip pairs the judges say are mislabelled instead of dropping them
 """
 
+_SFT_VARS = """\
+vars:
+  source: {source}  # the source stg_rows reads (through its format adapter)
+  judges: [default]            # the panel: names from `judges:` below (none named = the offline smoke-test judge)
+  min_score: 4                 # keep responses whose mean score (1-5) is at least this
+  rubric: >-                   # what the judge grades each response against (Prometheus absolute grading)
+    Is the response correct, helpful and complete for the conversation's final request?
+    Score 1: wrong, unhelpful or off task. Score 2: mostly wrong or missing most of the request.
+    Score 3: partly right, with clear errors or gaps. Score 4: correct and helpful, with minor issues.
+    Score 5: correct, complete and clear, exactly what was asked for.
+"""
+
 _JUDGES = """\
 # Judges: none named here, so judge() uses the offline smoke-test judge (SmolLM2-135M in llama.cpp; its ratings
 # are NOT meaningful). Uncomment one block and set `vars: judges: [llama70b]` (or pass --judge) for real judging.
@@ -70,6 +82,7 @@ def word_count(texts):
 class Scaffolded:
     root: Path
     format: str
+    kind: str
     description: str
     columns: dict[str, str]
     source: dict
@@ -80,14 +93,15 @@ def _yaml_block(key: str, value) -> str:
     return yaml.safe_dump({key: value}, sort_keys=False, allow_unicode=True, width=120)
 
 
-def _project_text(name: str, source_name: str, source: dict, exports: dict) -> str:
+def _project_text(name: str, source_name: str, source: dict, exports: dict, kind: str = "dpo") -> str:
+    variables = (_SFT_VARS if kind == "sft" else _VARS).format(source=source_name)
     return (f"# prefclean project: clean {source_name} with an LLM judge (prefclean.yml reference: README.md).\n"
-            f"name: {name}\nwarehouse: target/prefclean.duckdb\n\n" + _VARS.format(source=source_name) + "\n"
+            f"name: {name}\nwarehouse: target/prefclean.duckdb\n\n" + variables + "\n"
             + _yaml_block("sources", {source_name: source}) + "\n" + _JUDGES + "\n" + _yaml_block("exports", exports))
 
 
-def _template_files() -> dict[str, str]:
-    base = TEMPLATE_DIR / "dpo"
+def _template_files(kind: str = "dpo") -> dict[str, str]:
+    base = TEMPLATE_DIR / kind
     return {str(p.relative_to(base)): p.read_text(encoding="utf-8") for p in sorted(base.rglob("*")) if p.is_file()}
 
 
@@ -108,11 +122,12 @@ def _identifier(text: str) -> str:
     return name if name and not name[0].isdigit() else f"d_{name}"
 
 
-def _exports(dataset: str, target: str, hub: bool = False) -> dict:
+def _exports(dataset: str, target: str, hub: bool = False, kind: str = "dpo") -> dict:
+    audit = "response_decisions" if kind == "sft" else "pair_decisions"
     exports = {
         "cleaned": {"model": "cleaned_rows", "target": target,
                     "path": f"target/exports/{dataset}_cleaned{_EXPORT_SUFFIX[target]}"},
-        "audit": {"model": "pair_decisions", "target": "parquet", "path": f"target/exports/{dataset}_audit.parquet"},
+        "audit": {"model": audit, "target": "parquet", "path": f"target/exports/{dataset}_audit.parquet"},
     }
     if hub:
         exports["hub"] = {"model": "cleaned_rows", "target": "hub", "repo_id": f"your-name/{dataset}_cleaned",
@@ -168,17 +183,14 @@ def scaffold_from(directory: Path, spec: str, *, fmt: str | None = None, kind: s
     chosen = get_format(fmt) if fmt else get_format(detect(columns, rows, kind, where=spec))
     if kind and chosen.kind != kind:
         raise PrefcleanError(f"format '{chosen.name}' holds {chosen.kind} data, not {kind}")
-    if chosen.kind == "sft":
-        raise PrefcleanError(f"{spec} is in the SFT format '{chosen.name}': `prefclean init --from` scaffolds "
-                             "preference (dpo) projects only so far; stage it with format_rows() in your own models")
     source = {**source, "format": chosen.name}
     exports = _exports(dataset, source["type"] if source["type"] != "huggingface" else "parquet",
-                       hub=source["type"] == "huggingface")
+                       hub=source["type"] == "huggingface", kind=chosen.kind)
     name = name or _identifier(directory.name)
-    files = {"prefclean.yml": _project_text(name, dataset, source, exports), **_template_files(),
-             ".gitignore": "target/\n"}
+    files = {"prefclean.yml": _project_text(name, dataset, source, exports, chosen.kind),
+             **_template_files(chosen.kind), ".gitignore": "target/\n"}
     _write(directory, files)
-    return Scaffolded(directory, chosen.name, chosen.description, columns, source, exports["cleaned"]["path"])
+    return Scaffolded(directory, chosen.name, chosen.kind, chosen.description, columns, source, exports["cleaned"]["path"])
 
 
 __all__ = ["scaffold", "scaffold_from", "source_for", "Scaffolded"]

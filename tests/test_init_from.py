@@ -62,7 +62,7 @@ def test_init_from_a_real_file_builds_and_writes_kept_rows_exactly_as_read(name,
     source = shared_file(name)
     result = run_cli("init", "proj", "--from", source, cwd=tmp_path)
     assert result.exit_code == 0, result
-    assert f"format: {DPO_FILES[name]} (detected)" in result.output
+    assert f"format: {DPO_FILES[name]} (detected, dpo)" in result.output
     root = tmp_path / "proj"
     use_fake_judge(root, fake_judge)
     build(run_cli, root)
@@ -97,7 +97,7 @@ def test_with_judgments_adds_ratings_decision_and_reason(tmp_path, run_cli, fake
     source = tmp_path / "conv.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     result = run_cli("init", "proj", "--from", source, cwd=tmp_path)
-    assert "format: trl_conversational (detected)" in result.output, result
+    assert "format: trl_conversational (detected, dpo)" in result.output, result
     root = tmp_path / "proj"
     use_fake_judge(root, fake_judge)
     config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
@@ -142,7 +142,7 @@ def test_init_from_with_a_named_format_and_a_missing_file(tmp_path, run_cli):
     source = tmp_path / "std.jsonl"
     source.write_text(json.dumps({"prompt": "2+2?", "chosen": "4", "rejected": "5"}) + "\n", encoding="utf-8")
     result = run_cli("init", "proj", "--from", source, "--format", "trl_standard", cwd=tmp_path)
-    assert result.exit_code == 0 and "format: trl_standard (named)" in result.output, result
+    assert result.exit_code == 0 and "format: trl_standard (named, dpo)" in result.output, result
     wrong = run_cli("init", "proj2", "--from", source, "--format", "trl_standrd", cwd=tmp_path)
     assert wrong.exit_code == 2 and "did you mean 'trl_standard'" in wrong.output
     missing = run_cli("init", "proj3", "--from", tmp_path / "nope.jsonl", cwd=tmp_path)
@@ -201,3 +201,33 @@ def test_the_judge_and_the_dashboard_pair_view_show_the_turns_before_the_final_o
     turns = html[html.index('id="turns"'):html.index("Final user turn")]
     assert turns.index("Hi there") < turns.index("Hello! How can I help?")
     assert "What is 2+2?" in html[html.index("Final user turn"):]
+
+
+@pytest.mark.parametrize("layout", ["alpaca", "sft_messages"])
+def test_an_sft_dataset_is_graded_against_the_rubric_and_kept_rows_come_back_unchanged(layout, tmp_path, run_cli,
+                                                                                         fake_judge):
+    def row(i, answer):
+        if layout == "alpaca":
+            return {"instruction": f"Question {i}", "input": "", "output": answer}
+        return {"messages": [msg("user", f"Question {i}"), msg("assistant", answer)]}
+
+    rows = [row(i, f"answer {i} [[rate={5 if i % 2 else 2}]]") for i in range(6)]
+    rows.append({"instruction": "No answer", "input": "", "output": None} if layout == "alpaca"
+                else {"messages": [msg("user", "Question"), msg("assistant", "a"), msg("user", "and?")]})
+    source = tmp_path / "sft.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = run_cli("init", "proj", "--from", source, "--kind", "sft", cwd=tmp_path)
+    assert f"format: {layout} (detected, sft)" in result.output, result
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge)
+    fake_judge.control(record_prompts=True)
+    build(run_cli, root)
+    assert all("[RESULT]" in p and "Question" in p for p in fake_judge.stats()["prompts"])  # Prometheus grading
+    con = duckdb.connect(str(root / "target/prefclean.duckdb"), read_only=True)
+    assert con.execute("select decision, reason, count(*) from response_decisions group by all order by 1").fetchall() \
+        == [("drop", "below_threshold", 3), ("keep", "meets_threshold", 3)]
+    assert con.execute("select reason from excluded_rows").fetchall() == \
+        [("missing_response" if layout == "alpaca" else "ends_on_user_turn",)]
+    cleaned = [json.loads(line) for line in (root / "target/exports/sft_cleaned.jsonl").read_text().splitlines()]
+    assert cleaned == [rows[i] for i in (1, 3, 5)]
+    assert json.loads((root / "target/summary.json").read_text())["decisions"] == {"drop": 3, "keep": 3}
