@@ -1,5 +1,30 @@
-"""prefclean: clean LLM preference datasets with an LLM judge, as a dbt-like DuckDB pipeline."""
+"""prefclean: clean LLM preference datasets with an LLM judge, as a dbt-like DuckDB pipeline.
+
+The Python API (prefclean/api.py) does what the commands do and returns typed results:
+
+    import prefclean
+
+    result = prefclean.build("my_project", select="+pair_decisions")
+    result.ok, result.models, result.tests, result.judging, result.summary
+"""
 
 __version__ = "0.1.0"
 
-from .udf import udf  # noqa: E402,F401  (the decorator project udfs/ use)
+from .udf import udf  # noqa: E402  (the decorator project udfs/ use)
+from . import export as _exporters  # noqa: E402,F401  (the package first: importing it later would replace
+# the name `prefclean.export`, the function bound below, with the package)
+from .api import build, compile, export, load_project, sql, test  # noqa: E402
+from .errors import PrefcleanError  # noqa: E402
+from .events import Reporter, quiet  # noqa: E402
+from .project import Project  # noqa: E402
+from .reporter import NotebookReporter, TerminalReporter  # noqa: E402
+from .results import (BuildResult, ExportRun, ExportsResult, JudgeRun, JudgingStats, ModelRun,  # noqa: E402
+                      TestRun, TestsResult)
+from .udf import RunContext, RunOptions  # noqa: E402
+
+__all__ = [
+    "__version__", "udf", "load_project", "build", "test", "compile", "sql", "export",
+    "Project", "BuildResult", "ModelRun", "TestRun", "TestsResult", "ExportRun", "ExportsResult", "JudgeRun",
+    "JudgingStats", "Reporter", "TerminalReporter", "NotebookReporter", "quiet", "PrefcleanError",
+    "RunContext", "RunOptions",
+]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,8 @@ from typing import Any
 import duckdb
 
 from . import __version__
+from .results import ModelRun
 from .warehouse import META_SCHEMA
-
-
-@dataclass
-class ModelResult:
-    model: str
-    status: str  # success | error | skipped | warn
-    materialized: str
-    rows: int | None = None
-    seconds: float = 0.0
-    message: str = ""
-    compiled_path: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -58,7 +46,7 @@ def write_manifest(target_dir: Path, project, models: dict, graph) -> None:
     })
 
 
-def write_run_results(target_dir: Path, run_id: str, command: str, results: list[ModelResult], elapsed: float,
+def write_run_results(target_dir: Path, run_id: str, command: str, results: list[ModelRun], elapsed: float,
                       extra: dict | None = None) -> None:
     write_json_atomic(target_dir / "run_results.json", {
         "prefclean_version": __version__,
@@ -66,12 +54,12 @@ def write_run_results(target_dir: Path, run_id: str, command: str, results: list
         "command": command,
         "generated_at": datetime.now(timezone.utc).isoformat(),
         "elapsed_seconds": round(elapsed, 3),
-        "results": [asdict(r) for r in results],
+        "results": [r.artifact() for r in results],
         **(extra or {}),
     })
 
 
-def record_run(con: duckdb.DuckDBPyConnection, run_id: str, results: list[ModelResult]) -> None:
+def record_run(con: duckdb.DuckDBPyConnection, run_id: str, results: list[ModelRun]) -> None:
     for r in results:
         con.execute(f"insert into {META_SCHEMA}.model_runs values (?, ?, ?, ?, ?, ?, ?, now())",
-                    [run_id, r.model, r.status, r.materialized, r.rows, r.seconds, r.message])
+                    [run_id, r.name, r.status, r.materialized, r.rows, r.seconds, r.error or ""])

@@ -85,48 +85,49 @@ def init(directory, name, from_, fmt, kind):
     click.echo(f"next: cd {directory} && prefclean build")
 
 
+def select_options(what: str):
+    """-s/--select and --exclude, the same on every command that picks models."""
+
+    def decorate(fn):
+        fn = click.option("--exclude", multiple=True, help=f"Leave out these {what} (same syntax as --select).")(fn)
+        return click.option("-s", "--select", multiple=True, help=f"{what.capitalize()} (dbt syntax: name, +name, 2+name, "
+                            "@name, tag:x, path:p, config.materialized:table; space: or, comma: and).")(fn)
+
+    return decorate
+
+
+def _reporter():
+    from .reporter import TerminalReporter
+
+    return TerminalReporter(_echo)
+
+
 @main.command()
-@click.option("-s", "--select", multiple=True, help="Models to compile: name, +name, name+, +name+.")
+@select_options("models to compile")
 @common_options
-def compile(load, select):
+def compile(load, select, exclude):
     """Render the models to SQL in target/compiled/."""
-    from .artifacts import write_manifest
-    from .runner import load_graph
+    from . import api
 
     project = load()
-    compiler, graph = load_graph(project)
-    compiler.write_compiled(project.target_dir)
-    write_manifest(project.target_dir, project, compiler.models, graph)
-    for name in graph.select(select):
-        click.echo(f"compiled {project.shown(compiler.compiled_path(compiler.models[name]))}")
+    for model in api.compile(project, select=select, exclude=exclude):
+        click.echo(f"compiled {project.shown(project.target_dir / 'compiled' / model.path)}")
 
 
 @main.command(name="ls")
-@click.option("-s", "--select", multiple=True, help="Models to list: name, +name, name+, +name+.")
+@select_options("models to list")
 @common_options
-def ls_(load, select):
+def ls_(load, select, exclude):
     """List models in run order with materialization and dependencies."""
-    from .runner import load_graph
+    from . import api
 
-    project = load()
-    compiler, graph = load_graph(project)
-    for name in graph.select(select):
-        m = compiler.models[name]
+    for m in api.compile(load(), select=select, exclude=exclude, write=False):
         deps = ", ".join(sorted(m.refs) + [f"source:{s}" for s in sorted(m.sources)])
-        click.echo(f"{name:<28} {m.materialized:<12} {deps}")
-
-
-def _build_options(select, full_refresh, judge, refresh_judgments, executor, ray_address=None, **extra):
-    from .runner import BuildOptions
-
-    opts = {"judge_override": judge, "refresh_judgments": refresh_judgments, "executor": executor,
-            "ray_address": ray_address}
-    return BuildOptions(select=list(select), full_refresh=full_refresh,
-                        options={k: v for k, v in opts.items() if v}, **extra)
+        click.echo(f"{m.name:<28} {m.materialized:<12} {deps}")
 
 
 @main.command()
-@click.option("-s", "--select", multiple=True, help="Models to build (dbt syntax: name, +name, 2+name, @name, tag:x, path:p, config.materialized:table; space: or, comma: and).")
+@select_options("models to build")
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models and re-stage sources from scratch.")
 @click.option("--judge", default=None, help="Use this named judge for every judge() call in this run.")
 @click.option("--refresh-judgments", is_flag=True, help="Ignore the judgment cache (results are still stored).")
@@ -136,47 +137,26 @@ def _build_options(select, full_refresh, judge, refresh_judgments, executor, ray
 @click.option("--no-tests", is_flag=True, help="Skip data tests.")
 @click.option("--fail-fast", "-x", is_flag=True, help="Stop at the first failed model or error-severity test.")
 @common_options
-def build(load, select, full_refresh, judge, refresh_judgments, executor, ray_address, no_exports, no_tests, fail_fast):
+def build(load, select, exclude, full_refresh, judge, refresh_judgments, executor, ray_address, no_exports, no_tests,
+          fail_fast):
     """Stage sources, build models in order with their data tests, then run exports."""
-    from .build import run_build
+    from . import api
 
-    project = load()
-    if ray_address and executor != "ray":
-        executor = "ray"  # an address only makes sense for Ray
-    options = _build_options(select, full_refresh, judge, refresh_judgments, executor, ray_address,
-                             run_tests=not no_tests, run_exports=not no_exports, fail_fast=fail_fast)
-    ok = run_build(project, options, report=_echo)
-    return 0 if ok else EXIT_FAILED
+    result = api.build(load(), select=select, exclude=exclude, full_refresh=full_refresh, judge=judge,
+                       refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
+                       tests=not no_tests, exports=not no_exports, fail_fast=fail_fast, reporter=_reporter())
+    return 0 if result.ok else EXIT_FAILED
 
 
 @main.command(name="test")
-@click.option("-s", "--select", multiple=True, help="Only tests of these models: name, +name, name+, +name+.")
+@select_options("models whose tests run")
 @common_options
-def test_(load, select):
+def test_(load, select, exclude):
     """Run the data tests (models/*.yml and data_tests/*.sql) against the warehouse."""
-    from .build import report_test
-    from .datatests import load_tests, run_test
-    from .runner import load_graph
-    from .warehouse import connect
+    from . import api
 
-    project = load()
-    con = connect(project.warehouse, read_only=True)
-    try:
-        compiler, graph = load_graph(project, con)
-        chosen = set(graph.select(select))
-        tests = [t for t in load_tests(compiler) if t.depends_on & chosen]
-        if any(t.store_failures for t in tests):  # storing failing rows writes test_failures.*
-            con.close()
-            con = connect(project.warehouse)
-        results = [run_test(con, t) for t in tests]
-    finally:
-        con.close()
-    for r in results:
-        report_test(r, _echo)
-    failed = sum(1 for r in results if r.status in ("fail", "error") and r.test.severity == "error")
-    click.echo(f"{len(results)} tests: {sum(r.status == 'pass' for r in results)} passed, {failed} failed, "
-               f"{sum(r.status == 'warn' for r in results)} warned")
-    return EXIT_FAILED if failed else 0
+    result = api.test(load(), select=select, exclude=exclude, reporter=_reporter())
+    return 0 if result.ok else EXIT_FAILED
 
 
 @main.command()
@@ -184,16 +164,9 @@ def test_(load, select):
 @common_options
 def export(load, names):
     """Run the exports declared in prefclean.yml (all, or the NAMES given)."""
-    from .export import run_exports
-    from .warehouse import connect
+    from . import api
 
-    project = load()
-    con = connect(project.warehouse)
-    try:
-        ok = run_exports(con, project, None, list(names) or None, _echo)
-    finally:
-        con.close()
-    return 0 if ok else EXIT_FAILED
+    return 0 if api.export(load(), names, reporter=_reporter()).ok else EXIT_FAILED
 
 
 @main.group()

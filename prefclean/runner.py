@@ -5,32 +5,43 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from dataclasses import dataclass, field, replace
-from typing import Callable
+from dataclasses import dataclass, replace
 
 import duckdb
 
-from .artifacts import ModelResult, record_run, write_manifest, write_run_results
-from .compiler import Compiler, Model
+from .artifacts import record_run, write_manifest, write_run_results
+from .compiler import Compiler
+from .datatests import load_tests, run_test
 from .errors import ModelError, PrefcleanError
+from .events import ModelFinished, ModelStarted, Reporter, SourceStaged, TestFinished, quiet
 from .graph import Graph
 from .materializations import materialize
 from .project import Project
+from .results import JudgeRun, ModelRun, TestRun
 from .sources import stage_source
-from .udf import RunContext, all_udfs, register_udfs, start_warm_ups
-from .warehouse import connect
-
-Reporter = Callable[[str], None]
+from .udf import RunContext, RunOptions, all_udfs, register_udfs, start_warm_ups
+from .warehouse import MODELS_SCHEMA, connect, relation_kind
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuildOptions:
-    select: list[str] = field(default_factory=list)
+    """What `prefclean build`'s flags (and prefclean.build()'s arguments) ask for."""
+
+    select: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
     full_refresh: bool = False
     run_tests: bool = True
     run_exports: bool = True
     fail_fast: bool = False  # stop at the first failed model or error-severity test; the rest is skipped
-    options: dict = field(default_factory=dict)  # passed to UDFs (judge overrides, refresh_judgments...)
+    judge: str | None = None  # this named judge for every judge() call
+    refresh_judgments: bool = False
+    executor: str | None = None  # local | ray; None: prefclean.yml's
+    ray_address: str | None = None
+
+    def run_options(self) -> RunOptions:
+        executor = "ray" if self.ray_address and not self.executor else self.executor  # an address means Ray
+        return RunOptions(judge_override=self.judge, refresh_judgments=self.refresh_judgments, executor=executor,
+                          ray_address=self.ray_address)
 
 
 def load_graph(project: Project, connection=None) -> tuple[Compiler, Graph]:
@@ -43,8 +54,7 @@ def stage_sources(con, project: Project, names: set[str], *, force: bool, report
     for name in sorted(names):
         start = time.perf_counter()
         rows, staged = stage_source(con, project, project.sources[name], force=force)
-        verb = "staged" if staged else "up to date"
-        report(f"source {name} {verb}: {rows} rows in {time.perf_counter() - start:.2f}s")
+        report(SourceStaged(name, rows, staged, time.perf_counter() - start))
 
 
 DEFAULT_MEMORY_LIMIT = "1GB"
@@ -63,37 +73,40 @@ def bound_memory(con: duckdb.DuckDBPyConnection) -> None:
 
 
 class Build:
-    """One `prefclean build`: sources, models (with their data tests), exports, artifacts."""
+    """One build: sources, then the selected models in order, each followed by its data tests. The caller
+    (api.run_build) adds the summary and the exports, and closes it."""
 
-    def __init__(self, project: Project, options: BuildOptions, report: Reporter = print):
-        override = options.options.get("judge_override")
-        if override:  # models can see it (var('judge_override')), e.g. to re-judge rows judged by another judge
-            project = replace(project, vars={**project.vars, "judge_override": override})
-        if options.options.get("refresh_judgments"):  # var('refresh_judgments'): incremental models re-judge every row
+    def __init__(self, project: Project, options: BuildOptions, report: Reporter = quiet):
+        if options.judge:  # models can see it (var('judge_override')), e.g. to re-judge rows judged by another judge
+            project = replace(project, vars={**project.vars, "judge_override": options.judge})
+        if options.refresh_judgments:  # var('refresh_judgments'): incremental models re-judge every row
             project = replace(project, vars={**project.vars, "refresh_judgments": True})
         self.project, self.options, self.report = project, options, report
         self.run_id = uuid.uuid4().hex[:12]
         self.udfs = all_udfs(project)
-        self.ctx = RunContext(project=project, options=dict(options.options))
+        self.ctx = RunContext(project=project, options=options.run_options(), report=report)
         start_warm_ups(self.udfs, self.ctx)
         con = None
         try:
             self.con = con = connect(project.warehouse)
             bound_memory(con)
             self.compiler, self.graph = load_graph(project, con)
-            self.selected = self.graph.select(options.select)
+            self.selected = self.graph.select(options.select, exclude=options.exclude)
+            self.tests = load_tests(self.compiler) if options.run_tests else []
         except BaseException:  # a compile error must not leave the warehouse open (and locked), nor what a
             if con is not None:  # warm-up opened (one that finishes later opens nothing: see RunContext.lock)
                 con.close()
             self.ctx.close()
             raise
-        self.results: list[ModelResult] = []
+        self.results: list[ModelRun] = []
+        self.test_results: list[TestRun] = []
+        self.built: set[str] = set()
+        self.elapsed = 0.0
 
-    def run(self) -> list[ModelResult]:
+    def run(self) -> list[ModelRun]:
         start = time.perf_counter()
         con = self.con
         try:
-            self.ctx.options["connection_path"] = str(self.project.warehouse)
             register_udfs(con, self.udfs, self.ctx)
             models = self.compiler.models
             # Sources of ephemeral parents count too: their SQL is inlined into the selected models.
@@ -123,56 +136,62 @@ class Build:
         total = len(self.selected)
         for index, name in enumerate(self.selected, 1):
             model = self.compiler.models[name]
-            prefix = f"{index} of {total}"
-            blocked = [p for p in model.refs if p in failed]
+            self.report(ModelStarted(index, total, name, model.materialized))
             if failed and self.options.fail_fast:
-                self._record(ModelResult(name, "skipped", model.materialized, message="--fail-fast: a model or test failed"),
-                             f"{prefix} SKIP {model.materialized} {name} (--fail-fast: {', '.join(sorted(failed))} failed)")
+                self._record(index, ModelRun(name, "skipped", model.materialized, blocked_by=tuple(sorted(failed)),
+                                             fail_fast=True, error="--fail-fast: a model or test failed"))
                 continue
+            blocked = tuple(sorted(p for p in model.refs if p in failed))
             if blocked:
                 failed.add(name)
-                self._record(ModelResult(name, "skipped", model.materialized, message=f"upstream failed: {', '.join(sorted(blocked))}"),
-                             f"{prefix} SKIP {model.materialized} {name} (upstream {', '.join(sorted(blocked))} failed)")
+                self._record(index, ModelRun(name, "skipped", model.materialized, blocked_by=blocked,
+                                             error=f"upstream failed: {', '.join(blocked)}"))
                 continue
-            self.ctx.options["model"] = name
+            self.ctx.model = name
             start = time.perf_counter()
+            compiled_path = str(self.compiler.compiled_path(model))
             try:
                 rows = materialize(con, self.compiler, model, full_refresh=self.options.full_refresh,
                                    notes=self.ctx.notes)
             except KeyboardInterrupt:
-                self._record(ModelResult(name, "error", model.materialized, message="interrupted"),
-                             f"{prefix} INTERRUPTED {model.materialized} {name}: previous version kept")
+                self._record(index, ModelRun(name, "error", model.materialized, error="interrupted", interrupted=True))
                 raise
             except PrefcleanError as exc:
-                fatal = self.ctx.state.pop("fatal_error", None)  # a judge that cannot start: its own words
+                fatal = self.ctx.take_fatal_error()  # a judge that cannot start: its own words
                 if fatal:
                     exc = ModelError(f"model '{name}' failed: {fatal}")
                 failed.add(name)
-                self._record(ModelResult(name, "error", model.materialized, seconds=time.perf_counter() - start, message=str(exc),
-                                         compiled_path=str(self.compiler.compiled_path(model))),
-                             f"{prefix} ERROR {model.materialized} {name}: {exc}")
+                self._record(index, ModelRun(name, "error", model.materialized, seconds=time.perf_counter() - start,
+                                             error=str(exc), compiled_path=compiled_path))
                 continue
-            seconds = time.perf_counter() - start
-            result = ModelResult(name, "success", model.materialized, rows=rows, seconds=round(seconds, 4),
-                                 compiled_path=str(self.compiler.compiled_path(model)), notes=self.ctx.take_notes())
-            self._record(result, f"{prefix} OK {model.materialized} {name} ... "
-                                 f"{'done' if rows is None else f'{rows} rows'} in {seconds:.2f}s")
-            for note in result.notes:
-                self.report(f"    {note}")
-            if self.after_model is not None and not self.after_model(con, model, result):
+            warnings, done = self.ctx.take_notes()
+            self._record(index, ModelRun(name, "success", model.materialized, rows=rows,
+                                         seconds=round(time.perf_counter() - start, 4), compiled_path=compiled_path,
+                                         warnings=tuple(warnings), judges=tuple(j for j in done if isinstance(j, JudgeRun))))
+            self.built.add(name)
+            if not self._run_tests_after(con, name):
                 failed.add(name)
-                self.test_failed = True
 
-    # Data tests hook: called after each successful model; returns False when an error-severity test failed.
-    after_model: Callable | None = None
-    elapsed: float = 0.0
+    def _run_tests_after(self, con, name: str) -> bool:
+        """The data tests that can run now that `name` is built; False when an error-severity one failed."""
+        ok = True
+        for test in self.tests:
+            # A test runs once all the models it reads are built in this run (or were not selected and
+            # already stand in the warehouse: `--select +m` must not run m's children's tests).
+            if name not in test.depends_on or any(
+                    d not in self.built and (d in self.selected or relation_kind(con, MODELS_SCHEMA, d) is None)
+                    for d in test.depends_on):
+                continue
+            outcome = TestRun.from_result(run_test(con, test))
+            self.test_results.append(outcome)
+            self.report(TestFinished(outcome))
+            ok = ok and not outcome.failed
+        return ok
 
-    def _record(self, result: ModelResult, line: str) -> None:
+    def _record(self, index: int, result: ModelRun) -> None:
         self.results.append(result)
-        self.report(line)
-
-    test_failed = False
+        self.report(ModelFinished(index, len(self.selected), result))
 
     @property
     def failed(self) -> bool:
-        return self.test_failed or any(r.status == "error" for r in self.results)
+        return any(r.status == "error" for r in self.results) or any(t.failed for t in self.test_results)

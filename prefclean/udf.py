@@ -22,6 +22,7 @@ from typing import Any, Callable
 import duckdb
 
 from .errors import PrefcleanError
+from .events import Reporter, quiet
 
 
 @dataclass(frozen=True)
@@ -38,22 +39,52 @@ class UdfSpec:
     called_via: tuple[str, ...] = ()  # Jinja helpers that write calls to it (judge() for the judge UDF)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """The run's choices a UDF may read: the build's flags (`prefclean build --judge ...`)."""
+
+    judge_override: str | None = None  # --judge: this named judge for every judge() call
+    refresh_judgments: bool = False  # ignore the judgment cache (results are still stored)
+    executor: str | None = None  # 'local' or 'ray'; None: prefclean.yml's `executor`
+    ray_address: str | None = None  # with executor ray: the cluster
+
+
 @dataclass
 class RunContext:
     """What a context-aware UDF can see of the build that calls it."""
 
     project: Any
-    options: dict[str, Any] = field(default_factory=dict)
+    options: RunOptions = field(default_factory=RunOptions)
+    report: Reporter = quiet  # events (judge progress) for whoever watches the build
+    model: str | None = None  # the model being built
     state: dict[str, Any] = field(default_factory=dict)  # per-run objects a UDF caches (engines, caches)
-    notes: list[str] = field(default_factory=list)  # lines a UDF wants printed under the model's line
+    notes: list[str] = field(default_factory=list)  # warnings a UDF wants shown under the model's line
     closers: list[Callable[[], None]] = field(default_factory=list)
     summaries: list[Callable[[], dict]] = field(default_factory=list)
-
-    model_end_hooks: list[Callable[[], list[str]]] = field(default_factory=list)
+    # Called when a model ends: what each UDF did during it (the judge's JudgeRun per judge).
+    model_end_hooks: list[Callable[[], list]] = field(default_factory=list)
     # Held while a shared object is made (which may register its closer) and while closing: a warm-up thread
     # still opening the judgment cache when a short build ends must not leave it open behind it.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     closed: bool = False
+    fatal_error: str | None = None  # why no row of the model can be computed (a judge that cannot start)
+    _noted: set[str] = field(default_factory=set, repr=False)
+
+    def fail(self, message: str) -> None:
+        """Record why the running model cannot work at all; the runner fails it with these words."""
+        self.fatal_error = message
+
+    def take_fatal_error(self) -> str | None:
+        message, self.fatal_error = self.fatal_error, None
+        return message
+
+    def note_once(self, text: str) -> None:
+        """A warning under the model's line, shown once per build however many batches meet it."""
+        with self.lock:
+            if text in self._noted:
+                return
+            self._noted.add(text)
+            self.notes.append(text)
 
     def shared(self, key: str, make: Callable[[], Any]) -> Any:
         """The build's object under `key` in `state`, made once by whichever thread asks first (a UDF's
@@ -63,12 +94,12 @@ class RunContext:
                 self.state[key] = make()
             return self.state[key]
 
-    def take_notes(self) -> list[str]:
-        """Lines to print under the model that just finished (e.g. the judge's counts)."""
-        notes, self.notes = self.notes, []
-        for hook in self.model_end_hooks:
-            notes.extend(hook())
-        return notes
+    def take_notes(self) -> tuple[list[str], list]:
+        """What happened during the model that just finished: the warnings, and what the hooks report."""
+        with self.lock:
+            notes, self.notes = self.notes, []
+        done = [item for hook in self.model_end_hooks for item in hook()]
+        return notes + [n for n in done if isinstance(n, str)], [n for n in done if not isinstance(n, str)]
 
     def close(self) -> None:
         with self.lock:

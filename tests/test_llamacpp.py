@@ -113,18 +113,19 @@ def test_build_offline_with_smoke_test_judge(gguf, tmp_path):
 
 
 def test_build_with_named_gguf_judge_in_process(gguf, tmp_path):
-    from prefclean.build import run_build
-    from prefclean.project import load_project
-    from prefclean.runner import BuildOptions
+    import prefclean
 
     root = write_judge_project(tmp_path / "p", ["engine: llamacpp", f"model: {gguf}", "max_tokens: 128",
                                                 "temperature: 0", "n_ctx: 2048"], TINY_PAIRS[:2], short_prompt=True)
-    lines: list[str] = []
-    assert run_build(load_project(root), BuildOptions(), report=lines.append), lines
-    assert not any(SMOKE_TEST_WARNING in line for line in lines)
+    result = prefclean.build(root, reporter=prefclean.quiet)
+    assert result.ok, result.models
+    warnings = [w for m in result.models for w in m.warnings]
+    assert not any(SMOKE_TEST_WARNING in w for w in warnings), warnings
     rows = judged_rows(root)
     assert len(rows) == 2 and all(r[3] is None and len(r[1]) == 2 for r in rows), rows
-    assert any("judge j (llamacpp SmolLM2-135M-Instruct.Q4_1.gguf" in line for line in lines), lines
+    (run,) = [j for m in result.models for j in m.judges]
+    assert run.judge == "j" and run.engine.startswith("llamacpp SmolLM2-135M-Instruct.Q4_1.gguf"), run
+    assert run.stats.judged == 2 and result.judging.failed == 0
 
 
 # -- clear errors ---------------------------------------------------------------------------------------------

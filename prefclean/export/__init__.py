@@ -9,7 +9,9 @@ from typing import Callable
 import duckdb
 
 from ..errors import ExportError, PrefcleanError
+from ..events import ExportFinished, Reporter, quiet
 from ..project import ExportConfig, Project
+from ..results import ExportRun
 from ..warehouse import MODELS_SCHEMA, relation, relation_kind
 
 # An exporter gets the connection, the project, the export config and the model's relation name, and
@@ -40,21 +42,22 @@ def run_export(con: duckdb.DuckDBPyConnection, project: Project, export: ExportC
     return exporter(con, project, export, relation(MODELS_SCHEMA, export.model))
 
 
-def run_exports(con: duckdb.DuckDBPyConnection, project: Project, compiler, names: list[str] | None,
-                report: Callable[[str], None]) -> bool:
+def run_exports(con: duckdb.DuckDBPyConnection, project: Project, names: list[str] | None,
+                report: Reporter = quiet) -> list[ExportRun]:
     """Run the named exports (all when names is None); one failing export does not stop the others."""
     selected = list(project.exports) if not names else names
     unknown = [n for n in selected if n not in project.exports]
     if unknown:
         raise ExportError(f"no export named '{unknown[0]}' in prefclean.yml (known: {', '.join(project.exports) or 'none'})")
-    ok = True
+    runs = []
     for name in selected:
         export = project.exports[name]
         start = time.perf_counter()
         try:
-            line = run_export(con, project, export)
-            report(f"export {name} OK: {line} in {time.perf_counter() - start:.2f}s")
+            run = ExportRun(name, export.target, True, detail=run_export(con, project, export),
+                            seconds=time.perf_counter() - start)
         except PrefcleanError as exc:
-            ok = False
-            report(f"export {name} ERROR: {exc}")
-    return ok
+            run = ExportRun(name, export.target, False, error=str(exc), seconds=time.perf_counter() - start)
+        runs.append(run)
+        report(ExportFinished(run))
+    return runs

@@ -45,7 +45,7 @@ def export_argilla(con, project, export, rel):
     from tqdm import tqdm
 
     from .argilla import ArgillaExportError, push_pairs
-    from ..judge.progress import progress_enabled
+    from ..reporter import progress_enabled
 
     settings = connection_settings(export)
     query = (export.options.get("query") or DEFAULT_QUERY).format(rel=rel)

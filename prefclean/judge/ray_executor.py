@@ -76,7 +76,7 @@ def _check_reachable(address: str) -> None:
                          f"with `ray start --head` or fix `executor.address` / $RAY_ADDRESS") from None
 
 
-def parse_options(project: Project, options: dict) -> dict:
+def parse_options(project: Project, ray_address: str | None = None) -> dict:
     """The `executor:` mapping with defaults, checked; names the bad key the way prefclean.yml does."""
     raw = dict(project.executor or {})
     if "ray_address" in raw:
@@ -93,7 +93,7 @@ def parse_options(project: Project, options: dict) -> dict:
     for key in ("actor_options", "runtime_env"):
         if merged[key] is not None and not isinstance(merged[key], dict):
             raise JudgeError(f"prefclean.yml: `executor.{key}` must be a mapping")
-    merged["address"] = merged["address"] or options.get("ray_address") or os.environ.get("RAY_ADDRESS") or None
+    merged["address"] = merged["address"] or ray_address or os.environ.get("RAY_ADDRESS") or None
     return merged
 
 
@@ -156,8 +156,8 @@ class ActorPool:
 class RayExecutor:
     """Created once per build by the judge UDF when the executor is `ray`; thread-safe."""
 
-    def __init__(self, project: Project, options: dict, stats: Stats | None = None):
-        self.options = parse_options(project, options)
+    def __init__(self, project: Project, ray_address: str | None = None, stats: Stats | None = None):
+        self.options = parse_options(project, ray_address)
         self.ray = _import_ray()
         self.project_root = str(project.root)
         self.stats = stats if stats is not None else Stats()

@@ -25,6 +25,7 @@ from ..compiler import template_global
 from ..errors import JudgeError
 from ..migrations import MigrationError
 from ..redact import add_secrets_in_use, redact
+from ..results import JudgeRun, JudgingStats
 from ..udf import RunContext, udf
 from .cache import JudgmentCache
 from .dispatch import Dispatcher, LoopThread, Request, RequestStream, Stats
@@ -90,7 +91,7 @@ class JudgeSession:
     identity: str
     smoke_test: bool
     progress: JudgeProgress
-    reported: dict
+    reported: JudgingStats  # the counters when its last model ended
     answered: int = 0  # requests the judge answered in this build (see judge_batch: when none ever is)
 
 
@@ -105,7 +106,7 @@ class Judging:
         self.stats = Stats()
         add_secrets_in_use(self.project.judges.values())  # masked in every error and answer from here on
         self.cache = judgment_cache(ctx)
-        self.refresh = bool(ctx.options.get("refresh_judgments"))
+        self.refresh = ctx.options.refresh_judgments
         INTERRUPTED.clear()
         self.loop = LoopThread.get()
         self.executor = self._make_executor()
@@ -114,18 +115,18 @@ class Judging:
         ctx.summaries.append(lambda: {"judging": self.stats.as_dict()})
 
     def _make_executor(self):
-        kind = self.ctx.options.get("executor") or (self.project.executor or {}).get("type") or "local"
+        kind = self.ctx.options.executor or (self.project.executor or {}).get("type") or "local"
         if kind == "ray":
             from .ray_executor import RayExecutor
 
-            return RayExecutor(self.project, self.ctx.options, self.stats)
+            return RayExecutor(self.project, self.ctx.options.ray_address, self.stats)
         return None
 
     def task(self, name: str):
         return judge_task(self.ctx, name)
 
     def session(self, judge_name: str, task_name: str) -> JudgeSession:
-        config = resolve_judge(self.project, judge_name, self.ctx.options.get("judge_override"))
+        config = resolve_judge(self.project, judge_name, self.ctx.options.judge_override)
         key = (config.name, task_name)
         with self.lock:
             if key not in self.sessions:
@@ -135,15 +136,17 @@ class Judging:
                 params = dispatcher.params
                 identity = json.dumps([engine.cache_identity(), task_name, params.max_tokens, params.temperature,
                                        params.seed, params.top_p])
-                progress = JudgeProgress(f"judge {config.name}")
+                progress = JudgeProgress(config.name, self.ctx.report)
                 self.sessions[key] = JudgeSession(config.name, dispatcher, identity, config.name == SMOKE_TEST_JUDGE,
-                                                  progress, self.stats.as_dict())
+                                                  progress, JudgingStats.from_counts(self.stats.as_dict()))
                 if config.name == SMOKE_TEST_JUDGE:
                     self.ctx.notes.append("WARNING " + SMOKE_TEST_WARNING)
             return self.sessions[key]
 
-    def model_notes(self) -> list[str]:
-        notes = []
+    def model_notes(self) -> list:
+        """At the end of each model: a JudgeRun per judge that judged rows in it (and a warning if its
+        judgments could not be stored)."""
+        notes: list = []
         try:
             self.cache.wait()  # the model's judgments are in the cache before the next model runs
         except Exception as exc:
@@ -153,18 +156,10 @@ class Judging:
             sessions = list(self.sessions.values())
         for s in sessions:
             s.progress.close()
-            now = self.stats.as_dict()
-            delta = {k: now[k] - s.reported.get(k, 0) for k in now}
-            s.reported = now
-            if delta["rows"]:
-                notes.append(
-                    f"judge {s.name} ({s.dispatcher.engine.describe()}{self._where()}): judged {delta['judged']}, "
-                    f"failed {delta['failed']}, cached {delta['cached']}, deduplicated {delta['deduplicated']}; "
-                    f"requests {delta['requests']}, retries {delta['retries']}, 429s {delta['rate_limited']}, "
-                    f"tokens {delta['prompt_tokens']}+{delta['completion_tokens']}")
-            if delta["refreshed"]:
-                notes.append(f"judge {s.name}: --refresh-judgments re-asked the judge for {delta['refreshed']} rows "
-                             "(the judgment cache was not consulted; the new answers replace the old ones in it)")
+            now = JudgingStats.from_counts(self.stats.as_dict())
+            delta, s.reported = now - s.reported, now
+            if delta.rows:
+                notes.append(JudgeRun(s.name, f"{s.dispatcher.engine.describe()}{self._where()}", delta))
         return notes
 
     def _where(self) -> str:
@@ -314,12 +309,7 @@ class Judging:
             flush()
 
     def _note_once(self, error: str) -> None:
-        with self.lock:
-            seen = self.ctx.state.setdefault("judge_errors_reported", set())
-            if error in seen:
-                return
-            seen.add(error)
-        self.ctx.notes.append(f"judge error: {error}")
+        self.ctx.note_once(f"judge error: {error}")
 
     def _failure(self, session, task_name, aspect, error) -> Judgment:
         self.stats.add(failed=1)
@@ -426,14 +416,11 @@ def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, gene
     except JudgeError as exc:
         # A configuration problem (unknown judge, engine unavailable, llama-cpp missing): no row can be judged,
         # so the model fails with this one line (the runner reads it here) and its previous version stays.
-        ctx.state["fatal_error"] = str(exc)
+        ctx.fail(str(exc))
         raise
     except Exception as exc:  # a bug must not kill the query either; the rows carry it
         if INTERRUPTED.is_set():  # Ctrl-C that landed in one of the judge's own DuckDB calls ("Query interrupted")
             raise KeyboardInterrupt from None
         error = redact(f"internal error: {type(exc).__name__}: " + " ".join(str(exc).split()))
-    seen = ctx.state.setdefault("judge_errors_reported", set())
-    if error not in seen:
-        seen.add(error)
-        ctx.notes.append(f"judge error: {error}")
+    ctx.note_once(f"judge error: {error}")
     return array_from_json_lines([json_line(Judgment(error=error).result_row())] * n, RESULT_TYPE)

@@ -1,0 +1,192 @@
+"""prefclean from Python: what each command does, as functions returning typed results.
+
+    import prefclean
+
+    project = prefclean.load_project("path/to/project", vars={"min_margin": 2})
+    result = prefclean.build(project, select="+pair_decisions", judge="llama70b")
+    result.ok, result.model("judged_pairs").rows, result.judging.requests, result.summary["decisions"]
+    prefclean.sql(project, "select decision, count(*) from pair_decisions group by all")  # a pyarrow.Table
+
+The CLI (prefclean/cli.py) is a thin shell over these. A user mistake raises a PrefcleanError with its
+one-line message; a model, test or export that fails does not raise: its result says so (`ok` is False).
+Progress goes to a reporter (prefclean/events.py): by default tqdm.auto bars and the lines worth reading;
+`reporter=prefclean.quiet` shows nothing, and any callable taking an event works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Union
+
+import time
+
+from .events import BuildFinished, ExportsSkipped, Reporter, SummaryReady, TestFinished, TestsFinished, quiet
+from .project import Project, parse_vars
+from .project import load_project as _load_project
+from .results import BuildResult, ExportRun, ExportsResult, JudgingStats, TestRun, TestsResult
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .compiler import Model
+    from .runner import BuildOptions
+
+ProjectLike = Union[str, Path, Project]
+Selectors = Union[str, Iterable[str], None]
+
+
+def load_project(project_dir: str | Path = ".", vars: dict[str, Any] | str | None = None) -> Project:
+    """Read prefclean.yml; `vars` override its vars (a mapping, or JSON/YAML text as --vars takes)."""
+    return _load_project(project_dir, parse_vars(vars) if isinstance(vars, str) else dict(vars or {}))
+
+
+def _project(project: ProjectLike, vars: dict[str, Any] | str | None) -> Project:
+    if not isinstance(project, Project):
+        return load_project(project, vars)
+    if vars:
+        extra = parse_vars(vars) if isinstance(vars, str) else dict(vars)
+        return replace(project, vars={**project.vars, **extra})
+    return project
+
+
+def _reporter(reporter: Reporter | None) -> Reporter:
+    if reporter is not None:
+        return reporter
+    from .reporter import NotebookReporter
+
+    return NotebookReporter()
+
+
+def _selectors(selectors: Selectors) -> tuple[str, ...]:
+    return (selectors,) if isinstance(selectors, str) else tuple(selectors or ())
+
+
+def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
+          vars: dict[str, Any] | str | None = None, full_refresh: bool = False, judge: str | None = None,
+          refresh_judgments: bool = False, executor: str | None = None, ray_address: str | None = None,
+          tests: bool = True, exports: bool = True, fail_fast: bool = False,
+          reporter: Reporter | None = None) -> BuildResult:
+    """`prefclean build`: stage the sources, build the selected models with their data tests, write the
+    summary, run the exports of what was built (`fail_fast`: stop at the first failure). Safe to call from
+    a notebook (a running event loop): the judge's requests run on prefclean's own loop thread."""
+    from .runner import BuildOptions
+
+    options = BuildOptions(select=_selectors(select), exclude=_selectors(exclude), full_refresh=full_refresh,
+                           run_tests=tests, run_exports=exports, fail_fast=fail_fast, judge=judge,
+                           refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address)
+    return run_build(_project(project, vars), options, _reporter(reporter))
+
+
+def run_build(project: Project, options: BuildOptions, report: Reporter = quiet) -> BuildResult:
+    """The models with their data tests (runner.Build), then the run summary, then the exports."""
+    from .export import run_exports
+    from .runner import Build
+    from .summary import compute_summary, write_summary
+
+    start = time.perf_counter()
+    build = Build(project, options, report)
+    exports: list[ExportRun] = []
+    skipped = False
+    summary = None
+    try:
+        build.run()
+        # The summary first: exports (a Hub dataset card) read it.
+        judging = build.ctx.summary().get("judging")
+        for m in build.compiler.models.values():
+            if m.config.get("audit") and m.name in build.built:
+                summary = compute_summary(build.con, m.name, judging)
+                if summary:
+                    report(SummaryReady(summary))
+                    write_summary(build.con, project.target_dir, build.run_id, summary)
+        if options.run_exports and project.exports and not build.failed:
+            # After `--select`, only the exports of models this run built.
+            names = [n for n, e in project.exports.items() if e.on_build and e.model in build.built]
+            if names:
+                exports = run_exports(build.con, project, names, report)
+        elif options.run_exports and project.exports:
+            skipped = True
+            report(ExportsSkipped("the build failed"))
+        build.write_results({"tests": [t.artifact() for t in build.test_results], "summary": summary})
+    finally:
+        build.close()
+    result = BuildResult(
+        ok=not build.failed and all(e.ok for e in exports), run_id=build.run_id, models=tuple(build.results),
+        tests=tuple(build.test_results), exports=tuple(exports), exports_skipped=skipped,
+        judging=JudgingStats.from_counts(build.ctx.summary().get("judging")), summary=summary,
+        seconds=time.perf_counter() - start)
+    report(BuildFinished(result))
+    return result
+
+
+def test(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
+         vars: dict[str, Any] | str | None = None, reporter: Reporter | None = None) -> TestsResult:
+    """`prefclean test`: run the data tests of the selected models against the warehouse as it stands."""
+    from .datatests import load_tests, run_test
+    from .runner import load_graph
+    from .warehouse import connect
+
+    project, report = _project(project, vars), _reporter(reporter)
+    con = connect(project.warehouse, read_only=True)
+    runs: list[TestRun] = []
+    try:
+        compiler, graph = load_graph(project, con)
+        chosen = set(graph.select(_selectors(select), exclude=_selectors(exclude)))
+        tests = [t for t in load_tests(compiler) if t.depends_on & chosen]
+        if any(t.store_failures for t in tests):  # storing failing rows writes test_failures.*
+            con.close()
+            con = connect(project.warehouse)
+        for test_ in tests:
+            runs.append(TestRun.from_result(run_test(con, test_)))
+            report(TestFinished(runs[-1]))
+    finally:
+        con.close()
+    result = TestsResult(tuple(runs))
+    report(TestsFinished(result))
+    return result
+
+
+test.__test__ = False  # type: ignore[attr-defined]  # `from prefclean import test` in a test module is no test
+
+
+def compile(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
+            vars: dict[str, Any] | str | None = None, write: bool = True) -> list[Model]:
+    """Render the models (all of them; a model's SQL needs its parents'); returns the selected ones in run
+    order, each with its `compiled_sql`. `write`: also write target/compiled/ and target/manifest.json."""
+    from .artifacts import write_manifest
+    from .runner import load_graph
+
+    project = _project(project, vars)
+    compiler, graph = load_graph(project)
+    if write:
+        compiler.write_compiled(project.target_dir)
+        write_manifest(project.target_dir, project, compiler.models, graph)
+    return [compiler.models[n] for n in graph.select(_selectors(select), exclude=_selectors(exclude))]
+
+
+def sql(project: ProjectLike, query: str, *, write: bool = False) -> "pa.Table":
+    """Run one query against the warehouse (read-only unless `write`) and return its rows as a
+    pyarrow.Table (None for a statement without rows). Model names and {{ ref('m') }} resolve."""
+    from .sqlshell import open_connection, render_query, run_query
+
+    project = _project(project, None)
+    con = open_connection(project, write=write)
+    try:
+        return run_query(con, render_query(project, query))
+    finally:
+        con.close()
+
+
+def export(project: ProjectLike = ".", names: str | Iterable[str] | None = None, *,
+           vars: dict[str, Any] | str | None = None, reporter: Reporter | None = None) -> ExportsResult:
+    """`prefclean export`: run the exports declared in prefclean.yml (all, or the names given)."""
+    from .export import run_exports
+    from .warehouse import connect
+
+    project = _project(project, vars)
+    con = connect(project.warehouse)
+    try:
+        runs = run_exports(con, project, list(_selectors(names)) or None, _reporter(reporter))
+    finally:
+        con.close()
+    return ExportsResult(tuple(runs))

@@ -1,0 +1,181 @@
+"""Reporters: how events (prefclean/events.py) look. `lines()` is the CLI's wording, in one place;
+TerminalReporter prints it with a judge progress bar on stderr; NotebookReporter shows tqdm.auto bars and
+only the lines worth reading in a notebook (warnings, failures, the summary)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Callable
+
+from .events import (BuildFinished, Event, ExportFinished, ExportsSkipped, JudgingPaused, JudgingProgress,
+                     ModelFinished, ModelStarted, SourceStaged, SummaryReady, TestFinished, TestsFinished)
+from .results import JudgingStats, ModelRun
+
+TEST_LABELS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "error": "ERROR"}
+
+
+def progress_enabled() -> bool:
+    """Terminal progress bars: on when stderr is a TTY; PREFCLEAN_PROGRESS=1 forces them on, 0 off."""
+    forced = os.environ.get("PREFCLEAN_PROGRESS")
+    if forced is not None:
+        return forced not in ("0", "false", "no", "")
+    return sys.stderr.isatty()
+
+
+def model_line(index: int, total: int, m: ModelRun) -> str:
+    prefix = f"{index} of {total}"
+    if m.status == "skipped":
+        why = "--fail-fast:" if m.fail_fast else "upstream"
+        return f"{prefix} SKIP {m.materialized} {m.name} ({why} {', '.join(m.blocked_by)} failed)"
+    if m.interrupted:
+        return f"{prefix} INTERRUPTED {m.materialized} {m.name}: previous version kept"
+    if m.status == "error":
+        return f"{prefix} ERROR {m.materialized} {m.name}: {m.error}"
+    done = "done" if m.rows is None else f"{m.rows} rows"
+    return f"{prefix} OK {m.materialized} {m.name} ... {done} in {m.seconds:.2f}s"
+
+
+def lines(event: Event) -> list[str]:
+    """What the CLI prints for an event (progress events print nothing: they move a bar)."""
+    if isinstance(event, SourceStaged):
+        verb = "staged" if event.staged else "up to date"
+        return [f"source {event.name} {verb}: {event.rows} rows in {event.seconds:.2f}s"]
+    if isinstance(event, ModelFinished):
+        return [model_line(event.index, event.total, event.run), *(f"    {n}" for n in event.run.notes())]
+    if isinstance(event, TestFinished):
+        t = event.run
+        return [f"    {TEST_LABELS[t.status]} {t.name}" + (f" ({t.message})" if t.message else "")]
+    if isinstance(event, TestsFinished):
+        r = event.result
+        return [f"{len(r.tests)} tests: {r.count('pass')} passed, {sum(t.failed for t in r.tests)} failed, "
+                f"{r.count('warn')} warned"]
+    if isinstance(event, SummaryReady):
+        from .summary import format_summary
+
+        return format_summary(event.summary)
+    if isinstance(event, ExportFinished):
+        e = event.run
+        return [f"export {e.name} OK: {e.detail} in {e.seconds:.2f}s" if e.ok else f"export {e.name} ERROR: {e.error}"]
+    if isinstance(event, ExportsSkipped):
+        return [f"exports skipped: {event.reason}"]
+    if isinstance(event, BuildFinished):
+        r = event.result
+        tests_failed = sum(1 for t in r.tests if t.status in ("fail", "error"))
+        return [f"Done in {r.seconds:.2f}s. OK={r.count('success')} ERROR={r.count('error')} SKIP={r.count('skipped')} "
+                f"TESTS_PASSED={sum(t.status == 'pass' for t in r.tests)} TESTS_FAILED={tests_failed} "
+                f"TESTS_WARNED={sum(t.status == 'warn' for t in r.tests)}"]
+    return []
+
+
+def _postfix(stats: JudgingStats) -> str:
+    return f"failed={stats.failed} cached={stats.cached} 429s={stats.rate_limited} tokens={stats.tokens}"
+
+
+class JudgeBars:
+    """One progress bar per judge while a model judges (tqdm, or tqdm.auto's notebook widgets)."""
+
+    def __init__(self, make_bar: Callable[..., object]):
+        self.make_bar = make_bar
+        self.bars: dict[str, object] = {}
+
+    def show(self, event: JudgingProgress | JudgingPaused) -> None:
+        if isinstance(event, JudgingPaused):
+            bar = self.bars.pop(event.judge, None)
+            if bar is not None:
+                bar.close()
+            return
+        bar = self.bars.get(event.judge)
+        if bar is None:
+            bar = self.bars[event.judge] = self.make_bar(total=0, desc=f"judge {event.judge}", unit="row")
+        bar.total = event.total
+        bar.set_postfix_str(_postfix(event.stats), refresh=False)
+        bar.update(event.done - bar.n)  # refreshes (tqdm rate-limits its redraws)
+
+    def close(self) -> None:
+        for judge in list(self.bars):
+            self.show(JudgingPaused(judge))
+
+
+class TerminalReporter:
+    """The CLI's reporter: today's lines on stdout, the judge's bar on stderr when it is a terminal."""
+
+    def __init__(self, echo: Callable[[str], None] = print, *, bars: bool | None = None):
+        self.echo = echo
+        self.lock = threading.Lock()
+        self.bars_on = progress_enabled() if bars is None else bars
+        self.bars = JudgeBars(self._bar)
+
+    @staticmethod
+    def _bar(**kwargs):
+        from tqdm import tqdm
+
+        return tqdm(dynamic_ncols=True, leave=True, file=sys.stderr, smoothing=0.1, **kwargs)
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            if isinstance(event, (JudgingProgress, JudgingPaused)):
+                if self.bars_on:
+                    self.bars.show(event)
+                return
+            if isinstance(event, (ModelFinished, BuildFinished)):
+                self.bars.close()
+            for line in lines(event):
+                self.echo(line)
+
+
+class NotebookReporter:
+    """For Jupyter and scripts: a bar over the models, one per judge, and only the lines that need reading
+    (warnings, failures, exports, the summary). The results themselves are in the returned object."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.models = None
+        self.bars = JudgeBars(self._bar)
+
+    @staticmethod
+    def _bar(**kwargs):
+        from tqdm.auto import tqdm
+
+        return tqdm(leave=False, **kwargs)
+
+    @staticmethod
+    def _write(line: str) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(line)
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            if isinstance(event, (JudgingProgress, JudgingPaused)):
+                self.bars.show(event)
+                return
+            if isinstance(event, ModelStarted):
+                if self.models is None:
+                    self.models = self._bar(total=event.total, desc="models", unit="model")
+                self.models.set_postfix_str(event.name)
+                return
+            if isinstance(event, ModelFinished):
+                self.bars.close()
+                if self.models is not None:
+                    self.models.update(1)
+                m = event.run
+                shown = [] if m.ok else [model_line(event.index, event.total, m)]
+                shown += [f"{m.name}: {w}" for w in m.warnings]
+            elif isinstance(event, TestFinished):
+                shown = lines(event) if event.run.status != "pass" else []
+            elif isinstance(event, SourceStaged):
+                shown = []
+            else:
+                if isinstance(event, BuildFinished):
+                    self.close()
+                shown = lines(event)
+            for line in shown:
+                self._write(line)
+
+    def close(self) -> None:
+        self.bars.close()
+        if self.models is not None:
+            self.models.close()
+            self.models = None

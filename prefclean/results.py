@@ -1,0 +1,200 @@
+"""What a build, a test run or an export returns: typed results a script or a notebook can read, instead of
+lines to parse. The CLI prints them (prefclean/reporter.py); the artifacts in target/ are written from them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JudgingStats:
+    """Judge counters (rows are table rows; one request can serve several identical rows)."""
+
+    rows: int = 0  # rows handed to the judge
+    cached: int = 0  # rows answered from the judgment cache
+    deduplicated: int = 0  # rows that shared a prompt with another row of their batch
+    judged: int = 0  # rows judged by a request in this run
+    failed: int = 0  # rows left with an error
+    requests: int = 0  # requests sent, retries included
+    retries: int = 0
+    rate_limited: int = 0  # 429 answers
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    request_seconds: float = 0.0
+    refreshed: int = 0  # rows asked again with --refresh-judgments (the cache not consulted)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, Any] | None) -> "JudgingStats":
+        """From the judge's counter dict (keys it does not know are a bug, so they raise)."""
+        return cls(**(counts or {}))
+
+    def __add__(self, other: "JudgingStats") -> "JudgingStats":
+        return JudgingStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def __sub__(self, other: "JudgingStats") -> "JudgingStats":
+        return JudgingStats(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class JudgeRun:
+    """One judge's work during one model."""
+
+    judge: str
+    engine: str  # what the engine says it is (and where batches ran): "openai at http://..., ..."
+    stats: JudgingStats
+
+    def lines(self) -> list[str]:
+        s = self.stats
+        out = [f"judge {self.judge} ({self.engine}): judged {s.judged}, failed {s.failed}, cached {s.cached}, "
+               f"deduplicated {s.deduplicated}; requests {s.requests}, retries {s.retries}, 429s {s.rate_limited}, "
+               f"tokens {s.prompt_tokens}+{s.completion_tokens}"]
+        if s.refreshed:
+            out.append(f"judge {self.judge}: --refresh-judgments re-asked the judge for {s.refreshed} rows "
+                       "(the judgment cache was not consulted; the new answers replace the old ones in it)")
+        return out
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model of a build. status: success | error | skipped."""
+
+    name: str
+    status: str
+    materialized: str
+    rows: int | None = None  # None for views and ephemeral models (counting a view runs its query)
+    seconds: float = 0.0
+    error: str | None = None  # why it failed, or why it was skipped
+    blocked_by: tuple[str, ...] = ()  # skipped: the failed models it depends on (with --fail-fast: all so far)
+    fail_fast: bool = False  # skipped by --fail-fast
+    compiled_path: str = ""
+    warnings: tuple[str, ...] = ()  # what its UDFs asked to show (the smoke-test judge warning, judge errors)
+    judges: tuple[JudgeRun, ...] = ()
+    interrupted: bool = False  # Ctrl-C stopped it; the previous version stays
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def judging(self) -> JudgingStats:
+        """This model's judge counters, all judges together."""
+        return sum((j.stats for j in self.judges), JudgingStats())
+
+    def notes(self) -> list[str]:
+        """The lines printed under the model's line, as run_results.json keeps them."""
+        return [*self.warnings, *(line for j in self.judges for line in j.lines())]
+
+    def artifact(self) -> dict[str, Any]:
+        """The run_results.json entry (its keys predate this class: `model`, `message`)."""
+        return {"model": self.name, "status": self.status, "materialized": self.materialized, "rows": self.rows,
+                "seconds": self.seconds, "message": self.error or "", "compiled_path": self.compiled_path,
+                "notes": self.notes(),
+                "judges": [{"judge": j.judge, "engine": j.engine, **j.stats.as_dict()} for j in self.judges]}
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """One data test. status: pass | fail | warn | error."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    model: str
+    status: str
+    severity: str = "error"
+    failures: int = 0
+    message: str = ""
+    depends_on: tuple[str, ...] = ()
+    path: str = ""
+    sql: str = ""  # the query that selects failing rows
+    definition: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # all of its config
+
+    @classmethod
+    def from_result(cls, result) -> "TestRun":
+        """From datatests' TestResult (its DataTest and outcome)."""
+        t = result.test
+        definition = {**asdict(t), "depends_on": sorted(t.depends_on)}
+        return cls(t.name, t.model, result.status, t.severity, result.failures, result.message,
+                   tuple(sorted(t.depends_on)), t.path, t.sql, definition)
+
+    @property
+    def failed(self) -> bool:
+        """True when it fails the build: an error-severity test that failed or could not run."""
+        return self.status in ("fail", "error") and self.severity == "error"
+
+    def artifact(self) -> dict[str, Any]:
+        """The run_results.json entry: the test as declared, and its outcome."""
+        return {"name": self.name, "model": self.model, "sql": self.sql, "severity": self.severity,
+                "depends_on": list(self.depends_on), "path": self.path, **self.definition,
+                "status": self.status, "failures": self.failures, "message": self.message}
+
+
+@dataclass(frozen=True)
+class TestsResult:
+    """What `prefclean.test()` returns."""
+
+    __test__ = False
+
+    tests: tuple[TestRun, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(t.failed for t in self.tests)
+
+    def count(self, status: str) -> int:
+        return sum(1 for t in self.tests if t.status == status)
+
+
+@dataclass(frozen=True)
+class ExportRun:
+    """One export: what it wrote (`detail`) or why it failed (`error`)."""
+
+    name: str
+    target: str
+    ok: bool
+    detail: str = ""
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExportsResult:
+    exports: tuple[ExportRun, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(e.ok for e in self.exports)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What `prefclean.build()` returns. `ok` is the CLI's exit status 0: every model, error-severity data
+    test and export succeeded."""
+
+    ok: bool
+    run_id: str
+    models: tuple[ModelRun, ...]
+    tests: tuple[TestRun, ...] = ()
+    exports: tuple[ExportRun, ...] = ()
+    exports_skipped: bool = False  # a model or test failed, so the exports did not run
+    judging: JudgingStats = field(default_factory=JudgingStats)  # the whole run, every judge
+    summary: dict[str, Any] | None = None  # the audit model's summary (target/summary.json)
+    seconds: float = 0.0
+
+    def model(self, name: str) -> ModelRun:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(f"no model '{name}' in this build (built: {', '.join(m.name for m in self.models) or 'none'})")
+
+    def count(self, status: str) -> int:
+        """Models with this status (success, error, skipped)."""
+        return sum(1 for m in self.models if m.status == status)
