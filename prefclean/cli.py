@@ -240,13 +240,15 @@ def sql(load, query, fmt, output, write):
 
 @main.command()
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; keep the default unless you mean to share.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; anything but loopback requires the token printed at start.")
+@click.option("--query-timeout", default=30.0, show_default=True, type=float, help="SQL box time limit, in seconds.")
 @common_options
-def dashboard(load, port, host):
+def dashboard(load, port, host, query_timeout):
     """Serve a read-only web dashboard over the warehouse (overview, charts, pairs, lineage, SQL)."""
     from .dashboard import serve
 
-    serve(load(), host=host, port=port, echo=_echo)
+    serve(load(), host=host, port=port, echo=_echo, query_timeout=query_timeout)
     return 0
 
 

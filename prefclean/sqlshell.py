@@ -1,7 +1,8 @@
 """`prefclean sql`: ad-hoc SQL against the warehouse, read-only unless asked otherwise.
 
 Model names resolve as in models: plain names (they live in the main schema) and `{{ ref('m') }}`,
-`{{ source('s') }}`, `{{ var('k') }}` all work. Ctrl-C interrupts a long query and keeps the shell.
+`{{ source('s') }}`, `{{ var('k') }}` all work; that Jinja renders sandboxed, in a child process with a deadline
+(prefclean.sqlrender), since a query may be pasted from anywhere. Ctrl-C interrupts a long query and keeps the shell.
 """
 
 from __future__ import annotations
@@ -13,21 +14,36 @@ from pathlib import Path
 
 import duckdb
 
-from .compiler import Compiler, Model
 from .errors import PrefcleanError
 from .project import Project
 from .readonly import QueryRefused, explain_error, open_readonly
-from .warehouse import connect
+from .sqlrender import Names, RenderError, Renderer, RenderPool, has_jinja
+from .warehouse import MODELS_SCHEMA, connect, relation
 
 FORMATS = ("table", "csv", "json", "markdown")
 
 
-def render_query(project: Project, text: str) -> str:
-    """Expand {{ ref() }} / {{ source() }} / {{ var() }} as in a model."""
-    if "{{" not in text and "{%" not in text:
+def query_names(project: Project) -> Names:
+    """What a query's ref() / source() / var() resolve to: the project's models, sources and vars."""
+    from .compiler import Compiler
+    from .sources import source_relation
+
+    models = Compiler(project).model_names
+    return Names(models={m: relation(MODELS_SCHEMA, m) for m in models},
+                 sources={s: source_relation(s) for s in project.sources}, vars=dict(project.vars))
+
+
+def render_query(project: Project, text: str, renderer: Renderer | RenderPool | None = None) -> str:
+    """Expand {{ ref() }} / {{ source() }} / {{ var() }} in a sandbox (and nothing else: no macros, no Python)."""
+    if not has_jinja(text):
         return text
-    compiler = Compiler(project)
-    return compiler.render(Model(name="sql", path=Path("<query>"), template=text))
+    try:
+        if renderer is not None:
+            return renderer.render(text, query_names(project))
+        with Renderer() as once:
+            return once.render(text, query_names(project))
+    except RenderError as exc:
+        raise (QueryRefused if exc.refused else PrefcleanError)(str(exc)) from None
 
 
 def open_connection(project: Project, *, write: bool) -> duckdb.DuckDBPyConnection:
@@ -163,6 +179,7 @@ def interactive(project: Project, con: duckdb.DuckDBPyConnection, fmt: str, echo
             pass
     echo("prefclean sql: end statements with ';', .quit to leave, Ctrl-C interrupts a query")
     buffer: list[str] = []
+    renderer = Renderer()  # one sandbox process for the session
     try:
         while True:
             try:
@@ -181,10 +198,14 @@ def interactive(project: Project, con: duckdb.DuckDBPyConnection, fmt: str, echo
                 continue
             buffer = []
             try:
-                echo(format_table(run_query(con, render_query(project, text.rstrip(";"))), fmt))
+                echo(format_table(run_query(con, render_query(project, text.rstrip(";"), renderer)), fmt))
             except PrefcleanError as exc:
                 echo(f"error: {exc}")
+            except KeyboardInterrupt:  # while rendering: the query never ran
+                renderer.close()
+                echo("error: query interrupted")
     finally:
+        renderer.close()
         if readline is not None:
             try:
                 history.parent.mkdir(parents=True, exist_ok=True)

@@ -35,9 +35,12 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
 
         if "lock" not in str(exc).lower():
             raise
+        from .readonly import lock_advice
+
         first = str(exc).split(". ")[0].replace("IO Error: ", "")
-        raise PrefcleanError(f"the warehouse is in use by another process ({first}); close that process "
-                             "(another build, `prefclean sql --write`, a notebook) and try again") from None
+        advice = lock_advice(str(exc)) or (f"another process holds it ({first}); close that process "
+                                           "(another build, `prefclean sql --write`, a notebook) and try again")
+        raise PrefcleanError(f"the warehouse is in use by another process: {advice}") from None
     if not read_only:
         try:
             for schema in (SOURCES_SCHEMA, META_SCHEMA):

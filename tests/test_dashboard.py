@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -52,6 +53,7 @@ class Served:
     url: str
     root: Path
     process: subprocess.Popen
+    started: str = ""  # the line it printed at start
 
     def get(self, path: str, **headers) -> tuple[int, str, dict]:
         return http(self.url + path.lstrip("/"), headers=headers)
@@ -92,7 +94,7 @@ def start_dashboard(root: Path, *extra: str) -> Served:
     if not match:
         process.kill()
         raise RuntimeError(f"dashboard did not start: {line!r} {process.stdout.read()}")
-    return Served(match.group(0), root, process)
+    return Served(match.group(0), root, process, line)
 
 
 def stop(served: Served) -> None:
@@ -333,3 +335,204 @@ def _escaped(text: str) -> str:
     from markupsafe import escape
 
     return str(escape(text))
+
+
+# ---- the SQL box under attack ---------------------------------------------------------------------------
+
+def test_sql_box_jinja_cannot_run_commands(served, tmp_path):
+    from test_sql import _ssti_payloads
+
+    marker = tmp_path / "pwned"
+    for payload in _ssti_payloads(marker):
+        status, html, _ = served.post("/sql", {"q": payload})
+        assert status == 200 and 'id="sql-error"' in html and 'id="sql-result"' not in html, payload
+        assert not marker.exists(), payload
+    _, html, _ = served.post("/sql", {"q": "select '{{ cycler.__init__.__globals__.os.popen(\"id\").read() }}'"})
+    assert re.search(r'<p class="error refused" id="sql-error">refused: the query&#39;s Jinja tried something', html)
+    assert "uid=" not in html
+
+
+def test_a_slow_template_does_not_freeze_the_pages(served):
+    import threading
+
+    endless = "select {% for a in 'x' * 100000 %}{% for b in 'y' * 100000 %}{% endfor %}{% endfor %} 1"
+    answers: list = []
+    started = time.monotonic()
+    worker = threading.Thread(target=lambda: answers.append(served.post("/sql", {"q": endless})))
+    worker.start()
+    time.sleep(0.5)
+    for _ in range(3):  # the event loop answers while the template spins in its sandbox process
+        t = time.monotonic()
+        assert served.get("/")[0] == 200
+        assert time.monotonic() - t < 2.5
+    worker.join(60)
+    status, html, _ = answers[0]
+    assert status == 200 and "took longer than 5s to render" in html and time.monotonic() - started < 30
+    # the pre-sandbox payload of the report: range() is not in scope, so it fails at once
+    t = time.monotonic()
+    _, html, _ = served.post("/sql", {"q": "select {{ range(400000000)|sum }}"})
+    assert "&#39;range&#39; is undefined" in html and time.monotonic() - t < 5
+
+
+def test_results_are_capped_in_rows_columns_and_size(served):
+    _, html, _ = served.post("/sql", {"q": "select range as n, repeat('x', 5000) as big from range(100000)"})
+    assert html.count("<tr><td") == 500
+    assert "the first 500 rows are shown: the query returned more" in html and 'id="sql-truncated"' in html
+    cells = re.findall(r'<td class="cell">(x+…?)</td>', html)
+    assert cells and all(len(c) == 1001 and c.endswith("…") for c in cells)  # 1,000 characters and a mark
+    wide = ", ".join(f"{i} as c{i}" for i in range(150))
+    _, html, _ = served.post("/sql", {"q": f"select {wide}"})
+    assert "the first 100 of 150 columns are shown" in html and html.count("<th>") == 100
+    heavy = ", ".join(f"repeat('{c}', 2000) as {c}" for c in "abcdefghij")  # 10 x 1,000 shown characters a row
+    status, html, _ = served.post("/sql", {"q": f"select {heavy} from range(1000)"})
+    shown = html.count("<tr><td")
+    assert status == 200 and 0 < shown < 500 and "larger than 2,000,000 characters" in html
+    assert len(html) < 3_000_000
+    _, html, _ = served.post("/sql", {"q": "select 1 as one"})
+    assert 'id="sql-truncated"' not in html
+
+
+def _raw_post(served: Served, path: str, body: bytes, content_type: str) -> tuple[int, str]:
+    import http.client
+
+    parts = urllib.parse.urlsplit(served.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def test_malformed_form_bodies_get_a_400_not_a_500(served):
+    app = start_dashboard(served.root)
+    try:
+        cases = [
+            (b"garbage", "multipart/form-data"),  # no boundary
+            (b"garbage", "multipart/form-data; boundary=xyz"),  # no boundary in the body
+            (b'--xyz\r\nContent-Disposition: form-data; name="q"\r\n\r\nselect 1', "multipart/form-data; boundary=xyz"),
+            (b'--xyz\r\nContent-Disposition: form-data; name="q"; filename="a.sql"\r\n\r\nselect 1\r\n--xyz--\r\n',
+             "multipart/form-data; boundary=xyz"),  # q as a file
+        ]
+        for body, content_type in cases:
+            status, html = _raw_post(app, "/sql", body, content_type)
+            assert status == 400, (body, status, html[-500:])
+            assert 'id="sql-error"' in html and ("could not read the form" in html or "must be text" in html), body
+        ok = b'--xyz\r\nContent-Disposition: form-data; name="q"\r\n\r\nselect 6 * 7 as answer\r\n--xyz--\r\n'
+        status, html = _raw_post(app, "/sql", ok, "multipart/form-data; boundary=xyz")
+        assert status == 200 and '<td class="cell">42</td>' in html
+    finally:
+        stop(app)
+    rest = app.process.stdout.read()
+    assert "Traceback" not in rest and "Error handling request" not in rest, rest
+
+
+# ---- a dashboard others can reach ----------------------------------------------------------------------
+
+def _request(url: str, method: str = "GET", body: bytes | None = None, **headers) -> tuple[int, str, dict]:
+    """One request, redirects not followed, so the token's redirect and cookie can be seen."""
+    import http.client
+
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        if body is not None:
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", "replace"), {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+
+
+def test_a_non_loopback_bind_requires_the_token(served):
+    app = start_dashboard(served.root, "--host", "0.0.0.0")
+    try:
+        port, token = re.search(r":(\d+)/\?token=([\w-]+) ", app.started).groups()
+        assert "every request needs this token" in app.process.stdout.readline()  # the second line says why
+        base = f"http://127.0.0.1:{port}"
+        form = urllib.parse.urlencode({"q": "select 42 as answer"}).encode()
+        for path in ("/", "/pairs", "/sql", "/static/style.css", "/?token=wrong"):
+            assert _request(base + path)[0] == 401, path
+        assert _request(base + "/sql", "POST", form)[0] == 401
+        assert _request(base + "/", Authorization="token wrong")[0] == 401
+        # the link: a cookie, then a redirect to the same page without the token in the URL
+        status, _, headers = _request(f"{base}/pairs?decision=keep&token={token}")
+        assert status == 303 and headers["location"] == "/pairs?decision=keep"
+        cookie = headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and token not in cookie
+        jar = cookie.split(";")[0]
+        assert _request(base + "/pairs?decision=keep", Cookie=jar)[0] == 200
+        status, html, _ = _request(base + "/sql", "POST", form, Cookie=jar, Origin=base)
+        assert status == 200 and '<td class="cell">42</td>' in html
+        for scheme in ("token", "Bearer"):
+            assert _request(base + "/", Authorization=f"{scheme} {token}")[0] == 200
+        # the token does not switch off the Host and Origin checks
+        assert _request(base + "/", Host=f"evil.example:{port}", Authorization=f"token {token}")[0] == 421
+        assert _request(base + "/sql", "POST", form, Cookie=jar, Origin="http://evil.example")[0] == 403
+    finally:
+        stop(app)
+    assert token not in app.process.stdout.read()  # printed once, at start, never logged
+
+
+def test_concurrent_queries_each_stop_at_their_deadline_and_pages_still_answer(served):
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = start_dashboard(served.root, "--query-timeout", "3")
+    endless = "select count(*) from range(1000000000000) t1"
+    try:
+        def slow():
+            t = time.monotonic()
+            status, html, _ = app.post("/sql", {"q": endless})
+            return status, html, time.monotonic() - t
+
+        with ThreadPoolExecutor(6) as pool:
+            started = time.monotonic()
+            running = [pool.submit(slow) for _ in range(6)]
+            time.sleep(1)
+            for _ in range(3):
+                t = time.monotonic()
+                assert app.get("/")[0] == 200
+                assert time.monotonic() - t < 3, "a page waited for the SQL box's queries"
+            answers = [f.result(timeout=60) for f in running]
+        assert time.monotonic() - started < 25
+        stopped = [a for a in answers if a[0] == 200 and "query stopped at its time limit (3s)" in a[1]]
+        busy = [a for a in answers if a[0] == 503 and "the SQL box is already running 2 queries" in a[1]]
+        assert len(stopped) >= 2 and len(stopped) + len(busy) == 6, [a[1][-300:] for a in answers]
+        assert all(seconds < 3 + 5 + 3 + 5 for _, _, seconds in stopped)  # its wait for a slot, then its 3 s
+    finally:
+        stop(app)
+
+
+def test_a_build_while_a_dashboard_query_runs_says_the_dashboard_holds_the_warehouse(make_project):
+    import threading
+
+    root = make_project(models={"m": "{{ config(materialized='table') }} select 1 as x"})
+    assert cli("build", "--project-dir", str(root)).returncode == 0
+    app = start_dashboard(root, "--query-timeout", "5")
+    try:
+        worker = threading.Thread(target=app.post, args=("/sql", {"q": "select count(*) from range(1000000000000) t1"}))
+        worker.start()
+        _wait_until_open(app.process.pid, root / "target" / "prefclean.duckdb")
+        done = cli("build", "--project-dir", str(root))
+        worker.join(30)
+    finally:
+        stop(app)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"the dashboard (`prefclean dashboard`, PID {app.process.pid}) is running a query on it" in done.stderr
+    assert "time limit, 5 s" in done.stderr
+
+
+def _wait_until_open(pid: int, path: Path, timeout: float = 20) -> None:
+    fds = Path(f"/proc/{pid}/fd")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"the dashboard never opened {path}")

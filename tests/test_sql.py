@@ -223,3 +223,67 @@ def test_the_prompt_in_a_real_terminal_keeps_history(built):
     # a new session: up arrow twice (past `.quit`) brings the statement back, Enter runs it again
     again = _in_terminal(built, [b"\x1b[A\x1b[A\r", b".quit\r"])
     assert again.count("42") >= 1 and "answer" in again
+
+
+# ---- Jinja in a query is sandboxed ----------------------------------------------------------------------
+
+def _ssti_payloads(marker: Path) -> list[str]:
+    """Known ways out of a plain jinja2.Environment; each would create `marker` if it ran."""
+    cmd = f"touch {marker}"
+    return [
+        f"select '{{{{ cycler.__init__.__globals__.os.popen('{cmd}').read() }}}}'",
+        f"select '{{{{ lipsum.__globals__['os'].popen('{cmd}').read() }}}}'",
+        f"select '{{{{ joiner.__init__.__globals__.os.system('{cmd}') }}}}'",
+        f"select '{{{{ ref.__globals__['__builtins__']['__import__']('os').system('{cmd}') }}}}'",
+        "select '{{ ''.__class__.__mro__[1].__subclasses__() }}'",
+        f"select '{{{{ self.__init__.__globals__.__builtins__.__import__('os').system('{cmd}') }}}}'",
+        f"select '{{{{ namespace.__init__.__globals__.os.system('{cmd}') }}}}'",
+        "select '{{ var('min_id').__class__.__base__.__subclasses__() }}'",
+        "select '{{ '{0.__globals__}'.format(ref) }}'",
+    ]
+
+
+def test_jinja_in_a_query_cannot_reach_python(built, run_cli, tmp_path):
+    marker = tmp_path / "pwned"
+    for payload in _ssti_payloads(marker):
+        result = run_cli("sql", payload, cwd=built)
+        assert result.exit_code == EXIT_USER_ERROR, (payload, result)
+        assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1, result
+        assert not marker.exists(), payload
+    refused = run_cli("sql", "select '{{ ref.__globals__ }}'", cwd=built)
+    assert "refused: the query's Jinja tried something the sandbox forbids" in refused.output
+    # only ref, source and var are in scope: no macros, no Python helpers, no range
+    for name in ("range(3)", "dict(a=1)", "judge", "config(materialized='table')", "project_vars"):
+        result = run_cli("sql", f"select '{{{{ {name} }}}}'", cwd=built)
+        assert result.exit_code == EXIT_USER_ERROR and "is undefined" in result.output, (name, result)
+
+
+def test_a_template_too_big_for_memory_is_refused(built, run_cli):
+    result = run_cli("sql", "select {{ ('x' * 600000000) | length }}", cwd=built)
+    assert result.exit_code == EXIT_USER_ERROR, result
+    assert "needed more memory than a query may use" in result.output
+
+
+def test_a_template_that_never_ends_is_stopped_at_its_deadline(built):
+    endless = "select {% for a in 'x' * 100000 %}{% for b in 'y' * 100000 %}{% endfor %}{% endfor %} 1"
+    start = time.monotonic()
+    proc = _prefclean(["sql", endless], built)
+    try:
+        out = proc.communicate(timeout=60)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("rendering the template was never stopped")
+    assert proc.returncode == EXIT_USER_ERROR, out
+    assert "took longer than 5s to render" in out and time.monotonic() - start < 30
+
+
+def test_a_build_while_a_sql_session_is_open_names_that_session(built, run_cli):
+    proc = _prefclean(["sql"], built, stdin=subprocess.PIPE)
+    try:
+        _wait_until_open(proc, "prefclean.duckdb")
+        result = run_cli("build", cwd=built)
+    finally:
+        proc.communicate(".quit\n", timeout=20)
+    assert result.exit_code == EXIT_USER_ERROR, result
+    assert f"a `prefclean sql` session (PID {proc.pid}) has it open; leave that prompt (.quit)" in result.output

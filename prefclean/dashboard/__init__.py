@@ -1,4 +1,8 @@
-"""`prefclean dashboard`: a local web app over the warehouse, read-only, that works offline."""
+"""`prefclean dashboard`: a local web app over the warehouse, read-only, that works offline.
+
+On loopback (the default) it answers to loopback names only. Bound to anything else it also requires a token,
+generated at start and printed once in the link to open (guard.py).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from aiohttp import web
 
 from ..errors import PrefcleanError
 from ..project import Project
-from .app import allowed_hosts, create_app
+from .app import create_app
+from .guard import Access, allowed_hosts, is_loopback
+from .sqlbox import Limits
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 
@@ -34,25 +40,34 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _serve(project: Project, sock: socket.socket, echo: Callable[[str], None]) -> None:
+async def _serve(project: Project, sock: socket.socket, echo: Callable[[str], None], limits: Limits) -> None:
     host, port = sock.getsockname()[:2]
-    app = create_app(project, hosts=allowed_hosts(host if host not in ("::", "0.0.0.0") else "", port))
-    runner = web.AppRunner(app, access_log=None)
+    access = None if is_loopback(host) else Access(port)
+    app = create_app(project, hosts=allowed_hosts(host, port), access=access, limits=limits)
+    runner = web.AppRunner(app, access_log=None)  # no access log: it would record the ?token= link
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()
-        shown = f"[{host}]" if ":" in host else host
-        echo(f"prefclean dashboard for '{project.name}' at http://{shown}:{port}/ (Ctrl-C to stop)")
+        if access is None:
+            shown = f"[{host}]" if ":" in host else host
+            echo(f"prefclean dashboard for '{project.name}' at http://{shown}:{port}/ (Ctrl-C to stop)")
+        else:
+            name = socket.gethostname() if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+            echo(f"prefclean dashboard for '{project.name}' at http://{name}:{port}/?token={access.token} (Ctrl-C to stop)")
+            echo(f"bound to {host}: reachable from other machines, so every request needs this token (shown only "
+                 f"now); the link sets a cookie, scripts can send `Authorization: token ...`")
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
 
 
 def serve(project: Project, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          echo: Callable[[str], None] = print) -> None:
+          echo: Callable[[str], None] = print, query_timeout: float = Limits.seconds) -> None:
     """Serve until Ctrl-C. Binds 127.0.0.1 unless told otherwise: the warehouse may hold private data."""
+    if not query_timeout > 0:
+        raise PrefcleanError(f"--query-timeout {query_timeout:g}: give a number of seconds above 0")
     sock = _bind(host, port)
     try:
-        asyncio.run(_serve(project, sock, echo))
+        asyncio.run(_serve(project, sock, echo, Limits(seconds=query_timeout)))
     except KeyboardInterrupt:
         echo("dashboard stopped")

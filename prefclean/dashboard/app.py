@@ -1,8 +1,9 @@
 """The dashboard's web app: aiohttp routes that read the warehouse and render Jinja templates.
 
 Safety: templates autoescape every value; pages carry no script at all and a Content-Security-Policy that
-forbids scripts, so dataset text can never run; requests must name this host (no DNS rebinding) and
-POSTs must come from our own pages; the warehouse is only ever opened read-only and locked down.
+forbids scripts, so dataset text can never run; who may ask is guard.py's (Host, Origin, token); the SQL box
+is sqlbox.py's (sandboxed Jinja, its own threads, deadlines, capped results); the warehouse is only ever
+opened read-only and locked down.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
@@ -19,14 +20,14 @@ from ..errors import PrefcleanError
 from ..project import Project
 from ..readonly import QueryRefused
 from . import charts, queries
+from .guard import Access, middleware
 from .runs import NODE_H, NODE_W, TargetFiles, lineage
+from .sqlbox import Busy, Limits, SqlBox
 
 HERE = Path(__file__).parent
-CSP = ("default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 PROJECT_KEY = web.AppKey("project", Project)
 TEMPLATES_KEY = web.AppKey("templates", jinja2.Environment)
-HOSTS_KEY = web.AppKey("hosts", frozenset)
+SQL_BOX_KEY = web.AppKey("sql_box", SqlBox)
 
 
 def _number(value, digits: int = 2) -> str:
@@ -63,7 +64,8 @@ def templates() -> jinja2.Environment:
 def _page(request: web.Request, template: str, status: int = 200, **context) -> web.Response:
     env = request.app[TEMPLATES_KEY]
     project = request.app[PROJECT_KEY]
-    html = env.get_template(template).render(project=project.name, path=request.path, **context)
+    html = env.get_template(template).render(project=project.name, path=request.path,
+                                             limits=request.app[SQL_BOX_KEY].limits, **context)
     return web.Response(text=html, content_type="text/html", status=status)
 
 
@@ -146,63 +148,55 @@ async def lineage_page(request: web.Request) -> web.Response:
 
 
 async def sql(request: web.Request) -> web.Response:
+    box = request.app[SQL_BOX_KEY]
     text, run = request.rel_url.query.get("q", ""), False
     if request.method == "POST":
-        form = await request.post()
-        text, run = str(form.get("q", "")), True
-    context = {"q": text, "result": None, "error": None, "refused": False}
-    if run and text.strip():
-        from ..sqlshell import render_query
-
-        project = request.app[PROJECT_KEY]
         try:
-            sql_text = render_query(project, text)
-            context["result"] = await _read(request, lambda r, f: queries.run_sql(r, sql_text))
+            form = await request.post()
+        except web.HTTPException:  # e.g. 413: a body over the size limit
+            raise
+        except Exception as exc:  # a malformed urlencoded or multipart body: the client's mistake, not ours
+            return _page(request, "sql.html", status=400, q="", result=None, refused=False,
+                         error=f"could not read the form: {type(exc).__name__}: {exc}")
+        field = form.get("q", "")
+        if not isinstance(field, str):
+            return _page(request, "sql.html", status=400, q="", result=None, refused=False,
+                         error="the form field q must be text, not a file")
+        text, run = field, True
+    context = {"q": text, "result": None, "error": None, "refused": False}
+    status = 200
+    if len(text) > box.limits.max_query_chars:
+        context.update(q=text[:box.limits.max_query_chars], error=f"a query may be at most "
+                       f"{box.limits.max_query_chars:,} characters")
+        return _page(request, "sql.html", status=400, **context)
+    if run and text.strip():
+        try:
+            context["result"] = await box.run(text)
         except QueryRefused as exc:
             context.update(error=str(exc), refused=True)
+        except Busy as exc:
+            context["error"], status = str(exc), 503
         except queries.Missing as exc:
             context.update(error=f"{exc}: run `prefclean build` first")
         except queries.Unavailable as exc:
             context.update(error=f"the warehouse is busy, try again when the build finishes ({exc})")
         except PrefcleanError as exc:
             context["error"] = str(exc)
-    return _page(request, "sql.html", **context)
+    return _page(request, "sql.html", status=status, **context)
 
 
-# ---- safety ---------------------------------------------------------------------------------------------
-
-@web.middleware
-async def guard(request: web.Request, handler):
-    hosts = request.app[HOSTS_KEY]
-    if hosts and request.host.lower() not in hosts:
-        return web.Response(status=421, text=f"this dashboard answers only to {', '.join(sorted(hosts))}\n")
-    origin = request.headers.get("Origin")
-    if request.method == "POST" and origin and urlsplit(origin).netloc.lower() != request.host.lower():
-        return web.Response(status=403, text="cross-site request refused\n")
-    try:
-        response = await handler(request)
-    except PrefcleanError as exc:
-        response = web.Response(status=500, text=f"error: {exc}\n")
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")  # "no-referrer" would send Origin: null
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
-def allowed_hosts(host: str, port: int) -> frozenset:
-    """Names a browser may use to reach us; empty (no check) when bound to every interface."""
-    if host in ("0.0.0.0", "::", ""):
-        return frozenset()
-    names = {"127.0.0.1", "localhost", "[::1]"} if host in ("127.0.0.1", "localhost", "::1") else {host}
-    return frozenset(f"{name}:{port}".lower() for name in names) | (frozenset(names) if port == 80 else frozenset())
-
-
-def create_app(project: Project, *, hosts: frozenset = frozenset()) -> web.Application:
-    app = web.Application(middlewares=[guard])
+def create_app(project: Project, *, hosts: frozenset, access: Access | None = None,
+               limits: Limits = Limits()) -> web.Application:
+    """The app; `hosts` are the Host values it answers to, `access` the token a non-loopback bind requires."""
+    app = web.Application(middlewares=[middleware(hosts, access)])
     app[PROJECT_KEY] = project
     app[TEMPLATES_KEY] = templates()
-    app[HOSTS_KEY] = hosts
+    app[SQL_BOX_KEY] = box = SqlBox(project, limits)
+
+    async def close_sql_box(_app) -> None:
+        box.close()
+
+    app.on_cleanup.append(close_sql_box)
     app.router.add_get("/", overview)
     app.router.add_get("/charts", charts_page)
     app.router.add_get("/pairs", pairs)

@@ -6,13 +6,12 @@ never holds DuckDB's file lock while `prefclean build` wants to write, and alway
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import duckdb
 
 from ..errors import PrefcleanError
-from ..readonly import explain_error, open_readonly
+from ..readonly import open_readonly
 from ..summary import compute_summary
 from ..warehouse import MODELS_SCHEMA, relation
 
@@ -272,35 +271,3 @@ def pair_detail(r: Reader, audit: str, pair_id: str) -> dict | None:
     pair["per_judge"] = r.rows(f"select * from {r.need(RATINGS_MODEL)} where pair_id = ? order by judge",
                                [pair_id]) if r.has(RATINGS_MODEL) else []
     return pair
-
-
-# ---- the SQL box ----------------------------------------------------------------------------------------
-
-@dataclass
-class SqlResult:
-    columns: list[str]
-    rows: list[tuple]
-    truncated: bool
-    seconds: float
-
-
-def run_sql(r: Reader, sql: str, *, max_rows: int = 500, timeout: float = 30.0) -> SqlResult:
-    """Run one ad-hoc query on the locked-down connection; refusals come back as QueryRefused."""
-    import time
-
-    timer = threading.Timer(timeout, r.con.interrupt)  # a runaway query cannot hold the dashboard
-    start = time.perf_counter()
-    timer.start()
-    try:
-        cur = r.con.execute(sql)
-        if cur.description is None:
-            return SqlResult([], [], False, time.perf_counter() - start)
-        rows = cur.fetchmany(max_rows + 1)
-    except duckdb.InterruptException:
-        raise PrefcleanError(f"query stopped after {timeout:g}s") from None
-    except duckdb.Error as exc:
-        raise explain_error(exc) from None
-    finally:
-        timer.cancel()
-    return SqlResult([d[0] for d in cur.description], rows[:max_rows], len(rows) > max_rows,
-                     time.perf_counter() - start)
