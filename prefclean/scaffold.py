@@ -46,6 +46,16 @@ vars:
     Score 5: correct, complete and clear, exactly what was asked for.
 """
 
+_COMPLETIONS_VARS = """\
+vars:
+  source: {source}  # the source stg_rows reads (through its format adapter)
+  shuffle_seed: 42             # picks the rejected completion among the lower-rated ones
+  judges: [default]            # the panel: names from `judges:` below (none named = the offline smoke-test judge)
+  aspect: overall-rating       # overall-rating | helpfulness | honesty | instruction-following | truthfulness
+  min_margin: 1                # the rejected completion is rated at least this much below the best
+  poor_max: 2                  # the best completion rated <= this -> no pair
+"""
+
 _JUDGES = """\
 # Judges: none named here, so judge() uses the offline smoke-test judge (SmolLM2-135M in llama.cpp; its ratings
 # are NOT meaningful). Uncomment one block and set `vars: judges: [llama70b]` (or pass --judge) for real judging.
@@ -94,7 +104,7 @@ def _yaml_block(key: str, value) -> str:
 
 
 def _project_text(name: str, source_name: str, source: dict, exports: dict, kind: str = "dpo") -> str:
-    variables = (_SFT_VARS if kind == "sft" else _VARS).format(source=source_name)
+    variables = {"sft": _SFT_VARS, "completions": _COMPLETIONS_VARS}.get(kind, _VARS).format(source=source_name)
     return (f"# prefclean project: clean {source_name} with an LLM judge (prefclean.yml reference: README.md).\n"
             f"name: {name}\nwarehouse: target/prefclean.duckdb\n\n" + variables + "\n"
             + _yaml_block("sources", {source_name: source}) + "\n" + _JUDGES + "\n" + _yaml_block("exports", exports))
@@ -123,14 +133,15 @@ def _identifier(text: str) -> str:
 
 
 def _exports(dataset: str, target: str, hub: bool = False, kind: str = "dpo") -> dict:
-    audit = "response_decisions" if kind == "sft" else "pair_decisions"
+    audit = {"sft": "response_decisions", "completions": "completion_pairs"}.get(kind, "pair_decisions")
+    cleaned = "cleaned_pairs" if kind == "completions" else "cleaned_rows"  # N completions in, pairs out
     exports = {
-        "cleaned": {"model": "cleaned_rows", "target": target,
+        "cleaned": {"model": cleaned, "target": target,
                     "path": f"target/exports/{dataset}_cleaned{_EXPORT_SUFFIX[target]}"},
         "audit": {"model": audit, "target": "parquet", "path": f"target/exports/{dataset}_audit.parquet"},
     }
     if hub:
-        exports["hub"] = {"model": "cleaned_rows", "target": "hub", "repo_id": f"your-name/{dataset}_cleaned",
+        exports["hub"] = {"model": cleaned, "target": "hub", "repo_id": f"your-name/{dataset}_cleaned",
                           "private": True, "on_build": False}
     return exports
 
@@ -169,7 +180,7 @@ def scaffold_from(directory: Path, spec: str, *, fmt: str | None = None, kind: s
                   name: str | None = None) -> Scaffolded:
     """A project over the user's dataset, read in place: format detected (or named), export in its own kind."""
     from .formats import get_format
-    from .formats.detect import detect
+    from .formats.detect import KIND_FORMATS, detect
     from .formats.templates import source_shape
     from .project import SourceConfig
 
@@ -181,7 +192,7 @@ def scaffold_from(directory: Path, spec: str, *, fmt: str | None = None, kind: s
                           options=source.get("options", {}))
     columns, rows = source_shape(SimpleNamespace(root=directory), config)
     chosen = get_format(fmt) if fmt else get_format(detect(columns, rows, kind, where=spec))
-    if kind and chosen.kind != kind:
+    if kind and chosen.kind not in KIND_FORMATS[kind]:
         raise PrefcleanError(f"format '{chosen.name}' holds {chosen.kind} data, not {kind}")
     source = {**source, "format": chosen.name}
     exports = _exports(dataset, source["type"] if source["type"] != "huggingface" else "parquet",

@@ -180,3 +180,13 @@ def test_the_judge_prompt_shows_earlier_turns_and_rates_only_the_final_answers()
         < multi.index("<instruction>\n2+2?\n</instruction>") < multi.index("<text 1>\n4\n</text 1>")
     tail = lambda prompt: prompt[prompt.index("<instruction>"):]  # noqa: E731
     assert tail(multi) == tail(single)  # the same answers to rate, in the same layout
+
+
+def test_n_completions_stage_every_completion_as_a_response(tmp_path):
+    fmt, rows = stage(tmp_path, [{"instruction": "2+2?", "completions": [{"model": "a", "response": "4"},
+                                                                          {"model": "b", "response": "5"}]},
+                                 {"instruction": "3+3?", "completions": [{"model": "a", "response": "6"}]}])
+    assert fmt == "completions" and rows[0]["responses"] == ["4", "5"] and rows[0]["messages"] == [msg("user", "2+2?")]
+    assert rows[1]["excluded_reason"] == "fewer_than_two_completions"
+    fmt, rows = stage(tmp_path, [{"prompt": "2+2?", "completions": ["4", "5", "22"]}])
+    assert fmt == "completions" and rows[0]["responses"] == ["4", "5", "22"] and rows[0]["excluded_reason"] is None

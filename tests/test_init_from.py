@@ -231,3 +231,37 @@ def test_an_sft_dataset_is_graded_against_the_rubric_and_kept_rows_come_back_unc
     cleaned = [json.loads(line) for line in (root / "target/exports/sft_cleaned.jsonl").read_text().splitlines()]
     assert cleaned == [rows[i] for i in (1, 3, 5)]
     assert json.loads((root / "target/summary.json").read_text())["decisions"] == {"drop": 3, "keep": 3}
+
+
+def test_n_completions_are_rated_together_and_binarized_best_against_a_lower_rated_one(tmp_path, run_cli,
+                                                                                        fake_judge):
+    def completions(i, ratings):
+        return [{"model": f"m{k}", "response": f"answer {i}.{k} [[rate={r}]]"} for k, r in enumerate(ratings)]
+
+    rows = [{"instruction": "Q0", "completions": completions(0, [3, 5, 1, 2])},   # best 2nd, lower: 1st, 3rd, 4th
+            {"instruction": "Q1", "completions": completions(1, [4, 4, 4])},      # all tie -> no pair
+            {"instruction": "Q2", "completions": completions(2, [2, 1])},         # all poor -> no pair
+            {"instruction": "Q3", "completions": completions(3, [5, 4])},         # best 1st, rejected 2nd
+            {"instruction": "Q4", "completions": completions(4, [5])}]            # one completion: excluded
+    source = tmp_path / "uf.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = run_cli("init", "proj", "--from", source, cwd=tmp_path)
+    assert "format: completions (detected, completions)" in result.output, result
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge)
+    fake_judge.control(record_prompts=True)
+    build(run_cli, root)
+    assert sorted(p.count("<text ") for p in fake_judge.stats()["prompts"]) == [2, 2, 3, 4]  # all N at once
+    con = duckdb.connect(str(root / "target/prefclean.duckdb"), read_only=True)
+    audit = con.execute("select instruction, ratings, chosen_index, rejected_index, decision, reason "
+                        "from completion_pairs order by instruction").fetchall()
+    assert [(a[0], a[4], a[5]) for a in audit] == [("Q0", "keep", "binarized"), ("Q1", "drop", "no_lower_rated"),
+                                                  ("Q2", "drop", "all_poor"), ("Q3", "keep", "binarized")]
+    assert audit[0][1] == [3, 5, 1, 2] and audit[0][2] == 2 and audit[0][3] in (1, 3, 4)
+    assert audit[3][2:4] == (1, 2)
+    assert con.execute("select reason from excluded_rows").fetchall() == [("fewer_than_two_completions",)]
+    cleaned = [json.loads(line) for line in (root / "target/exports/uf_cleaned.jsonl").read_text().splitlines()]
+    q0 = rows[0]["completions"]
+    assert cleaned[0] == {"prompt": [msg("user", "Q0")], "chosen": [msg("assistant", q0[1]["response"])],
+                          "rejected": [msg("assistant", q0[audit[0][3] - 1]["response"])]}
+    assert cleaned[1]["chosen"] == [msg("assistant", rows[3]["completions"][0]["response"])] and len(cleaned) == 2

@@ -8,6 +8,7 @@ relation into rows of:
     messages    STRUCT(role VARCHAR, content VARCHAR)[]   the conversation so far, ending on a user turn
     chosen      VARCHAR                                   the final response (an SFT row's only response)
     rejected    VARCHAR                                   the other final response (NULL for SFT)
+    responses   VARCHAR[]                                 the responses as a list: [chosen, rejected], [chosen] or N completions
     excluded_reason VARCHAR                               why the row does not fit its format (NULL when it does)
 
 plus `pair_id`, `system` and `instruction` (the final user turn), so everything downstream is shared.
@@ -33,7 +34,7 @@ class FormatError(PrefcleanError):
 @dataclass(frozen=True)
 class Format:
     name: str
-    kind: str  # "dpo" (two responses) or "sft" (one)
+    kind: str  # "dpo" (two responses), "sft" (one) or "completions" (N, rated, then paired)
     description: str
     build: SqlBuilder
     matches: Callable[[dict, list[dict]], bool]  # (columns, first rows as dicts) -> fits
@@ -50,7 +51,7 @@ def register_format(fmt: Format) -> Format:
 
 
 def _load_builtins() -> None:
-    from . import chats, pairs, sft  # noqa: F401  (each registers its formats)
+    from . import chats, completions, pairs, sft  # noqa: F401  (each registers its formats)
 
 
 def get_format(name: str) -> Format:

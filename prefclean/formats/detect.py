@@ -18,9 +18,17 @@ def describe(con: duckdb.DuckDBPyConnection, select_sql: str) -> tuple[dict[str,
     return types, rows
 
 
+# What each --kind accepts: N completions per prompt become preference pairs.
+KIND_FORMATS = {"dpo": ("dpo", "completions"), "sft": ("sft",), "completions": ("completions",)}
+
+
+def _of_kind(fmt, kind: str | None) -> bool:
+    return kind is None or fmt.kind in KIND_FORMATS.get(kind, (kind,))
+
+
 def candidates(columns: dict[str, str], rows: list[dict], kind: str | None = None) -> list[str]:
     """Every format that fits, in registration order (most specific first within a kind)."""
-    return [f.name for f in all_formats().values() if (kind is None or f.kind == kind) and f.matches(columns, rows)]
+    return [f.name for f in all_formats().values() if _of_kind(f, kind) and f.matches(columns, rows)]
 
 
 def detect(columns: dict[str, str], rows: list[dict], kind: str | None = None, *, where: str = "the source") -> str:
@@ -31,5 +39,5 @@ def detect(columns: dict[str, str], rows: list[dict], kind: str | None = None, *
     seen = ", ".join(f"{c} {t}" for c, t in columns.items()) or "no columns"
     wanted = f"a {kind} format" if kind else "a known format"
     raise FormatError(f"{where} is not in {wanted}: it has columns {seen}. Name one with `format:` "
-                      f"(one of {', '.join(n for n, f in all_formats().items() if kind is None or f.kind == kind)}), "
+                      f"(one of {', '.join(n for n, f in all_formats().items() if _of_kind(f, kind))}), "
                       "or rename columns with `columns:`")

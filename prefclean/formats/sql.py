@@ -64,15 +64,20 @@ def text_prefix_cut(a: str, shared: str) -> str:
 def staged(adapted_sql: str, kind: str) -> str:
     """The adapter's rows with the checks every format shares, the pair id, the system prompt and the
     final user turn. The adapter's own reason wins over the generic ones."""
-    missing = "chosen is null" + (" or rejected is null" if kind == "dpo" else "")
+    missing = {"dpo": "chosen is null or rejected is null", "sft": "chosen is null",
+               "completions": "responses is null"}[kind]
+    # every row's responses as a list too: [chosen, rejected], [chosen], or the N completions
+    responses = {"dpo": "[chosen, rejected]", "sft": "[chosen]", "completions": "responses"}[kind]
     return f"""select
   source_row,
-  md5(concat_ws(chr(31), coalesce(to_json(messages)::varchar, ''), coalesce(chosen, ''), coalesce(rejected, ''))) as pair_id,
+  md5(concat_ws(chr(31), coalesce(to_json(messages)::varchar, ''), coalesce(chosen, ''), coalesce(rejected, ''),
+                {"coalesce(to_json(responses)::varchar, '')" if kind == "completions" else "''"})) as pair_id,
   coalesce(list_filter(messages, lambda m: m.role = 'system')[1].content, '') as system,
   messages[-1].content as instruction,
   messages,
   chosen,
   rejected,
+  {responses}::varchar[] as responses,
   case
     when reason is not null then reason
     when messages is null or len(list_filter(messages, lambda m: m.role <> 'system')) = 0 then 'empty_conversation'
