@@ -113,6 +113,11 @@ def redact(text):
     return REDACTOR(text)
 
 
+def without_userinfo(url: str) -> str:
+    """The URL with any `user:password@` removed (e.g. to name a server in a cache key)."""
+    return USERINFO.sub(lambda m: m["scheme"], url)
+
+
 def redact_known(text):
     """Mask the known secret values only (see Redactor.known)."""
     return REDACTOR.known(text)

@@ -11,6 +11,7 @@ import yaml
 from judge_fixtures import build, copy_example, judge_config, judged
 
 from prefclean.judge.tasks import TEMPLATES_DIR
+from servers.fake_judge import FakeJudge
 
 PAIRS = [{"system": "", "instruction": f"question {i}", "chosen": f"good answer {i} [[rate=5]]",
           "rejected": f"poor answer {i} [[rate=2]]"} for i in range(6)]
@@ -62,6 +63,17 @@ def test_a_judge_changed_under_its_name_rejudges_exactly_its_rows(tmp_path, run_
     other(engine="openai", temperature=0.7, model="other-judge")  # back as it was: the cache has every answer
     assert requests_by_model(fake_judge, run_cli, root)[0] == {}
     assert models_in_table(root, 2) == [{"m": "other-judge"}]
+
+
+def test_a_judge_named_only_by_its_server_is_rejudged_when_the_server_changes(tmp_path, run_cli, fake_judge):
+    unnamed = {k: v for k, v in judge_config(fake_judge).items() if k != "model"}  # whatever the server serves
+    root = example(tmp_path, fake_judge, {"fake": unnamed}, ["fake"])
+    build(run_cli, root)
+    with FakeJudge() as elsewhere:
+        edit_config(root, lambda c: c["judges"]["fake"].update(base_url=elsewhere.url))
+        fake_judge.reset()
+        build(run_cli, root)
+        assert elsewhere.stats()["requests"] == 6 and fake_judge.stats()["requests"] == 0  # not the old answers
 
 
 def test_switching_default_judge_rejudges_a_default_panel(tmp_path, run_cli, fake_judge):

@@ -25,6 +25,7 @@ import jinja2.meta
 
 from ..compiler import template_global
 from ..errors import JudgeError
+from ..redact import without_userinfo
 from .judges import resolve_judge
 from .tasks import make_task
 
@@ -41,7 +42,7 @@ def judge_fingerprint(project, config, task: str) -> dict:
         "task": task, "templates": template_hash(project.root, task),
     }
     if not config.model:  # a model named by its server (an Inference Endpoint, a TGI URL) or a default
-        fields["base_urls"] = list(config.base_urls)
+        fields["base_urls"] = [without_userinfo(url) for url in config.base_urls]
     if config.model and config.engine == "llamacpp":
         path = Path(config.model).expanduser()
         if path.is_file():  # the same path with another file in it

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from ...errors import JudgeError
-from ...redact import add_secret, redact
+from ...redact import add_secret, redact, without_userinfo
 from .base import Completion, Engine, EngineError, GenerationParams, register_engine
 
 DEFAULT_MODEL = "meta-llama/Meta-Llama-3.1-70B-Instruct"
@@ -70,7 +70,10 @@ class HFInferenceEngine(Engine):
 
     def cache_identity(self) -> str:
         # A provider may serve another build of the model (added only when set: older cache keys still match).
-        return f"hf-inference|{self.model}" + (f"|provider={self.provider}" if self.provider else "")
+        identity = f"hf-inference|{self.model}" + (f"|provider={self.provider}" if self.provider else "")
+        if self.base_url and not self.config.model:  # an endpoint named only by its URL: the URL says which model
+            identity += "|" + without_userinfo(self.base_url)
+        return identity
 
     async def complete(self, messages, params: GenerationParams, *, grammar=None) -> Completion:
         client = self._ensure_client()

@@ -14,7 +14,7 @@ import time
 
 import aiohttp
 
-from ...redact import add_secret, redact
+from ...redact import add_secret, redact, without_userinfo
 from .base import Completion, Engine, EngineError, GenerationParams, register_engine
 
 
@@ -92,6 +92,8 @@ class OpenAIEngine(Engine):
         # The replicas serve the same model, so their URLs are not part of the identity. What else is sent
         # with every request changes answers too (added only when set, so older cache keys still match).
         identity = f"openai|{self.model}"
+        if not self.config.model:  # no model named: whatever the server serves, so the server says which
+            identity += "|" + ",".join(without_userinfo(url) for url in self.base_urls)
         if self.extra_body:
             identity += "|extra_body=" + json.dumps(self.extra_body, sort_keys=True, default=str)
         if self.send_grammar:
