@@ -138,7 +138,7 @@ class NotebookReporter:
     def _bar(**kwargs):
         from tqdm.auto import tqdm
 
-        return tqdm(leave=False, **kwargs)
+        return tqdm(leave=True, **kwargs)
 
     @staticmethod
     def _write(line: str) -> None:
@@ -160,6 +160,9 @@ class NotebookReporter:
                 self.bars.close()
                 if self.models is not None:
                     self.models.update(1)
+                    if event.index == event.total:  # before the summary is printed under it
+                        self.models.close()
+                        self.models = None
                 m = event.run
                 shown = [] if m.ok else [model_line(event.index, event.total, m)]
                 shown += [f"{m.name}: {w}" for w in m.warnings]

@@ -68,6 +68,17 @@ def build(run_cli, root, *args, ok: bool = True):
     return result, seconds
 
 
+def build_api(root, *, ok: bool = True, **options):
+    """`prefclean.build(root, **options)` in-process and silent; returns the BuildResult, whose judge counts
+    are typed fields (`result.judging.cached`), not text to parse."""
+    import prefclean
+
+    result = prefclean.build(root, reporter=prefclean.quiet, **options)
+    if ok:
+        assert result.ok, result.models
+    return result
+
+
 def judged(root, sql: str = "select id, j from judged order by id"):
     """Rows of a query as dicts (structs come back as dicts)."""
     con = duckdb.connect(str(Path(root) / "target" / "prefclean.duckdb"), read_only=True)

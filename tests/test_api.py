@@ -6,7 +6,7 @@ import asyncio
 
 import pyarrow as pa
 import pytest
-from judge_fixtures import judge_project
+from judge_fixtures import REPO, copy_example, judge_project
 
 import prefclean
 from prefclean.events import (BuildFinished, ExportFinished, JudgingPaused, JudgingProgress, ModelFinished,
@@ -165,3 +165,27 @@ def test_the_cli_lines_are_the_wording_of_the_events(judged_project):
     assert printed[-1].startswith("Done in ") and printed[-1].endswith(
         "OK=2 ERROR=0 SKIP=0 TESTS_PASSED=2 TESTS_FAILED=0 TESTS_WARNED=1")
     assert not any(isinstance(e, SummaryReady) for e in events)
+
+
+def readme_python_example() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## From Python"):]
+    return section[section.index("```python\n") + len("```python\n"):section.index("\n```", section.index("```python"))]
+
+
+def test_the_readme_s_python_example_runs_in_a_notebook_cell(tmp_path, fake_judge, monkeypatch):
+    """The README's example, verbatim, run as a Jupyter cell would be (inside a running event loop) on the
+    example project judged by the loopback judge."""
+    root = copy_example(tmp_path, fake_judge)
+    monkeypatch.chdir(root)
+    cell: dict = {}
+
+    async def notebook_cell():
+        exec(readme_python_example(), cell)
+
+    asyncio.run(notebook_cell())
+    result = cell["result"]
+    assert result.ok, result.models
+    assert result.model("pair_decisions").ok and result.model("judged_pairs").judging.judged > 0
+    assert isinstance(cell["table"], pa.Table) and sum(cell["table"].column("n").to_pylist()) == \
+        sum(result.summary["decisions"].values())

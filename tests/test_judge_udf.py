@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from judge_fixtures import REPO, build, judge_config, judge_note, judge_project, judged
+from judge_fixtures import REPO, build, build_api, judge_config, judge_project, judged
 from servers.fake_judge import FakeJudge
 
 
@@ -27,7 +27,7 @@ def ratings(root):
 def test_ratings_and_rationales_for_one_to_n_generations(make_project, run_cli, fake_judge):
     rows = [row(1, 4), row(2, 5, 1), row(3, 2, 3, 4, 5, 1)]
     root = judge_project(make_project, fake_judge, rows)
-    result, _ = build(run_cli, root)
+    result = build_api(root)
     out = {r["id"]: r["j"] for r in judged(root)}
     assert out[1]["ratings"] == [4] and out[2]["ratings"] == [5, 1] and out[3]["ratings"] == [2, 3, 4, 5, 1]
     assert out[3]["rationales"] == [f"text {k} earns {r}." for k, r in enumerate([2, 3, 4, 5, 1], 1)]
@@ -36,7 +36,7 @@ def test_ratings_and_rationales_for_one_to_n_generations(make_project, run_cli, 
         assert "Rating:" in j["raw"] and j["prompt_tokens"] > 0 and j["completion_tokens"] > 0
         assert j["cached"] is False and j["attempts"] == 1
     assert out[2]["winner"] == 1 and out[3]["winner"] == 4
-    assert judge_note(result.output)["judged"] == 3 and judge_note(result.output)["failed"] == 0
+    assert (result.judging.judged, result.judging.failed) == (3, 0)
     assert fake_judge.stats()["requests"] == 3
 
 
@@ -77,23 +77,22 @@ def test_requests_run_concurrently_within_the_judges_limit(make_project, run_cli
 def test_identical_rows_are_sent_once(make_project, run_cli, fake_judge):
     rows = [{**row(0, 4, 2), "id": i} for i in range(5)] + [row(9, 1, 1)]
     root = judge_project(make_project, fake_judge, rows)
-    result, _ = build(run_cli, root)
+    result = build_api(root)
     assert fake_judge.stats()["requests"] == 2
     assert ratings(root) == {**{i: [4, 2] for i in range(5)}, 9: [1, 1]}
-    assert judge_note(result.output)["deduplicated"] == 4
+    assert result.judging.deduplicated == 4
 
 
 def test_rows_beyond_one_duckdb_batch(make_project, run_cli, fake_judge):
     """2,100 rows reach the UDF in more than one call: the later call finds the first one's judgments cached."""
     rows = [{**row(i % 3, 1 + i % 3, 5), "id": i} for i in range(2100)]
     root = judge_project(make_project, fake_judge, rows)
-    result, _ = build(run_cli, root)
+    result = build_api(root)
     assert fake_judge.stats()["requests"] == 3
     got = judged(root, "select count(*) as n, count(distinct j.ratings) as distinct_ratings, "
                        "count(*) filter (where j.error is null) as ok from judged")
     assert got == [{"n": 2100, "distinct_ratings": 3, "ok": 2100}]
-    note = judge_note(result.output)
-    assert note["judged"] + note["cached"] == 2100 and note["cached"] > 0
+    assert result.judging.judged + result.judging.cached == 2100 and result.judging.cached > 0
 
 
 def test_rows_without_input_fail_alone_without_a_request(make_project, run_cli, fake_judge):
@@ -116,9 +115,9 @@ def test_cache_rerun_sends_nothing_and_changed_rows_are_rejudged(make_project, r
     assert cache.exists()
 
     fake_judge.reset()
-    result, _ = build(run_cli, root)
+    result = build_api(root)
     assert fake_judge.stats()["requests"] == 0
-    assert judge_note(result.output)["cached"] == 4
+    assert result.judging.cached == 4 and result.model("judged").judging.cached == 4
     assert all(r["j"]["cached"] and r["j"]["ratings"] == [5, 1] for r in judged(root))
 
     # Same ids, one text changed: that row is judged again (never the stale answer), the rest stay cached.
@@ -151,11 +150,11 @@ def test_cache_rerun_sends_nothing_and_changed_rows_are_rejudged(make_project, r
 def test_server_errors_are_retried(make_project, run_cli, fake_judge):
     fake_judge.control(fail_first_n=2, fail_status=503)
     root = judge_project(make_project, fake_judge, [row(i, 3, 4) for i in range(3)])
-    result, _ = build(run_cli, root)
+    result = build_api(root)
     assert all(r["j"]["error"] is None and r["j"]["ratings"] == [3, 4] for r in judged(root))
     stats = fake_judge.stats()
     assert stats["requests"] == 5 and stats["by_status"] == {"503": 2, "200": 3}
-    assert judge_note(result.output)["retries"] == 2
+    assert result.judging.retries == 2
 
 
 def test_a_burst_of_server_errors_does_not_stall_a_single_server(make_project, run_cli, fake_judge):
@@ -171,12 +170,11 @@ def test_permanent_failure_costs_one_row_and_a_rerun_retries_only_it(make_projec
     rows = [row(i, 5, 2) for i in range(6)]
     rows[3]["instruction"] = "BROKEN question"
     root = judge_project(make_project, fake_judge, rows, judges={"fake": judge_config(fake_judge, max_retries=1)})
-    result, _ = build(run_cli, root)
+    result = build_api(root)
     out = {r["id"]: r["j"] for r in judged(root)}
     assert out[3]["ratings"] is None and "500" in out[3]["error"]
     assert all(out[i]["ratings"] == [5, 2] and out[i]["error"] is None for i in (0, 1, 2, 4, 5))
-    note = judge_note(result.output)
-    assert (note["judged"], note["failed"]) == (5, 1)
+    assert (result.judging.judged, result.judging.failed) == (5, 1)
     assert fake_judge.stats()["requests"] == 5 + 2  # the failing row: first try and one retry
 
     fake_judge.reset()  # the server recovers
@@ -189,11 +187,11 @@ def test_rate_limits_honour_retry_after(make_project, run_cli, fake_judge):
     fake_judge.control(rate_limit_first_n=2, retry_after=0.5)
     root = judge_project(make_project, fake_judge, [row(i, 2, 5) for i in range(4)],
                          judges={"fake": judge_config(fake_judge, concurrency=1)})
-    result, _ = build(run_cli, root)
+    result = build_api(root)
     stats = fake_judge.stats()
     assert stats["by_status"] == {"429": 2, "200": 4}
     assert stats["last_request_at"] - stats["first_request_at"] >= 2 * 0.5  # waited after each 429
-    assert judge_note(result.output)["429s"] == 2
+    assert result.judging.rate_limited == 2
     assert all(r == [2, 5] for r in ratings(root).values())
 
 
@@ -211,14 +209,14 @@ def test_unparseable_answers_are_retried_then_recorded(make_project, run_cli, fa
     rows = [row(1, 4, 4), row(2, 1, 5, instruction="NONSENSE please")]
     root = judge_project(make_project, fake_judge, rows,
                          judges={"fake": judge_config(fake_judge, concurrency=1, parse_retries=2)})
-    result, _ = build(run_cli, root)
+    result = build_api(root)
     out = {r["id"]: r["j"] for r in judged(root)}
     assert out[1]["ratings"] == [4, 4] and out[1]["error"] is None
     bad = out[2]
     assert bad["ratings"] == [None, None] and "unparseable answer after 3 tries" in bad["error"]
     assert bad["raw"] == "Both answers are fine I guess." and bad["attempts"] == 3
     assert fake_judge.stats()["requests"] == 1 + 1 + 3
-    assert judge_note(result.output)["failed"] == 1
+    assert result.judging.failed == 1
 
 
 def test_oddly_shaped_answers_are_read_not_fatal_to_the_batch(make_project, run_cli, fake_judge):
