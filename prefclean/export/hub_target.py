@@ -136,6 +136,12 @@ def export_hub(con, project, export, rel):
     rows_per_shard = opts.get("rows_per_shard", 500_000)
     if not isinstance(rows_per_shard, int) or isinstance(rows_per_shard, bool) or rows_per_shard < 1:
         raise ExportError(f"export '{export.name}': `rows_per_shard` must be a whole number of at least 1")
+    from .files import JUDGMENT_COLUMN, rows_select
+
+    if JUDGMENT_COLUMN in [c for c, _ in _describe(con, rel)]:  # rows in their own format: judgments on request
+        con.execute(f"create or replace temp view _prefclean_hub_rows as "
+                    f"{rows_select(con, rel, opts.get('with_judgments', False))}")
+        rel = "_prefclean_hub_rows"
     rows = con.execute(f"select count(*) from {rel}").fetchall()[0][0]
     facts = card_facts(con, project, export, rel)
     card = dataset_card(repo_id=repo_id, pretty_name=str(opts.get("pretty_name", f"{project.name}: {export.model}")),
