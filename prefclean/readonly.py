@@ -28,11 +28,12 @@ class QueryRefused(PrefcleanError):
     """A query tried to write, attach, install extensions or read files."""
 
 
-def open_readonly(warehouse: Path, *, safe: bool = True) -> duckdb.DuckDBPyConnection:
+def open_readonly(warehouse: Path, *, safe: bool = True, limits: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """`limits`: more settings, locked with the rest (a process must open every connection to one file alike)."""
     if not warehouse.exists():
         raise PrefcleanError(f"no warehouse at {warehouse}: run `prefclean build` first")
     try:
-        return duckdb.connect(str(warehouse), read_only=True, config=SAFE_CONFIG if safe else {})
+        return duckdb.connect(str(warehouse), read_only=True, config={**(SAFE_CONFIG if safe else {}), **(limits or {})})
     except duckdb.IOException as exc:
         holder = lock_holder(str(exc))
         why = f"{holder} has it open for writing" if holder else " ".join(str(exc).split())

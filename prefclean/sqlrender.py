@@ -101,6 +101,8 @@ def render_sandboxed(text: str, names: Names) -> str:
         raise RenderError("refused: the query's Jinja recursed too deeply", refused=True) from None
     except Exception as exc:  # a filter given bad arguments, and the like: still the query's fault
         raise RenderError(f"query: {type(exc).__name__}: {exc}") from None
+    if not sql.strip():
+        raise RenderError("query: its Jinja renders to empty SQL")
     if len(sql) > MAX_SQL_CHARS:
         raise RenderError(f"refused: the query renders to more than {MAX_SQL_CHARS:,} characters", refused=True)
     return sql

@@ -257,7 +257,10 @@ def test_sql_box_runs_selects_and_refs(served):
     "select * from read_csv('/etc/passwd')",
     "attach '{tmp}/other.duckdb' as other",
     "set enable_external_access = true",
+    "set memory_limit = '100GB'",
     "install httpfs",
+    "select * from glob('/etc/*')",
+    "export database '{tmp}/dump'",
 ])
 def test_sql_box_refuses_writes_files_and_attach(served, tmp_path, statement):
     status, html, _ = served.post("/sql", {"q": statement.format(tmp=tmp_path)})
@@ -265,6 +268,12 @@ def test_sql_box_refuses_writes_files_and_attach(served, tmp_path, statement):
     assert re.search(r'<p class="error refused" id="sql-error">refused: ', html), html[-2000:]
     assert not list(tmp_path.iterdir())
     assert served.query("select count(*) from information_schema.tables where table_name = 'x'")[0][0] == 0
+
+
+def test_sql_box_duckdb_has_its_own_memory_and_temp_disk_caps(served):
+    _, html, _ = served.post("/sql", {"q": "select current_setting('memory_limit') as m, "
+                                            "current_setting('max_temp_directory_size') as t"})
+    assert '<td class="cell">3.7 GiB</td><td class="cell">3.7 GiB</td>' in html
 
 
 def test_sql_box_reports_plain_errors(served):
@@ -465,6 +474,8 @@ def test_a_non_loopback_bind_requires_the_token(served):
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and token not in cookie
         jar = cookie.split(";")[0]
         assert _request(base + "/pairs?decision=keep", Cookie=jar)[0] == 200
+        status, _, headers = _request(f"{base}//evil.example/?token={token}")
+        assert status == 303 and headers["location"] == "/evil.example/"  # the redirect stays on this site
         status, html, _ = _request(base + "/sql", "POST", form, Cookie=jar, Origin=base)
         assert status == 200 and '<td class="cell">42</td>' in html
         for scheme in ("token", "Bearer"):

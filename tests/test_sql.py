@@ -258,6 +258,11 @@ def test_jinja_in_a_query_cannot_reach_python(built, run_cli, tmp_path):
         assert result.exit_code == EXIT_USER_ERROR and "is undefined" in result.output, (name, result)
 
 
+def test_a_template_that_renders_to_nothing_is_an_error_not_ok(built, run_cli):
+    result = run_cli("sql", "{% set x = ref.__dict__ %}", cwd=built)  # an unsafe value never used: renders ''
+    assert result.exit_code == EXIT_USER_ERROR and "renders to empty SQL" in result.output, result
+
+
 def test_a_template_too_big_for_memory_is_refused(built, run_cli):
     result = run_cli("sql", "select {{ ('x' * 600000000) | length }}", cwd=built)
     assert result.exit_code == EXIT_USER_ERROR, result

@@ -92,7 +92,8 @@ class Access:
         given = request.rel_url.query.get("token")
         if given is not None and request.method == "GET" and hmac.compare_digest(given.encode(), self.token.encode()):
             rest = [(k, v) for k, v in request.rel_url.query.items() if k != "token"]
-            response = web.Response(status=303, headers={"Location": request.path + (f"?{urlencode(rest)}" if rest else "")})
+            path = "/" + request.path.lstrip("/\\")  # never `//elsewhere`: that would leave this site
+            response = web.Response(status=303, headers={"Location": path + (f"?{urlencode(rest)}" if rest else "")})
             response.set_cookie(self.cookie, self.session, httponly=True, samesite="Strict", path="/")
             return response
         return web.Response(status=401, text="this dashboard needs its token: open the link it printed when it "

@@ -15,6 +15,9 @@ from ..readonly import open_readonly
 from ..summary import compute_summary
 from ..warehouse import MODELS_SCHEMA, relation
 
+# The dashboard's DuckDB may use this much memory and temp disk, so one SQL-box query (a temp table, a huge
+# sort) cannot take the machine's; every connection the dashboard opens carries them (DuckDB requires it).
+DUCKDB_LIMITS = {"memory_limit": "4GB", "max_temp_directory_size": "4GB"}
 RATINGS_MODEL = "pair_ratings"
 PAGE_SIZE = 50
 SNIPPET = 140
@@ -43,7 +46,7 @@ class Reader:
         if not warehouse.exists():
             raise Missing(f"no warehouse at {warehouse}")
         try:
-            return cls(open_readonly(warehouse))
+            return cls(open_readonly(warehouse, limits=DUCKDB_LIMITS))
         except PrefcleanError as exc:  # most likely `prefclean build` is writing it
             raise Unavailable(str(exc)) from None
 
