@@ -30,8 +30,8 @@ ds = datasets.load_dataset("parquet", data_files=source, split="train", cache_di
 ds = ds.filter(lambda r: r["question"] is not None and r["chosen"] is not None and r["rejected"] is not None)
 
 def shuffle(row):
-    pair_id = hashlib.md5("\\x1f".join([row["system"] or "", row["question"], row["chosen"],
-                                         row["rejected"]]).encode()).hexdigest()
+    fields = [(f or "").encode() for f in (row["system"], row["question"], row["chosen"], row["rejected"])]
+    pair_id = hashlib.md5(b"".join(b"%d:%s" % (len(f), f) for f in fields)).hexdigest()  # as pair_text()
     order = ["chosen", "rejected"]
     random.Random(pair_id + "#42").shuffle(order)  # a seeded coin per row
     return {"pair_id": pair_id, "system": row["system"] or "", "instruction": row["question"],

@@ -25,7 +25,11 @@
   md5({{ pair_text(columns) }})
 {%- endmacro %}
 
-{# pair_text(columns): the text that pair_id hashes (fields joined by the unit separator, NULL as ''). #}
+{#
+  pair_text(columns): the text that pair_id hashes, one field after another, each as its length in bytes, ':'
+  and the field (NULL as ''). Length prefixes make it injective: two different pairs never give one text,
+  whatever their fields hold (a separator character could sit inside a field and shift the boundary).
+#}
 {% macro pair_text(columns) -%}
-  concat_ws(chr(31), {% for c in columns %}coalesce({{ c }}, ''){{ ", " if not loop.last }}{% endfor %})
+  concat({% for c in columns %}strlen(coalesce({{ c }}, '')), ':', coalesce({{ c }}, ''){{ ", " if not loop.last }}{% endfor %})
 {%- endmacro %}

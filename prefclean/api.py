@@ -95,7 +95,7 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = quiet)
         judging = build.ctx.summary().get("judging")
         for m in build.compiler.models.values():
             if m.config.get("audit") and m.name in build.built:
-                summary = compute_summary(build.con, m.name, judging)
+                summary = compute_summary(build.con, m.name, judging, build.compiler.models)
                 if summary:
                     report(SummaryReady(summary))
                     write_summary(build.con, project.target_dir, build.run_id, summary)

@@ -85,12 +85,19 @@ class ExportsSkipped:
 
 
 @dataclass(frozen=True)
+class LeftoversRemoved:
+    """A build removed what a killed run left: side tables (schema.name) and temporary export files."""
+
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class BuildFinished:
     result: BuildResult
 
 
 Event = Union[SourceStaged, ModelStarted, ModelFinished, TestFinished, TestsFinished, JudgingProgress,
-              JudgingPaused, SummaryReady, ExportFinished, ExportsSkipped, BuildFinished]
+              JudgingPaused, SummaryReady, ExportFinished, ExportsSkipped, LeftoversRemoved, BuildFinished]
 
 
 class Reporter(Protocol):

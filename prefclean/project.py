@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from .errors import PrefcleanError, ProjectError
+from .vars import check_var_types
 
 PROJECT_FILE = "prefclean.yml"
 SOURCE_TYPES = ("parquet", "jsonl", "csv", "duckdb", "huggingface", "inline")
@@ -258,6 +259,7 @@ def load_project(project_dir: str | Path = ".", cli_vars: dict[str, Any] | None 
     warehouse = root / _expect(raw.get("warehouse", "target/prefclean.duckdb"), str, "warehouse", "a path")
     target_dir = root / _expect(raw.get("target_dir", "target"), str, "target_dir", "a path")
     vars_ = dict(_expect(raw.get("vars") or {}, dict, "vars", "a mapping"))
+    check_var_types(vars_, cli_vars or {})
     vars_.update(cli_vars or {})
     sources = {str(k): _parse_source(str(k), v, root) for k, v in _expect(raw.get("sources") or {}, dict, "sources", "a mapping").items()}
     judges = {str(k): _anchor_gguf(root, _parse_judge(str(k), v))

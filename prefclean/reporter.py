@@ -10,7 +10,7 @@ import threading
 from typing import Callable
 
 from .events import (BuildFinished, Event, ExportFinished, ExportsSkipped, JudgingPaused, JudgingProgress,
-                     ModelFinished, ModelStarted, SourceStaged, SummaryReady, TestFinished, TestsFinished)
+                     LeftoversRemoved, ModelFinished, ModelStarted, SourceStaged, SummaryReady, TestFinished, TestsFinished)
 from .results import JudgingStats, ModelRun
 
 TEST_LABELS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "error": "ERROR"}
@@ -58,6 +58,8 @@ def lines(event: Event) -> list[str]:
     if isinstance(event, ExportFinished):
         e = event.run
         return [f"export {e.name} OK: {e.detail} in {e.seconds:.2f}s" if e.ok else f"export {e.name} ERROR: {e.error}"]
+    if isinstance(event, LeftoversRemoved):
+        return [f"removed what an interrupted run left: {', '.join(event.items)}"]
     if isinstance(event, ExportsSkipped):
         return [f"exports skipped: {event.reason}"]
     if isinstance(event, BuildFinished):

@@ -13,14 +13,14 @@ from .artifacts import record_run, write_manifest, write_run_results
 from .compiler import Compiler
 from .datatests import load_tests, run_test
 from .errors import ModelError, PrefcleanError
-from .events import ModelFinished, ModelStarted, Reporter, SourceStaged, TestFinished, quiet
+from .events import LeftoversRemoved, ModelFinished, ModelStarted, Reporter, SourceStaged, TestFinished, quiet
 from .graph import Graph
 from .materializations import materialize
 from .project import Project
 from .results import JudgeRun, ModelRun, TestRun
-from .sources import stage_source
+from .sources import check_source_columns, stage_source
 from .udf import RunContext, RunOptions, all_udfs, register_udfs, start_warm_ups
-from .warehouse import MODELS_SCHEMA, connect, relation_kind
+from .warehouse import MODELS_SCHEMA, connect, drop_leftovers, relation_kind
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ class Build:
         try:
             self.con = con = connect(project.warehouse)
             bound_memory(con)
+            self._clean_leftovers(con)
             self.compiler, self.graph = load_graph(project, con)
             self.selected = self.graph.select(options.select, exclude=options.exclude)
             self.tests = load_tests(self.compiler) if options.run_tests else []
@@ -103,6 +104,15 @@ class Build:
         self.built: set[str] = set()
         self.elapsed = 0.0
 
+    def _clean_leftovers(self, con) -> None:
+        """What a killed build or export left (side tables, `.NAME.xxxxxxxx.tmp` files): ours to remove, since
+        this build holds the warehouse and no other process can be using them."""
+        from .export.files import remove_leftover_exports
+
+        tables, files = drop_leftovers(con), remove_leftover_exports(self.project)
+        if tables or files:
+            self.report(LeftoversRemoved((*tables, *(str(self.project.shown(f)) for f in files))))
+
     def run(self) -> list[ModelRun]:
         start = time.perf_counter()
         con = self.con
@@ -113,6 +123,8 @@ class Build:
             inlined = {a for n in self.selected for a in self.graph.ancestors(n) if models[a].materialized == "ephemeral"}
             needed_sources = set().union(set(), *(models[n].sources for n in set(self.selected) | inlined))
             stage_sources(con, self.project, needed_sources, force=self.options.full_refresh, report=self.report)
+            for name in self.selected:  # a source of the wrong shape: one line now, not a Binder error later
+                check_source_columns(con, self.project, models[name])
             self.compiler.write_compiled(self.project.target_dir)
             write_manifest(self.project.target_dir, self.project, models, self.graph)
             self._run_models(con)

@@ -8,8 +8,10 @@ fingerprint) is not staged again.
 
 from __future__ import annotations
 
+import difflib
 import glob
 import hashlib
+import itertools
 import json
 import re
 from pathlib import Path
@@ -185,14 +187,51 @@ def _load_inline(con, source, project):
     return f"select * from {quote(view)}", hashlib.sha256(json.dumps(list(source.rows), sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _reader_error(source: SourceConfig, exc: duckdb.Error) -> SourceError:
+    """One line naming the source and the file; a JSON line number as the file counts it."""
+    message = _fix_json_line(str(exc).strip().splitlines()[0])
+    return SourceError(f"source '{source.name}': cannot read {source.path or 'rows'}: {message}")
+
+
+_JSON_LINE = re.compile(r'Malformed JSON in file "(?P<file>[^"]+)", at byte (?P<byte>\d+) in line (?P<line>\d+)')
+
+
+def _fix_json_line(message: str) -> str:
+    """DuckDB (2.0) names the line after a malformed JSONL line ("line 7" for line 6): read the file to find
+    which of the two does not parse, and name that one (the message stands if neither fails)."""
+    match = _JSON_LINE.search(message)
+    if not match:
+        return message
+    reported = int(match["line"])
+    first = max(reported - 1, 1)
+    try:
+        with open(match["file"], encoding="utf-8", errors="replace") as f:
+            lines = list(itertools.islice(f, first - 1, reported))
+    except OSError:
+        return message
+    for number, text in zip(range(first, reported + 1), lines):
+        if not text.strip():
+            continue
+        try:
+            json.loads(text)
+        except ValueError:
+            shown = text.strip()
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            return (message[:match.start()] + f'Malformed JSON in file "{match["file"]}", line {number} ({shown})'
+                    + message[match.end():])
+    return message
+
+
 def _renamed(con: duckdb.DuckDBPyConnection, source: SourceConfig, sql: str) -> str:
     if not source.columns:
         return sql
     try:
         columns = [d[0] for d in con.execute(f"select * from ({sql}) limit 0").description]
     except duckdb.Error as exc:
-        raise SourceError(f"source '{source.name}': cannot read {source.path}: {str(exc).splitlines()[0]}") from None
+        raise _reader_error(source, exc) from None
     missing = [c for c in source.columns if c not in columns]
+    if missing and columns in (["json"], ["column0"]) and count_rows(con, f"({sql})") == 0:
+        raise SourceError(f"source '{source.name}': {source.path} is empty (no rows, so no column '{missing[0]}')")
     if missing:
         raise SourceError(
             f"source '{source.name}': column '{missing[0]}' (in `columns`) does not exist; it has {', '.join(columns)}"
@@ -222,7 +261,7 @@ def stage_source(con: duckdb.DuckDBPyConnection, project: Project, source: Sourc
         else:
             rows = swap_in_table(con, SOURCES_SCHEMA, source.name, sql)
     except duckdb.Error as exc:
-        raise SourceError(f"source '{source.name}': cannot read {source.path or 'rows'}: {str(exc).splitlines()[0]}") from None
+        raise _reader_error(source, exc) from None
     con.execute(
         f"insert or replace into {META_SCHEMA}.source_state values (?, ?, ?, now())", [source.name, fingerprint, rows]
     )
@@ -231,3 +270,52 @@ def stage_source(con: duckdb.DuckDBPyConnection, project: Project, source: Sourc
 
 def source_relation(name: str) -> str:
     return relation(SOURCES_SCHEMA, name)
+
+
+# What a model may expect of a source column, `config(source_columns={'chosen': 'text', ...})`: DuckDB types.
+COLUMN_KINDS = {"text": ("VARCHAR", '"NULL"', "NULL")}  # a column that is NULL on every row has type NULL
+
+
+def _describe_type(type_name: str) -> str:
+    if type_name.startswith("STRUCT(") and type_name.endswith("[]") and "role" in type_name and "content" in type_name:
+        return f"a list of chat messages ({type_name})"
+    if type_name.endswith("[]"):
+        return f"a list ({type_name})"
+    if type_name.startswith("STRUCT("):
+        return f"a struct ({type_name})"
+    if type_name == "JSON":
+        return "JSON of mixed types (some rows are not text)"
+    return type_name
+
+
+def check_source_columns(con: duckdb.DuckDBPyConnection, project: Project, model) -> None:
+    """A model that declares `source_columns` gets a one-line SourceError, before it runs, naming the source,
+    its file, the column and what was expected, instead of DuckDB's Binder or Conversion error."""
+    expected: dict = model.config.get("source_columns") or {}
+    for name in sorted(model.sources):
+        if not expected or relation_kind(con, SOURCES_SCHEMA, name) is None:
+            continue
+        source = project.sources[name]
+        where = f"source '{name}' ({source.path or source.type})"
+        have = {row[0]: row[1] for row in con.execute(f"describe {relation(SOURCES_SCHEMA, name)}").fetchall()}
+        renamed = {new: old for old, new in (source.columns or {}).items()}
+        for column, kind in expected.items():
+            allowed = COLUMN_KINDS.get(kind)
+            if allowed is None:
+                raise SourceError(f"model '{model.name}': source_columns: '{column}' is '{kind}', expected one of "
+                                  f"{', '.join(COLUMN_KINDS)}")
+            if column not in have:
+                if count_rows(con, relation(SOURCES_SCHEMA, name)) == 0 and set(have) <= {"json", "column0"}:
+                    raise SourceError(f"{where} is empty: model '{model.name}' needs rows with columns "
+                                      f"{', '.join(expected)}")
+                close = difflib.get_close_matches(column, list(have), n=1)
+                hint = (f"; did you mean '{close[0]}' (rename it with `columns: {{{close[0]}: {column}}}`)?"
+                        if close else f"; rename a column to it with `columns: {{<name>: {column}}}`")
+                raise SourceError(f"{where} has no column '{column}' ({kind}), which model '{model.name}' reads; "
+                                  f"it has {', '.join(have) or 'no columns'}{hint}")
+            if have[column] not in allowed:
+                shown = f"'{column}'" + (f" (renamed from '{renamed[column]}')" if column in renamed else "")
+                chat = ("; chat-format data (lists of messages) is not supported yet (the dataset formats work "
+                        "will read it): give the prompt and responses as text columns") if "role" in have[column] else ""
+                raise SourceError(f"{where}: column {shown} is {_describe_type(have[column])}; model '{model.name}' "
+                                  f"expects {kind}{chat}")

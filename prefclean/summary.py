@@ -1,7 +1,9 @@
 """The run summary: how much of the dataset was kept, flipped and dropped, and why.
 
 It reads the audit model (a model with `config(audit=true)` and `decision`/`reason` columns), prints a few
-lines and writes target/summary.json and the table _prefclean.run_summaries.
+lines and writes target/summary.json and the table _prefclean.run_summaries. It also accounts for every
+source row: rows_in (rows of the sources upstream of the audit model) = pairs + excluded rows, where excluded
+rows are those of models with `config(excluded=true)` (a `reason` column; see prefclean/macros/rows.sql).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime, timezone
 import duckdb
 
 from .artifacts import write_json_atomic
-from .warehouse import META_SCHEMA, MODELS_SCHEMA, relation, relation_kind
+from .warehouse import META_SCHEMA, MODELS_SCHEMA, SOURCES_SCHEMA, relation, relation_kind
 
 
 def _columns(con, rel_schema: str, name: str) -> set[str]:
@@ -21,7 +23,42 @@ def _columns(con, rel_schema: str, name: str) -> set[str]:
         "and table_catalog = current_database()", [rel_schema, name]).fetchall()}
 
 
-def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: dict | None = None) -> dict | None:
+def _upstream(models: dict, name: str) -> set[str]:
+    seen, todo = set(), [name]
+    while todo:
+        for parent in models[todo.pop()].refs:
+            if parent in models and parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return seen
+
+
+def rows_accounting(con: duckdb.DuckDBPyConnection, audit_model: str, models: dict, pairs: int) -> dict:
+    """Where every source row went: {rows_in, sources, excluded: {reason: n}, excluded_models, unaccounted}.
+
+    unaccounted = rows_in - pairs - sum(excluded): 0 when each source row is a pair or an excluded row."""
+    lineage = _upstream(models, audit_model) | {audit_model}
+    sources = sorted(set().union(*(models[m].sources for m in lineage)))
+    counts = {s: con.execute(f"select count(*) from {relation(SOURCES_SCHEMA, s)}").fetchall()[0][0]
+              for s in sources if relation_kind(con, SOURCES_SCHEMA, s)}
+    excluded: dict[str, int] = {}
+    excluded_models = []
+    for name, model in sorted(models.items()):
+        if not model.config.get("excluded") or not (model.sources & set(sources)):
+            continue
+        if relation_kind(con, MODELS_SCHEMA, name) is None or "reason" not in _columns(con, MODELS_SCHEMA, name):
+            continue
+        excluded_models.append(name)
+        for reason, n in con.execute(f"select coalesce(reason, 'unexplained'), count(*) from "
+                                     f"{relation(MODELS_SCHEMA, name)} group by 1 order by 2 desc, 1").fetchall():
+            excluded[reason] = excluded.get(reason, 0) + n
+    rows_in = sum(counts.values())
+    return {"rows_in": rows_in, "sources": counts, "excluded": excluded, "excluded_models": excluded_models,
+            "unaccounted": rows_in - pairs - sum(excluded.values())}
+
+
+def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: dict | None = None,
+                    models: dict | None = None) -> dict | None:
     if relation_kind(con, MODELS_SCHEMA, audit_model) is None:
         return None
     cols = _columns(con, MODELS_SCHEMA, audit_model)
@@ -34,6 +71,8 @@ def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: d
     reasons = [{"decision": d, "reason": r, "pairs": n}
                for d, r, n in q(f"select decision, reason, count(*) from {rel} group by all order by 3 desc, 1, 2")]
     out = {"model": audit_model, "pairs": pairs, "decisions": decisions, "reasons": reasons}
+    if models is not None and audit_model in models:
+        out.update(rows_accounting(con, audit_model, models, pairs))
     if "majority_verdict" in cols:
         rows = q(f"select majority_verdict, count(*) from {rel} where majority_verdict is not null group by 1")
         verdicts = {v: n for v, n in rows}
@@ -66,6 +105,7 @@ def format_summary(s: dict) -> list[str]:
              f"flip {d.get('flip', 0)} ({pct(d.get('flip', 0))}), drop {d.get('drop', 0)} ({pct(d.get('drop', 0))})"]
     for r in s["reasons"]:
         lines.append(f"  {str(r['decision']):<5} {str(r['reason']):<32} {r['pairs']}")  # NULLs print as None
+    lines.extend(format_rows_accounting(s))
     la = s.get("label_agreement")
     if la and la["judged_pairs"]:
         lines.append(f"  judge agrees with the dataset's label on {la['judge_agrees_with_label']} of {la['judged_pairs']} "
@@ -84,6 +124,22 @@ def format_summary(s: dict) -> list[str]:
                      f"tokens {run.get('prompt_tokens', 0)}+{run.get('completion_tokens', 0)}")
     elif "tokens" in s:
         lines.append(f"  tokens: {s['tokens']['prompt']} prompt + {s['tokens']['completion']} completion")
+    return lines
+
+
+def format_rows_accounting(s: dict) -> list[str]:
+    if "rows_in" not in s:
+        return []
+    excluded = s["excluded"]
+    shown = ", ".join(f"{reason} {n}" for reason, n in excluded.items())
+    line = (f"  rows: {s['rows_in']} read from {', '.join(s['sources']) or 'no source'} = {s['pairs']} pairs"
+            f" + {sum(excluded.values())} excluded" + (f" ({shown})" if shown else ""))
+    if excluded and s["excluded_models"]:
+        line += f"; list them: prefclean sql \"select * from {s['excluded_models'][0]}\""
+    lines = [line]
+    if s["unaccounted"]:
+        lines.append(f"  WARNING: {s['unaccounted']} source rows are neither a pair nor an excluded row (rows_in - pairs"
+                     " - excluded): a model between the source and the audit table drops or repeats rows")
     return lines
 
 

@@ -30,17 +30,20 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         raise PrefcleanError(f"no warehouse at {path}: run `prefclean build` first")
     try:
         con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
+    except duckdb.Error as exc:
         from .errors import PrefcleanError
 
-        if "lock" not in str(exc).lower():
-            raise
-        from .readonly import lock_advice
+        text = " ".join(str(exc).split())
+        if isinstance(exc, duckdb.IOException) and "lock" in text.lower():
+            from .readonly import lock_advice
 
-        first = str(exc).split(". ")[0].replace("IO Error: ", "")
-        advice = lock_advice(str(exc)) or (f"another process holds it ({first}); close that process "
-                                           "(another build, `prefclean sql --write`, a notebook) and try again")
-        raise PrefcleanError(f"the warehouse is in use by another process: {advice}") from None
+            first = text.split(". ")[0].replace("IO Error: ", "")
+            advice = lock_advice(str(exc)) or (f"another process holds it ({first}); close that process "
+                                               "(another build, `prefclean sql --write`, a notebook) and try again")
+            raise PrefcleanError(f"the warehouse is in use by another process: {advice}") from None
+        # Not a DuckDB file, a damaged one, or one from a newer DuckDB: the user's file, not a prefclean bug.
+        raise PrefcleanError(f"cannot open the warehouse {path}: {text.replace('IO Error: ', '')[:300]}; move the "
+                             "file aside (or delete it) and `prefclean build` makes a new one") from None
     if not read_only:
         try:
             for schema in (SOURCES_SCHEMA, META_SCHEMA):
@@ -50,6 +53,21 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
             con.close()
             raise
     return con
+
+
+# Side tables of an atomic build (swap_in_table, an incremental merge): a killed process leaves them behind.
+LEFTOVER_SUFFIXES = ("__prefclean_tmp", "__prefclean_new")
+
+
+def drop_leftovers(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Drop side tables a killed build left (only a writer that holds the warehouse may call this: no other
+    build can be using them). Returns what it dropped, as schema.name."""
+    rows = con.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = current_database() and ("
+        + " or ".join("ends_with(table_name, ?)" for _ in LEFTOVER_SUFFIXES) + ")", list(LEFTOVER_SUFFIXES)).fetchall()
+    for schema, name in rows:
+        con.execute(f"drop table if exists {relation(schema, name)}")
+    return [f"{schema}.{name}" for schema, name in rows]
 
 
 def relation_kind(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> str | None:

@@ -288,3 +288,58 @@ def test_reader_options_reach_duckdb(make_project, run_cli, query):
     assert query(root, "select x, y from named order by x") == [(1, "x"), (2, "y")]
     assert query(root, "select typeof(a) from typed limit 1") == [("VARCHAR",)]
     assert query(root, "select typeof(a) from plain limit 1") == [("BIGINT",)]
+
+
+def _pairs_project(make_project, rows_text: str, **source):
+    """The example's staging models over a JSONL file holding rows_text."""
+    import shutil
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    root = make_project(config={"vars": {"source": "pairs"}, "sources": {"pairs": {"path": "pairs.jsonl", **source}}},
+                        files={"pairs.jsonl": rows_text})
+    shutil.copytree(repo / "models" / "staging", root / "models" / "staging")
+    shutil.copytree(repo / "macros", root / "macros")
+    return root
+
+
+PAIR = {"system": "", "instruction": "q", "chosen": "a", "rejected": "b"}
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{k: v for k, v in PAIR.items() if k != "chosen"} | {"choosen": "a"}],
+     "source 'pairs' (pairs.jsonl) has no column 'chosen' (text), which model 'stg_pairs' reads; it has system, "
+     "instruction, rejected, choosen; did you mean 'choosen' (rename it with `columns: {choosen: chosen}`)?"),
+    ([PAIR | {"chosen": 3}], "source 'pairs' (pairs.jsonl): column 'chosen' is BIGINT; model 'stg_pairs' expects text"),
+    ([PAIR | {"chosen": [{"role": "assistant", "content": "a"}]}],
+     "source 'pairs' (pairs.jsonl): column 'chosen' is a list of chat messages"),
+    ([], "source 'pairs' (pairs.jsonl) is empty: model 'stg_pairs' needs rows with columns system, instruction, "
+         "chosen, rejected"),
+])
+def test_a_source_of_the_wrong_shape_names_the_source_file_column_and_expected_type(make_project, run_cli, rows, message):
+    root = _pairs_project(make_project, _jsonl(rows))
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR, result
+    assert message in result.output and "Binder" not in result.output and "Conversion" not in result.output
+    assert [line for line in result.output.splitlines() if line.startswith("error:")] == [
+        result.output.strip().splitlines()[-1]], result  # one error line, no traceback
+    if "chat messages" in message:
+        assert "chat-format data (lists of messages) is not supported yet" in result.output
+
+
+def test_an_empty_file_with_renamed_columns_says_it_is_empty(make_project, run_cli):
+    root = _pairs_project(make_project, "", columns={"question": "instruction"})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR, result
+    assert "source 'pairs': pairs.jsonl is empty (no rows, so no column 'question')" in result.output
+
+
+@pytest.mark.parametrize("bad_line", [1, 6, 7])
+def test_a_malformed_jsonl_line_is_reported_with_its_own_line_number(make_project, run_cli, bad_line):
+    lines = [json.dumps(PAIR | {"instruction": f"q{i}"}) for i in range(1, 8)]
+    lines[bad_line - 1] = lines[bad_line - 1][:-1]  # the closing brace missing
+    root = _pairs_project(make_project, "\n".join(lines) + "\n")
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR, result
+    assert f'pairs.jsonl", line {bad_line} ({{"system": ""' in result.output, result
+    assert f"line {bad_line + 1}" not in result.output

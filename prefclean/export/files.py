@@ -7,6 +7,7 @@ half-written file where the real one should be.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -21,10 +22,39 @@ def _destination(project, export, suffix: str) -> Path:
     return path if path.is_absolute() else project.root / path
 
 
+SUFFIXES = {"parquet": ".parquet", "jsonl": ".jsonl", "csv": ".csv"}
+
+
+def _tmp_name(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def remove_leftover_files(dest: Path) -> list[Path]:
+    """Remove the temporary files a killed export of dest left beside it (`.NAME.xxxxxxxx.tmp`). Call it only
+    while holding the warehouse: an export in another process would hold it too."""
+    if not dest.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(f".{dest.name}.") + r"[0-9a-f]{8}\.tmp")
+    removed = [p for p in dest.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def remove_leftover_exports(project) -> list[Path]:
+    """At the start of a build: the leftovers of every file export of the project."""
+    removed: list[Path] = []
+    for export in project.exports.values():
+        if export.target in SUFFIXES:
+            removed += remove_leftover_files(_destination(project, export, SUFFIXES[export.target]))
+    return removed
+
+
 def copy_to_file(con: duckdb.DuckDBPyConnection, select_sql: str, dest: Path, fmt: str, options: dict) -> int:
     """COPY (select) to dest atomically; returns rows written."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    remove_leftover_files(dest)
+    tmp = _tmp_name(dest)
     if fmt == "parquet":
         opts = ["format parquet", f"compression {options.get('compression', 'zstd')}"]
         if options.get("row_group_size"):
@@ -80,6 +110,5 @@ def _file_exporter(fmt: str, suffix: str):
     return export_file
 
 
-register_exporter("parquet")(_file_exporter("parquet", ".parquet"))
-register_exporter("jsonl")(_file_exporter("jsonl", ".jsonl"))
-register_exporter("csv")(_file_exporter("csv", ".csv"))
+for _fmt, _suffix in SUFFIXES.items():
+    register_exporter(_fmt)(_file_exporter(_fmt, _suffix))

@@ -61,6 +61,13 @@ def text_prefix_cut(a: str, shared: str) -> str:
     return f"length(regexp_extract(left({a}, {shared}), '(?s)^(.*\\s)', 1))"
 
 
+def pair_text(exprs: list[str]) -> str:
+    """The fields one after another, each as its length in bytes, ':' and the text (NULL as ''): injective,
+    unlike a separator that a field may contain (the same encoding as the pair_text() macro)."""
+    parts = [f"strlen(coalesce({e}, '')), ':', coalesce({e}, '')" for e in exprs]
+    return f"concat({', '.join(parts)})"
+
+
 def staged(adapted_sql: str, kind: str) -> str:
     """The adapter's rows with the checks every format shares, the pair id, the system prompt and the
     final user turn. The adapter's own reason wins over the generic ones."""
@@ -70,8 +77,8 @@ def staged(adapted_sql: str, kind: str) -> str:
     responses = {"dpo": "[chosen, rejected]", "sft": "[chosen]", "completions": "responses"}[kind]
     return f"""select
   source_row,
-  md5(concat_ws(chr(31), coalesce(to_json(messages)::varchar, ''), coalesce(chosen, ''), coalesce(rejected, ''),
-                {"coalesce(to_json(responses)::varchar, '')" if kind == "completions" else "''"})) as pair_id,
+  md5({pair_text(["to_json(messages)::varchar", "chosen", "rejected"]
+                  + (["to_json(responses)::varchar"] if kind == "completions" else []))}) as pair_id,
   coalesce(list_filter(messages, lambda m: m.role = 'system')[1].content, '') as system,
   messages[-1].content as instruction,
   messages,
