@@ -34,9 +34,11 @@ def _upstream(models: dict, name: str) -> set[str]:
 
 
 def rows_accounting(con: duckdb.DuckDBPyConnection, audit_model: str, models: dict, pairs: int) -> dict:
-    """Where every source row went: {rows_in, sources, excluded: {reason: n}, excluded_models, unaccounted}.
+    """Where every source row went: {rows_in, sources, excluded: {reason: n}, excluded_models,
+    [merged_duplicates], unaccounted}.
 
-    unaccounted = rows_in - pairs - sum(excluded): 0 when each source row is a pair or an excluded row."""
+    unaccounted = rows_in - pairs - merged - sum(excluded): 0 when each source row is a pair, a repeat merged
+    into a pair, or an excluded row."""
     lineage = _upstream(models, audit_model) | {audit_model}
     sources = sorted(set().union(*(models[m].sources for m in lineage)))
     counts = {s: con.execute(f"select count(*) from {relation(SOURCES_SCHEMA, s)}").fetchall()[0][0]
@@ -44,17 +46,29 @@ def rows_accounting(con: duckdb.DuckDBPyConnection, audit_model: str, models: di
     excluded: dict[str, int] = {}
     excluded_models = []
     for name, model in sorted(models.items()):
-        if not model.config.get("excluded") or not (model.sources & set(sources)):
+        if not model.config.get("excluded"):
             continue
+        if not set().union(*(models[m].sources for m in _upstream(models, name) | {name})) & set(sources):
+            continue  # the excluded rows of another source
         if relation_kind(con, MODELS_SCHEMA, name) is None or "reason" not in _columns(con, MODELS_SCHEMA, name):
             continue
         excluded_models.append(name)
         for reason, n in con.execute(f"select coalesce(reason, 'unexplained'), count(*) from "
                                      f"{relation(MODELS_SCHEMA, name)} group by 1 order by 2 desc, 1").fetchall():
             excluded[reason] = excluded.get(reason, 0) + n
+    # A staging model may merge repeated rows into one pair instead of excluding them (a `source_rows` count
+    # per pair, as `prefclean init` projects do): those rows are accounted for by their pair.
+    merged = 0
+    for name in sorted(lineage - {audit_model}):
+        if relation_kind(con, MODELS_SCHEMA, name) and "source_rows" in _columns(con, MODELS_SCHEMA, name):
+            merged += con.execute(f"select coalesce(sum(source_rows) - count(*), 0) from "
+                                  f"{relation(MODELS_SCHEMA, name)}").fetchall()[0][0]
     rows_in = sum(counts.values())
-    return {"rows_in": rows_in, "sources": counts, "excluded": excluded, "excluded_models": excluded_models,
-            "unaccounted": rows_in - pairs - sum(excluded.values())}
+    out = {"rows_in": rows_in, "sources": counts, "excluded": excluded, "excluded_models": excluded_models}
+    if merged:
+        out["merged_duplicates"] = int(merged)
+    out["unaccounted"] = rows_in - pairs - int(merged) - sum(excluded.values())
+    return out
 
 
 def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: dict | None = None,
@@ -132,14 +146,15 @@ def format_rows_accounting(s: dict) -> list[str]:
         return []
     excluded = s["excluded"]
     shown = ", ".join(f"{reason} {n}" for reason, n in excluded.items())
-    line = (f"  rows: {s['rows_in']} read from {', '.join(s['sources']) or 'no source'} = {s['pairs']} pairs"
+    merged = f" + {s['merged_duplicates']} repeats merged into their pair" if s.get("merged_duplicates") else ""
+    line = (f"  rows: {s['rows_in']} read from {', '.join(s['sources']) or 'no source'} = {s['pairs']} pairs{merged}"
             f" + {sum(excluded.values())} excluded" + (f" ({shown})" if shown else ""))
     if excluded and s["excluded_models"]:
         line += f"; list them: prefclean sql \"select * from {s['excluded_models'][0]}\""
     lines = [line]
     if s["unaccounted"]:
         lines.append(f"  WARNING: {s['unaccounted']} source rows are neither a pair nor an excluded row (rows_in - pairs"
-                     " - excluded): a model between the source and the audit table drops or repeats rows")
+                     " - merged - excluded): a model between the source and the audit table drops or repeats rows")
     return lines
 
 

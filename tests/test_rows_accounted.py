@@ -143,3 +143,29 @@ def test_source_row_is_the_position_in_the_source_for_a_parquet_view(make_projec
     nulls = query(root, "select source_row from excluded_rows where reason = 'null_field' order by 1")
     assert nulls == [(6,), (1006,), (2006,)]
     assert query(root, "select count(*) from excluded_rows") == [(2300,)]
+
+
+def test_a_scaffolded_project_accounts_for_repeats_merged_into_their_pair(tmp_path, run_cli, fake_judge):
+    """`prefclean init` projects judge a repeated row once with its pair (source_rows counts them) and list rows
+    that do not fit their format in excluded_rows: both are accounted for, with no warning."""
+    import yaml
+
+    from judge_fixtures import judge_config
+
+    good = {"prompt": "2+2?", "chosen": "4", "rejected": "5"}
+    rows = [good, {"prompt": "3+3?", "chosen": "6", "rejected": "7"}, good, {"prompt": "x", "chosen": None,
+                                                                             "rejected": "y"}]
+    source = tmp_path / "std.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert run_cli("init", "proj", "--from", source, cwd=tmp_path).exit_code == 0
+    root = tmp_path / "proj"
+    config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
+    config["judges"] = {"fake": judge_config(fake_judge)}
+    config["vars"].update({"judges": ["fake"], "check_position_bias": False})
+    (root / "prefclean.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    result, _ = build(run_cli, root)
+    s = summary_json(root)
+    assert (s["rows_in"], s["pairs"], s.get("merged_duplicates"), s["excluded"], s["unaccounted"]) == (
+        4, 2, 1, {"missing_response": 1}, 0)
+    assert "= 2 pairs + 1 repeats merged into their pair + 1 excluded (missing_response 1)" in result.output
+    assert "WARNING" not in result.output
