@@ -166,12 +166,14 @@ def test_hub_repo_without_filename_says_what_to_add():
         create_engine(config)
 
 
-def test_prompt_longer_than_context_is_a_row_error(gguf, tmp_path):
+def test_prompt_longer_than_context_says_to_raise_n_ctx(gguf, tmp_path):
+    # The only row is too long, so every request failed: the model fails with the row's reason (a project with
+    # some rows that fit marks only the others, as any failed request does).
     root = write_judge_project(tmp_path / "p", ["engine: llamacpp", f"model: {gguf}", "n_ctx: 128", "max_tokens: 32"],
                                TINY_PAIRS[:1])
     result = prefclean_cli("build", "--project-dir", str(root))
-    assert result.returncode == 0 and "Traceback" not in result.stdout + result.stderr
-    (row,) = judged_rows(root)
-    assert row[1] is None
-    assert re.search(r"prompt too long for SmolLM2-135M-Instruct.Q4_1.gguf: .*context window of \d+; "
-                     r"raise `n_ctx` on judge 'j'", row[3]), row[3]
+    out = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in out, out
+    assert re.search(r"ERROR table judged: model 'judged' failed: judge 'j': every request failed \(1 of 1\), e.g. "
+                     r"prompt too long for SmolLM2-135M-Instruct.Q4_1.gguf: .*context window of \d+; "
+                     r"raise `n_ctx` on judge 'j'", out), out

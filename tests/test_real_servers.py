@@ -86,13 +86,14 @@ def test_same_project_through_openai_then_hf_inference(server, tmp_path):
         assert error is None or "unparseable answer" in error, error
 
 
-def test_unreachable_url_is_a_row_error_and_judges_says_so(tmp_path):
+def test_unreachable_url_fails_the_model_in_one_line_and_judges_says_so(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     root = write_judge_project(tmp_path / "p", judge_lines("openai", url), TINY_PAIRS[:1])
     result = build(root, "build")
     assert "Traceback" not in result.stdout + result.stderr
-    (row,) = rows(root)
-    assert row[1] is None and row[2].startswith(f"cannot reach {url}:"), row[2]
+    assert result.returncode == 1  # every request failed: a failed model, not a table of failures
+    [line] = [line for line in result.stdout.splitlines() if " ERROR " in line]
+    assert "every request failed (1 of 1)" in line and f"cannot reach {url}:" in line, line
     listing = build(root, "judges")
     assert "Traceback" not in listing.stdout + listing.stderr
     assert f"UNAVAILABLE: cannot reach {url}" in listing.stdout + listing.stderr
