@@ -148,6 +148,23 @@ def build(load, select, exclude, full_refresh, judge, refresh_judgments, executo
     return 0 if result.ok else EXIT_FAILED
 
 
+@main.command()
+@click.option("-s", "--select", multiple=True, help="Seeds to load (dbt syntax); default: every seeds/*.csv.")
+@common_options
+def seed(load, select):
+    """Load seeds/*.csv into the warehouse as tables (`prefclean build` loads them too)."""
+    from .build import run_build
+
+    project = load()
+    if not any((project.root / "seeds").rglob("*.csv")) if (project.root / "seeds").exists() else True:
+        click.echo("no seeds: put CSV files in seeds/")
+        return 0
+    words = [w for s in select for w in s.split()]
+    chosen = [f"{w},resource_type:seed" for w in words] or ["resource_type:seed"]
+    options = _build_options(chosen, False, None, False, None, run_tests=False, run_exports=False)
+    return 0 if run_build(project, options, report=_echo) else EXIT_FAILED
+
+
 @main.command(name="test")
 @select_options("models whose tests run")
 @common_options

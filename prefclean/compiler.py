@@ -19,8 +19,11 @@ import jinja2
 
 from .errors import CompileError
 from .project import Project
+from . import modelconfig
 from .context import (MODULES, Adapter, Exceptions, Log, QueryResult, Relation, env_var, jinja_return, make_environment,
                       target)
+from .properties import load_properties
+from .seeds import discover_seeds, seed_sql
 from .warehouse import MODELS_SCHEMA, SOURCES_SCHEMA, relation
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
@@ -49,6 +52,9 @@ class Model:
     sources: set[str] = field(default_factory=set)
     compiled_sql: str = ""
     runs_queries: bool = False  # it calls run_query(): rendered again just before it builds
+    resource_type: str = "model"  # model | seed | test (a singular data test)
+    pre_hooks: list[str] = field(default_factory=list)  # rendered SQL, run in the model's transaction
+    post_hooks: list[str] = field(default_factory=list)
 
     @property
     def relation(self) -> str:
@@ -74,6 +80,14 @@ def _test_blocks_as_macros(text: str) -> str:
     return _TEST_CLOSE.sub(lambda m: f"{m.group(1)}endmacro{m.group(2)}", text)
 
 
+def _check_on_schema_change(owner: str, mode: Any) -> None:
+    if mode is not None and mode not in ON_SCHEMA_CHANGE:
+        why = (" (dbt's default: it would silently leave new columns out; prefclean fails by default and says so)"
+               if mode == "ignore" else "")
+        raise CompileError(f"{owner}: on_schema_change='{mode}' is not supported by prefclean{why}; use one of "
+                           f"{', '.join(ON_SCHEMA_CHANGE)}")
+
+
 def _suggest(name: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else (f"; known: {', '.join(sorted(choices))}" if choices else "")
@@ -88,6 +102,7 @@ class _RenderContext:
 
     def __init__(self, compiler: "Compiler", model: Model, incremental: bool):
         self.compiler, self.model, self.incremental = compiler, model, incremental
+        self.set_keys: set[str] = set()  # what the model's own config() calls set
 
     @property
     def owner(self) -> str:
@@ -103,6 +118,9 @@ class _RenderContext:
         if len(more) > 1:
             raise CompileError(f"{self.owner}: ref() takes a model name, or a package and a model name")
         name = more[-1] if more else name  # dbt allows ref('package', 'model')
+        if name in self.compiler.disabled:
+            raise CompileError(f"{self.owner}: ref('{name}') names a disabled model (enabled: false); enable it "
+                               "or remove the ref")
         if name not in self.compiler.model_names:
             raise CompileError(f"{self.owner}: ref('{name}') names no model"
                                + _suggest(name, self.compiler.model_names))
@@ -154,15 +172,11 @@ class _RenderContext:
         if materialized not in MATERIALIZATIONS:
             raise CompileError(f"model '{self.model.name}' ({self.model.path}): materialized='{materialized}' "
                                f"is not one of {', '.join(MATERIALIZATIONS)}")
-        on_schema_change = kwargs.get("on_schema_change")
-        if on_schema_change is not None and on_schema_change not in ON_SCHEMA_CHANGE:
-            why = (" (dbt's default: it would silently leave new columns out; prefclean fails by default and says "
-                   "so)" if on_schema_change == "ignore" else "")
-            raise CompileError(f"model '{self.model.name}' ({self.model.path}): on_schema_change='{on_schema_change}' "
-                               f"is not supported by prefclean{why}; use one of {', '.join(ON_SCHEMA_CHANGE)}")
+        _check_on_schema_change(self.owner, kwargs.get("on_schema_change"))
         self.model.materialized = materialized
         self.model.unique_key = kwargs.get("unique_key", self.model.unique_key)
-        self.model.config.update(kwargs)
+        self.model.config = modelconfig.merge(self.model.config, kwargs)
+        self.set_keys |= set(modelconfig.normalize(kwargs))
         return ""
 
     def is_incremental(self) -> bool:
@@ -188,7 +202,11 @@ class Compiler:
         self.namespace["relation_exists"] = self.relation_exists
         self.models: dict[str, Model] = self._discover_models()
         self.model_names = list(self.models)
+        self.disabled: dict[str, Model] = {}  # enabled: false; set by parse_all
         self.ephemeral: dict[str, str | None] = {}
+        self.properties = load_properties(project.root, project.models_dir,
+                                          [n for n, m in self.models.items() if m.resource_type == "model"],
+                                          [n for n, m in self.models.items() if m.resource_type == "seed"])
         self._load_macros()
 
     def relation_exists(self, schema: str, name: str) -> bool:
@@ -201,14 +219,16 @@ class Compiler:
 
     def _discover_models(self) -> dict[str, Model]:
         models: dict[str, Model] = {}
-        if not self.project.models_dir.exists():
-            return models
-        for path in sorted(self.project.models_dir.rglob("*.sql")):
+        for path in sorted(self.project.models_dir.rglob("*.sql")) if self.project.models_dir.exists() else []:
             rel = path.relative_to(self.project.root)
             name = path.stem
             if name in models:
                 raise CompileError(f"two models are named '{name}': {models[name].path} and {rel}")
             models[name] = Model(name=name, path=rel, template=path.read_text(encoding="utf-8"))
+        for name, path in discover_seeds(self.project).items():
+            if name in models:
+                raise CompileError(f"a seed and a model are both named '{name}': {path} and {models[name].path}")
+            models[name] = Model(name=name, path=path, template="", materialized="seed", resource_type="seed")
         return models
 
     def _load_macros(self) -> None:
@@ -233,17 +253,41 @@ class Compiler:
                         self.generic_tests[attr[len(_TEST_PREFIX):]] = value
 
     def render(self, model: Model, *, incremental: bool = False, this: str | None = None) -> str:
-        """Render one model; sets model.compiled_sql, refs, sources and config."""
-        model.refs, model.sources = set(), set()
-        model.materialized, model.unique_key, model.config = "view", None, {}
-        sql = self._render_text(model, model.template, incremental=incremental, this=this)
-        if "on_schema_change" in model.config and model.materialized != "incremental":
-            raise CompileError(f"model '{model.name}' ({model.path}): on_schema_change applies to incremental models "
-                               f"only (this one is materialized='{model.materialized}')")
+        """Render one model; sets model.compiled_sql, refs, sources, config and hooks."""
+        model.refs, model.sources, model.pre_hooks, model.post_hooks = set(), set(), [], []
+        owner = f"{model.resource_type} '{model.name}' ({model.path})"
+        props = self.properties.models.get(model.name) if model.resource_type != "test" else None
+        model.config = modelconfig.merge({}, props.config) if props else {}
+        model.materialized = model.config.get("materialized", "seed" if model.resource_type == "seed" else "view")
+        model.unique_key = model.config.get("unique_key")
+        if model.resource_type == "seed":
+            modelconfig.check(owner, model.config, "seed")
+            model.compiled_sql = seed_sql(self.project, model)
+            return model.compiled_sql
+        ctx = _RenderContext(self, model, incremental)
+        sql = self._render_text(model, model.template, ctx=ctx, this=this)
+        if model.resource_type == "model":
+            self._check_config(model, ctx, owner)
+            model.pre_hooks = [self._render_text(model, h, ctx=ctx, this=this).strip()
+                               for h in modelconfig.as_list(model.config.get("pre_hook"))]
+            model.post_hooks = [self._render_text(model, h, ctx=ctx, this=this).strip()
+                                for h in modelconfig.as_list(model.config.get("post_hook"))]
         model.compiled_sql = sql.strip().rstrip(";").strip()
         if not model.compiled_sql:
             raise CompileError(f"model '{model.name}' ({model.path}) renders to empty SQL")
         return model.compiled_sql
+
+    def _check_config(self, model: Model, ctx: "_RenderContext", owner: str) -> None:
+        if model.materialized not in MATERIALIZATIONS:  # (config() checks its own; this is the YAML's)
+            raise CompileError(f"{owner}: materialized='{model.materialized}' is not one of {', '.join(MATERIALIZATIONS)}")
+        modelconfig.check(owner, model.config)
+        _check_on_schema_change(owner, model.config.get("on_schema_change"))
+        if "on_schema_change" in ctx.set_keys and model.materialized != "incremental":
+            raise CompileError(f"model '{model.name}' ({model.path}): on_schema_change applies to incremental models "
+                               f"only (this one is materialized='{model.materialized}')")
+        if model.materialized == "ephemeral" and (model.config.get("pre_hook") or model.config.get("post_hook")):
+            raise CompileError(f"{owner}: an ephemeral model has no relation to run hooks on; drop pre_hook/post_hook "
+                               "or materialize it")
 
     def render_fragment(self, text: str, owner: Model, extra: dict[str, Any] | None = None) -> str:
         """Render a piece of Jinja (a test's argument, a call of a {% test %} block) as part of owner: what it
@@ -258,9 +302,9 @@ class Compiler:
             raise CompileError(f"{{% test {macro.name[len('test_'):]} %}} renders to empty SQL")
         return sql
 
-    def _render_text(self, model: Model, text: str, *, incremental: bool = False, this: str | None = None,
+    def _render_text(self, model: Model, text: str, *, ctx: "_RenderContext | None" = None, this: str | None = None,
                      extra: dict[str, Any] | None = None) -> str:
-        ctx = _RenderContext(self, model, incremental)
+        ctx = ctx or _RenderContext(self, model, False)
         database = self.project.warehouse.stem
         self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=ctx.config,
                               is_incremental=ctx.is_incremental, model_name=model.name,
@@ -291,6 +335,13 @@ class Compiler:
         """Render every model once (not incremental) to learn its config and dependencies."""
         for model in self.models.values():
             self.render(model)
+        # enabled: false takes a model out of the project; rendering again finds refs to it.
+        self.disabled = {n: m for n, m in self.models.items() if m.config.get("enabled", True) is False}
+        if self.disabled:
+            self.models = {n: m for n, m in self.models.items() if n not in self.disabled}
+            self.model_names = list(self.models)
+            for model in self.models.values():
+                self.render(model)
         # Ephemeral models are inlined: render again until refs to them embed their SQL (an ephemeral model
         # that refs another ephemeral one needs one more round per level).
         for _ in range(len(self.models) + 1):

@@ -22,7 +22,7 @@ import duckdb
 
 from .compiler import Compiler, Model
 from .errors import CompileError, ProjectError
-from .properties import TEST_CONFIG_KEYS, TestSpec, load_properties
+from .properties import TEST_CONFIG_KEYS, TestSpec
 from .warehouse import MODELS_SCHEMA, quote, relation, swap_in_table, swap_in_view
 
 GENERIC = ("not_null", "unique", "accepted_values", "accepted_range", "relationships", "expression")
@@ -167,7 +167,7 @@ class _TestLoader:
 
     def generic(self, spec: TestSpec) -> None:
         where = f"{spec.path}: test {spec.kind} on model '{spec.model}'" + (f" column {spec.column}" if spec.column else "")
-        owner = Model(name=f"test {spec.kind}", path=spec.path, template="")
+        owner = Model(name=f"test {spec.kind}", path=spec.path, template="", resource_type="test")
         owner.refs.add(spec.model)
         try:
             args = self.resolve(spec.arguments, owner)
@@ -220,7 +220,8 @@ class _TestLoader:
         for path in files:
             if not path.is_file():
                 continue
-            model = Model(name=path.stem, path=path.relative_to(root), template=path.read_text(encoding="utf-8"))
+            model = Model(name=path.stem, path=path.relative_to(root), template=path.read_text(encoding="utf-8"),
+                          resource_type="test")
             sql = self.compiler.render(model)
             if not model.refs:
                 raise ProjectError(f"{model.path}: a data test must ref() at least one model")
@@ -239,11 +240,10 @@ class _TestLoader:
 
 
 def load_tests(compiler: Compiler) -> list[DataTest]:
-    project = compiler.project
-    props = load_properties(project.root, project.models_dir, compiler.model_names)
     loader = _TestLoader(compiler)
-    for spec in props.tests:
-        loader.generic(spec)
+    for spec in compiler.properties.tests:
+        if spec.model not in compiler.disabled:  # a disabled model's tests are disabled with it, as in dbt
+            loader.generic(spec)
     loader.singular()
     return loader.tests
 

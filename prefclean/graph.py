@@ -117,13 +117,18 @@ class Graph:
         if method in _UNSUPPORTED_METHODS:
             raise GraphError(f"{flag} '{word}': the `{method}:` selector is not supported by prefclean"
                              + _UNSUPPORTED_METHODS[method])
-        if models is None or method not in ("tag", "path", "file") and not method.startswith("config."):
-            known = "tag:, path:, file:, config.KEY:, fqn:"
+        if models is None or method not in ("tag", "path", "file", "resource_type") and not method.startswith("config."):
+            known = "tag:, path:, file:, config.KEY:, resource_type:, fqn:"
             raise GraphError(f"{flag} '{word}': unknown selector method `{method}:` (known: {known})")
         if method == "tag":
             found = {n for n in names if any(fnmatch.fnmatchcase(t, value) for t in _tags(models[n]))}
             known = sorted({t for n in names for t in _tags(models[n])})
             hint = f" (tags in this project: {', '.join(known)})" if known else " (no model has tags)"
+        elif method == "resource_type":
+            if value not in ("model", "seed"):
+                raise GraphError(f"{flag} '{word}': prefclean's nodes are models and seeds (no {value})")
+            found = {n for n in names if getattr(models[n], "resource_type", "model") == value}
+            hint = ""
         elif method in ("path", "file"):
             want = value.rstrip("/")
             found = {n for n in names if _path_matches(str(models[n].path), want, method == "file")}
@@ -158,7 +163,7 @@ _ATOM = re.compile(r"^(?P<at>@)?(?P<up>\d*\+)?(?:(?P<method>[a-z_]+(?:\.[A-Za-z_
                    r"(?P<value>[^+:@]+?)(?P<down>\+\d*)?$")
 _UNSUPPORTED_METHODS = {
     "state": " (prefclean rebuilds what changed by itself: a changed input or judge is always re-judged)",
-    "source": "; select the models that read it, e.g. `+m`", "resource_type": "", "package": "", "exposure": "",
+    "source": "; select the models that read it, e.g. `+m`", "package": "", "exposure": "",
     "metric": "", "result": "", "source_status": "", "group": "", "access": "", "version": "", "test_type": "",
     "test_name": "", "unit_test": "", "semantic_model": "", "saved_query": "",
 }

@@ -33,12 +33,12 @@ from .errors import ProjectError
 TEST_CONFIG_KEYS = ("severity", "where", "error_if", "warn_if", "store_failures", "store_failures_as", "limit",
                     "fail_calc", "enabled", "tags", "meta", "alias")
 UNSUPPORTED_TEST_CONFIG = ("database", "schema")
-MODEL_KEYS = ("name", "description", "columns", "tests", "data_tests", "meta")
+MODEL_KEYS = ("name", "description", "columns", "tests", "data_tests", "meta", "config")
 COLUMN_KEYS = ("name", "description", "tests", "data_tests", "meta", "data_type", "tags", "quote")
-UNSUPPORTED_MODEL_KEYS = ("config", "constraints", "versions", "latest_version", "access", "group", "docs",
+UNSUPPORTED_MODEL_KEYS = ("constraints", "versions", "latest_version", "access", "group", "docs",
                           "deprecation_date", "time_spine", "tags")
-TOP_LEVEL_KEYS = ("version", "models")
-UNSUPPORTED_TOP_LEVEL = ("seeds", "snapshots", "analyses", "macros", "exposures", "metrics", "semantic_models",
+TOP_LEVEL_KEYS = ("version", "models", "seeds")
+UNSUPPORTED_TOP_LEVEL = ("snapshots", "analyses", "macros", "exposures", "metrics", "semantic_models",
                          "saved_queries", "unit_tests", "groups", "data_tests")
 
 
@@ -63,11 +63,13 @@ class ModelProperties:
     description: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # checked by the compiler, with config()'s
+    kind: str = "model"  # or "seed"
 
 
 @dataclass
 class Properties:
-    models: dict[str, ModelProperties] = field(default_factory=dict)
+    models: dict[str, ModelProperties] = field(default_factory=dict)  # models and seeds, by name
     tests: list[TestSpec] = field(default_factory=list)
 
 
@@ -133,37 +135,44 @@ def parse_test(entry: Any, model: str, column: str | None, path: str, where: str
     return TestSpec(str(kind), model, column, arguments, config, path, name, str(description or ""))
 
 
-def load_properties(root: Path, models_dir: Path, model_names: list[str]) -> Properties:
+def load_properties(root: Path, models_dir: Path, model_names: list[str], seed_names: list[str] = ()) -> Properties:
     props = Properties()
-    files = sorted(models_dir.rglob("*.yml")) + sorted(models_dir.rglob("*.yaml")) if models_dir.exists() else []
+    files = [f for folder in (models_dir, root / "seeds") if folder.exists()
+             for f in sorted(folder.rglob("*.yml")) + sorted(folder.rglob("*.yaml"))]
     for file in files:
         path = str(file.relative_to(root))
         doc = _read_yaml(file, path)
-        if not isinstance(doc, dict) or not isinstance(doc.get("models") or [], list):
+        if not isinstance(doc, dict) or not all(isinstance(doc.get(k) or [], list) for k in ("models", "seeds")):
             raise ProjectError(f"{path}: expected `models:` followed by a list of models and their tests")
         for key in doc:
             if key not in TOP_LEVEL_KEYS:
                 hint = " (declare sources in prefclean.yml under `sources:`)" if key == "sources" else ""
                 raise _unknown(path, key, TOP_LEVEL_KEYS, UNSUPPORTED_TOP_LEVEL + ("sources",), hint)
         for i, entry in enumerate(doc.get("models") or []):
-            _read_model(props, entry, i, path, model_names)
+            _read_model(props, entry, i, path, list(model_names), "model")
+        for i, entry in enumerate(doc.get("seeds") or []):
+            _read_model(props, entry, i, path, list(seed_names), "seed")
     return props
 
 
-def _read_model(props: Properties, entry: Any, i: int, path: str, model_names: list[str]) -> None:
+def _read_model(props: Properties, entry: Any, i: int, path: str, model_names: list[str], kind: str) -> None:
     name = entry.get("name") if isinstance(entry, dict) else None
     if name not in model_names:
         close = difflib.get_close_matches(str(name), model_names, n=1, cutoff=0.5)
-        raise ProjectError(f"{path}: models[{i}] names unknown model '{name}'"
+        where_ = " (seeds are seeds/*.csv)" if kind == "seed" else ""
+        raise ProjectError(f"{path}: {kind}s[{i}] names unknown {kind} '{name}'{where_}"
                            + (f"; did you mean '{close[0]}'?" if close else ""))
-    where = f"{path}: model '{name}'"
+    where = f"{path}: {kind} '{name}'"
     for key in entry:
         if key not in MODEL_KEYS:
             raise _unknown(where, key, MODEL_KEYS, UNSUPPORTED_MODEL_KEYS)
     if name in props.models:
         raise ProjectError(f"{where}: also described in {props.models[name].path}; describe a model once")
+    config = entry.get("config") or {}
+    if not isinstance(config, dict):
+        raise ProjectError(f"{where}: `config:` must be a mapping")
     model = props.models[name] = ModelProperties(name, path, str(entry.get("description") or ""),
-                                                 dict(entry.get("meta") or {}))
+                                                 dict(entry.get("meta") or {}), config=dict(config), kind=kind)
     props.tests += [parse_test(t, name, None, path, where) for t in _test_list(entry, where)]
     columns = entry.get("columns") or []
     if not isinstance(columns, list):

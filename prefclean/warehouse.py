@@ -88,16 +88,30 @@ def drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> Non
         con.execute(f"drop {kind} {relation(schema, name)}")
 
 
+_IN_TRANSACTION: set[int] = set()  # connections inside transaction(): an inner one joins the outer one
+
+
+def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    return id(con) in _IN_TRANSACTION
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection):
-    """All or nothing: commit when the block ends, roll back if it raises (Ctrl-C included)."""
+    """All or nothing: commit when the block ends, roll back if it raises (Ctrl-C included). Nested, the inner
+    block is part of the outer transaction (a model's hooks and its swap commit together)."""
+    if in_transaction(con):
+        yield con
+        return
     con.execute("begin transaction")
+    _IN_TRANSACTION.add(id(con))
     try:
         yield con
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
+    finally:
+        _IN_TRANSACTION.discard(id(con))
 
 
 def swap_in_table(con: duckdb.DuckDBPyConnection, schema: str, name: str, select_sql: str) -> int:
@@ -113,7 +127,8 @@ def swap_in_table(con: duckdb.DuckDBPyConnection, schema: str, name: str, select
             drop_relation(con, schema, name)
             con.execute(f"alter table {relation(schema, tmp)} rename to {quote(name)}")
     finally:
-        con.execute(f"drop table if exists {relation(schema, tmp)}")
+        if not in_transaction(con):  # (inside an outer transaction, its rollback removes the side table)
+            con.execute(f"drop table if exists {relation(schema, tmp)}")
     return count_rows(con, relation(schema, name))
 
 

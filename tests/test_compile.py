@@ -19,14 +19,14 @@ def _compile(root):
 def test_ref_source_var_config_this(make_project):
     root = make_project(config=SOURCES, models={
         "base": "{{ config(materialized='table') }}\nselect * from {{ source('pairs') }} limit {{ var('limit') }}",
-        "sub/child": "{{ config(materialized='incremental', unique_key='id', extra='x') }}\n"
+        "sub/child": "{{ config(materialized='incremental', unique_key='id', tags=['x']) }}\n"
                      "select *, '{{ this }}' as me, {{ var('missing', 3) }} as dflt from {{ ref('base') }}",
     })
     _, models = _compile(root)
     base, child = models["base"], models["child"]
     assert base.compiled_sql == 'select * from "sources"."pairs" limit 5'
     assert base.materialized == "table" and base.sources == {"pairs"} and base.refs == set()
-    assert child.materialized == "incremental" and child.unique_key == "id" and child.config["extra"] == "x"
+    assert child.materialized == "incremental" and child.unique_key == "id" and child.config["tags"] == ["x"]
     assert child.refs == {"base"} and str(child.path) == "models/sub/child.sql"
     assert '\'"main"."child"\' as me, 3 as dflt from "main"."base"' in child.compiled_sql
     assert models["base"].checksum != models["child"].checksum

@@ -35,9 +35,9 @@ def _columns(query, root):
 
 
 def test_every_materialization_has_exactly_one_strategy():
-    assert sorted(STRATEGIES) == sorted(MATERIALIZATIONS)
+    assert sorted(STRATEGIES) == sorted(MATERIALIZATIONS + ("seed",))
     assert {kind: type(s).__name__ for kind, s in STRATEGIES.items()} == {
-        "view": "View", "table": "Table", "incremental": "Incremental", "ephemeral": "Ephemeral"}
+        "view": "View", "table": "Table", "incremental": "Incremental", "ephemeral": "Ephemeral", "seed": "Seed"}
 
 
 def test_a_new_column_fails_by_default_naming_the_options_and_keeps_the_table(make_project, run_cli, query):
