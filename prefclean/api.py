@@ -78,6 +78,14 @@ def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Sele
     return run_build(_project(project, vars), options, _reporter(reporter))
 
 
+def seed(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
+         vars: dict[str, Any] | str | None = None, reporter: Reporter | None = None) -> BuildResult:
+    """`prefclean seed`: load the selected seeds/*.csv (every one by default) as tables; no tests, no exports."""
+    words = [w for s in _selectors(select) for w in s.split()]
+    chosen = tuple(f"{w},resource_type:seed" for w in words) or ("resource_type:seed",)
+    return build(project, select=chosen, exclude=exclude, vars=vars, tests=False, exports=False, reporter=reporter)
+
+
 def run_build(project: Project, options: BuildOptions, report: Reporter = quiet) -> BuildResult:
     """The models with their data tests (runner.Build), then the run summary, then the exports."""
     from .export import run_exports

@@ -149,20 +149,18 @@ def build(load, select, exclude, full_refresh, judge, refresh_judgments, executo
 
 
 @main.command()
-@click.option("-s", "--select", multiple=True, help="Seeds to load (dbt syntax); default: every seeds/*.csv.")
+@select_options("seeds to load")
 @common_options
-def seed(load, select):
+def seed(load, select, exclude):
     """Load seeds/*.csv into the warehouse as tables (`prefclean build` loads them too)."""
-    from .build import run_build
+    from . import api
 
     project = load()
-    if not any((project.root / "seeds").rglob("*.csv")) if (project.root / "seeds").exists() else True:
+    if not any((project.root / "seeds").rglob("*.csv")):
         click.echo("no seeds: put CSV files in seeds/")
         return 0
-    words = [w for s in select for w in s.split()]
-    chosen = [f"{w},resource_type:seed" for w in words] or ["resource_type:seed"]
-    options = _build_options(chosen, False, None, False, None, run_tests=False, run_exports=False)
-    return 0 if run_build(project, options, report=_echo) else EXIT_FAILED
+    result = api.seed(project, select=select, exclude=exclude, reporter=_reporter())
+    return 0 if result.ok else EXIT_FAILED
 
 
 @main.command(name="test")
