@@ -12,11 +12,12 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import jinja2
 
+from . import plugins
 from .errors import CompileError
 from .project import Project
 from . import modelconfig
@@ -29,15 +30,6 @@ from .warehouse import MODELS_SCHEMA, SOURCES_SCHEMA, relation
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
 ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns")  # dbt's, less `ignore`
 BUILTIN_MACROS_DIR = Path(__file__).parent / "macros"
-
-# Python functions offered to every template (the judge() helper registers here), by name.
-TEMPLATE_GLOBALS: dict[str, Callable[..., Any]] = {}
-
-
-def template_global(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Offer fn to every template; one with `fn.with_project = True` gets the project as its first argument."""
-    TEMPLATE_GLOBALS[fn.__name__] = fn
-    return fn
 
 
 @dataclass
@@ -187,13 +179,12 @@ class Compiler:
     """Loads a project's models and macros and renders them."""
 
     def __init__(self, project: Project, connection=None):
-        from .formats import templates as _formats  # noqa: F401  (format_rows() and friends)
-        from .judge import udf as _judge  # noqa: F401  (registers judge() and friends as template globals)
-
         self.project = project
         self.env = make_environment()
+        # Python functions offered to every template: judge(), format_rows() and friends, and installed
+        # packages' (plugins). One with `fn.with_project = True` gets the project as its first argument.
         self.namespace: dict[str, Any] = {name: functools.partial(fn, project) if getattr(fn, "with_project", False)
-                                          else fn for name, fn in TEMPLATE_GLOBALS.items()}
+                                          else fn for name, fn in plugins.load_all(plugins.TEMPLATE_GLOBALS).items()}
         self.namespace.update({"return": jinja_return, "target": target(project), "modules": MODULES})
         self.executing = False  # True while models build: run_query() runs and `execute` is true, as in dbt
         self.logger = Log()

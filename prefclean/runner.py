@@ -15,6 +15,7 @@ from .datatests import load_tests, run_test
 from .errors import ModelError, PrefcleanError
 from .events import LeftoversRemoved, ModelFinished, ModelStarted, Reporter, SourceStaged, TestFinished, quiet
 from .graph import Graph
+from .interrupts import watch_interrupts
 from .materializations import materialize
 from .project import Project
 from .results import JudgeRun, ModelRun, TestRun
@@ -85,6 +86,7 @@ class Build:
         self.run_id = uuid.uuid4().hex[:12]
         self.udfs = all_udfs(project)
         self.ctx = RunContext(project=project, options=options.run_options(), report=report)
+        self.ctx.closers.append(watch_interrupts())  # Ctrl-C reaches the judge's threads until the build ends
         start_warm_ups(self.udfs, self.ctx)
         con = None
         try:

@@ -1,4 +1,4 @@
-"""Python functions as DuckDB UDFs: one decorator for built-ins (the judge) and project `udfs/*.py` alike.
+"""Python functions as DuckDB UDFs: one decorator for built-ins (the judge), plugins and project `udfs/*.py`.
 
     from prefclean import udf
 
@@ -7,7 +7,8 @@
         ...
 
 A UDF that needs the running build (judges, cache, progress) declares `with_context=True` and receives a
-RunContext as its first argument.
+RunContext as its first argument. The decorator only describes the function (`fn.udf_spec`); a build finds
+the built-ins and installed packages' UDFs through plugins, and a project's by importing its udfs/ files.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Callable
 
 import duckdb
 
+from . import plugins
 from .errors import PrefcleanError
 from .events import Reporter, quiet
 
@@ -115,10 +117,6 @@ class RunContext:
         return out
 
 
-BUILTIN_UDFS: dict[str, UdfSpec] = {}
-_collecting: list[UdfSpec] | None = None  # set while a project's udfs/ files are imported
-
-
 def udf(name: str | None = None, *, params: list[str], returns: str, vectorized: bool = True,
         with_context: bool = False, side_effects: bool = False, warm_up: Callable[[RunContext], None] | None = None,
         called_via: tuple[str, ...] = ()):
@@ -132,10 +130,6 @@ def udf(name: str | None = None, *, params: list[str], returns: str, vectorized:
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = UdfSpec(name or fn.__name__, fn, tuple(params), returns, vectorized, with_context, side_effects,
                        origin=getattr(fn, "__module__", "?"), warm_up=warm_up, called_via=tuple(called_via))
-        if _collecting is not None:
-            _collecting.append(spec)
-        else:
-            BUILTIN_UDFS[spec.name] = spec
         fn.udf_spec = spec  # type: ignore[attr-defined]
         return fn
 
@@ -143,8 +137,7 @@ def udf(name: str | None = None, *, params: list[str], returns: str, vectorized:
 
 
 def load_project_udfs(udfs_dir: Path) -> list[UdfSpec]:
-    """Import every udfs/*.py file of a project and return the UDFs it declares."""
-    global _collecting
+    """Import every udfs/*.py file of a project and return the UDFs it declares (defines, not imports)."""
     specs: list[UdfSpec] = []
     if not udfs_dir.exists():
         return specs
@@ -154,14 +147,13 @@ def load_project_udfs(udfs_dir: Path) -> list[UdfSpec]:
         module_name = f"prefclean_project_udfs.{path.stem}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
-        _collecting = specs
         try:
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
         except Exception as exc:
             raise PrefcleanError(f"udfs/{path.name}: cannot import: {type(exc).__name__}: {exc}") from None
-        finally:
-            _collecting = None
+        specs.extend(value.udf_spec for value in vars(module).values()
+                     if isinstance(getattr(value, "udf_spec", None), UdfSpec) and value.udf_spec.origin == module_name)
     return specs
 
 
@@ -209,11 +201,21 @@ def _quietly(fn: Callable[[RunContext], None], ctx: RunContext) -> None:
         pass
 
 
-def all_udfs(project) -> list[UdfSpec]:
-    """Built-ins first, then the project's (a project UDF may replace a built-in of the same name)."""
-    from .judge import udf as _judge_udf  # noqa: F401  (registers the judge UDF)
+def plugin_udfs() -> dict[str, UdfSpec]:
+    """prefclean's own UDFs (the judge) and installed packages', by name (see plugins)."""
+    specs = {}
+    for name, fn in plugins.load_all(plugins.UDFS).items():
+        spec = getattr(fn, "udf_spec", None)
+        if not isinstance(spec, UdfSpec) or spec.name != name:
+            raise PrefcleanError(f"the UDF registered as '{name}' ({getattr(fn, '__module__', '?')}) is not a "
+                                 f"function decorated with @udf named '{name}'")
+        specs[name] = spec
+    return specs
 
-    merged = dict(BUILTIN_UDFS)
+
+def all_udfs(project) -> list[UdfSpec]:
+    """Built-ins and plugins first, then the project's (a project UDF may replace one of the same name)."""
+    merged = plugin_udfs()
     for spec in load_project_udfs(project.udfs_dir):
         merged[spec.name] = spec
     return list(merged.values())

@@ -1,5 +1,5 @@
 """Exports: a model's table written to files, the Hugging Face Hub or Argilla. Each is atomic and reports
-what it wrote. Exporters register by target name, built-ins the same way as any other."""
+what it wrote. Exporters are found by target name (plugins), built-ins the same way as any other."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Callable
 
 import duckdb
 
+from .. import plugins
 from ..errors import ExportError, PrefcleanError
 from ..events import ExportFinished, Reporter, quiet
 from ..project import ExportConfig, Project
@@ -17,26 +18,11 @@ from ..warehouse import MODELS_SCHEMA, relation, relation_kind
 # An exporter gets the connection, the project, the export config and the model's relation name, and
 # returns one line saying what it wrote.
 Exporter = Callable[[duckdb.DuckDBPyConnection, Project, ExportConfig, str], str]
-EXPORTERS: dict[str, Exporter] = {}
-
-
-def register_exporter(target: str):
-    def decorator(fn: Exporter) -> Exporter:
-        EXPORTERS[target] = fn
-        return fn
-
-    return decorator
-
-
-def _load_builtins() -> None:
-    from . import files, hub_target, argilla_target  # noqa: F401
 
 
 def run_export(con: duckdb.DuckDBPyConnection, project: Project, export: ExportConfig) -> str:
-    _load_builtins()
-    exporter = EXPORTERS.get(export.target)
-    if exporter is None:
-        raise ExportError(f"export '{export.name}': unknown target '{export.target}' (one of {', '.join(sorted(EXPORTERS))})")
+    exporter: Exporter = plugins.load(plugins.EXPORTERS, export.target, context=f"export '{export.name}': ",
+                                      error=ExportError)
     if relation_kind(con, MODELS_SCHEMA, export.model) is None:
         raise ExportError(f"export '{export.name}': model '{export.model}' has not been built (run `prefclean build`)")
     return exporter(con, project, export, relation(MODELS_SCHEMA, export.model))

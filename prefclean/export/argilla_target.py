@@ -12,7 +12,6 @@ import os
 
 from ..errors import ExportError
 from ..warehouse import swap_in_table
-from . import register_exporter
 
 # From the audit table's columns to what the Argilla exporter expects: ratings and rationales in the order
 # the judge saw the generations (the shuffled order), so reviewers see what the judge saw.
@@ -40,7 +39,6 @@ def connection_settings(export) -> dict:
             "api_url": api_url, "api_key": api_key}
 
 
-@register_exporter("argilla")
 def export_argilla(con, project, export, rel):
     from tqdm import tqdm
 

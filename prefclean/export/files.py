@@ -14,7 +14,6 @@ from pathlib import Path
 import duckdb
 
 from ..errors import ExportError
-from . import register_exporter
 
 
 def _destination(project, export, suffix: str) -> Path:
@@ -110,5 +109,6 @@ def _file_exporter(fmt: str, suffix: str):
     return export_file
 
 
-for _fmt, _suffix in SUFFIXES.items():
-    register_exporter(_fmt)(_file_exporter(_fmt, _suffix))
+export_parquet = _file_exporter("parquet", SUFFIXES["parquet"])
+export_jsonl = _file_exporter("jsonl", SUFFIXES["jsonl"])
+export_csv = _file_exporter("csv", SUFFIXES["csv"])

@@ -17,7 +17,6 @@ from .. import __version__
 from ..errors import ExportError
 from ..summary import compute_summary
 from ..warehouse import MODELS_SCHEMA
-from . import register_exporter
 from .files import copy_to_file
 
 THRESHOLD_VARS = ("min_margin", "poor_max", "min_agreement", "allow_flip", "drop_position_biased", "check_position_bias")
@@ -123,7 +122,6 @@ def _branch(export) -> str:
     return value
 
 
-@register_exporter("hub")
 def export_hub(con, project, export, rel):
     from .hub import dataset_card, push_parquet_to_hub
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import duckdb
 import jinja2
 
-from ..compiler import template_global
 from . import FormatError, get_format, staged_rows_sql
 from .detect import describe, detect
 
@@ -50,7 +49,6 @@ def _resolved(context, source_name: str, format: str | None, kind: str | None):
     return relation, *cache[key]
 
 
-@template_global
 @jinja2.pass_context
 def format_rows(context, source_name: str, format: str | None = None, kind: str | None = None) -> str:
     """SQL: every row of the source in the staged shape, with `excluded_reason` for rows that do not fit."""
@@ -58,7 +56,6 @@ def format_rows(context, source_name: str, format: str | None = None, kind: str 
     return staged_rows_sql(relation, fmt, columns)
 
 
-@template_global
 @jinja2.pass_context
 def format_swap(context, source_name: str, format: str | None = None, kind: str | None = None) -> list:
     """The source columns a flip exchanges, as [[a, b], ...] (to write rows back in their own format)."""
@@ -66,7 +63,6 @@ def format_swap(context, source_name: str, format: str | None = None, kind: str 
     return [list(pair) for pair in fmt.swap]
 
 
-@template_global
 @jinja2.pass_context
 def format_kind(context, source_name: str, format: str | None = None, kind: str | None = None) -> str:
     """'dpo' or 'sft': what the source's format holds."""

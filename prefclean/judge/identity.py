@@ -23,7 +23,6 @@ from pathlib import Path
 import jinja2
 import jinja2.meta
 
-from ..compiler import template_global
 from ..errors import JudgeError
 from ..redact import without_userinfo
 from .judges import resolve_judge
@@ -91,7 +90,6 @@ def panel_identity(project, judges, aspect: str, task: str = "ultrafeedback") ->
     return f"{','.join(resolved)}|{aspect}|{digest}"
 
 
-@template_global
 def judge_identity(project, judges, aspect: str = "overall-rating", task: str = "ultrafeedback") -> str:
     """The identity of the judgments a panel makes (see the module docstring); the project is bound by the
     compiler."""

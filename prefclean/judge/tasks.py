@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 
+from .. import plugins
 from ..errors import JudgeError
 from .parsing import parse_ratings, parse_verdict
 
@@ -37,6 +38,7 @@ class Task:
     name = ""
     grammar_name = ""
     templates: tuple[str, ...] = ()  # the Jinja files its prompts are rendered from
+    templates_dir: Path | None = None  # where a plugin's task keeps them (searched before prefclean's own)
 
     def __init__(self, env: jinja2.Environment):
         self.env = env
@@ -172,16 +174,18 @@ class PrometheusRelative(Task):
         return Verdict(None, [feedback], winner, error)
 
 
-TASKS = {cls.name: cls for cls in (UltraFeedback, PrometheusAbsolute, PrometheusRelative)}
-
-
 def make_task(name: str, project_root: Path | None) -> Task:
-    if name not in TASKS:
-        raise JudgeError(f"unknown judge task '{name}' (one of {', '.join(TASKS)})")
+    """The task of this name (prefclean's own or an installed package's: see plugins), its templates found
+    in the project's judge_templates/ first."""
+    cls = plugins.load(plugins.TASKS, name, error=JudgeError)
+    if not (isinstance(cls, type) and issubclass(cls, Task)) or cls.name != name:
+        raise JudgeError(f"the judge task registered as '{name}' is not a Task subclass whose name is '{name}'")
     loaders: list[jinja2.BaseLoader] = []
     if project_root is not None and (project_root / "judge_templates").is_dir():
         loaders.append(jinja2.FileSystemLoader(project_root / "judge_templates"))
+    if cls.templates_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(cls.templates_dir))
     loaders.append(jinja2.FileSystemLoader(TEMPLATES_DIR))
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=False)
-    return TASKS[name](env)
+    return cls(env)

@@ -1,7 +1,4 @@
-"""The judge as a DuckDB UDF, and the judge() helper models call.
-
-    select *, {{ judge('instruction', 'generations', aspect='overall-rating') }} as judgment
-    from {{ ref('shuffled_pairs') }}
+"""The judge as a DuckDB UDF: what the judge() helper's SQL (helpers.py) calls.
 
 DuckDB hands the UDF up to 2,048 rows per call, from several threads. Per call: render prompts, hash
 them, look the hashes up in the cache, send each distinct missing prompt once (concurrently, through the
@@ -14,24 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import threading
 import time
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-from ..compiler import template_global
 from ..errors import JudgeError
+from ..interrupts import INTERRUPTED
 from ..migrations import MigrationError
 from ..redact import add_secrets_in_use, redact
 from ..results import JudgeRun, JudgingStats
 from ..udf import RunContext, udf
 from .cache import JudgmentCache
 from .dispatch import Dispatcher, LoopThread, Request, RequestStream, Stats
-from .engines import create_engine
-from .engines.base import load_engine
-from .identity import judge_identity  # noqa: F401  (a template global, like judge())
+from .engines import create_engine, engine_class
 from .jsonrows import ArrowRows, array_from_json_lines, json_line
 from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, resolve_judge, smoke_test_judge
 from .progress import JudgeProgress
@@ -43,43 +37,6 @@ PAUSE_EVERY = 32  # rows rendered between two pauses for the judge loop (~1 ms o
 FLUSH_EVERY = 4096  # pending cache rows (one DuckDB transaction per flush: flushing every few hundred rows
 # cost a fifth of the CPU at high throughput)
 FLUSH_SECONDS = 0.5  # ...or this old: Ctrl-C or a crash loses little, and the flush after the last answer is short
-
-
-def _sql_literal(value) -> str:
-    if value is None:
-        return "NULL"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-@template_global
-def judge(instruction: str, generations: str, aspect: str = "overall-rating", judge: str | None = None,
-          task: str = "ultrafeedback", reference: str | None = None, reverse: bool = False) -> str:
-    """SQL for a judge call. instruction/generations/reference are SQL expressions (column names)."""
-    gens = f"list_reverse({generations})" if reverse else generations
-    return (f"prefclean_judge({_sql_literal(task)}, {_sql_literal(judge or 'default')}, {_sql_literal(aspect)}, "
-            f"{instruction}, {gens}, {reference or 'NULL::VARCHAR'})")
-
-
-@template_global
-def judgment_type() -> str:
-    """The SQL type of one judgment, e.g. for a typed NULL: NULL::{{ judgment_type() }}[]."""
-    return RESULT_SQL
-
-
-@template_global
-def judge_absolute(instruction: str, response: str, rubric: str, reference: str | None = None,
-                   judge: str | None = None) -> str:
-    """Prometheus-style absolute grading (1-5) of one response against a rubric (SQL string literal text)."""
-    return (f"prefclean_judge('prometheus-absolute', {_sql_literal(judge or 'default')}, {_sql_literal(rubric)}, "
-            f"{instruction}, [{response}], {reference or 'NULL::VARCHAR'})")
-
-
-@template_global
-def judge_relative(instruction: str, response_a: str, response_b: str, rubric: str, reference: str | None = None,
-                   judge: str | None = None) -> str:
-    """Prometheus-style relative grading: which of two responses is better (winner 1 = A, 2 = B)."""
-    return (f"prefclean_judge('prometheus-relative', {_sql_literal(judge or 'default')}, {_sql_literal(rubric)}, "
-            f"{instruction}, [{response_a}, {response_b}], {reference or 'NULL::VARCHAR'})")
 
 
 @dataclass
@@ -107,7 +64,6 @@ class Judging:
         add_secrets_in_use(self.project.judges.values())  # masked in every error and answer from here on
         self.cache = judgment_cache(ctx)
         self.refresh = ctx.options.refresh_judgments
-        INTERRUPTED.clear()
         self.loop = LoopThread.get()
         self.executor = self._make_executor()
         ctx.closers.append(self.close)
@@ -317,28 +273,6 @@ class Judging:
                         error=error)
 
 
-INTERRUPTED = threading.Event()  # set by Ctrl-C; running batches stop and keep what they stored
-
-
-def _watch_interrupts() -> None:
-    """DuckDB calls the judge on its own threads, which Ctrl-C never reaches: a SIGINT handler, chained to the
-    one in place, raises a flag that judge batches check, so they stop at once instead of finishing 2,048 rows."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous == signal.SIG_IGN or getattr(previous, "prefclean_judge", False):
-        return
-
-    def on_sigint(signum, frame):
-        INTERRUPTED.set()
-        if callable(previous):
-            return previous(signum, frame)
-        raise KeyboardInterrupt
-
-    on_sigint.prefclean_judge = True
-    signal.signal(signal.SIGINT, on_sigint)
-
-
 class ExecutorBatch:
     """A batch's missing requests for a Ray executor: sent together when outcomes are first asked for."""
 
@@ -395,12 +329,9 @@ def _warm_up(ctx: RunContext) -> None:
     the project's judges (aiohttp, huggingface_hub or llama_cpp: 0.1-0.5 s), open the judgment cache (~20 ms)
     and compile the default task's prompt templates (~7 ms)."""
     for config in list(ctx.project.judges.values()) or [smoke_test_judge()]:
-        load_engine(config.engine)
+        engine_class(config.engine, config.name)
     judgment_cache(ctx)
     judge_task(ctx, "ultrafeedback").compile_templates()
-
-
-_watch_interrupts()  # imported by the build, on the main thread, before any model runs
 
 
 @udf("prefclean_judge", params=["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR"],

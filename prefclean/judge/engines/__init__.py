@@ -1,5 +1,5 @@
-"""Judge engines: the things that turn chat messages into text. Built-ins register like any other."""
+"""Judge engines: the things that turn chat messages into text. Built-ins are found like any other (plugins)."""
 
-from .base import ENGINES, Completion, Engine, EngineError, GenerationParams, create_engine, register_engine
+from .base import Completion, Engine, EngineError, GenerationParams, create_engine, engine_class
 
-__all__ = ["ENGINES", "Completion", "Engine", "EngineError", "GenerationParams", "create_engine", "register_engine"]
+__all__ = ["Completion", "Engine", "EngineError", "GenerationParams", "create_engine", "engine_class"]

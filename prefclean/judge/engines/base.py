@@ -7,10 +7,10 @@ engines, so an engine stays a thin adapter.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from ... import plugins
 from ...errors import JudgeError
 from ...redact import redact
 
@@ -92,38 +92,16 @@ class Engine:
         return f"{self.kind}|{self.model}"
 
 
-ENGINES: dict[str, type[Engine]] = {}
-# Built-in engines live in modules imported on first use, so `llama_cpp` or `huggingface_hub` load only when needed.
-_BUILTIN_MODULES = {
-    "openai": "prefclean.judge.engines.openai",
-    "hf-inference": "prefclean.judge.engines.hf_inference",
-    "llamacpp": "prefclean.judge.engines.llamacpp",
-}
-
-
-def register_engine(kind: str):
-    def decorator(cls: type[Engine]) -> type[Engine]:
-        cls.kind = kind
-        ENGINES[kind] = cls
-        return cls
-
-    return decorator
-
-
-def load_engine(kind: str) -> None:
-    """Import a built-in engine's module (and so its client library) if it is not loaded yet."""
-    if kind not in ENGINES and kind in _BUILTIN_MODULES:
-        importlib.import_module(_BUILTIN_MODULES[kind])
+def engine_class(kind: str, judge_name: str) -> type[Engine]:
+    """The engine class registered under `kind` (prefclean's own or an installed package's: see plugins),
+    imported now if it was not: its client library (aiohttp, huggingface_hub, llama_cpp) loads only when used."""
+    cls = plugins.load(plugins.ENGINES, kind, context=f"judge '{judge_name}': ", error=JudgeError)
+    if not (isinstance(cls, type) and issubclass(cls, Engine)) or cls.kind != kind:
+        raise JudgeError(f"judge '{judge_name}': the engine registered as '{kind}' "
+                         f"({plugins.origin(plugins.available(plugins.ENGINES)[kind])}) is not an Engine subclass "
+                         f"whose kind is '{kind}'")
+    return cls
 
 
 def create_engine(config: "JudgeConfig") -> Engine:
-    if config.engine not in ENGINES and config.engine in _BUILTIN_MODULES:
-        try:
-            load_engine(config.engine)
-        except ImportError as exc:
-            raise JudgeError(f"judge '{config.name}': the {config.engine} engine cannot load: {exc}") from None
-    cls = ENGINES.get(config.engine)
-    if cls is None:
-        known = sorted(set(ENGINES) | set(_BUILTIN_MODULES))
-        raise JudgeError(f"judge '{config.name}': unknown engine '{config.engine}' (one of {', '.join(known)})")
-    return cls(config)
+    return engine_class(config.engine, config.name)(config)

@@ -12,7 +12,7 @@ import asyncio
 
 from ...errors import JudgeError
 from ...redact import add_secret, redact, without_userinfo
-from .base import Completion, Engine, EngineError, GenerationParams, register_engine
+from .base import Completion, Engine, EngineError, GenerationParams
 
 DEFAULT_MODEL = "meta-llama/Meta-Llama-3.1-70B-Instruct"
 
@@ -31,8 +31,9 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
-@register_engine("hf-inference")
 class HFInferenceEngine(Engine):
+    kind = "hf-inference"
+
     def __init__(self, config):
         super().__init__(config)
         self.base_url = config.base_url

