@@ -54,7 +54,7 @@ class TestsFinished:
 @dataclass(frozen=True)
 class JudgingProgress:
     """A judge's rows so far in the running model: `done` of `total` (the total grows as DuckDB hands the
-    judge more rows); `stats` are the run's counters, all judges together."""
+    judge more rows); `stats` are this judge's counters in this build."""
 
     judge: str
     done: int

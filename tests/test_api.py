@@ -6,7 +6,7 @@ import asyncio
 
 import pyarrow as pa
 import pytest
-from judge_fixtures import REPO, copy_example, judge_project
+from judge_fixtures import REPO, copy_example, judge_config, judge_project
 
 import prefclean
 from prefclean.events import (BuildFinished, ExportFinished, JudgingPaused, JudgingProgress, ModelFinished,
@@ -189,3 +189,16 @@ def test_the_readme_s_python_example_runs_in_a_notebook_cell(tmp_path, fake_judg
     assert result.model("pair_decisions").ok and result.model("judged_pairs").judging.judged > 0
     assert isinstance(cell["table"], pa.Table) and sum(cell["table"].column("n").to_pylist()) == \
         sum(result.summary["decisions"].values())
+
+
+def test_each_judge_of_a_panel_counts_only_its_own_rows(make_project, fake_judge):
+    rows = [row(i) for i in range(3)]
+    judges = {"a": judge_config(fake_judge, model="judge-a"), "b": judge_config(fake_judge, model="judge-b")}
+    root = judge_project(make_project, fake_judge, rows, judges=judges, models={
+        "panel": "{{ config(materialized='table') }}\nselect id, "
+                 "{{ judge_panel('instruction', 'generations', judges=['a', 'b']) }} as js from {{ source('pairs') }}"})
+    result = prefclean.build(root, reporter=prefclean.quiet)
+    assert result.ok, result.models
+    runs = {j.judge: j.stats for j in result.model("panel").judges}
+    assert {name: (s.rows, s.judged, s.requests) for name, s in runs.items()} == {"a": (3, 3, 3), "b": (3, 3, 3)}
+    assert result.model("panel").judging.requests == result.judging.requests == fake_judge.stats()["requests"] == 6

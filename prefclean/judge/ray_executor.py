@@ -156,11 +156,10 @@ class ActorPool:
 class RayExecutor:
     """Created once per build by the judge UDF when the executor is `ray`; thread-safe."""
 
-    def __init__(self, project: Project, ray_address: str | None = None, stats: Stats | None = None):
+    def __init__(self, project: Project, ray_address: str | None = None):
         self.options = parse_options(project, ray_address)
         self.ray = _import_ray()
         self.project_root = str(project.root)
-        self.stats = stats if stats is not None else Stats()
         self.pools: dict[tuple[str, str], ActorPool] = {}
         self.lock = threading.Lock()
         self.started_ray = False
@@ -239,9 +238,10 @@ class RayExecutor:
         return ActorPool(actors, limit)
 
     # -- judging ------------------------------------------------------------------------------------
-    def judge(self, judge_name: str, judge_config: JudgeConfig, task_name: str,
-              requests: list[Request]) -> Iterator[Outcome]:
-        """Yield one Outcome per request, in completion order. A lost batch yields failed outcomes (not cached)."""
+    def judge(self, judge_name: str, judge_config: JudgeConfig, task_name: str, requests: list[Request],
+              stats: Stats) -> Iterator[Outcome]:
+        """Yield one Outcome per request, in completion order. A lost batch yields failed outcomes (not cached).
+        The actors' counters (requests, retries, tokens) are added to `stats`, the judge's."""
         ray = self.ray
         pool = self._pool(judge_name, judge_config, task_name)
         size = self.options["batch_size"]
@@ -259,19 +259,19 @@ class RayExecutor:
                 for ref in done:
                     index, batch = pending.pop(ref)
                     pool.release(index)
-                    yield from self._collect(ref, batch, judge_config)
+                    yield from self._collect(ref, batch, judge_config, stats)
         finally:
             for ref, (index, _) in pending.items():
                 ray.cancel(ref)
                 pool.release(index)
 
-    def _collect(self, ref, batch: list[Request], config: JudgeConfig) -> list[Outcome]:
+    def _collect(self, ref, batch: list[Request], config: JudgeConfig, stats: Stats) -> list[Outcome]:
         try:
             outcomes, counts = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
             error = f"ray executor: batch lost: {_one_line(exc)}"
             return [Outcome(r.key, Verdict(None, None, None, error), None, config.model or "") for r in batch]
-        self.stats.add(**counts)
+        stats.add(**counts)
         return outcomes
 
     # -- shutdown -----------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ class JudgeSession:
     identity: str
     smoke_test: bool
     progress: JudgeProgress
-    reported: JudgingStats  # the counters when its last model ended
+    stats: Stats  # this judge's counters in this build (a panel's judges each count their own rows)
+    reported: JudgingStats  # its counters when its last model ended
     answered: int = 0  # requests the judge answered in this build (see judge_batch: when none ever is)
 
 
@@ -60,7 +61,6 @@ class Judging:
         self.project = ctx.project
         self.lock = threading.Lock()
         self.sessions: dict[tuple[str, str], JudgeSession] = {}
-        self.stats = Stats()
         add_secrets_in_use(self.project.judges.values())  # masked in every error and answer from here on
         self.cache = judgment_cache(ctx)
         self.refresh = ctx.options.refresh_judgments
@@ -68,14 +68,14 @@ class Judging:
         self.executor = self._make_executor()
         ctx.closers.append(self.close)
         ctx.model_end_hooks.append(self.model_notes)
-        ctx.summaries.append(lambda: {"judging": self.stats.as_dict()})
+        ctx.summaries.append(lambda: {"judging": self.totals().as_dict()})
 
     def _make_executor(self):
         kind = self.ctx.options.executor or (self.project.executor or {}).get("type") or "local"
         if kind == "ray":
             from .ray_executor import RayExecutor
 
-            return RayExecutor(self.project, self.ctx.options.ray_address, self.stats)
+            return RayExecutor(self.project, self.ctx.options.ray_address)
         return None
 
     def task(self, name: str):
@@ -88,13 +88,14 @@ class Judging:
             if key not in self.sessions:
                 engine = create_engine(config)
                 task = self.task(task_name)
-                dispatcher = Dispatcher(config, engine, task, self.stats)
+                stats = Stats()
+                dispatcher = Dispatcher(config, engine, task, stats)
                 params = dispatcher.params
                 identity = json.dumps([engine.cache_identity(), task_name, params.max_tokens, params.temperature,
                                        params.seed, params.top_p])
                 progress = JudgeProgress(config.name, self.ctx.report)
                 self.sessions[key] = JudgeSession(config.name, dispatcher, identity, config.name == SMOKE_TEST_JUDGE,
-                                                  progress, JudgingStats.from_counts(self.stats.as_dict()))
+                                                  progress, stats, JudgingStats())
                 if config.name == SMOKE_TEST_JUDGE:
                     self.ctx.notes.append("WARNING " + SMOKE_TEST_WARNING)
             return self.sessions[key]
@@ -112,11 +113,17 @@ class Judging:
             sessions = list(self.sessions.values())
         for s in sessions:
             s.progress.close()
-            now = JudgingStats.from_counts(self.stats.as_dict())
+            now = JudgingStats.from_counts(s.stats.as_dict())
             delta, s.reported = now - s.reported, now
             if delta.rows:
                 notes.append(JudgeRun(s.name, f"{s.dispatcher.engine.describe()}{self._where()}", delta))
         return notes
+
+    def totals(self) -> JudgingStats:
+        """The build's counters, every judge together."""
+        with self.lock:
+            sessions = list(self.sessions.values())
+        return sum((JudgingStats.from_counts(s.stats.as_dict()) for s in sessions), JudgingStats())
 
     def _where(self) -> str:
         return f", {self.executor.describe()}" if self.executor is not None else ""
@@ -162,11 +169,11 @@ class Judging:
             raise
         hits = sum(1 for k in row_keys if k in outcomes)
         keyed = sum(1 for k in row_keys if k)
-        self.stats.add(rows=n_rows, deduplicated=keyed - len(distinct), cached=hits,
-                       refreshed=keyed if self.refresh else 0)
+        session.stats.add(rows=n_rows, deduplicated=keyed - len(distinct), cached=hits,
+                          refreshed=keyed if self.refresh else 0)
         session.progress.add_total(n_rows)
         session.progress.advance(n_rows - sum(1 for k in row_keys if k is not None and k not in outcomes),
-                                 self.stats.as_dict())
+                                 session.stats.as_dict())
         if sending.expected:
             rows_per_key: dict[str, int] = {}
             for k in row_keys:
@@ -184,8 +191,8 @@ class Judging:
                     count = rows_per_key[judgment.key]
                     judged, failed = (judged + count, failed) if judgment.error is None else (judged, failed + count)
                 judgments.convert()
-                self.stats.add(judged=judged, failed=failed)
-                session.progress.advance(judged + failed, self.stats.as_dict())
+                session.stats.add(judged=judged, failed=failed)
+                session.progress.advance(judged + failed, session.stats.as_dict())
             if session.dispatcher.fatal is not None:  # judgments made so far are cached; the model fails
                 raise JudgeError(f"judge '{session.name}': {session.dispatcher.fatal}")
             with self.lock:
@@ -268,7 +275,7 @@ class Judging:
         self.ctx.note_once(f"judge error: {error}")
 
     def _failure(self, session, task_name, aspect, error) -> Judgment:
-        self.stats.add(failed=1)
+        session.stats.add(failed=1)
         return Judgment(judge=session.name, model=session.dispatcher.engine.model, task=task_name, aspect=aspect,
                         error=error)
 
@@ -295,7 +302,8 @@ class ExecutorBatch:
 
     def outcomes(self):
         dispatcher = self.session.dispatcher
-        for outcome in self.executor.judge(self.session.name, dispatcher.judge, dispatcher.task.name, self.requests):
+        for outcome in self.executor.judge(self.session.name, dispatcher.judge, dispatcher.task.name, self.requests,
+                                           self.session.stats):
             yield [outcome]
 
 
