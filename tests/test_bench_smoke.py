@@ -98,3 +98,12 @@ def test_changed_rows_are_judged_again(tmp_path, judge):
     assert len(cleaned) > 0
     # New judgments were used: every edited pair is now rated chosen 2 < rejected 4, so it is dropped.
     assert not [row for row in cleaned if row["prompt"].startswith("Question (edited) ")]
+
+
+def test_formats_small(tmp_path):
+    out = run_bench("formats.py", "--n", 300, "--work", tmp_path)
+    for layout in ("hh-rlhf", "TRL conversational"):
+        assert cell(out, f"{layout}: prefclean (DuckDB)").strip() and f"| {layout}: datasets.map" in out
+        rows = re.findall(rf"^\| {re.escape(layout)}: (?:prefclean \(DuckDB\)|datasets\.map)\s*\|.*\| ([\d,]+)\s*\|$",
+                          out, re.M)
+        assert rows == ["300", "300"], out
