@@ -53,6 +53,9 @@ def check_round_trip(root: Path, inputs: list[dict], cleaned: list[dict], fmt: s
     expected = [inputs[i - 1] if d == "keep" else swapped(inputs[i - 1], SWAPS[fmt])
                 for i, d, _ in verdicts if d in ("keep", "flip")]
     assert cleaned == expected
+    summary = json.loads((root / "target/summary.json").read_text(encoding="utf-8"))
+    assert (summary["rows_in"], summary["unaccounted"]) == (len(inputs), 0)
+    assert summary["excluded"] == {r: sum(1 for *_, x in verdicts if x == r) for r in {x for *_, x in verdicts} - {None}}
     kept = sum(1 for _, d, _ in verdicts if d == "keep")
     return kept, len(expected) - kept
 
@@ -230,7 +233,8 @@ def test_an_sft_dataset_is_graded_against_the_rubric_and_kept_rows_come_back_unc
         [("missing_response" if layout == "alpaca" else "ends_on_user_turn",)]
     cleaned = [json.loads(line) for line in (root / "target/exports/sft_cleaned.jsonl").read_text().splitlines()]
     assert cleaned == [rows[i] for i in (1, 3, 5)]
-    assert json.loads((root / "target/summary.json").read_text())["decisions"] == {"drop": 3, "keep": 3}
+    summary = json.loads((root / "target/summary.json").read_text())
+    assert summary["decisions"] == {"drop": 3, "keep": 3} and (summary["rows_in"], summary["unaccounted"]) == (7, 0)
 
 
 def test_n_completions_are_rated_together_and_binarized_best_against_a_lower_rated_one(tmp_path, run_cli,
@@ -265,3 +269,5 @@ def test_n_completions_are_rated_together_and_binarized_best_against_a_lower_rat
     assert cleaned[0] == {"prompt": [msg("user", "Q0")], "chosen": [msg("assistant", q0[1]["response"])],
                           "rejected": [msg("assistant", q0[audit[0][3] - 1]["response"])]}
     assert cleaned[1]["chosen"] == [msg("assistant", rows[3]["completions"][0]["response"])] and len(cleaned) == 2
+    summary = json.loads((root / "target/summary.json").read_text(encoding="utf-8"))
+    assert (summary["rows_in"], summary["unaccounted"], summary["excluded"]) == (5, 0, {"fewer_than_two_completions": 1})
