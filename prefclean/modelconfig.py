@@ -12,7 +12,9 @@ from typing import Any
 from .errors import CompileError
 
 MODEL_CONFIG_KEYS = ("materialized", "unique_key", "on_schema_change", "incremental_strategy", "full_refresh",
-                     "enabled", "tags", "meta", "pre_hook", "post_hook", "audit", "docs", "description")
+                     "enabled", "tags", "meta", "pre_hook", "post_hook", "audit", "docs", "description",
+                     # prefclean's own: rows a model lists as excluded (summary.py), a staging model's source checks
+                     "excluded", "source_columns")
 SEED_CONFIG_KEYS = ("column_types", "delimiter", "enabled", "tags", "meta", "full_refresh", "docs", "description")
 # dbt config keys that prefclean knows and does not do; each is refused by name.
 UNSUPPORTED_CONFIG = {
