@@ -44,8 +44,11 @@ def load_project(project_dir: str | Path = ".", vars: dict[str, Any] | str | Non
 def _project(project: ProjectLike, vars: dict[str, Any] | str | None) -> Project:
     if not isinstance(project, Project):
         return load_project(project, vars)
-    if vars:
+    if vars:  # checked as load_project checks --vars
+        from .vars import check_var_types
+
         extra = parse_vars(vars) if isinstance(vars, str) else dict(vars)
+        check_var_types(project.vars, extra, origin="vars")
         return replace(project, vars={**project.vars, **extra})
     return project
 

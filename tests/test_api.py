@@ -141,6 +141,8 @@ def test_vars_override_the_project_s(make_project):
     project = prefclean.load_project(root, vars='{"n": 6}')
     assert prefclean.build(project, reporter=prefclean.quiet).ok
     assert prefclean.sql(project, "select n from m").to_pylist() == [{"n": 6}]
+    with pytest.raises(prefclean.PrefcleanError, match="var 'n' is \"seven\" \\(a string\\)"):
+        prefclean.build(project, vars={"n": "seven"}, reporter=prefclean.quiet)
 
 
 def test_the_notebook_reporter_shows_bars_and_only_the_lines_worth_reading(judged_project, capsys):
