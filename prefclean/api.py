@@ -201,3 +201,22 @@ def export(project: ProjectLike = ".", names: str | Iterable[str] | None = None,
     finally:
         con.close()
     return ExportsResult(tuple(runs))
+
+
+def pull_argilla(project: ProjectLike, name: str) -> int:
+    """`prefclean pull argilla NAME`: the submitted reviews of Argilla export NAME into the table
+    human.reviews (the next build applies them); returns how many."""
+    from .errors import ExportError
+    from .export.argilla_target import pull_reviews
+    from .warehouse import connect
+
+    project = _project(project, None)
+    export = project.exports.get(name)
+    if export is None or export.target != "argilla":
+        known = [n for n, e in project.exports.items() if e.target == "argilla"]
+        raise ExportError(f"no argilla export named '{name}' in prefclean.yml (argilla exports: {', '.join(known) or 'none'})")
+    con = connect(project.warehouse)
+    try:
+        return pull_reviews(con, project, export)
+    finally:
+        con.close()

@@ -194,20 +194,9 @@ def pull():
 @common_options
 def pull_argilla(load, name):
     """Load submitted Argilla reviews of export NAME into the table human.reviews."""
-    from .errors import ExportError
-    from .export.argilla_target import pull_reviews
-    from .warehouse import connect
+    from . import api
 
-    project = load()
-    export = project.exports.get(name)
-    if export is None or export.target != "argilla":
-        known = [n for n, e in project.exports.items() if e.target == "argilla"]
-        raise ExportError(f"no argilla export named '{name}' in prefclean.yml (argilla exports: {', '.join(known) or 'none'})")
-    con = connect(project.warehouse)
-    try:
-        rows = pull_reviews(con, project, export)
-    finally:
-        con.close()
+    rows = api.pull_argilla(load(), name)
     click.echo(f"pulled {rows} submitted reviews into human.reviews; `prefclean build` applies them")
 
 
