@@ -73,6 +73,20 @@ def bound_memory(con: duckdb.DuckDBPyConnection) -> None:
         raise PrefcleanError(f"PREFCLEAN_MEMORY_LIMIT is {limit!r}: expected a size such as 2GB or 512MB") from None
 
 
+def _guarded(report: Reporter, ctx: RunContext) -> Reporter:
+    """The reporter as UDFs call it, from DuckDB's threads: there, a reporter that raises would fail the
+    rows of a judge batch, so its error becomes a warning under the model instead."""
+
+    def report_from_udf(event) -> None:
+        try:
+            report(event)
+        except Exception as exc:
+            ctx.note_once(f"WARNING the reporter failed on {type(event).__name__} "
+                          f"({type(exc).__name__}: {exc}); the build went on without it")
+
+    return report_from_udf
+
+
 class Build:
     """One build: sources, then the selected models in order, each followed by its data tests. The caller
     (api.run_build) adds the summary and the exports, and closes it."""
@@ -85,7 +99,8 @@ class Build:
         self.project, self.options, self.report = project, options, report
         self.run_id = uuid.uuid4().hex[:12]
         self.udfs = all_udfs(project)
-        self.ctx = RunContext(project=project, options=options.run_options(), report=report)
+        self.ctx = RunContext(project=project, options=options.run_options())
+        self.ctx.report = _guarded(report, self.ctx)
         self.ctx.closers.append(watch_interrupts())  # Ctrl-C reaches the judge's threads until the build ends
         start_warm_ups(self.udfs, self.ctx)
         con = None

@@ -204,3 +204,14 @@ def test_each_judge_of_a_panel_counts_only_its_own_rows(make_project, fake_judge
     runs = {j.judge: j.stats for j in result.model("panel").judges}
     assert {name: (s.rows, s.judged, s.requests) for name, s in runs.items()} == {"a": (3, 3, 3), "b": (3, 3, 3)}
     assert result.model("panel").judging.requests == result.judging.requests == fake_judge.stats()["requests"] == 6
+
+
+def test_a_reporter_that_raises_on_judge_progress_costs_no_judgment(judged_project):
+    def broken(event):
+        if isinstance(event, JudgingProgress):
+            raise ValueError("display broke")
+
+    result = prefclean.build(judged_project, reporter=broken, refresh_judgments=True)
+    assert result.ok and result.judging.judged == 3 and result.judging.failed == 0
+    assert result.model("judged").warnings == (
+        "WARNING the reporter failed on JudgingProgress (ValueError: display broke); the build went on without it",)
