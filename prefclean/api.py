@@ -15,16 +15,15 @@ Progress goes to a reporter (prefclean/events.py): by default tqdm.auto bars and
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Union
 
-import time
-
 from .events import BuildFinished, ExportsSkipped, Reporter, SummaryReady, TestFinished, TestsFinished, quiet
 from .project import Project, parse_vars
 from .project import load_project as _load_project
-from .results import BuildResult, ExportRun, ExportsResult, JudgingStats, TestRun, TestsResult
+from .results import BuildResult, ExportRun, ExportsResult, JudgeStatus, JudgingStats, TestRun, TestsResult
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -201,6 +200,15 @@ def export(project: ProjectLike = ".", names: str | Iterable[str] | None = None,
     finally:
         con.close()
     return ExportsResult(tuple(runs))
+
+
+def judges(project: ProjectLike = ".", *, check: bool = True) -> list[JudgeStatus]:
+    """`prefclean judges`: the project's judges (or the smoke-test judge when none is declared), each tried
+    with a one-token request unless `check` is False."""
+    from .judge.catalog import describe_judges
+
+    return [JudgeStatus(r["name"], r["engine"], r["model"], r["ok"], r["status"])
+            for r in describe_judges(_project(project, None), check=check)]
 
 
 def pull_argilla(project: ProjectLike, name: str) -> int:

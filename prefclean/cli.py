@@ -205,13 +205,12 @@ def pull_argilla(load, name):
 @common_options
 def judges(load, check):
     """List the judges in prefclean.yml: engine, model and whether each is reachable."""
-    from .judge.catalog import describe_judges
+    from . import api
 
-    project = load()
-    rows = describe_judges(project, check=check)
-    for row in rows:
-        click.echo(f"{row['name']:<16} {row['engine']:<13} {row['model']:<44} {row['status']}")
-    return 0 if all(r["ok"] for r in rows) else EXIT_FAILED
+    found = api.judges(load(), check=check)
+    for j in found:
+        click.echo(f"{j.name:<16} {j.engine:<13} {j.model:<44} {j.status}")
+    return 0 if all(j.ok for j in found) else EXIT_FAILED
 
 
 @main.command()

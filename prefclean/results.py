@@ -175,6 +175,17 @@ class ExportsResult:
 
 
 @dataclass(frozen=True)
+class JudgeStatus:
+    """One judge of `prefclean judges`: `ok` is False when it cannot work (`status` says why)."""
+
+    name: str
+    engine: str
+    model: str
+    ok: bool
+    status: str
+
+
+@dataclass(frozen=True)
 class BuildResult:
     """What `prefclean.build()` returns. `ok` is the CLI's exit status 0: every model, error-severity data
     test and export succeeded."""

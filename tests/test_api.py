@@ -215,3 +215,12 @@ def test_a_reporter_that_raises_on_judge_progress_costs_no_judgment(judged_proje
     assert result.ok and result.judging.judged == 3 and result.judging.failed == 0
     assert result.model("judged").warnings == (
         "WARNING the reporter failed on JudgingProgress (ValueError: display broke); the build went on without it",)
+
+
+def test_judges_says_which_judges_can_work(make_project, fake_judge):
+    dead = judge_config(fake_judge, base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=2)
+    root = judge_project(make_project, fake_judge, [row(0)], judges={"fake": judge_config(fake_judge), "dead": dead})
+    found = {j.name: j for j in prefclean.judges(root)}
+    assert found["fake"].ok and found["fake"].engine == "openai" and found["fake"].status.startswith("ok")
+    assert not found["dead"].ok and found["dead"].status.startswith("UNAVAILABLE")
+    assert all(j.status == "not checked" for j in prefclean.judges(root, check=False))
