@@ -93,3 +93,21 @@ def test_a_password_in_a_judge_url_is_never_shown_or_stored(tmp_path, run_cli, f
 
     listing = run_cli("judges", "--project-dir", root)
     assert PASSWORD not in listing.output and "ok: http://[REDACTED]@127.0.0.1:" in listing.output
+
+
+def test_the_redactor_masks_known_values_credentials_in_urls_and_bearer_tokens():
+    from prefclean.redact import Redactor
+
+    r = Redactor()
+    r.add("sk-known-secret-value")
+    r.add("short")  # too short to mask as a bare value: only in a credential's shape
+    r.add_url("https://alice:p%40ss-word-1@host.example/v1")
+    basic = base64.b64encode(b"alice:p@ss-word-1").decode()
+    assert r("key sk-known-secret-value echoed") == "key [REDACTED] echoed"
+    assert r("cannot reach https://bob:hunter2@host.example/v1: refused") == \
+        "cannot reach https://[REDACTED]@host.example/v1: refused"
+    assert r(f"you sent Authorization: Basic {basic}") == "you sent Authorization: Basic [REDACTED]"
+    assert r("the password was p@ss-word-1") == "the password was [REDACTED]"
+    assert r("header: Bearer abcdefgh12345678") == "header: Bearer [REDACTED]"
+    assert r("a short word stays") == "a short word stays" and r(None) is None
+    assert r.known("Bearer tokens are explained in RFC 6750") == "Bearer tokens are explained in RFC 6750"

@@ -50,10 +50,16 @@ def cache_unusable(path: Path, exc: Exception) -> JudgeError:
     if lock:
         return JudgeError(f"the judgment cache {path} is in use by another process (PID {lock[2]}, {lock[1]}): "
                           "wait for it to finish or stop it, then build again")
-    aside = path.with_name(path.name + ".broken")
+    if "Permission denied" in detail:
+        return JudgeError(f"the judgment cache {path} cannot be opened: permission denied; check the owner and "
+                          "mode of the file and its folder")
+    aside = f"mv {shlex.quote(str(path))} {shlex.quote(str(path.with_name(path.name + '.broken')))}"
+    if "version number" in detail:
+        return JudgeError(f"the judgment cache {path} was written by another DuckDB version ({detail}): build with "
+                          f"that version, or move it aside ({aside}) and build again (the judge is then asked again "
+                          "for every judgment)")
     return JudgeError(f"the judgment cache {path} cannot be read ({detail}); it is damaged or not a DuckDB file: "
-                      f"move it aside (mv {shlex.quote(str(path))} {shlex.quote(str(aside))}) and build again "
-                      "(the judge is then asked again for every judgment)")
+                      f"move it aside ({aside}) and build again (the judge is then asked again for every judgment)")
 
 
 class JudgmentCache:

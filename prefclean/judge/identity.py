@@ -42,11 +42,22 @@ def judge_fingerprint(project, config, task: str) -> dict:
     }
     if not config.model:  # a model named by its server (an Inference Endpoint, a TGI URL) or a default
         fields["base_urls"] = [without_userinfo(url) for url in config.base_urls]
-    if config.model and config.engine == "llamacpp":
-        path = Path(config.model).expanduser()
-        if path.is_file():  # the same path with another file in it
-            fields["gguf_size"] = path.stat().st_size
+    if config.engine == "llamacpp":  # the same path with another file in it (or another smoke-test model)
+        fields["gguf_size"] = _gguf_size(config.model)
     return fields
+
+
+def _gguf_size(model: str | None) -> int | None:
+    """The size of a local GGUF (the default one when no model is named), or None when it is not a local file."""
+    if model:
+        path = Path(model).expanduser()
+        return path.stat().st_size if path.is_file() else None
+    from .engines.llamacpp import default_gguf  # finds the file; imports neither llama_cpp nor the package
+
+    try:
+        return default_gguf().stat().st_size
+    except (JudgeError, OSError):
+        return None
 
 
 def template_hash(root: Path | None, task: str) -> str:
