@@ -116,7 +116,7 @@ class Judging:
             now = JudgingStats.from_counts(s.stats.as_dict())
             delta, s.reported = now - s.reported, now
             if delta.rows:
-                notes.append(JudgeRun(s.name, f"{s.dispatcher.engine.describe()}{self._where()}", delta))
+                notes.append(JudgeRun(s.name, redact(f"{s.dispatcher.engine.describe()}{self._where()}"), delta))
         return notes
 
     def totals(self) -> JudgingStats:
