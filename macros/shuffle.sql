@@ -33,3 +33,12 @@
 {% macro pair_text(columns) -%}
   concat({% for c in columns %}strlen(coalesce({{ c }}, '')), ':', coalesce({{ c }}, ''){{ ", " if not loop.last }}{% endfor %})
 {%- endmacro %}
+
+{#
+  pair_hash(columns): a cheap 64-bit hash of the same fields (NULL as ''), equal for equal pairs; it finds the
+  rows that may repeat, not an id (it can collide). Hashing the fields one by one builds no joined text,
+  which cost a third of stg_pairs' time.
+#}
+{% macro pair_hash(columns) -%}
+  hash({% for c in columns %}coalesce({{ c }}, ''){{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}

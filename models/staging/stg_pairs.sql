@@ -19,7 +19,7 @@ with pairs as not materialized (
     chosen,
     rejected,
     source_row,
-    hash({{ pair_text(fields) }}) as text_hash
+    {{ pair_hash(fields) }} as text_hash
   from {{ numbered_rows(source(var('source', 'orca_sample'))) }}
   where {{ row_passes(required=required, nonempty=required) }}
 ),

@@ -23,8 +23,10 @@
   (select row_number() over () as source_row, * from {{ relation }})
 {%- endmacro %}
 
+{# '' or only spaces, tabs and line breaks. Only a text whose first byte sorts before '!' can be blank: that cheap
+   comparison spares nearly every row the trim, which copies the text (it doubled stg_pairs' time). #}
 {% macro _blank(column) -%}
-  trim({{ column }}, ' ' || chr(9) || chr(10) || chr(13)) = ''
+  ({{ column }} < '!' and trim({{ column }}, ' ' || chr(9) || chr(10) || chr(13)) = '')
 {%- endmacro %}
 
 {# A STRUCT(reason, field) naming the first check the row fails, or NULL when it passes them all. #}
