@@ -67,20 +67,25 @@ class Judgment:
         return dict(zip(CACHE_NAMES, _cache_values(self)))
 
 
+def logged(arrow: pa.DataType, sql: str):
+    """A column of the call log (a table, no UDF result)."""
+    return column(arrow, sql, result=False)
+
+
 @dataclass(slots=True)
 class Call:
     """One request in the call log: every attempt, failed or not."""
 
-    key: str | None = column(pa.string(), "VARCHAR", result=False)
-    judge: str | None = column(pa.string(), "VARCHAR", result=False)
-    model: str | None = column(pa.string(), "VARCHAR", result=False)
-    status: str | None = column(pa.string(), "VARCHAR", result=False)  # ok | unparsed | error
-    error: str | None = column(pa.string(), "VARCHAR", result=False)
-    http_status: int | None = column(pa.int32(), "INTEGER", result=False)
-    latency_ms: float | None = column(pa.float64(), "DOUBLE", result=False)
-    prompt_tokens: int | None = column(pa.int32(), "INTEGER", result=False)
-    completion_tokens: int | None = column(pa.int32(), "INTEGER", result=False)
-    attempt: int | None = column(pa.int32(), "INTEGER", result=False)
+    key: str | None = logged(pa.string(), "VARCHAR")
+    judge: str | None = logged(pa.string(), "VARCHAR")
+    model: str | None = logged(pa.string(), "VARCHAR")
+    status: str | None = logged(pa.string(), "VARCHAR")  # ok | unparsed | error
+    error: str | None = logged(pa.string(), "VARCHAR")
+    http_status: int | None = logged(pa.int32(), "INTEGER")
+    latency_ms: float | None = logged(pa.float64(), "DOUBLE")
+    prompt_tokens: int | None = logged(pa.int32(), "INTEGER")
+    completion_tokens: int | None = logged(pa.int32(), "INTEGER")
+    attempt: int | None = logged(pa.int32(), "INTEGER")
 
 
 JUDGMENT_COLUMNS = columns(Judgment)
