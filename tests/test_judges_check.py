@@ -10,6 +10,10 @@ import sys
 
 from judge_fixtures import REPO, build, judge_config, judge_project, judged
 
+INCREMENTAL = """{{ config(materialized='incremental', unique_key='id') }}
+select id, {{ judge('instruction', 'generations', judge='fake') }} as j from {{ source('pairs') }}
+{% if is_incremental() %} where id not in (select id from {{ this }} where j.error is null) {% endif %}
+"""
 ROWS = [{"id": i, "instruction": f"question {i}", "generations": [f"a {i} [[rate=5]]", f"b {i} [[rate=1]]"]}
         for i in range(4)]
 
@@ -65,11 +69,29 @@ def test_a_build_whose_every_judge_request_failed_fails_the_model(make_project, 
     assert "judge 'fake': every request failed (4 of 4), e.g." in line and "refused the request (400)" in line
     assert fake_judge.stats()["requests"] == 4  # a 400 is not retried
     assert all(r["j"]["error"] is None for r in judged(root))  # the previous table stands
+    again, _ = build(run_cli, root, "--refresh-judgments", ok=False)  # still refused: still a failed model
+    assert again.exit_code == 1 and "every request failed (4 of 4)" in again.output
 
 
-def test_a_build_where_some_requests_fail_marks_only_those_rows(make_project, run_cli, fake_judge):
+def test_a_judge_that_never_answered_fails_every_build_until_it_does(make_project, run_cli, fake_judge):
+    fake_judge.control(fail_first_n=8, fail_status=400)
+    root = judge_project(make_project, fake_judge, ROWS, models={"judged": INCREMENTAL})
+    for _ in range(2):  # the second build asks for the same rows: they failed because the judge did
+        result, _ = build(run_cli, root, ok=False)
+        assert result.exit_code == 1 and "every request failed (4 of 4)" in result.output
+    build(run_cli, root)  # the server answers again
+    assert [r["j"]["ratings"] for r in judged(root)] == [[5, 1]] * 4
+
+
+def test_a_build_where_some_requests_fail_marks_only_those_rows_and_keeps_doing_so(make_project, run_cli, fake_judge):
     fake_judge.control(fail_if_contains="question 2\n", fail_status=400)
-    root = judge_project(make_project, fake_judge, ROWS)
-    result, _ = build(run_cli, root)
+    root = judge_project(make_project, fake_judge, ROWS, models={"judged": INCREMENTAL})
+    build(run_cli, root)
     errors = {r["id"]: r["j"]["error"] for r in judged(root)}
     assert [i for i, e in errors.items() if e] == [2] and "refused the request (400)" in errors[2]
+    fake_judge.reset()
+    fake_judge.control(fail_if_contains="question 2\n", fail_status=400)
+    result, _ = build(run_cli, root)  # only the failed row is asked again, and refused again: not a broken judge
+    assert fake_judge.stats()["requests"] == 1
+    assert "judge fake: the 1 rows that failed in an earlier build failed again, e.g." in result.output
+    assert [r["id"] for r in judged(root) if r["j"]["error"]] == [2]

@@ -140,6 +140,35 @@ class JudgmentCache:
         for f in done:
             f.result()
 
+    def clock(self):
+        """The cache's own clock, as `calls.called_at` records it (to tell this build's calls from earlier ones)."""
+        with self._lock:
+            return self._con.execute("select now()::timestamp").fetchone()[0]
+
+    def failed_before(self, keys: list[str], before) -> set[str]:
+        """Those of `keys` whose requests failed (status 'error') in a build before `before`: rows that keep
+        failing. A build whose judge answered nothing marks its calls 'judge_down' instead (see below)."""
+        return {row[0] for row in self._calls("select distinct key from calls where status = 'error' and "
+                                              "called_at < ? and key in (select unnest(?::varchar[]))", [before, keys])}
+
+    def mark_judge_down(self, keys: list[str], since) -> None:
+        """This build's failed calls for `keys` are the judge's failure, not their rows': status 'judge_down'."""
+        self._calls("update calls set status = 'judge_down' where status = 'error' and called_at >= ? "
+                    "and key in (select unnest(?::varchar[]))", [since, keys])
+
+    def _calls(self, sql: str, params: list) -> list[tuple]:
+        if not params[-1]:
+            return []
+        self.wait()
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                return cur.execute(sql, params).fetchall()
+            except duckdb.Error as exc:
+                raise cache_unusable(self.path, exc) from None
+            finally:
+                cur.close()
+
     def wait(self) -> None:
         """Until every write handed to `store_later` is done; raises the first that failed."""
         with self._writes_lock:

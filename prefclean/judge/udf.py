@@ -63,6 +63,7 @@ class Judging:
         self.sessions: dict[tuple[str, str], JudgeSession] = {}
         add_secrets_in_use(self.project.judges.values())  # masked in every error and answer from here on
         self.cache = judgment_cache(ctx)
+        self.started = self.cache.clock()  # calls logged before this are earlier builds'
         self.refresh = ctx.options.refresh_judgments
         self.loop = LoopThread.get()
         self.executor = self._make_executor()
@@ -195,14 +196,27 @@ class Judging:
                 session.progress.advance(judged + failed, session.stats.as_dict())
             if session.dispatcher.fatal is not None:  # judgments made so far are cached; the model fails
                 raise JudgeError(f"judge '{session.name}': {session.dispatcher.fatal}")
-            with self.lock:
-                session.answered += answered
-                never_answered = session.answered == 0
-            if never_answered and unanswered is not None:  # a judge that failed every request is not a success
-                raise JudgeError(f"judge '{session.name}': every request failed ({sending.expected} of "
-                                 f"{sending.expected}), e.g. {unanswered.error}; `prefclean judges` checks the judge")
+            self._check_answered(session, answered, unanswered, list(rows_per_key))
         return judgments.take([outcomes[key] if key is not None else judgments.add(results[i].result_row())
                                for i, key in enumerate(row_keys)])
+
+    def _check_answered(self, session: JudgeSession, answered: int, unanswered, keys: list[str]) -> None:
+        """A judge that has answered none of this build's requests fails its model (a server refusing every
+        request, nothing listening): its rows marked failed would be a success with nothing judged. Unless each
+        request was for a row that failed in an earlier build too (in one where the judge answered others): rows
+        the judge keeps refusing (a prompt too long, a content filter) stay marked, and the model stands."""
+        with self.lock:
+            session.answered += answered
+            never_answered = session.answered == 0
+        if not never_answered or unanswered is None:
+            return
+        if set(keys) <= self.cache.failed_before(keys, self.started):
+            self.ctx.note_once(f"judge {session.name}: the {len(keys)} rows that failed in an earlier build failed "
+                               f"again, e.g. {unanswered.error}")
+            return
+        self.cache.mark_judge_down(keys, self.started)  # so the next build does not take them for bad rows
+        raise JudgeError(f"judge '{session.name}': every request failed ({len(keys)} of {len(keys)}), "
+                         f"e.g. {unanswered.error}; `prefclean judges` checks the judge")
 
     def _prepare(self, session: JudgeSession, task, task_name: str, aspect: str, part: range, instructions: list,
                  generations: list, references: list, results: list, row_keys: list, distinct: set,
