@@ -20,12 +20,15 @@ import yaml
 from judge_fixtures import REPO, judge_config
 
 HOUSE_JUDGE = '''
-"""A company's own judge engine: the OpenAI-compatible one under its own name, plus a UDF, an exporter
-and a template global."""
+"""A company's own judge engine (the OpenAI-compatible one under its own name), a judge task with its own
+prompt template, a UDF, an exporter and a template global."""
+from pathlib import Path
+
 import pyarrow.compute as pc
 
 from prefclean import udf
 from prefclean.judge.engines.openai import OpenAIEngine
+from prefclean.judge.tasks import Prompt, UltraFeedback
 
 
 class HouseJudge(OpenAIEngine):
@@ -40,6 +43,16 @@ def shout(texts):
     return pc.utf8_upper(texts)
 
 
+class HouseRubric(UltraFeedback):
+    name = "house-rubric"
+    templates = ("house_rubric.jinja",)
+    templates_dir = Path(__file__).parent / "house_templates"
+
+    def prompt(self, instruction, generations, aspect, reference):
+        text = self.render("house_rubric.jinja", instruction=instruction, generations=generations)
+        return Prompt([{"role": "user", "content": text}], len(generations))
+
+
 def export_tsv(con, project, export, rel):
     path = project.root / "out.tsv"
     rows = con.execute(f"select * from {rel} order by all").fetchall()
@@ -52,10 +65,13 @@ def house_style(column):
 '''
 
 
-def install(site: Path, name: str, module: str, entry_points: dict[str, dict[str, str]]) -> None:
-    """What `pip install` leaves: the module and its dist-info, on a path directory."""
+def install(site: Path, name: str, module: str, entry_points: dict[str, dict[str, str]], files=None) -> None:
+    """What `pip install` leaves: the module (and its data files) and its dist-info, on a path directory."""
     site.mkdir(parents=True, exist_ok=True)
     (site / f"{name.replace('-', '_')}.py").write_text(module)
+    for rel, text in (files or {}).items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text)
     info = site / f"{name.replace('-', '_')}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
@@ -72,21 +88,32 @@ def prefclean(site: Path, *args: str) -> subprocess.CompletedProcess:
 
 HOUSE_ENTRY_POINTS = {
     "prefclean.engines": {"house-judge": "house_judge:HouseJudge"},
+    "prefclean.tasks": {"house-rubric": "house_judge:HouseRubric"},
     "prefclean.udfs": {"shout": "house_judge:shout"},
     "prefclean.exporters": {"tsv": "house_judge:export_tsv"},
     "prefclean.template_globals": {"house_style": "house_judge:house_style"},
 }
 
 
-def test_an_installed_packages_engine_udf_exporter_and_template_global_are_found_and_used(make_project,
-                                                                                        fake_judge, tmp_path):
+HOUSE_TEMPLATE = """HOUSE RUBRIC for {{ instruction }}
+{% for g in generations %}<text {{ loop.index }}>
+{{ g }}
+</text {{ loop.index }}>
+{% endfor %}"""
+
+
+def test_an_installed_packages_engine_task_udf_exporter_and_template_global_are_found_and_used(
+        make_project, fake_judge, tmp_path):
     site = tmp_path / "site-packages"
-    install(site, "house-judge", HOUSE_JUDGE, HOUSE_ENTRY_POINTS)
+    install(site, "house-judge", HOUSE_JUDGE, HOUSE_ENTRY_POINTS,
+            files={"house_templates/house_rubric.jinja": HOUSE_TEMPLATE})
+    fake_judge.control(record_prompts=True)
     rows = [{"id": i, "instruction": f" question {i} ", "generations": [f"a [[rate=5]] {i}", f"b [[rate=1]] {i}"]}
             for i in range(3)]
     model = """{{ config(materialized='table') }}
 select id, shout({{ house_style('instruction') }}) as loud,
-       {{ judge('instruction', 'generations', judge='house') }} as j
+       {{ judge('instruction', 'generations', judge='house') }} as j,
+       {{ judge('instruction', 'generations', judge='house', task='house-rubric') }} as h
 from {{ source('pairs') }}"""
     root = make_project(config={
         "name": "plugged", "sources": {"pairs": {"type": "inline", "rows": rows}},
@@ -94,12 +121,14 @@ from {{ source('pairs') }}"""
         "exports": {"t": {"model": "judged", "target": "tsv"}}}, models={"judged": model})
     out = prefclean(site, "build", "--project-dir", str(root))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "judge house (house judge fake-judge): judged 3, failed 0" in out.stdout, out.stdout
+    assert out.stdout.count("judge house (house judge fake-judge): judged 3, failed 0") == 2, out.stdout  # per task
     assert "export t OK: 3 rows -> out.tsv" in out.stdout, out.stdout
-    assert fake_judge.stats()["requests"] == 3
+    stats = fake_judge.stats()
+    assert stats["requests"] == 6
+    assert sum(p.startswith("HOUSE RUBRIC for  question ") for p in stats["prompts"]) == 3, stats["prompts"]
     con = duckdb.connect(str(root / "target" / "prefclean.duckdb"), read_only=True)
-    assert con.execute("select loud, j.ratings from judged order by id").fetchall() == [
-        (f"QUESTION {i}", [5, 1]) for i in range(3)]
+    assert con.execute("select loud, j.ratings, h.ratings, h.task from judged order by id").fetchall() == [
+        (f"QUESTION {i}", [5, 1], [5, 1], "house-rubric") for i in range(3)]
     con.close()
     con = duckdb.connect(str(root / "target" / "judgments.duckdb"), read_only=True)
     assert con.execute("select distinct engine from judgments").fetchall() == [("house-judge",)]
