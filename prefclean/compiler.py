@@ -9,7 +9,9 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,9 @@ class _RenderContext:
                                + _suggest(name, self.compiler.model_names))
         self.model.refs.add(name)
         database = self.compiler.project.warehouse.stem
+        mock = self.compiler.mocks.get(("ref", name))
+        if mock is not None:  # a unit test's given rows
+            return Relation(MODELS_SCHEMA, name, database, sql=f"({mock}\n)")
         if self.compiler.ephemeral.get(name) is not None:  # the newline ends a trailing -- comment
             return Relation(MODELS_SCHEMA, name, database, sql=f"({self.compiler.ephemeral[name]}\n)")
         return Relation(MODELS_SCHEMA, name, database)
@@ -128,7 +133,9 @@ class _RenderContext:
             raise CompileError(f"{self.owner}: source('{name}') is not in prefclean.yml"
                                + _suggest(name, list(self.compiler.project.sources)))
         self.model.sources.add(name)
-        return Relation(SOURCES_SCHEMA, name, self.compiler.project.warehouse.stem)
+        mock = self.compiler.mocks.get(("source", name))
+        return Relation(SOURCES_SCHEMA, name, self.compiler.project.warehouse.stem,
+                        sql=f"({mock}\n)" if mock is not None else None)
 
     def env_var(self, name: str, default: Any = None) -> str:
         return env_var(self.owner, name, default)
@@ -152,6 +159,8 @@ class _RenderContext:
     _NO_DEFAULT = object()
 
     def var(self, name: str, default: Any = _NO_DEFAULT) -> Any:
+        if name in self.compiler.var_overrides:
+            return self.compiler.var_overrides[name]
         if name in self.compiler.project.vars:
             return self.compiler.project.vars[name]
         if default is self._NO_DEFAULT:
@@ -172,6 +181,8 @@ class _RenderContext:
         return ""
 
     def is_incremental(self) -> bool:
+        if "is_incremental" in self.compiler.macro_overrides:  # a unit test's overrides.macros
+            return bool(self.compiler.macro_overrides["is_incremental"])
         return self.incremental and self.model.materialized == "incremental"
 
 
@@ -195,6 +206,10 @@ class Compiler:
         self.model_names = list(self.models)
         self.disabled: dict[str, Model] = {}  # enabled: false; set by parse_all
         self.ephemeral: dict[str, str | None] = {}
+        # A unit test's stand-ins, while it renders its model (see mocked()).
+        self.mocks: dict[tuple[str, ...], str] = {}
+        self.var_overrides: dict[str, Any] = {}
+        self.macro_overrides: dict[str, Any] = {}
         self.properties = load_properties(project.root, project.models_dir,
                                           [n for n, m in self.models.items() if m.resource_type == "model"],
                                           [n for n, m in self.models.items() if m.resource_type == "seed"])
@@ -299,7 +314,8 @@ class Compiler:
         database = self.project.warehouse.stem
         self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=ctx.config,
                               is_incremental=ctx.is_incremental, model_name=model.name,
-                              this=Relation(MODELS_SCHEMA, model.name, database, sql=this),
+                              this=Relation(MODELS_SCHEMA, model.name, database,
+                                            sql=this if ("this",) not in self.mocks else f"({self.mocks[('this',)]}\n)"),
                               env_var=ctx.env_var, log=ctx.log, run_query=ctx.run_query, execute=self.executing,
                               exceptions=Exceptions(lambda: ctx.owner, ctx.log),
                               adapter=Adapter(self.namespace, lambda: ctx.owner), **(extra or {}))
@@ -321,6 +337,33 @@ class Compiler:
         finally:
             for key in extra or {}:
                 self.namespace.pop(key, None)
+
+    @contextmanager
+    def mocked(self, mocks: dict[tuple[str, ...], str], vars: dict[str, Any], macros: dict[str, Any],
+               env_vars: dict[str, Any]):
+        """Render with a unit test's given rows for ref()/source()/this, and its overridden vars, macros
+        (each returns the value given) and environment variables."""
+        missing = object()
+        saved = {k: self.namespace.get(k, missing) for k in macros if k != "is_incremental"}
+        saved_env = {k: os.environ.get(k) for k in env_vars}
+        self.mocks, self.var_overrides, self.macro_overrides = mocks, vars, macros
+        for key in saved:
+            self.namespace[key] = (lambda value: lambda *a, **k: value)(macros[key])
+        os.environ.update({k: str(v) for k, v in env_vars.items()})
+        try:
+            yield
+        finally:
+            self.mocks, self.var_overrides, self.macro_overrides = {}, {}, {}
+            for key, value in saved.items():
+                if value is missing:
+                    self.namespace.pop(key, None)
+                else:
+                    self.namespace[key] = value
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def parse_all(self) -> dict[str, Model]:
         """Render every model once (not incremental) to learn its config and dependencies."""

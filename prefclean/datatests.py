@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 import duckdb
 
 from .compiler import Compiler, Model
-from .errors import CompileError, ProjectError
+from .errors import CompileError, PrefcleanError, ProjectError
 from .properties import TEST_CONFIG_KEYS, TestSpec
+from .unittests import load_unit_tests
 from .warehouse import MODELS_SCHEMA, quote, relation, swap_in_table, swap_in_view
 
 GENERIC = ("not_null", "unique", "accepted_values", "accepted_range", "relationships", "expression")
@@ -50,6 +51,10 @@ class DataTest:
     alias: str | None = None
     tags: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    unit_of: str | None = None  # a unit test of this model: runs before it builds, on given rows
+    # A unit test's: makes its SQL when it runs (that needs its inputs' column types). A ClassVar, so not a
+    # field: the artifacts are made of the fields.
+    prepare: ClassVar[Callable[[duckdb.DuckDBPyConnection], str] | None] = None
 
 
 @dataclass
@@ -245,6 +250,13 @@ def load_tests(compiler: Compiler) -> list[DataTest]:
         if spec.model not in compiler.disabled:  # a disabled model's tests are disabled with it, as in dbt
             loader.generic(spec)
     loader.singular()
+    for unit in load_unit_tests(compiler, {t.name for t in loader.tests}):
+        tags = unit.spec.config.get("tags") or []
+        test = DataTest(unit.spec.name, unit.spec.model, "", depends_on={unit.spec.model}, path=unit.spec.path,
+                        unit_of=unit.spec.model, tags=[tags] if isinstance(tags, str) else list(tags),
+                        meta=dict(unit.spec.config.get("meta") or {}))
+        test.prepare = unit.sql
+        loader.tests.append(test)
     return loader.tests
 
 
@@ -261,26 +273,42 @@ def _holds(failures: float, condition: str) -> bool:
             "<=": failures <= n, ">": failures > n, "<": failures < n}[op]
 
 
-def store_failures(con: duckdb.DuckDBPyConnection, test: DataTest) -> str:
+def store_failures(con: duckdb.DuckDBPyConnection, test: DataTest, sql: str) -> str:
     con.execute(f"create schema if not exists {quote(FAILURES_SCHEMA)}")
     name = test.alias or test.name
-    select = f"select * from ({test.sql}\n)" + (f" limit {test.limit}" if test.limit is not None else "")
+    select = f"select * from ({sql}\n)" + (f" limit {test.limit}" if test.limit is not None else "")
     (swap_in_view if test.store_failures_as == "view" else swap_in_table)(con, FAILURES_SCHEMA, name, select)
     return relation(FAILURES_SCHEMA, name)
 
 
+def _examples(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """A unit test's first differences, for its one-line message."""
+    cursor = con.execute(f"select * from ({sql}\n) limit 3")
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    return "; ".join(f"{r[0]}: " + ", ".join(f"{n}={v!r}" for n, v in zip(names[1:], r[1:])) for r in rows)
+
+
 def run_test(con: duckdb.DuckDBPyConnection, test: DataTest) -> TestResult:
-    rows = f"({test.sql}\n)" if test.limit is None else f"(select * from ({test.sql}\n) limit {test.limit})"
+    try:
+        sql = test.prepare(con) if test.prepare is not None else test.sql  # a unit test's SQL needs its inputs' types
+    except PrefcleanError as exc:
+        return TestResult(test, "error", message=str(exc))
+    except duckdb.Error as exc:
+        return TestResult(test, "error", message=" ".join(str(exc).split()))
+    rows = f"({sql}\n)" if test.limit is None else f"(select * from ({sql}\n) limit {test.limit})"
     try:
         # The newline ends a -- comment the test's SQL may finish with.
         value = con.execute(f"select {test.fail_calc} from {rows} dbt_internal_test").fetchall()[0][0]
-        stored = store_failures(con, test) if test.store_failures else ""
+        stored = store_failures(con, test, sql) if test.store_failures else ""
+        examples = _examples(con, sql) if test.unit_of and value else ""
     except duckdb.Error as exc:
         return TestResult(test, "error", message=" ".join(str(exc).split()))
     failures = value or 0
     where = f"; stored in {stored}" if stored and failures else ""
     count = int(failures) if float(failures).is_integer() else failures
-    message = f"{count} failing row{'s' if count != 1 else ''}{where}"
+    noun = "differing row" if test.unit_of else "failing row"
+    message = f"{count} {noun}{'s' if count != 1 else ''}{where}" + (f" ({examples})" if examples else "")
     if test.severity == "error" and _holds(failures, test.error_if):
         return TestResult(test, "fail", count, message)
     if _holds(failures, test.warn_if):

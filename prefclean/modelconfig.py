@@ -11,11 +11,12 @@ from typing import Any
 
 from .errors import CompileError
 
+# dbt's keys that prefclean does, then prefclean's own: `audit` (the run summary reads this model), `excluded`
+# (its rows are counted as excluded, by reason), `source_columns` (checked against the sources it reads).
+# A new key that code reads goes here, or every model that sets it is refused.
 MODEL_CONFIG_KEYS = ("materialized", "unique_key", "on_schema_change", "incremental_strategy", "full_refresh",
-                     "enabled", "tags", "meta", "pre_hook", "post_hook", "audit", "docs", "description",
-                     # prefclean's own: rows a model lists as excluded (summary.py), a staging model's source checks
-                     "excluded", "source_columns")
-SEED_CONFIG_KEYS = ("column_types", "delimiter", "enabled", "tags", "meta", "full_refresh", "docs", "description")
+                     "enabled", "tags", "meta", "pre_hook", "post_hook", "audit", "excluded", "source_columns")
+SEED_CONFIG_KEYS = ("column_types", "delimiter", "enabled", "tags", "meta", "full_refresh")
 # dbt config keys that prefclean knows and does not do; each is refused by name.
 UNSUPPORTED_CONFIG = {
     "alias": " (a model's relation is its file name)", "schema": " (every model is in the schema main)",
@@ -26,6 +27,7 @@ UNSUPPORTED_CONFIG = {
     "strategy": " (snapshots are not supported)", "updated_at": " (snapshots are not supported)",
     "check_cols": " (snapshots are not supported)", "target_schema": "", "quote_columns": "", "snapshot_meta_column_names": "",
     "batch_size": "", "lookback": "", "event_time": "", "begin": "", "plugin": "", "glue_register": "",
+    "docs": " (there is no docs site)",
 }
 INCREMENTAL_STRATEGIES = ("delete+insert", "append")
 ADDITIVE = ("tags",)  # dbt adds tags up across levels instead of replacing them

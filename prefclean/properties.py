@@ -37,9 +37,12 @@ MODEL_KEYS = ("name", "description", "columns", "tests", "data_tests", "meta", "
 COLUMN_KEYS = ("name", "description", "tests", "data_tests", "meta", "data_type", "tags", "quote")
 UNSUPPORTED_MODEL_KEYS = ("constraints", "versions", "latest_version", "access", "group", "docs",
                           "deprecation_date", "time_spine", "tags")
-TOP_LEVEL_KEYS = ("version", "models", "seeds")
+TOP_LEVEL_KEYS = ("version", "models", "seeds", "unit_tests")
 UNSUPPORTED_TOP_LEVEL = ("snapshots", "analyses", "macros", "exposures", "metrics", "semantic_models",
-                         "saved_queries", "unit_tests", "groups", "data_tests")
+                         "saved_queries", "groups", "data_tests")
+UNIT_TEST_KEYS = ("name", "model", "given", "expect", "overrides", "config", "description")
+UNIT_INPUT_KEYS = ("input", "rows", "format")
+UNIT_OVERRIDE_KEYS = ("vars", "macros", "env_vars")
 
 
 @dataclass
@@ -68,9 +71,24 @@ class ModelProperties:
 
 
 @dataclass
+class UnitTestSpec:
+    """dbt's unit test: given rows for the model's inputs, the rows it must return."""
+
+    name: str
+    model: str
+    given: list[dict[str, Any]]  # each: input (ref('m') | source('s', 't') | this), rows, format
+    expect: dict[str, Any]  # rows, format
+    overrides: dict[str, dict[str, Any]]
+    config: dict[str, Any]
+    path: str
+    description: str = ""
+
+
+@dataclass
 class Properties:
     models: dict[str, ModelProperties] = field(default_factory=dict)  # models and seeds, by name
     tests: list[TestSpec] = field(default_factory=list)
+    unit_tests: list[UnitTestSpec] = field(default_factory=list)
 
 
 def _unknown(where: str, key: str, known: tuple[str, ...], unsupported: tuple[str, ...], hint: str = "") -> ProjectError:
@@ -152,6 +170,10 @@ def load_properties(root: Path, models_dir: Path, model_names: list[str], seed_n
             _read_model(props, entry, i, path, list(model_names), "model")
         for i, entry in enumerate(doc.get("seeds") or []):
             _read_model(props, entry, i, path, list(seed_names), "seed")
+        if not isinstance(doc.get("unit_tests") or [], list):
+            raise ProjectError(f"{path}: `unit_tests:` must be a list")
+        for i, entry in enumerate(doc.get("unit_tests") or []):
+            props.unit_tests.append(_read_unit_test(entry, i, path, list(model_names)))
     return props
 
 
@@ -194,3 +216,61 @@ def _read_model(props: Properties, entry: Any, i: int, path: str, model_names: l
             if tags:
                 spec.config["tags"] = list(spec.config.get("tags") or []) + list(tags)
             props.tests.append(spec)
+
+
+def _rows_spec(spec: Any, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        raise ProjectError(f"{where}: expected a mapping with `rows:`")
+    for key in spec:
+        if key not in keys:
+            hint = " (fixture files are not supported by prefclean; write the rows inline)" if key == "fixture" else ""
+            raise _unknown(where, key, keys, ("fixture",), hint)
+    fmt = spec.get("format", "dict")
+    if fmt not in ("dict", "csv", "sql"):
+        raise ProjectError(f"{where}: format '{fmt}' should be dict, csv or sql")
+    rows = spec.get("rows", [])
+    if fmt == "dict" and not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+        raise ProjectError(f"{where}: `rows:` should be a list of mappings (column: value) with format dict")
+    if fmt in ("csv", "sql") and not isinstance(rows, str):
+        raise ProjectError(f"{where}: `rows:` should be text with format {fmt}")
+    return {**spec, "format": fmt, "rows": rows}
+
+
+def _read_unit_test(entry: Any, i: int, path: str, model_names: list[str]) -> UnitTestSpec:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    where = f"{path}: unit_tests[{i}]" + (f" ({name})" if name else "")
+    if not name:
+        raise ProjectError(f"{where}: needs `name:`")
+    for key in entry:
+        if key not in UNIT_TEST_KEYS:
+            raise _unknown(where, key, UNIT_TEST_KEYS, ("versions",))
+    model = entry.get("model")
+    if model not in model_names:
+        close = difflib.get_close_matches(str(model), model_names, n=1, cutoff=0.5)
+        raise ProjectError(f"{where}: `model: {model}` names no model" + (f"; did you mean '{close[0]}'?" if close else ""))
+    given = entry.get("given") or []
+    if not isinstance(given, list):
+        raise ProjectError(f"{where}: `given:` should be a list of inputs")
+    inputs = []
+    for g, item in enumerate(given):
+        spec = _rows_spec(item, f"{where} given[{g}]", UNIT_INPUT_KEYS)
+        if not isinstance(spec.get("input"), str):
+            raise ProjectError(f"{where} given[{g}]: needs `input: ref('model')`, `source('name', 'table')` or `this`")
+        inputs.append(spec)
+    if "expect" not in entry:
+        raise ProjectError(f"{where}: needs `expect:` with the rows the model should return")
+    expect = _rows_spec(entry.get("expect") or {}, f"{where} expect", ("rows", "format"))
+    overrides = entry.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise ProjectError(f"{where}: `overrides:` should be a mapping")
+    for key, value in overrides.items():
+        if key not in UNIT_OVERRIDE_KEYS:
+            raise _unknown(f"{where} overrides", key, UNIT_OVERRIDE_KEYS, ())
+        if not isinstance(value, dict):
+            raise ProjectError(f"{where}: overrides.{key} should be a mapping")
+    config = entry.get("config") or {}
+    for key in config:
+        if key not in ("tags", "enabled", "meta"):
+            raise _unknown(f"{where} config", key, ("tags", "enabled", "meta"), ())
+    return UnitTestSpec(str(name), model, inputs, expect, overrides, dict(config), path,
+                        str(entry.get("description") or ""))

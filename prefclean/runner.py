@@ -176,6 +176,11 @@ class Build:
                 self._record(index, ModelRun(name, "skipped", model.materialized, blocked_by=blocked,
                                              error=f"upstream failed: {', '.join(blocked)}"))
                 continue
+            if not self._run_tests_after(con, name, unit=True):  # dbt runs a model's unit tests before it
+                failed.add(name)
+                self._record(index, ModelRun(name, "error", model.materialized, error="a unit test failed; the "
+                                             "previous version is kept"))
+                continue
             self.ctx.model = name
             start = time.perf_counter()
             compiled_path = str(self.compiler.compiled_path(model))
@@ -201,13 +206,17 @@ class Build:
             if not self._run_tests_after(con, name):
                 failed.add(name)
 
-    def _run_tests_after(self, con, name: str) -> bool:
-        """The data tests that can run now that `name` is built; False when an error-severity one failed."""
+    def _run_tests_after(self, con, name: str, unit: bool = False) -> bool:
+        """The data tests that can run now that `name` is built (with unit: its unit tests, before it is built);
+        False when an error-severity one failed."""
         ok = True
         for test in self.tests:
+            if unit or test.unit_of:
+                if test.unit_of != name or not unit:
+                    continue
             # A test runs once all the models it reads are built in this run (or were not selected and
             # already stand in the warehouse: `--select +m` must not run m's children's tests).
-            if name not in test.depends_on or any(
+            elif name not in test.depends_on or any(
                     d not in self.built and (d in self.selected or relation_kind(con, MODELS_SCHEMA, d) is None)
                     for d in test.depends_on):
                 continue
