@@ -40,10 +40,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _serve(project: Project, sock: socket.socket, echo: Callable[[str], None], limits: Limits) -> None:
+async def _serve(project: Project, sock: socket.socket, asked: str, echo: Callable[[str], None],
+                 limits: Limits) -> None:
     host, port = sock.getsockname()[:2]
     access = None if is_loopback(host) else Access(port)
-    app = create_app(project, hosts=allowed_hosts(host, port), access=access, limits=limits)
+    hosts = allowed_hosts(host, port) | allowed_hosts(asked, port)  # `--host name.lan` answers to that name too
+    app = create_app(project, hosts=hosts, access=access, limits=limits)
     runner = web.AppRunner(app, access_log=None)  # no access log: it would record the ?token= link
     await runner.setup()
     try:
@@ -52,7 +54,7 @@ async def _serve(project: Project, sock: socket.socket, echo: Callable[[str], No
             shown = f"[{host}]" if ":" in host else host
             echo(f"prefclean dashboard for '{project.name}' at http://{shown}:{port}/ (Ctrl-C to stop)")
         else:
-            name = socket.gethostname() if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+            name = socket.gethostname() if host in ("0.0.0.0", "::") else (f"[{asked}]" if ":" in asked else asked)
             echo(f"prefclean dashboard for '{project.name}' at http://{name}:{port}/?token={access.token} (Ctrl-C to stop)")
             echo(f"bound to {host}: reachable from other machines, so every request needs this token (shown only "
                  f"now); the link sets a cookie, scripts can send `Authorization: token ...`")
@@ -68,6 +70,6 @@ def serve(project: Project, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         raise PrefcleanError(f"--query-timeout {query_timeout:g}: give a number of seconds above 0")
     sock = _bind(host, port)
     try:
-        asyncio.run(_serve(project, sock, echo, Limits(seconds=query_timeout)))
+        asyncio.run(_serve(project, sock, host, echo, Limits(seconds=query_timeout)))
     except KeyboardInterrupt:
         echo("dashboard stopped")
