@@ -39,6 +39,9 @@ def write_manifest(target_dir: Path, project, models: dict, graph) -> None:
                 "depends_on": {"models": sorted(m.refs), "sources": sorted(m.sources)},
                 "checksum": m.checksum,
                 "config": m.config,
+                "resource_type": m.resource_type,
+                "description": m.description,  # from the property file (models/*.yml), as in dbt's manifest
+                "columns": m.columns,
             }
             for name, m in models.items()
         },

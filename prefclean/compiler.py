@@ -48,6 +48,8 @@ class Model:
     runs_queries: bool = False  # it calls run_query(): rendered again just before it builds
     resource_type: str = "model"  # model | seed | test (a singular data test)
     pre_hooks: list[str] = field(default_factory=list)  # rendered SQL, run in the model's transaction
+    description: str = ""  # from its property file, with its columns' (for the manifest)
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     post_hooks: list[str] = field(default_factory=list)
 
     @property
@@ -264,6 +266,8 @@ class Compiler:
         owner = f"{model.resource_type} '{model.name}' ({model.path})"
         props = self.properties.models.get(model.name) if model.resource_type != "test" else None
         model.config = modelconfig.merge({}, props.config) if props else {}
+        if props:
+            model.description, model.columns = props.description, props.columns
         model.materialized = model.config.get("materialized", "seed" if model.resource_type == "seed" else "view")
         model.unique_key = model.config.get("unique_key")
         if model.resource_type == "seed":

@@ -77,3 +77,18 @@ def test_a_dbt_shaped_project_builds_tests_and_rebuilds(make_project, run_cli, q
     assert query(root, "select lifetime_value::double from customers where customer_id = 2") == [(9.99,)]
     listed = run_cli("ls", "-s", "tag:marts,config.materialized:incremental", cwd=root).output.split()
     assert listed[0] == "order_log" and "customers" not in listed
+
+
+def test_descriptions_from_property_files_reach_the_manifest(make_project, run_cli):
+    import json
+
+    files = {**FILES, "models/marts/schema.yml": {"version": 2, "models": [
+        {"name": "customers", "description": "one row per customer",
+         "columns": [{"name": "zip", "description": "postal code, leading zeros kept"}]}]}}
+    root = make_project(files=files)
+    assert run_cli("compile", cwd=root).exit_code == EXIT_OK
+    manifest = json.loads((root / "target/manifest.json").read_text())
+    customers = manifest["models"]["customers"]
+    assert customers["description"] == "one row per customer"
+    assert customers["columns"]["zip"]["description"] == "postal code, leading zeros kept"
+    assert manifest["models"]["raw_customers"]["resource_type"] == "seed"
