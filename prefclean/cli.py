@@ -43,6 +43,12 @@ def common_options(fn):
         except Exception as exc:  # a bug: say so, keep the traceback for --debug
             if debug:
                 traceback.print_exc()
+            from .warehouse import damaged_file_error
+
+            damaged = damaged_file_error(exc)  # a file cut short under DuckDB: the user's file, not a bug
+            if damaged is not None:
+                click.secho(f"error: {damaged}", fg="red", err=True)
+                sys.exit(damaged.exit_code)
             click.secho(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", fg="red", err=True)
             sys.exit(EXIT_INTERNAL)
         sys.exit(code or 0)

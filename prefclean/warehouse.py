@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,18 +42,42 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
             advice = lock_advice(str(exc)) or (f"another process holds it ({first}); close that process "
                                                "(another build, `prefclean sql --write`, a notebook) and try again")
             raise PrefcleanError(f"the warehouse is in use by another process: {advice}") from None
-        # Not a DuckDB file, a damaged one, or one from a newer DuckDB: the user's file, not a prefclean bug.
-        raise PrefcleanError(f"cannot open the warehouse {path}: {text.replace('IO Error: ', '')[:300]}; move the "
-                             "file aside (or delete it) and `prefclean build` makes a new one") from None
+        raise _unusable(path, text) from None
     if not read_only:
         try:
             for schema in (SOURCES_SCHEMA, META_SCHEMA):
                 con.execute(f"create schema if not exists {quote(schema)}")
             meta_tables.MIGRATIONS.migrate(con)  # prefclean's own tables, brought up to date
+        except (duckdb.IOException, duckdb.SerializationException) as exc:  # a truncated or damaged file
+            con.close()
+            raise _unusable(path, " ".join(str(exc).split())) from None
         except BaseException:
             con.close()
             raise
     return con
+
+
+_SHORT_READ = re.compile(r'Could not read enough bytes from file "(?P<path>[^"]+)"')
+
+
+def damaged_file_error(exc: BaseException):
+    """The one-line error for DuckDB's "Could not read enough bytes" (a DuckDB file truncated or damaged after it
+    opened: a block it lists is missing), or None for any other exception."""
+    match = _SHORT_READ.search(str(exc)) if isinstance(exc, duckdb.IOException) else None
+    if match is None:
+        return None
+    from .errors import PrefcleanError
+
+    return PrefcleanError(f"the DuckDB file {match['path']} is damaged (cut short?): {' '.join(str(exc).split())}; "
+                          "move it aside (or delete it): `prefclean build` makes a new one")
+
+
+def _unusable(path: Path, text: str):
+    """Not a DuckDB file, a damaged one, or one from a newer DuckDB: the user's file, not a prefclean bug."""
+    from .errors import PrefcleanError
+
+    return PrefcleanError(f"cannot open the warehouse {path}: {text.replace('IO Error: ', '')[:300]}; move the "
+                          "file aside (or delete it) and `prefclean build` makes a new one")
 
 
 # Side tables of an atomic build (swap_in_table, an incremental merge): a killed process leaves them behind.
