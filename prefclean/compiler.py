@@ -76,6 +76,23 @@ def _test_blocks_as_macros(text: str) -> str:
     return _TEST_CLOSE.sub(lambda m: f"{m.group(1)}endmacro{m.group(2)}", text)
 
 
+# dbt files that would otherwise sit in a project unread.
+_DBT_ONLY_FILES = {
+    "dbt_project.yml": "move its models:, seeds:, vars: and on-run-start/on-run-end into prefclean.yml, then remove it",
+    "packages.yml": "packages are not supported by prefclean; copy the macros you use into macros/",
+    "dependencies.yml": "packages are not supported by prefclean; copy the macros you use into macros/",
+}
+
+
+def _refuse_dbt_only_files(root: Path) -> None:
+    for name, what in _DBT_ONLY_FILES.items():
+        if (root / name).exists():
+            raise CompileError(f"{name} is not read by prefclean: {what}")
+    if any((root / "snapshots").rglob("*.sql")):
+        raise CompileError("snapshots/ is not supported by prefclean (an incremental model with a unique_key keeps "
+                           "the latest version of each row)")
+
+
 def _check_on_schema_change(owner: str, mode: Any) -> None:
     if mode is not None and mode not in ON_SCHEMA_CHANGE:
         why = (" (dbt's default: it would silently leave new columns out; prefclean fails by default and says so)"
@@ -204,6 +221,7 @@ class Compiler:
         self.namespace["project_vars"] = project.vars
         self.connection = connection
         self.namespace["relation_exists"] = self.relation_exists
+        _refuse_dbt_only_files(project.root)
         self.models: dict[str, Model] = self._discover_models()
         self.model_names = list(self.models)
         self.disabled: dict[str, Model] = {}  # enabled: false; set by parse_all

@@ -92,3 +92,19 @@ def test_descriptions_from_property_files_reach_the_manifest(make_project, run_c
     assert customers["description"] == "one row per customer"
     assert customers["columns"]["zip"]["description"] == "postal code, leading zeros kept"
     assert manifest["models"]["raw_customers"]["resource_type"] == "seed"
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("dbt_project.yml", "dbt_project.yml is not read by prefclean: move its models:"),
+    ("packages.yml", "packages.yml is not read by prefclean: packages are not supported"),
+    ("snapshots/orders_snapshot.sql", "snapshots/ is not supported by prefclean"),
+])
+def test_dbt_files_prefclean_would_not_read_are_errors(make_project, run_cli, path, expected):
+    root = make_project(models={"m": "select 1 as x"}, files={path: "name: shop\n"})
+    for command in ("build", "compile"):
+        result = run_cli(command, cwd=root)
+        assert result.exit_code == 2, result
+        assert expected in result.output
