@@ -181,7 +181,7 @@ class Build:
                 self._record(index, ModelRun(name, "error", model.materialized, error="a unit test failed; the "
                                              "previous version is kept"))
                 continue
-            self.ctx.model = name
+            self.ctx.model, self.ctx.fatal_error = name, None
             start = time.perf_counter()
             compiled_path = str(self.compiler.compiled_path(model))
             try:

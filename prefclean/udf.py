@@ -73,7 +73,8 @@ class RunContext:
     _noted: set[str] = field(default_factory=set, repr=False)
 
     def fail(self, message: str) -> None:
-        """Record why the running model cannot work at all; the runner fails it with these words."""
+        """Record why the running model cannot work at all, then raise: the runner fails the model with
+        these words instead of DuckDB's wrapping of the exception."""
         self.fatal_error = message
 
     def take_fatal_error(self) -> str | None:

@@ -224,3 +224,31 @@ def test_judges_says_which_judges_can_work(make_project, fake_judge):
     assert found["fake"].ok and found["fake"].engine == "openai" and found["fake"].status.startswith("ok")
     assert not found["dead"].ok and found["dead"].status.startswith("UNAVAILABLE")
     assert all(j.status == "not checked" for j in prefclean.judges(root, check=False))
+
+
+CONTEXT_UDF = """
+import pyarrow as pa
+from prefclean import udf
+
+
+@udf(params=["BIGINT"], returns="VARCHAR", with_context=True)
+def which_run(ctx, xs):
+    if ctx.options.judge_override == "missing":
+        ctx.fail("judge 'missing' cannot start: no such file")
+        raise RuntimeError("raised inside DuckDB")
+    ctx.note_once(f"seen by {ctx.model}")
+    return pa.array([f"{ctx.model}:{ctx.options.refresh_judgments}"] * len(xs))
+"""
+
+
+def test_a_context_udf_reads_the_typed_run_options_and_reports_through_the_context(make_project):
+    root = make_project(udfs={"ctx": CONTEXT_UDF},
+                        models={"m": "{{ config(materialized='table') }} select which_run(range) as r from range(2)",
+                                "n": "{{ config(materialized='table') }} select which_run(range) as r from range(3)"})
+    result = prefclean.build(root, refresh_judgments=True, reporter=prefclean.quiet)
+    assert result.ok and prefclean.sql(root, "select distinct r from m").to_pylist() == [{"r": "m:True"}]
+    assert result.model("m").warnings == ("seen by m",) and result.model("n").warnings == ("seen by n",)
+
+    failed = prefclean.build(root, judge="missing", reporter=prefclean.quiet)
+    assert [m.error for m in failed.models] == ["model 'm' failed: judge 'missing' cannot start: no such file",
+                                                "model 'n' failed: judge 'missing' cannot start: no such file"]
