@@ -114,7 +114,7 @@ class TestRun:
     message: str = ""
     depends_on: tuple[str, ...] = ()
     path: str = ""
-    sql: str = ""  # the query that selects failing rows
+    sql: str = field(default="", repr=False)  # the query that selects failing rows
     definition: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # all of its config
 
     @classmethod
@@ -185,7 +185,7 @@ class JudgeStatus:
     status: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BuildResult:
     """What `prefclean.build()` returns. `ok` is the CLI's exit status 0: every model, error-severity data
     test and export succeeded."""
@@ -199,6 +199,19 @@ class BuildResult:
     judging: JudgingStats = field(default_factory=JudgingStats)  # the whole run, every judge
     summary: dict[str, Any] | None = None  # the audit model's summary (target/summary.json)
     seconds: float = 0.0
+
+    def __repr__(self) -> str:  # what a notebook shows for `result`: the counts, not every field of every model
+        def counts(items, attr: str) -> str:
+            by: dict[str, int] = {}
+            for item in items:
+                by[getattr(item, attr)] = by.get(getattr(item, attr), 0) + 1
+            return f"{len(items)}" + (f" ({', '.join(f'{k} {n}' for k, n in by.items())})" if by else "")
+
+        failed_exports = sum(not e.ok for e in self.exports)
+        exports = f"{len(self.exports)}" + (f" ({failed_exports} failed)" if failed_exports else "")
+        return (f"BuildResult(ok={self.ok}, models={counts(self.models, 'status')}, "
+                f"tests={counts(self.tests, 'status')}, exports={exports}, judging={self.judging}, "
+                f"seconds={self.seconds:.2f})")
 
     def model(self, name: str) -> ModelRun:
         for m in self.models:

@@ -252,3 +252,10 @@ def test_a_context_udf_reads_the_typed_run_options_and_reports_through_the_conte
     failed = prefclean.build(root, judge="missing", reporter=prefclean.quiet)
     assert [m.error for m in failed.models] == ["model 'm' failed: judge 'missing' cannot start: no such file",
                                                 "model 'n' failed: judge 'missing' cannot start: no such file"]
+
+
+def test_a_build_result_shows_its_counts_in_a_notebook(make_project):
+    root = make_project(models={"bad": "select * from nowhere", "fine": "select 1 as x"})
+    shown = repr(prefclean.build(root, reporter=prefclean.quiet))
+    assert shown.startswith("BuildResult(ok=False, models=2 (error 1, success 1), tests=0, exports=0, "
+                            "judging=JudgingStats(rows=0,"), shown
