@@ -205,17 +205,17 @@ def _fix_json_line(message: str) -> str:
     reported = int(match["line"])
     first = max(reported - 1, 1)
     try:
-        with open(match["file"], encoding="utf-8", errors="replace") as f:
+        with open(match["file"], "rb") as f:
             lines = list(itertools.islice(f, first - 1, reported))
     except OSError:
         return message
-    for number, text in zip(range(first, reported + 1), lines):
-        if not text.strip():
+    for number, raw in zip(range(first, reported + 1), lines):
+        if not raw.strip():
             continue
         try:
-            json.loads(text)
-        except ValueError:
-            shown = text.strip()
+            json.loads(raw.decode("utf-8"))  # strict: bytes that are not UTF-8 make the line bad too
+        except ValueError:  # (UnicodeDecodeError is one)
+            shown = raw.decode("utf-8", errors="replace").strip()
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
             return (message[:match.start()] + f'Malformed JSON in file "{match["file"]}", line {number} ({shown})'
                     + message[match.end():])

@@ -343,3 +343,13 @@ def test_a_malformed_jsonl_line_is_reported_with_its_own_line_number(make_projec
     assert result.exit_code == EXIT_USER_ERROR, result
     assert f'pairs.jsonl", line {bad_line} ({{"system": ""' in result.output, result
     assert f"line {bad_line + 1}" not in result.output
+
+
+def test_a_jsonl_line_that_is_not_utf8_is_named_by_its_own_line_number(make_project, run_cli):
+    lines = [json.dumps(PAIR | {"instruction": f"q{i}"}).encode() for i in range(1, 4)]
+    lines[1] = lines[1].replace(b'"q2"', b'"q\xff2"')
+    root = _pairs_project(make_project, "")
+    (root / "pairs.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR, result
+    assert 'pairs.jsonl", line 2 (' in result.output and "line 3" not in result.output, result
