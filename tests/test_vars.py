@@ -39,3 +39,22 @@ def test_the_cli_refuses_a_wrongly_typed_var_before_building(make_project, run_c
                                      "it a number (min_margin: 1)")
     assert not (root / "target" / "prefclean.duckdb").exists()
     assert run_cli("build", "--vars", '{"min_margin": 2}', cwd=root).exit_code == 0
+
+
+@pytest.mark.parametrize("var, value, message", [
+    ("min_margin", "one", "min_margin must be a number, got \"one\" (a string): set var 'min_margin' to a number"),
+    ("poor_max", [2], "poor_max must be a number, got [2] (a list)"),
+    ("min_agreement", True, "min_agreement must be a number, got true (a boolean)"),
+    ("allow_flip", "no", "allow_flip must be true or false, got \"no\" (a string)"),
+    ("drop_position_biased", 1, "drop_biased must be true or false, got 1 (a number): set var 'drop_position_biased'"),
+])
+def test_a_wrongly_typed_threshold_in_prefclean_yml_names_the_var_not_a_binder_error(tmp_path, run_cli, fake_judge,
+                                                                                     var, value, message):
+    from judge_fixtures import copy_example
+
+    root = copy_example(tmp_path, fake_judge, rows=[{"system": "", "instruction": "q", "chosen": "a", "rejected": "b"}],
+                        vars={var: value})
+    result = run_cli("build", "--project-dir", root)
+    assert result.exit_code == EXIT_USER_ERROR, result
+    assert "model 'pair_decisions'" in result.output and message in result.output, result
+    assert "Binder" not in result.output and "Traceback" not in result.output

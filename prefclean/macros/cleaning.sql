@@ -32,8 +32,31 @@
   {%- endif -%}
 {%- endmacro %}
 
+{# Thresholds reach SQL as text: a var set to "one" would become `>= one`, a Binder error far from its cause.
+   `param` is the macro's argument, `var` the example's var that sets it. #}
+{% macro _kind(value) -%}
+  {%- if value is none %}null{% elif value is boolean %}a boolean{% elif value is string %}a string
+  {%- elif value is mapping %}a mapping{% elif value is iterable %}a list{% elif value is number %}a number
+  {%- else %}something else{% endif -%}
+{%- endmacro %}
+
+{% macro expect_number(value, param, var=none) -%}
+  {%- if value is boolean or value is not number -%}
+    {{ exceptions.raise_compiler_error(param ~ " must be a number, got " ~ (value | tojson) ~ " (" ~ _kind(value)
+       ~ "): set var '" ~ (var or param) ~ "' to a number (prefclean.yml `vars:` or --vars)") }}
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro expect_boolean(value, param, var=none) -%}
+  {%- if value is not boolean -%}
+    {{ exceptions.raise_compiler_error(param ~ " must be true or false, got " ~ (value | tojson) ~ " (" ~ _kind(value)
+       ~ "): set var '" ~ (var or param) ~ "' to true or false (prefclean.yml `vars:` or --vars)") }}
+  {%- endif -%}
+{%- endmacro %}
+
 {# Which response a margin (chosen - rejected) favours: 'chosen', 'rejected' or 'tie'. #}
 {% macro verdict(margin, min_margin=1) -%}
+  {{- expect_number(min_margin, 'min_margin') -}}
   case when {{ margin }} is null then null
        when {{ margin }} >= {{ min_margin }} then 'chosen'
        when {{ margin }} <= -{{ min_margin }} then 'rejected'
@@ -52,6 +75,9 @@
 #}
 {% macro pair_decision(chosen_rating, rejected_rating, failed='false', agreement='1.0', position_flipped='false',
                        min_margin=1, poor_max=2, min_agreement=1.0, allow_flip=false, drop_biased=true) -%}
+  {{- expect_number(min_margin, 'min_margin') }}{{ expect_number(poor_max, 'poor_max') -}}
+  {{- expect_number(min_agreement, 'min_agreement') }}{{ expect_boolean(allow_flip, 'allow_flip') -}}
+  {{- expect_boolean(drop_biased, 'drop_biased', 'drop_position_biased') -}}
   case
     when {{ failed }} or {{ chosen_rating }} is null or {{ rejected_rating }} is null
       then {'decision': 'drop', 'reason': 'judge_failed'}
