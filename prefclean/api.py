@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Union
 
 from .events import BuildFinished, ExportsSkipped, Reporter, SummaryReady, TestFinished, TestsFinished, quiet
 from .project import Project, parse_vars
+from .config.variables import merge_vars
 from .project import load_project as _load_project
 from .results import BuildResult, ExportRun, ExportsResult, JudgeStatus, JudgingStats, TestRun, TestsResult
 
@@ -44,11 +45,8 @@ def _project(project: ProjectLike, vars: dict[str, Any] | str | None) -> Project
     if not isinstance(project, Project):
         return load_project(project, vars)
     if vars:  # checked as load_project checks --vars
-        from .vars import check_var_types
-
         extra = parse_vars(vars) if isinstance(vars, str) else dict(vars)
-        check_var_types(project.vars, extra, origin="vars")
-        return replace(project, vars={**project.vars, **extra})
+        return replace(project, vars=merge_vars(project.vars, extra, origin="vars"))
     return project
 
 

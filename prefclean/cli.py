@@ -109,6 +109,14 @@ def _reporter():
 
 
 @main.command()
+def schema():
+    """Print the JSON Schema of prefclean.yml, for editors: prefclean schema > prefclean.schema.json"""
+    from .config import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+@main.command()
 @select_options("models to compile")
 @common_options
 def compile(load, select, exclude):

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import yaml
 
+from .config import MODELINE, SCHEMA_FILE, schema_text
 from .errors import PrefcleanError
 
 TEMPLATE_DIR = Path(__file__).parent / "project_template"
@@ -105,7 +106,8 @@ def _yaml_block(key: str, value) -> str:
 
 def _project_text(name: str, source_name: str, source: dict, exports: dict, kind: str = "dpo") -> str:
     variables = {"sft": _SFT_VARS, "completions": _COMPLETIONS_VARS}.get(kind, _VARS).format(source=source_name)
-    return (f"# prefclean project: clean {source_name} with an LLM judge (prefclean.yml reference: README.md).\n"
+    return (f"{MODELINE}\n"
+            f"# prefclean project: clean {source_name} with an LLM judge (prefclean.yml reference: README.md).\n"
             f"name: {name}\nwarehouse: target/prefclean.duckdb\n\n" + variables + "\n"
             + _yaml_block("sources", {source_name: source}) + "\n" + _JUDGES + "\n" + _yaml_block("exports", exports))
 
@@ -118,6 +120,7 @@ def _template_files(kind: str = "dpo") -> dict[str, str]:
 def _write(directory: Path, files: dict[str, str]) -> None:
     if (directory / "prefclean.yml").exists():
         raise PrefcleanError(f"{directory} already has a prefclean.yml")
+    files = {**files, SCHEMA_FILE: schema_text()}  # what the first line of prefclean.yml points editors at
     existing = [rel for rel in files if (directory / rel).exists()]
     if existing:  # never overwrite a user's files
         raise PrefcleanError(f"{directory / existing[0]} already exists; init a new or empty folder")
@@ -188,8 +191,7 @@ def scaffold_from(directory: Path, spec: str, *, fmt: str | None = None, kind: s
     if (directory / "prefclean.yml").exists():
         raise PrefcleanError(f"{directory} already has a prefclean.yml")
     dataset, source = source_for(spec)
-    config = SourceConfig(name=dataset, type=source["type"], path=source["path"], split=source.get("split"),
-                          options=source.get("options", {}))
+    config = SourceConfig.parse(dataset, source)
     columns, rows = source_shape(SimpleNamespace(root=directory), config)
     chosen = get_format(fmt) if fmt else get_format(detect(columns, rows, kind, where=spec))
     if kind and chosen.kind not in KIND_FORMATS[kind]:

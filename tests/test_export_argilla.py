@@ -51,7 +51,8 @@ select pair_id, 'default' as judge, '{JUDGE}' as judge_model,
   null::varchar as error, null::varchar as swapped_error, 'raw answer' as raw, 10 as prompt_tokens, 5 as completion_tokens
 from {{{{ source('ratings') }}}}
 """
-VARS = {"min_margin": 1, "poor_max": 2, "min_agreement": 1.0, "allow_flip": False, "drop_position_biased": True}
+VARS = {"min_margin": 1, "poor_max": 2, "min_agreement": 1.0, "allow_flip": False, "drop_position_biased": True,
+        "edit": ""}
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import json
 
 import duckdb
 
-from prefclean.errors import EXIT_FAILED, EXIT_OK
+from prefclean.errors import EXIT_FAILED, EXIT_OK, EXIT_USER_ERROR
 
 ROWS = [{"id": i, "text": f"t{i}", "tags": ["a", "b"][: i % 3]} for i in range(5)]
 MODELS = {"final": "{{ config(materialized='table') }} select * from {{ source('s') }}"}
@@ -89,8 +89,9 @@ def test_build_failure_skips_exports(make_project, run_cli):
     assert not (root / "target/exports/pq.parquet").exists()
 
 
-def test_unknown_target(make_project, run_cli):
+def test_unknown_target_is_a_project_error_before_anything_runs(make_project, run_cli):
     root = _project(make_project, exports={"x": {"model": "final", "target": "xlsx"}})
     result = run_cli("build", cwd=root)
-    assert result.exit_code == EXIT_FAILED
-    assert "export x ERROR: export 'x': unknown target 'xlsx'" in result.output
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "prefclean.yml: `exports.x.target` is 'xlsx', expected one of parquet, jsonl, csv" in result.output
+    assert not (root / "target/prefclean.duckdb").exists()

@@ -38,7 +38,7 @@ def test_defaults_and_typed_sources(make_project):
     ({"vars": [1, 2]}, "`vars` must be a mapping"),
     ({"sourcse": {}}, "unknown top-level key `sourcse`"),
     ({"exports": {"e": {"target": "parquet"}}}, "`exports.e.model` must be the name of a model"),
-    ({"judges": {"j": {"engine": "openai", "concurrency": "many"}}}, "`judges.j.concurrency` must be a number"),
+    ({"judges": {"j": {"engine": "openai", "concurrency": "many"}}}, "`judges.j.concurrency` must be a whole number"),
 ])
 def test_errors_name_the_file_and_key(make_project, config, expected):
     root = make_project(config=config)

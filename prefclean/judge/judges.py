@@ -15,7 +15,7 @@ SMOKE_TEST_WARNING = ("smoke-test judge: a 135M-parameter model that runs offlin
 def smoke_test_judge() -> JudgeConfig:
     """The judge used when a project names none: SmolLM2-135M (GGUF shipped on PyPI) in llama.cpp."""
     return JudgeConfig(name=SMOKE_TEST_JUDGE, engine="llamacpp", model=None, max_tokens=160, temperature=0.0,
-                       seed=0, concurrency=1, max_retries=0, parse_retries=0, timeout=300.0)
+                       seed=0, max_retries=0, parse_retries=0)
 
 
 def resolve_judge(project: Project, requested: str | None, override: str | None = None) -> JudgeConfig:

@@ -13,7 +13,6 @@ and yields outcomes as batches finish.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import os
@@ -213,7 +212,7 @@ class RayExecutor:
         rpm = config.requests_per_minute / n if config.requests_per_minute else config.requests_per_minute
         shares = [config.concurrency // n + (1 if i < config.concurrency % n else 0) for i in range(n)]
         # more actors than slots: each still needs one
-        return [dataclasses.replace(config, concurrency=max(1, share), requests_per_minute=rpm) for share in shares]
+        return [config.model_copy(update={"concurrency": max(1, share), "requests_per_minute": rpm}) for share in shares]
 
     def _start_pool(self, config: JudgeConfig, task_name: str) -> ActorPool:
         ray, opts = self.ray, self.options

@@ -1,0 +1,145 @@
+"""`judges:` in prefclean.yml: one options class per engine, chosen by `engine`.
+
+Each engine takes exactly the keys it reads (llama.cpp has no `timeout`, Hugging Face no `api_key_env`), so a
+setting that would be silently ignored is an error naming the engine. An engine added by a plugin registers
+its class with `register_judge_config`.
+
+The dispatcher reads the same attributes of every judge (`base_urls`, `concurrency`, ...); an engine that has
+no such key has a fixed class attribute instead. `options` gives an engine's own keys, as set in the file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
+
+from .base import ConfigModel
+
+
+def _url_list(value: Any) -> Any:
+    """One URL or a list of replicas, without trailing slashes."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, (list, tuple)):
+        return tuple(v.rstrip("/") if isinstance(v, str) else v for v in value)
+    return value
+
+
+def _url(value: Any) -> Any:
+    return value.rstrip("/") if isinstance(value, str) else value
+
+
+class JudgeConfig(ConfigModel):
+    """What every judge has. Its name is its key under `judges:`.
+
+    `JudgeConfig(engine="openai", ...)` builds the engine's class, so code that makes a judge (the smoke-test
+    judge, tests) needs no import per engine."""
+
+    aliases: ClassVar[dict[str, str]] = {"max_new_tokens": "max_tokens"}
+    #: The keys of this engine that `options` returns (the engine reads them from there).
+    engine_options: ClassVar[tuple[str, ...]] = ()
+
+    name: SkipJsonSchema[str] = Field("", exclude=True)
+    engine: str
+    model: str | None = Field(None, description="the model the engine serves or loads")
+    max_tokens: int = Field(512, ge=1, description="the longest answer, in tokens")
+    temperature: float = Field(0.7, ge=0, description="sampling temperature (0: greedy)")
+    seed: int | None = Field(None, description="sampling seed, for engines that honour one")
+    top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling")
+    max_retries: int = Field(4, ge=0, description="retries of a failed request (errors, time-outs, 429s)")
+    parse_retries: int = Field(2, ge=0, description="times the judge is asked again when its answer cannot be read")
+    requests_per_minute: float | None = Field(None, gt=0, description="pace the requests (rate-limited APIs)")
+
+    def __new__(cls, *args: Any, **data: Any):
+        if cls is JudgeConfig and "engine" in data:
+            cls = JUDGE_CLASSES.get(data["engine"], cls)
+        return super().__new__(cls)
+
+    def __hash__(self) -> int:  # dict-valued options (extra_body) would make the default hash fail
+        return hash((type(self), self.name, json.dumps(self.model_dump(mode="json"), sort_keys=True)))
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.engine_options if key in self.model_fields_set}
+
+
+class RemoteJudgeConfig(JudgeConfig):
+    """A judge behind an HTTP API: requests in flight and a time-out per request."""
+
+    timeout: float = Field(120.0, gt=0, description="seconds to wait for one answer")
+    concurrency: int = Field(8, ge=1, description="requests in flight (per replica)")
+
+
+class OpenAIJudge(RemoteJudgeConfig):
+    """Any OpenAI-compatible chat-completions server: vLLM, TGI, llama.cpp's server, Ollama, OpenAI."""
+
+    aliases: ClassVar[dict[str, str]] = {**JudgeConfig.aliases, "base_url": "base_urls"}
+    engine_options: ClassVar[tuple[str, ...]] = ("send_grammar", "extra_body")
+
+    engine: Literal["openai"]
+    base_urls: Annotated[tuple[str, ...], BeforeValidator(_url_list), WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})] = Field(
+        (), description="the server's URL (…/v1), or a list of replicas (default: api.openai.com)")
+    api_key_env: str | None = Field(None, description="the environment variable holding the key (default OPENAI_API_KEY)")
+    send_grammar: bool = Field(False, description="send the task's GBNF grammar (llama.cpp's server honours it)")
+    extra_body: dict[str, Any] = Field({}, description="more fields for every request body")
+
+    @property
+    def base_url(self) -> str | None:
+        return self.base_urls[0] if self.base_urls else None
+
+
+class HFInferenceJudge(RemoteJudgeConfig):
+    """Hugging Face serverless inference / Inference Providers, or one Inference Endpoint or TGI server."""
+
+    engine_options: ClassVar[tuple[str, ...]] = ("provider",)
+
+    engine: Literal["hf-inference"]
+    base_url: Annotated[str | None, BeforeValidator(_url)] = Field(
+        None, description="an Inference Endpoint or TGI URL (default: the serverless API for `model`)")
+    provider: str | None = Field(None, description="an Inference Provider (default: auto)")
+    api_key_env: ClassVar[None] = None  # the token is HF_TOKEN or the saved login
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        return (self.base_url,) if self.base_url else ()
+
+
+class LlamaCppJudge(JudgeConfig):
+    """A GGUF model in this process (llama-cpp-python), grammar-constrained; one request at a time."""
+
+    engine_options: ClassVar[tuple[str, ...]] = ("filename", "n_ctx", "n_threads", "n_threads_batch",
+                                                 "n_gpu_layers", "grammar")
+
+    engine: Literal["llamacpp"]
+    model: str | None = Field(None, description="a .gguf path (relative to the project) or a Hub repo id")
+    filename: str | None = Field(None, description="the .gguf file in the Hub repo named by `model`")
+    n_ctx: int | None = Field(None, ge=1, description="context window in tokens")
+    n_threads: int | None = Field(None, ge=1, description="threads for generation (default: the CPU cores)")
+    n_threads_batch: int | None = Field(None, ge=1, description="threads for the prompt (default: n_threads)")
+    n_gpu_layers: int | None = Field(None, ge=-1, description="layers offloaded to a GPU (-1: all)")
+    grammar: bool = Field(True, description="constrain the answer with the task's grammar")
+    base_urls: ClassVar[tuple[str, ...]] = ()
+    base_url: ClassVar[None] = None
+    api_key_env: ClassVar[None] = None
+    concurrency: ClassVar[int] = 1  # in-process: one generation at a time
+    timeout: ClassVar[None] = None
+
+
+JUDGE_CLASSES: dict[str, type[JudgeConfig]] = {
+    "openai": OpenAIJudge, "hf-inference": HFInferenceJudge, "llamacpp": LlamaCppJudge,
+}
+
+
+def register_judge_config(cls: type[JudgeConfig]) -> type[JudgeConfig]:
+    """Make an engine's options class known to prefclean.yml (its `engine` field is a Literal of its name)."""
+    (engine,) = cls.model_fields["engine"].annotation.__args__
+    JUDGE_CLASSES[engine] = cls
+    return cls
+
+
+def judge_union():
+    return Annotated[Union[tuple(JUDGE_CLASSES.values())], Field(discriminator="engine")]  # noqa: UP007

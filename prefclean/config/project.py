@@ -1,0 +1,155 @@
+"""prefclean.yml -> a Project: the file checked against typed models, paths resolved against the project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BeforeValidator, Field, ValidationError, create_model
+
+from ..errors import ProjectError
+from .base import PROJECT_FILE, ConfigModel, ErrorContext, did_you_mean, project_error
+from .executor import ExecutorConfig, executor_from_text
+from .exports import EXPORT_CLASSES, ExportConfig, export_union
+from .judges import JUDGE_CLASSES, JudgeConfig, judge_union
+from .sources import SOURCE_CLASSES, SourceConfig, source_union
+from .variables import check_reserved, merge_vars
+
+
+def _mapping(value: Any) -> Any:
+    return {} if value is None else value  # `judges:` with nothing under it
+
+
+class ProjectSettings(ConfigModel):
+    """The top level of prefclean.yml (sources, judges and exports are added per registered kind)."""
+
+    name: str | None = Field(None, description="the project's name (default: its folder's name)")
+    version: str | int | float | None = Field(None, description="your own version label; prefclean does not read it")
+    warehouse: str = Field("target/prefclean.duckdb", description="the DuckDB file models are built in")
+    target_dir: str = Field("target", description="where artifacts (summary.json, compiled SQL, exports) go")
+    vars: Annotated[dict[str, Any], BeforeValidator(_mapping)] = Field(
+        {}, description="values models read with var(); --vars may override only these (declare `name: null` "
+                        "to allow one without a value)")
+    default_judge: str | None = Field(None, description="the judge judge() uses when it names none")
+    executor: Annotated[ExecutorConfig, BeforeValidator(executor_from_text)] = Field(
+        ExecutorConfig(), description="where judge batches run: local or ray (a name or a mapping)")
+
+
+_MODELS: dict[tuple, type[ProjectSettings]] = {}
+
+
+def file_model() -> type[ProjectSettings]:
+    """The model of the whole file for the engines and targets registered now (plugins may add some)."""
+    key = (tuple(SOURCE_CLASSES.items()), tuple(JUDGE_CLASSES.items()), tuple(EXPORT_CLASSES.items()))
+    if key not in _MODELS:
+        def section(union, what):
+            return (Annotated[dict[str, union], BeforeValidator(_mapping)], Field({}, description=what))
+
+        _MODELS[key] = create_model(
+            "ProjectFile", __base__=ProjectSettings, __doc__="prefclean.yml",
+            sources=section(source_union(), "the data the pipeline reads; each is sources.<name> in the warehouse"),
+            judges=section(judge_union(), "named judges; `engine` picks the options each takes"),
+            exports=section(export_union(), "where models' tables go: files, the Hugging Face Hub, Argilla"),
+        )
+    return _MODELS[key]
+
+
+def error_context(raw: Any) -> ErrorContext:
+    return ErrorContext(raw, file_model(), {"sources": SOURCE_CLASSES, "judges": JUDGE_CLASSES, "exports": EXPORT_CLASSES},
+                        {"executor": ExecutorConfig},
+                        {"sources": "a {kind} source", "judges": "the {kind} engine", "exports": "a {kind} export"})
+
+
+@dataclass
+class Project:
+    root: Path
+    name: str
+    warehouse: Path
+    target_dir: Path
+    vars: dict[str, Any]
+    sources: dict[str, SourceConfig]
+    judges: dict[str, JudgeConfig]
+    exports: dict[str, ExportConfig]
+    default_judge: str | None = None
+    executor: dict[str, Any] = field(default_factory=dict)  # the `executor:` settings the file sets
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def macros_dir(self) -> Path:
+        return self.root / "macros"
+
+    @property
+    def udfs_dir(self) -> Path:
+        return self.root / "udfs"
+
+    def shown(self, path: Path) -> Path:
+        """A path as messages show it: relative to the project when inside it (target_dir may be elsewhere)."""
+        return path.relative_to(self.root) if path.is_relative_to(self.root) else path
+
+    @property
+    def judgment_cache(self) -> Path:
+        return self.warehouse.with_name("judgments.duckdb")
+
+
+def read_file(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ProjectError(f"{path.name}{where}: invalid YAML: {problem}") from None
+
+
+def validate_file(raw: Any) -> ProjectSettings:
+    """The checked file; a mistake is a ProjectError naming the key path."""
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{PROJECT_FILE}: `<top level>` must be a mapping, got {type(raw).__name__}")
+    for section in ("judges", "exports"):  # an entry's name is its key
+        entries = raw.get(section)
+        for key, entry in (entries.items() if isinstance(entries, dict) else ()):
+            if isinstance(entry, dict) and "name" in entry:
+                raise ProjectError(f"{PROJECT_FILE}: unknown key `{section}.{key}.name` (the name is the key, '{key}')")
+    try:
+        config = file_model().model_validate(raw)
+    except ValidationError as exc:
+        raise project_error(exc, error_context(raw)) from None
+    check_reserved(config.vars)
+    if config.default_judge is not None and config.default_judge not in config.judges:
+        raise ProjectError(f"{PROJECT_FILE}: `default_judge` is '{config.default_judge}', which is not in `judges`"
+                           + did_you_mean(config.default_judge, config.judges, quote="'"))
+    return config
+
+
+def _anchor_gguf(root: Path, judge: JudgeConfig) -> JudgeConfig:
+    """A GGUF path in prefclean.yml is relative to the project, like every other path there."""
+    model = judge.model
+    if judge.engine == "llamacpp" and model and model.endswith(".gguf") and not Path(model).expanduser().is_absolute():
+        return judge.model_copy(update={"model": str(root / model)})
+    return judge
+
+
+def load_project(project_dir: str | Path = ".", cli_vars: dict[str, Any] | None = None) -> Project:
+    root = Path(project_dir).resolve()
+    path = root / PROJECT_FILE
+    if not path.exists():
+        raise ProjectError(f"no {PROJECT_FILE} in {root} (run `prefclean init DIR` to make a project, or pass --project-dir)")
+    config = validate_file(read_file(path))
+    judges = {name: _anchor_gguf(root, judge.model_copy(update={"name": name})) for name, judge in config.judges.items()}
+    return Project(
+        root=root,
+        name=config.name or root.name,
+        warehouse=root / config.warehouse,
+        target_dir=root / config.target_dir,
+        vars=merge_vars(config.vars, cli_vars),
+        sources={name: source.named(name) for name, source in config.sources.items()},
+        judges=judges,
+        exports={name: export.model_copy(update={"name": name}) for name, export in config.exports.items()},
+        default_judge=config.default_judge,
+        executor=config.executor.settings(),
+    )
