@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -290,3 +293,43 @@ def test_the_readmes_example_errors_are_what_prefclean_prints(make_project, run_
     [line] = [ln for ln in readme.splitlines() if ln.startswith("error: prefclean.yml: ") and start in ln]
     result = run_cli("judges", "--no-check", cwd=make_project(config=README_ERRORS[start]))
     assert result.output.strip() == line
+
+
+STRICT_OPTIONS = '''
+from typing import Literal
+
+from pydantic import Field
+
+from prefclean.config.judges import RemoteJudgeConfig
+
+
+class StrictOptions(RemoteJudgeConfig):
+    engine_options = ("house_level",)
+    engine: Literal["strict"]
+    house_level: int = Field(1, ge=1, description="how strict")
+'''
+
+
+def test_an_installed_engine_names_its_options_class_and_its_keys_are_checked(make_project, tmp_path):
+    from test_plugins import install, prefclean
+
+    site = tmp_path / "site-packages"
+    install(site, "strict-judge", STRICT_OPTIONS, {"prefclean.engines": {"strict": "strict_judge:Nowhere",
+                                                                         "open": "strict_judge:Nowhere"},
+                                                   "prefclean.judge_options": {"strict": "strict_judge:StrictOptions"}})
+    root = make_project(config={"judges": {"s": {"engine": "strict", "house_levl": 2}}})
+    out = prefclean(site, "ls", "--project-dir", str(root))
+    assert out.returncode == EXIT_USER_ERROR
+    assert out.stderr.strip() == ("error: prefclean.yml: unknown key `judges.s.house_levl` for the strict engine; "
+                                  "did you mean `house_level`?")
+    # without an options class, the keys every judge has are typed and the rest reach the engine as options
+    check = ("import prefclean.config as c; p = c.load_project({root!r}); "
+             "print(p.judges['s'].options, p.judges['o'].options, p.judges['o'].concurrency)")
+    (root / "prefclean.yml").write_text(yaml.safe_dump({"judges": {
+        "s": {"engine": "strict", "house_level": 3}, "o": {"engine": "open", "concurrency": 2, "flavour": "x"}}}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    out = subprocess.run([sys.executable, "-c", check.format(root=str(root))], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.stdout.strip() == "{'house_level': 3} {'flavour': 'x'} 2", out.stderr
+    schema = json.loads(prefclean(site, "schema").stdout)
+    assert "StrictOptions" in schema["$defs"] and any(name.startswith("PluginJudge") for name in schema["$defs"]), schema["$defs"].keys()

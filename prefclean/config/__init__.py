@@ -5,6 +5,7 @@ engine and an export's on its target, and any mistake is one line naming the key
     sources.py    one class per source type          judges.py   one class per engine
     exports.py    one class per export target        executor.py `executor:`
     variables.py  `vars:` and `--vars`               project.py  the whole file -> Project
+    plugins.py    the options of engines and targets that installed packages add
     schema.py     the JSON Schema (`prefclean schema`)
 """
 

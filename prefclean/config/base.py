@@ -26,7 +26,9 @@ def config_error(text: str, key: str | None = None) -> PydanticCustomError:
 class ConfigModel(BaseModel):
     """A section of prefclean.yml: frozen, unknown keys forbidden."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False, protected_namespaces=())
+    # defer_build: a class is built when first used (the whole file model at load), not at import.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False, protected_namespaces=(),
+                              defer_build=True)
 
     #: Other spellings a key may be given in, e.g. {"max_new_tokens": "max_tokens"} (Hugging Face's name).
     #: Both at once is an error; the schema lists the alias too, so editors complete it.

@@ -94,6 +94,6 @@ def register_export_config(cls: type[ExportConfig]) -> type[ExportConfig]:
     return cls
 
 
-def export_union():
-    return Annotated[Union[tuple(EXPORT_CLASSES.values())], Field(discriminator="target")]  # noqa: UP007
+def export_union(classes: dict[str, type[ExportConfig]]):
+    return Annotated[Union[tuple(classes.values())], Field(discriminator="target")]  # noqa: UP007
 

@@ -141,5 +141,5 @@ def register_judge_config(cls: type[JudgeConfig]) -> type[JudgeConfig]:
     return cls
 
 
-def judge_union():
-    return Annotated[Union[tuple(JUDGE_CLASSES.values())], Field(discriminator="engine")]  # noqa: UP007
+def judge_union(classes: dict[str, type[JudgeConfig]]):
+    return Annotated[Union[tuple(classes.values())], Field(discriminator="engine")]  # noqa: UP007

@@ -12,8 +12,9 @@ from pydantic import BeforeValidator, Field, ValidationError, create_model
 from ..errors import ProjectError
 from .base import PROJECT_FILE, ConfigModel, ErrorContext, did_you_mean, project_error
 from .executor import ExecutorConfig, executor_from_text
-from .exports import EXPORT_CLASSES, ExportConfig, export_union
-from .judges import JUDGE_CLASSES, JudgeConfig, judge_union
+from .exports import ExportConfig, export_union
+from .judges import JudgeConfig, judge_union
+from .plugins import export_classes, judge_classes
 from .sources import SOURCE_CLASSES, SourceConfig, source_union
 from .variables import check_reserved, merge_vars
 
@@ -41,8 +42,9 @@ _MODELS: dict[tuple, type[ProjectSettings]] = {}
 
 
 def file_model() -> type[ProjectSettings]:
-    """The model of the whole file for the engines and targets registered now (plugins may add some)."""
-    key = (tuple(SOURCE_CLASSES.items()), tuple(JUDGE_CLASSES.items()), tuple(EXPORT_CLASSES.items()))
+    """The model of the whole file for the engines and targets known now (installed packages may add some)."""
+    judges, exports = judge_classes(), export_classes()
+    key = (tuple(SOURCE_CLASSES.items()), tuple(judges.items()), tuple(exports.items()))
     if key not in _MODELS:
         def section(union, what):
             return (Annotated[dict[str, union], BeforeValidator(_mapping)], Field({}, description=what))
@@ -50,14 +52,15 @@ def file_model() -> type[ProjectSettings]:
         _MODELS[key] = create_model(
             "ProjectFile", __base__=ProjectSettings, __doc__="prefclean.yml",
             sources=section(source_union(), "the data the pipeline reads; each is sources.<name> in the warehouse"),
-            judges=section(judge_union(), "named judges; `engine` picks the options each takes"),
-            exports=section(export_union(), "where models' tables go: files, the Hugging Face Hub, Argilla"),
+            judges=section(judge_union(judges), "named judges; `engine` picks the options each takes"),
+            exports=section(export_union(exports), "where models' tables go: files, the Hugging Face Hub, Argilla"),
         )
     return _MODELS[key]
 
 
 def error_context(raw: Any) -> ErrorContext:
-    return ErrorContext(raw, file_model(), {"sources": SOURCE_CLASSES, "judges": JUDGE_CLASSES, "exports": EXPORT_CLASSES},
+    sections = {"sources": SOURCE_CLASSES, "judges": judge_classes(), "exports": export_classes()}
+    return ErrorContext(raw, file_model(), sections,
                         {"executor": ExecutorConfig},
                         {"sources": "a {kind} source", "judges": "the {kind} engine", "exports": "a {kind} export"})
 
