@@ -315,7 +315,8 @@ def check_source_columns(con: duckdb.DuckDBPyConnection, project: Project, model
                                   f"it has {', '.join(have) or 'no columns'}{hint}")
             if have[column] not in allowed:
                 shown = f"'{column}'" + (f" (renamed from '{renamed[column]}')" if column in renamed else "")
-                chat = ("; chat-format data (lists of messages) is not supported yet (the dataset formats work "
-                        "will read it): give the prompt and responses as text columns") if "role" in have[column] else ""
+                chat = ("; chat-format data (lists of messages) is read by a format adapter, not by this model: "
+                        "stage it with `{{ format_rows('" + name + "') }}`, or start a project for it with "
+                        "`prefclean init DIR --from FILE`") if "role" in have[column] else ""
                 raise SourceError(f"{where}: column {shown} is {_describe_type(have[column])}; model '{model.name}' "
                                   f"expects {kind}{chat}")

@@ -324,7 +324,8 @@ def test_a_source_of_the_wrong_shape_names_the_source_file_column_and_expected_t
     assert [line for line in result.output.splitlines() if line.startswith("error:")] == [
         result.output.strip().splitlines()[-1]], result  # one error line, no traceback
     if "chat messages" in message:
-        assert "chat-format data (lists of messages) is not supported yet" in result.output
+        assert "chat-format data (lists of messages) is read by a format adapter" in result.output
+        assert "format_rows('pairs')" in result.output and "prefclean init DIR --from FILE" in result.output
 
 
 def test_an_empty_file_with_renamed_columns_says_it_is_empty(make_project, run_cli):
