@@ -143,6 +143,11 @@ def test_vars_override_the_project_s(make_project):
     assert prefclean.sql(project, "select n from m").to_pylist() == [{"n": 6}]
     with pytest.raises(prefclean.PrefcleanError, match="var 'n' is \"seven\" \\(a string\\)"):
         prefclean.build(project, vars={"n": "seven"}, reporter=prefclean.quiet)
+    root2 = make_project(config={"vars": {"n": 1, "m": 2}}, models={
+        "m": "{{ config(materialized='table') }} select {{ var('n') }} as n, {{ var('m') }} as m"})
+    project = prefclean.load_project(root2, vars={"n": 3})
+    assert prefclean.build(project, vars={"m": 4}, reporter=prefclean.quiet).ok  # on top of load_project's
+    assert prefclean.sql(project, "select n, m from m").to_pylist() == [{"n": 3, "m": 4}]
 
 
 def test_the_notebook_reporter_shows_bars_and_only_the_lines_worth_reading(judged_project, capsys):
