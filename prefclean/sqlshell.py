@@ -73,10 +73,12 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str):
     thread has ended, and closing the still-busy connection then aborts the process.
     """
     result: dict = {}
-    done = threading.Event()
+    done, cancelled = threading.Event(), threading.Event()
 
     def work():
         try:
+            if cancelled.is_set():  # Ctrl-C came while this thread was starting: never touch the connection
+                return
             rel = con.sql(sql)
             result["table"] = rel.to_arrow_table() if rel is not None else None
         except duckdb.Error as exc:
@@ -84,13 +86,19 @@ def run_query(con: duckdb.DuckDBPyConnection, sql: str):
         finally:
             done.set()
 
-    threading.Thread(target=work, daemon=True).start()
+    worker = threading.Thread(target=work, daemon=True)
     try:
+        worker.start()  # inside the try: Ctrl-C can land while start() waits for the thread
         while not done.wait(0.1):
             pass
     except KeyboardInterrupt:
-        con.interrupt()
-        done.wait()
+        cancelled.set()
+        while worker.is_alive() and not done.is_set():  # again and again: one sent before the query began is lost
+            try:
+                con.interrupt()
+            except duckdb.Error:
+                pass
+            done.wait(0.05)
         raise QueryInterrupted("query interrupted") from None
     exc = result.get("error")
     if exc is not None:

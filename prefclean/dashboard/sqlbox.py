@@ -54,11 +54,24 @@ class Busy(PrefcleanError):
     """Every SQL-box slot is taken."""
 
 
+def _interrupt_at_deadline(con: duckdb.DuckDBPyConnection, seconds: float, ended: threading.Event) -> None:
+    """A runaway query cannot hold its slot. Interrupts again until the query ends: DuckDB drops an interrupt
+    that lands between two statements (or before the result is fetched), and the next part would then run on."""
+    if ended.wait(seconds):
+        return
+    while not ended.is_set():
+        try:
+            con.interrupt()
+        except duckdb.Error:
+            pass
+        ended.wait(0.1)
+
+
 def run_sql(r: Reader, sql: str, limits: Limits = Limits()) -> SqlResult:
     """Run one ad-hoc query on the locked-down connection; refusals come back as QueryRefused."""
-    timer = threading.Timer(limits.seconds, r.con.interrupt)  # a runaway query cannot hold its slot
+    ended = threading.Event()
+    threading.Thread(target=_interrupt_at_deadline, args=(r.con, limits.seconds, ended), daemon=True).start()
     start = time.perf_counter()
-    timer.start()
     notes: list[str] = []
     try:
         rel = r.con.sql(sql)
@@ -89,7 +102,7 @@ def run_sql(r: Reader, sql: str, limits: Limits = Limits()) -> SqlResult:
     except duckdb.Error as exc:
         raise explain_error(exc) from None
     finally:
-        timer.cancel()
+        ended.set()
     if len(rows) > limits.max_rows:
         rows = rows[:limits.max_rows]
         notes.append(f"the first {limits.max_rows:,} rows are shown: the query returned more")
