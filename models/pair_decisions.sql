@@ -25,6 +25,8 @@ panel as (
     -- share of the panel whose verdict is the majority's
     avg(case when verdict = majority_verdict then 1.0 else 0.0 end) as agreement,
     bool_or(error is not null or (bias_checked and swapped_error is not null)) as failed,
+    -- requests not sent because the judge's budget was spent: their own reason; the next build judges them
+    bool_or({{ not_judged_budget('error') }} or (bias_checked and {{ not_judged_budget('swapped_error') }})) as not_judged,
     bool_or(bias_checked and verdict is distinct from verdict_swapped) as position_flipped,
     bool_or(bias_checked) as bias_checked,
     first(chosen_rationale order by judge) as chosen_rationale,
@@ -53,13 +55,13 @@ decided as (
   select
     s.pair_id, s.system, s.instruction, s.chosen, s.rejected, s.generations, s."order",
     p.judges, p.judge_models, p.chosen_rating, p.rejected_rating, p.margin, p.majority_verdict, p.agreement,
-    p.failed, p.position_flipped, p.bias_checked, p.chosen_rationale, p.rejected_rationale,
+    p.failed, p.not_judged, p.position_flipped, p.bias_checked, p.chosen_rationale, p.rejected_rationale,
     p.raw_answers, p.errors, p.prompt_tokens, p.completion_tokens,
     h.human_chosen, h.human_rejected,
     {{ pair_decision('p.chosen_rating', 'p.rejected_rating', failed='p.failed', agreement='p.agreement',
                      position_flipped='p.position_flipped', min_margin=var('min_margin'), poor_max=var('poor_max'),
                      min_agreement=var('min_agreement'), allow_flip=var('allow_flip'),
-                     drop_biased=var('drop_position_biased')) }} as judged,
+                     drop_biased=var('drop_position_biased'), not_judged='p.not_judged') }} as judged,
     {{ pair_decision('h.human_chosen', 'h.human_rejected', min_margin=1, poor_max=var('poor_max'),
                      allow_flip=true) }} as reviewed
   from {{ ref('shuffled_pairs') }} s

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .compiler import Model
+    from .judge.plan import Plan
     from .runner import BuildOptions
 
 ProjectLike = Union[str, Path, Project]
@@ -65,7 +66,7 @@ def _selectors(selectors: Selectors) -> tuple[str, ...]:
 def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
           vars: dict[str, Any] | str | None = None, full_refresh: bool = False, judge: str | None = None,
           refresh_judgments: bool = False, executor: str | None = None, ray_address: str | None = None,
-          tests: bool = True, exports: bool = True, fail_fast: bool = False,
+          tests: bool = True, exports: bool = True, fail_fast: bool = False, max_cost: float | None = None,
           reporter: Reporter | None = None) -> BuildResult:
     """`prefclean build`: stage the sources, build the selected models with their data tests, write the
     summary, run the exports of what was built (`fail_fast`: stop at the first failure). Safe to call from
@@ -74,8 +75,19 @@ def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Sele
 
     options = BuildOptions(select=_selectors(select), exclude=_selectors(exclude), full_refresh=full_refresh,
                            run_tests=tests, run_exports=exports, fail_fast=fail_fast, judge=judge,
-                           refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address)
+                           refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
+                           max_cost=max_cost)
     return run_build(_project(project, vars), options, _reporter(reporter))
+
+
+def plan(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
+         vars: dict[str, Any] | str | None = None, judge: str | None = None, full_refresh: bool = False) -> "Plan":
+    """`prefclean plan`: per judge, what a build of these models would send (rows, cached, requests, tokens,
+    cost, time), found by running the models on a throwaway copy of the warehouse with a judge that sends
+    nothing. The warehouse and the judgment cache are left as they were."""
+    from .judge.plan import run_plan
+
+    return run_plan(_project(project, vars), _selectors(select), _selectors(exclude), judge, full_refresh)
 
 
 def seed(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
@@ -101,9 +113,10 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = quiet)
         build.run()
         # The summary first: exports (a Hub dataset card) read it.
         judging = build.ctx.summary().get("judging")
+        judges = build.ctx.summary().get("judges")
         for m in build.compiler.models.values():
             if m.config.get("audit") and m.name in build.built:
-                summary = compute_summary(build.con, m.name, judging, build.compiler.models)
+                summary = compute_summary(build.con, m.name, judging, build.compiler.models, judges)
                 if summary:
                     report(SummaryReady(summary))
                     write_summary(build.con, project.target_dir, build.run_id, summary)

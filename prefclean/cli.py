@@ -150,16 +150,40 @@ def ls_(load, select, exclude):
 @click.option("--no-exports", is_flag=True, help="Skip the exports declared in prefclean.yml.")
 @click.option("--no-tests", is_flag=True, help="Skip data tests.")
 @click.option("--fail-fast", "-x", is_flag=True, help="Stop at the first failed model or error-severity test.")
+@click.option("--max-cost", type=click.FloatRange(min=0), default=None,
+              help="USD every judge together may spend in this build (at their `price`); then nothing more is sent.")
 @common_options
 def build(load, select, exclude, full_refresh, judge, refresh_judgments, executor, ray_address, no_exports, no_tests,
-          fail_fast):
+          fail_fast, max_cost):
     """Stage sources, build models in order with their data tests, then run exports."""
     from . import api
 
     result = api.build(load(), select=select, exclude=exclude, full_refresh=full_refresh, judge=judge,
                        refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
-                       tests=not no_tests, exports=not no_exports, fail_fast=fail_fast, reporter=_reporter())
+                       tests=not no_tests, exports=not no_exports, fail_fast=fail_fast, max_cost=max_cost,
+                       reporter=_reporter())
     return 0 if result.ok else EXIT_FAILED
+
+
+@main.command()
+@select_options("models whose judge calls are planned")
+@click.option("--full-refresh", is_flag=True, help="Plan a --full-refresh build (incremental models from scratch).")
+@click.option("--judge", default=None, help="Plan with this named judge for every judge() call.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@common_options
+def plan(load, select, exclude, full_refresh, judge, as_json):
+    """What a build would ask the judges (requests, tokens, cost, time), sending no request."""
+    import json
+
+    from . import api
+
+    result = api.plan(load(), select=select, exclude=exclude, judge=judge, full_refresh=full_refresh)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        for line in result.lines():
+            click.echo(line)
+    return 0
 
 
 @main.command()

@@ -23,6 +23,9 @@ class JudgingStats:
     completion_tokens: int = 0
     request_seconds: float = 0.0
     refreshed: int = 0  # rows asked again with --refresh-judgments (the cache not consulted)
+    not_judged_budget: int = 0  # rows not sent because the judge's budget (or --max-cost) was spent
+    cost_usd: float = 0.0  # at the judge's `price`; 0 without one
+    paced_by_headers: int = 0  # pauses asked for by the provider's x-ratelimit-* headers
 
     @property
     def tokens(self) -> int:
@@ -55,7 +58,8 @@ class JudgeRun:
         s = self.stats
         out = [f"judge {self.judge} ({self.engine}): judged {s.judged}, failed {s.failed}, cached {s.cached}, "
                f"deduplicated {s.deduplicated}; requests {s.requests}, retries {s.retries}, 429s {s.rate_limited}, "
-               f"tokens {s.prompt_tokens}+{s.completion_tokens}"]
+               f"tokens {s.prompt_tokens}+{s.completion_tokens}" + (f", ${s.cost_usd:.4f}" if s.cost_usd else "")
+               + (f"; not judged (budget) {s.not_judged_budget}" if s.not_judged_budget else "")]
         if s.refreshed:
             out.append(f"judge {self.judge}: --refresh-judgments re-asked the judge for {s.refreshed} rows "
                        "(the judgment cache was not consulted; the new answers replace the old ones in it)")
@@ -222,3 +226,82 @@ class BuildResult:
     def count(self, status: str) -> int:
         """Models with this status (success, error, skipped)."""
         return sum(1 for m in self.models if m.status == status)
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    """What a build would ask one judge (`prefclean plan`). Requests are first attempts: retries add more."""
+
+    name: str
+    engine: str
+    model: str | None
+    rows: int  # rows handed to the judge (both passes of the bias check)
+    cached: int  # rows the judgment cache answers
+    deduplicated: int  # rows sharing a request with another row
+    unjudgeable: int  # rows that cannot be judged (no instruction or response): no request
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int  # expected: the mean seen in the cache for this judge, else max_tokens per request
+    completion_tokens_max: int  # max_tokens per request
+    completion_tokens_seen: bool  # whether completion_tokens is the cache's mean
+    cost_usd: float | None  # at the judge's `price`, with the expected completion; None without a price
+    cost_usd_max: float | None
+    seconds: float | None  # estimated wall time; None when nothing is known to estimate it from
+    seconds_bound_by: str | None  # latency | requests_per_minute | tokens_per_minute
+    latency_ms_seen: float | None  # the mean latency of the judge's answered calls in the call log
+    token_count: str  # exact | estimated
+    budget: dict[str, Any] = field(default_factory=dict)
+    over_budget: tuple[str, ...] = ()  # the limits this plan passes: the build would stop there
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["over_budget"] = list(self.over_budget)
+        return out
+
+    def line(self) -> str:
+        cost = "" if self.cost_usd is None else f", ${self.cost_usd:.4f} (at most ${self.cost_usd_max:.4f})"
+        secs = "" if self.seconds is None else f", ~{self.seconds:g}s ({self.seconds_bound_by})"
+        seen = "mean seen" if self.completion_tokens_seen else "max_tokens"
+        out = (f"judge {self.name}: {self.rows} rows, {self.cached} cached, {self.deduplicated} deduplicated -> "
+               f"{self.requests} requests; tokens {self.prompt_tokens} prompt ({self.token_count}) + "
+               f"{self.completion_tokens} completion ({seen}){cost}{secs}")
+        if self.over_budget:
+            out += f"; over its budget ({', '.join(self.over_budget)}): the build stops sending there"
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """`prefclean plan`: per judge, what a build of the selected models would send. Nothing was sent."""
+
+    judges: tuple[JudgePlan, ...]
+    models: tuple[str, ...]  # the models the plan ran (on a throwaway copy of the warehouse)
+    errors: tuple[str, ...] = ()  # models that failed in the plan: the build would fail them too
+
+    @property
+    def requests(self) -> int:
+        return sum(j.requests for j in self.judges)
+
+    @property
+    def cost_usd(self) -> float | None:
+        costs = [j.cost_usd for j in self.judges if j.cost_usd is not None]
+        return round(sum(costs), 6) if costs else None
+
+    def judge(self, name: str) -> JudgePlan:
+        for j in self.judges:
+            if j.name == name:
+                return j
+        raise KeyError(f"no judge '{name}' in this plan (planned: {', '.join(j.name for j in self.judges) or 'none'})")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"judges": [j.as_dict() for j in self.judges], "requests": self.requests, "cost_usd": self.cost_usd,
+                "models": list(self.models), "errors": list(self.errors)}
+
+    def lines(self) -> list[str]:
+        out = [j.line() for j in self.judges] or ["no judge call in the selected models"]
+        if len(self.judges) > 1:
+            cost = "" if self.cost_usd is None else f", ${self.cost_usd:.4f}"
+            out.append(f"total: {self.requests} requests{cost}")
+        out += [f"error in {e}" for e in self.errors]
+        out.append("nothing was sent: a plan only renders prompts and reads the judgment cache")
+        return out

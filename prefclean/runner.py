@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, replace
+from typing import Any
 
 import duckdb
 
@@ -38,11 +39,13 @@ class BuildOptions:
     refresh_judgments: bool = False
     executor: str | None = None  # local | ray; None: prefclean.yml's
     ray_address: str | None = None
+    max_cost: float | None = None  # USD every judge together may spend (--max-cost)
+    planner: Any = None  # `prefclean plan` (judge/plan.py): judge calls are counted, none is sent
 
     def run_options(self) -> RunOptions:
         executor = "ray" if self.ray_address and not self.executor else self.executor  # an address means Ray
         return RunOptions(judge_override=self.judge, refresh_judgments=self.refresh_judgments, executor=executor,
-                          ray_address=self.ray_address)
+                          ray_address=self.ray_address, max_cost_usd=self.max_cost, planner=self.planner)
 
 
 def load_graph(project: Project, connection=None) -> tuple[Compiler, Graph]:

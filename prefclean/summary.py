@@ -72,7 +72,8 @@ def rows_accounting(con: duckdb.DuckDBPyConnection, audit_model: str, models: di
 
 
 def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: dict | None = None,
-                    models: dict | None = None) -> dict | None:
+                    models: dict | None = None, judges: dict | None = None) -> dict | None:
+    """`judging`: the build's judge counters; `judges`: each judge's, with its spending against its budget."""
     if relation_kind(con, MODELS_SCHEMA, audit_model) is None:
         return None
     cols = _columns(con, MODELS_SCHEMA, audit_model)
@@ -103,12 +104,17 @@ def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: d
         out["position_bias"] = {"checked": checked, "verdict_changed": flipped,
                                 "rate": round(flipped / checked, 4) if checked else None}
     if "failed" in cols:
-        out["judge_failures"] = q(f"select count(*) from {rel} where failed or failed is null")[0][0]
+        unsent = " and not coalesce(not_judged, false)" if "not_judged" in cols else ""
+        out["judge_failures"] = q(f"select count(*) from {rel} where (failed or failed is null){unsent}")[0][0]
+    if "not_judged" in cols:
+        out["not_judged_budget"] = q(f"select count(*) from {rel} where not_judged")[0][0]
     if {"prompt_tokens", "completion_tokens"} <= cols:
         p, c = q(f"select coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0) from {rel}")[0]
         out["tokens"] = {"prompt": int(p), "completion": int(c)}
     if judging:
         out["this_run"] = judging
+    if judges:
+        out["this_run_judges"] = judges
     return out
 
 
@@ -135,9 +141,34 @@ def format_summary(s: dict) -> list[str]:
     if run:
         lines.append(f"  this run: {run.get('requests', 0)} requests, {run.get('cached', 0)} cached rows, "
                      f"{run.get('failed', 0)} failed rows, {run.get('rate_limited', 0)} rate-limited, "
-                     f"tokens {run.get('prompt_tokens', 0)}+{run.get('completion_tokens', 0)}")
+                     f"tokens {run.get('prompt_tokens', 0)}+{run.get('completion_tokens', 0)}"
+                     + (f", ${run['cost_usd']:.4f}" if run.get("cost_usd") else ""))
+        lines.extend(format_spending(s.get("this_run_judges") or {}))
+        if s.get("not_judged_budget"):
+            lines.append(f"  not judged (budget): {s['not_judged_budget']} pairs; the next build judges them")
     elif "tokens" in s:
         lines.append(f"  tokens: {s['tokens']['prompt']} prompt + {s['tokens']['completion']} completion")
+    return lines
+
+
+def format_spending(judges: dict) -> list[str]:
+    """A line per judge with a price or a budget: what it spent, against what, and what the cache saved."""
+    lines = []
+    for name, j in judges.items():
+        spent, budget = j["spent"], j.get("budget")
+        if spent.get("cost_usd") is None and not budget:
+            continue
+        cost = f", ${spent['cost_usd']:.4f}" if spent.get("cost_usd") is not None else ""
+        line = f"  judge {name}: spent {spent['requests']} requests, {spent['tokens']} tokens{cost}"
+        if budget:
+            line += " of budget " + ", ".join(f"{k} {v:g}" for k, v in budget.items())
+        if j.get("stopped_by"):
+            line += f" (stopped at {j['stopped_by']})"
+        saved = j.get("saved_by_cache") or {}
+        if saved.get("rows"):
+            line += f"; the cache answered {saved['rows']} rows" + (
+                f" (saved ~${saved['cost_usd']:.4f})" if saved.get("cost_usd") is not None else "")
+        lines.append(line)
     return lines
 
 

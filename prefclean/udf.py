@@ -49,6 +49,8 @@ class RunOptions:
     refresh_judgments: bool = False  # ignore the judgment cache (results are still stored)
     executor: str | None = None  # 'local' or 'ray'; None: prefclean.yml's `executor`
     ray_address: str | None = None  # with executor ray: the cluster
+    max_cost_usd: float | None = None  # --max-cost: what every judge together may spend in this build
+    planner: Any = None  # `prefclean plan`: the judge UDF counts what it would send instead (judge/plan.py)
 
 
 @dataclass

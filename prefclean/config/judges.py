@@ -32,6 +32,30 @@ def _url(value: Any) -> Any:
     return value.rstrip("/") if isinstance(value, str) else value
 
 
+class Price(ConfigModel):
+    """`price:` USD per million tokens, for `prefclean plan` and the build's cost accounting."""
+
+    input_per_million: float = Field(0.0, ge=0, description="USD per million prompt tokens")
+    output_per_million: float = Field(0.0, ge=0, description="USD per million completion tokens")
+    batch_discount: float = Field(0.0, ge=0, le=1, description="the share a batch engine takes off (0.5: half)")
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, *, batch: bool = False) -> float:
+        usd = (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1e6
+        return usd * (1 - self.batch_discount) if batch else usd
+
+
+class Budget(ConfigModel):
+    """`budget:` what one build may spend on this judge; then nothing more is sent (see judge/budget.py).
+    Under `budget:` because the judge's own `max_tokens` is the longest answer of one request."""
+
+    max_requests: int | None = Field(None, ge=0, description="requests one build may send, retries included")
+    max_tokens: int | None = Field(None, ge=0, description="prompt + completion tokens one build may use")
+    max_cost_usd: float | None = Field(None, ge=0, description="USD one build may spend, at `price`")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class JudgeConfig(ConfigModel):
     """What every judge has. Its name is its key under `judges:`.
 
@@ -52,6 +76,10 @@ class JudgeConfig(ConfigModel):
     max_retries: int = Field(4, ge=0, description="retries of a failed request (errors, time-outs, 429s)")
     parse_retries: int = Field(2, ge=0, description="times the judge is asked again when its answer cannot be read")
     requests_per_minute: float | None = Field(None, gt=0, description="pace the requests (rate-limited APIs)")
+    tokens_per_minute: float | None = Field(None, gt=0, description="pace prompt + max_tokens per request")
+    price: Price | None = Field(None, description="USD per million tokens: plan and build report the cost")
+    budget: Budget | None = Field(None, description="what one build may spend on this judge")
+    tokenizer: str | None = Field(None, description="a tokenizer.json (relative to the project) for plan's counts")
 
     def __new__(cls, *args: Any, **data: Any):
         if cls is JudgeConfig and "engine" in data:

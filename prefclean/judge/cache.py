@@ -39,6 +39,12 @@ def initial(con: duckdb.DuckDBPyConnection) -> None:
         called_at timestamp default now())""")
 
 
+@MIGRATIONS.step
+def call_cost(con: duckdb.DuckDBPyConnection) -> None:
+    """What each request cost at the judge's `price` (issue 15: cost accounting)."""
+    con.execute("alter table calls add column if not exists cost_usd double")
+
+
 CACHE_MEMORY_LIMIT = "512MB"
 
 

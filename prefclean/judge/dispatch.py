@@ -1,5 +1,6 @@
-"""Send judge requests: bounded concurrency, retries with backoff and jitter, Retry-After, a
-requests-per-minute limit, and bounded re-asks for unparseable answers. Shared by every engine.
+"""Send judge requests: bounded concurrency, retries with backoff and jitter, Retry-After, requests- and
+tokens-per-minute limits, pauses the provider's x-ratelimit-* headers ask for, the judge's budget, and bounded
+re-asks for unparseable answers. Shared by every engine.
 
 All requests of a process go through one asyncio loop in a background thread, so the concurrency limit
 holds across the DuckDB threads that call the judge UDF at the same time.
@@ -19,6 +20,7 @@ from typing import Awaitable, Callable, Iterator
 
 from ..project import JudgeConfig
 from ..redact import redact_known
+from .budget import NOT_JUDGED_BUDGET, BudgetGuard, estimate_tokens
 from .engines.base import Engine, EngineError, GenerationParams
 from .tasks import Task, Verdict
 
@@ -169,6 +171,11 @@ class Outcome:
     def ok(self) -> bool:
         return self.verdict.error is None
 
+    @property
+    def not_sent(self) -> bool:
+        """Left unjudged by the judge's budget: not a failure, judged by the next build."""
+        return self.verdict.error == NOT_JUDGED_BUDGET
+
 
 @dataclass
 class Stats:
@@ -186,6 +193,9 @@ class Stats:
     completion_tokens: int = 0
     request_seconds: float = 0.0
     refreshed: int = 0  # rows asked again with --refresh-judgments (the cache not consulted)
+    not_judged_budget: int = 0  # rows not sent: the judge's budget (or --max-cost) was spent
+    paced_by_headers: int = 0  # pauses the provider's x-ratelimit-* headers asked for
+    cost_usd: float = 0.0  # what the requests cost at the judge's `price` (0 without one)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts) -> None:
@@ -201,8 +211,10 @@ class Stats:
 class Dispatcher:
     """Judges requests for one named judge."""
 
-    def __init__(self, judge: JudgeConfig, engine: Engine, task: Task, stats: Stats, *, use_grammar: bool = True):
+    def __init__(self, judge: JudgeConfig, engine: Engine, task: Task, stats: Stats, *, use_grammar: bool = True,
+                 budget: BudgetGuard | None = None):
         self.judge, self.engine, self.task, self.stats = judge, engine, task, stats
+        self.budget = budget or BudgetGuard(judge.budget, judge.price, judge.max_tokens)
         self.params = GenerationParams(max_tokens=judge.max_tokens, temperature=judge.temperature,
                                        seed=judge.seed, top_p=judge.top_p)
         self.use_grammar = use_grammar
@@ -211,6 +223,7 @@ class Dispatcher:
         self._semaphore: asyncio.Semaphore | None = None
         self._paused_until = 0.0  # set by a 429: every request waits, not just the one that got it
         self._next_slot = 0.0  # requests-per-minute pacing
+        self._next_token_slot = 0.0  # tokens-per-minute pacing
         self.in_flight = 0
         self.max_in_flight = 0
         # Set when no request to this judge can succeed: the rest are not sent, and the model fails.
@@ -218,17 +231,31 @@ class Dispatcher:
         self._answered = False  # any answer at all: then an unreachable server is a blip, not a wrong URL
         self._unreachable_streak = 0
 
-    async def _wait_turn(self) -> None:
+    async def _wait_turn(self, tokens: int) -> None:
+        """Wait out a pause, then take the next requests-per-minute and tokens-per-minute slots (a request
+        counts its prompt and `max_tokens`, as providers count it against a token limit)."""
         now = time.monotonic()
         if self._paused_until > now:
             await asyncio.sleep(self._paused_until - now)
+        waits = []
+        now = time.monotonic()
         if self.judge.requests_per_minute:
-            interval = 60.0 / self.judge.requests_per_minute
-            now = time.monotonic()
             slot = max(now, self._next_slot)
-            self._next_slot = slot + interval
-            if slot > now:
-                await asyncio.sleep(slot - now)
+            self._next_slot = slot + 60.0 / self.judge.requests_per_minute
+            waits.append(slot - now)
+        if self.judge.tokens_per_minute:
+            slot = max(now, self._next_token_slot)
+            self._next_token_slot = slot + 60.0 * tokens / self.judge.tokens_per_minute
+            waits.append(slot - now)
+        if waits and max(waits) > 0:
+            await asyncio.sleep(max(waits))
+
+    def _note_rate_limit(self, rate_limit, tokens: int) -> None:
+        """The provider said what is left: pause every request until its reset when the next would not fit."""
+        wait = rate_limit.wait_for(tokens) if rate_limit is not None else 0.0
+        if wait > 0:
+            self.stats.add(paced_by_headers=1)
+            self._paused_until = max(self._paused_until, time.monotonic() + wait)
 
     def _backoff(self, attempt: int, error: EngineError) -> float:
         if error.retry_after is not None:
@@ -257,12 +284,17 @@ class Dispatcher:
         tokens: list[int | None] = [None, None]  # summed over attempts; None while no answer said
         latency = 0.0
         grammar = request.grammar if self.use_grammar else None
+        estimate = estimate_tokens(request.messages)
         while True:
             if self.fatal is not None:
                 last_error = str(self.fatal)
                 break
+            held = self.budget.reserve(estimate)
+            if held is None:  # nothing more may be sent: the row waits for the next build
+                return Outcome(request.key, Verdict(None, None, None, NOT_JUDGED_BUDGET), None, self.engine.model,
+                               tokens[0], tokens[1], latency or None, attempt, calls)
             attempt += 1
-            await self._wait_turn()
+            await self._wait_turn(estimate + self.params.max_tokens)
             async with self._semaphore:
                 # A 429 may arrive while this request queued for a slot: honour it before sending.
                 while self._paused_until > time.monotonic():
@@ -281,9 +313,14 @@ class Dispatcher:
                 finally:
                     self.in_flight -= 1
                 elapsed = time.perf_counter() - started
-            self.stats.add(requests=1, request_seconds=elapsed)
+            answer = completion if error is None else None
+            cost = self.budget.settle(held, answer.prompt_tokens if answer else 0,
+                                      answer.completion_tokens if answer else 0, estimate)
+            self._note_rate_limit(getattr(answer or error, "rate_limit", None), estimate + self.params.max_tokens)
+            self.stats.add(requests=1, request_seconds=elapsed, cost_usd=cost)
             call = {"key": request.key, "judge": self.judge.name, "model": self.engine.model, "attempt": attempt,
-                    "latency_ms": elapsed * 1000, "http_status": None, "prompt_tokens": None, "completion_tokens": None}
+                    "latency_ms": elapsed * 1000, "http_status": None, "prompt_tokens": None, "completion_tokens": None,
+                    "cost_usd": cost if self.judge.price else None}
             if error is not None:
                 calls.append({**call, "status": "error", "error": str(error), "http_status": error.status})
                 last_error = str(error)

@@ -86,6 +86,7 @@ class Call:
     prompt_tokens: int | None = logged(pa.int32(), "INTEGER")
     completion_tokens: int | None = logged(pa.int32(), "INTEGER")
     attempt: int | None = logged(pa.int32(), "INTEGER")
+    cost_usd: float | None = logged(pa.float64(), "DOUBLE")  # at the judge's `price`; NULL without one
 
 
 JUDGMENT_COLUMNS = columns(Judgment)

@@ -23,6 +23,7 @@ from ..migrations import MigrationError
 from ..redact import add_secrets_in_use, redact
 from ..results import JudgeRun, JudgingStats
 from ..udf import RunContext, udf
+from .budget import NOT_JUDGED_BUDGET, BudgetGuard, BuildCap
 from .cache import JudgmentCache
 from .dispatch import Dispatcher, LoopThread, Request, RequestStream, Stats
 from .engines import create_engine, engine_class
@@ -61,6 +62,8 @@ class Judging:
         self.project = ctx.project
         self.lock = threading.Lock()
         self.sessions: dict[tuple[str, str], JudgeSession] = {}
+        self.cap = BuildCap(ctx.options.max_cost_usd)  # --max-cost: every judge together
+        self.budgets: dict[str, BudgetGuard] = {}  # per judge name (its tasks share one budget)
         add_secrets_in_use(self.project.judges.values())  # masked in every error and answer from here on
         self.cache = judgment_cache(ctx)
         self.started = self.cache.clock()  # calls logged before this are earlier builds'
@@ -69,7 +72,7 @@ class Judging:
         self.executor = self._make_executor()
         ctx.closers.append(self.close)
         ctx.model_end_hooks.append(self.model_notes)
-        ctx.summaries.append(lambda: {"judging": self.totals().as_dict()})
+        ctx.summaries.append(lambda: {"judging": self.totals().as_dict(), "judges": self.per_judge()})
 
     def _make_executor(self):
         kind = self.ctx.options.executor or (self.project.executor or {}).get("type") or "local"
@@ -90,10 +93,10 @@ class Judging:
                 engine = create_engine(config)
                 task = self.task(task_name)
                 stats = Stats()
-                dispatcher = Dispatcher(config, engine, task, stats)
-                params = dispatcher.params
-                identity = json.dumps([engine.cache_identity(), task_name, params.max_tokens, params.temperature,
-                                       params.seed, params.top_p])
+                budget = self.budgets.setdefault(config.name, BudgetGuard(config.budget, config.price,
+                                                                           config.max_tokens, self.cap))
+                dispatcher = Dispatcher(config, engine, task, stats, budget=budget)
+                identity = session_identity(engine, task_name, dispatcher.params)
                 progress = JudgeProgress(config.name, self.ctx.report)
                 self.sessions[key] = JudgeSession(config.name, dispatcher, identity, config.name == SMOKE_TEST_JUDGE,
                                                   progress, stats, JudgingStats())
@@ -125,6 +128,25 @@ class Judging:
         with self.lock:
             sessions = list(self.sessions.values())
         return sum((JudgingStats.from_counts(s.stats.as_dict()) for s in sessions), JudgingStats())
+
+    def per_judge(self) -> dict:
+        """Each judge's counters in this build, with its spending against its budget and what the cache saved
+        (cached rows at the mean cost of the requests it sent)."""
+        with self.lock:
+            sessions = list(self.sessions.values())
+        out: dict[str, dict] = {}
+        for s in sessions:
+            counts = JudgingStats.from_counts(s.stats.as_dict())
+            if s.name in out:
+                counts = counts + JudgingStats.from_counts(out[s.name]["stats"])
+            out[s.name] = {"stats": counts.as_dict(), **s.dispatcher.budget.report()}
+        for name, entry in out.items():
+            st = entry["stats"]
+            per_request = st["cost_usd"] / st["requests"] if st["requests"] else None
+            price = self.budgets[name].price if name in self.budgets else None
+            entry["saved_by_cache"] = {"rows": st["cached"], "cost_usd": round(per_request * st["cached"], 6)
+                                       if price is not None and per_request is not None else None}
+        return out
 
     def _where(self) -> str:
         return f", {self.executor.describe()}" if self.executor is not None else ""
@@ -182,18 +204,24 @@ class Judging:
                     rows_per_key[k] = rows_per_key.get(k, 0) + 1
             answered, unanswered = 0, None  # requests in this batch the judge answered; the last it did not
             for arrived in self._receive(session, sending, task_name, aspect):
-                judged = failed = 0
+                judged = failed = unsent = 0
                 for judgment in arrived:
+                    count = rows_per_key[judgment.key]
+                    outcomes[judgment.key] = judgments.add(judgment.result_row())
+                    if judgment.error == NOT_JUDGED_BUDGET:  # not sent: neither answered nor failed
+                        unsent += count
+                        continue
                     if judgment.raw is not None or judgment.error is None:
                         answered += 1
                     else:
                         unanswered = judgment
-                    outcomes[judgment.key] = judgments.add(judgment.result_row())
-                    count = rows_per_key[judgment.key]
                     judged, failed = (judged + count, failed) if judgment.error is None else (judged, failed + count)
                 judgments.convert()
-                session.stats.add(judged=judged, failed=failed)
-                session.progress.advance(judged + failed, session.stats.as_dict())
+                session.stats.add(judged=judged, failed=failed, not_judged_budget=unsent)
+                session.progress.advance(judged + failed + unsent, session.stats.as_dict())
+                if unsent:
+                    self.ctx.note_once(f"judge {session.name}: budget reached ({session.dispatcher.budget.stopped}): "
+                                       f"the rows not sent are marked '{NOT_JUDGED_BUDGET}'; the next build judges them")
             if session.dispatcher.fatal is not None:  # judgments made so far are cached; the model fails
                 raise JudgeError(f"judge '{session.name}': {session.dispatcher.fatal}")
             self._check_answered(session, answered, unanswered, list(rows_per_key))
@@ -239,7 +267,7 @@ class Judging:
                 results[i] = self._failure(session, task_name, aspect, str(exc))
                 self._note_once(str(exc))
                 continue
-            key = hashlib.sha256((session.identity + json.dumps(prompt.messages)).encode()).hexdigest()
+            key = request_key(session.identity, prompt.messages)
             row_keys[i] = key
             if key not in distinct:
                 distinct.add(key)
@@ -292,6 +320,17 @@ class Judging:
         session.stats.add(failed=1)
         return Judgment(judge=session.name, model=session.dispatcher.engine.model, task=task_name, aspect=aspect,
                         error=error)
+
+
+def session_identity(engine, task_name: str, params) -> str:
+    """What besides the prompt keys a judgment in the cache: the engine's identity, task and parameters."""
+    return json.dumps([engine.cache_identity(), task_name, params.max_tokens, params.temperature, params.seed,
+                       params.top_p])
+
+
+def request_key(identity: str, messages: list[dict]) -> str:
+    """The judgment cache's key of one request."""
+    return hashlib.sha256((identity + json.dumps(messages)).encode()).hexdigest()
 
 
 class ExecutorBatch:
@@ -350,6 +389,8 @@ def _warm_up(ctx: RunContext) -> None:
     """While the models before the judge run, instead of when its first batch arrives: import the engines of
     the project's judges (aiohttp, huggingface_hub or llama_cpp: 0.1-0.5 s), open the judgment cache (~20 ms)
     and compile the default task's prompt templates (~7 ms)."""
+    if ctx.options.planner is not None:  # `prefclean plan` opens no cache of its own
+        return
     for config in list(ctx.project.judges.values()) or [smoke_test_judge()]:
         engine_class(config.engine, config.name)
     judgment_cache(ctx)
@@ -363,6 +404,10 @@ def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, gene
     """Vectorized judge UDF. Any failure is per row: a raise here would fail the whole query."""
     n = len(instruction)
     try:
+        if ctx.options.planner is not None:  # `prefclean plan`: count what would be sent, send nothing
+            return ctx.options.planner.judge_batch(ctx, task[0].as_py(), judge_name[0].as_py(), aspect[0].as_py(),
+                                                   instruction.to_pylist(), generations.to_pylist(),
+                                                   reference.to_pylist())
         judging = _judging(ctx)
         return judging.judge_batch(task[0].as_py(), judge_name[0].as_py(), aspect[0].as_py(),
                                    instruction.to_pylist(), generations.to_pylist(), reference.to_pylist())

@@ -9,6 +9,12 @@
   [{% for j in judges %}{{ judge(instruction, generations, aspect=aspect, judge=j, reverse=reverse) }}{{ ", " if not loop.last }}{% endfor %}]
 {%- endmacro %}
 
+{# True when a judgment's error says its request was not sent: the judge's budget (or --max-cost) was spent.
+   Not a failure: the next build judges it. #}
+{% macro not_judged_budget(error) -%}
+  coalesce({{ error }} = 'not judged: budget', false)
+{%- endmacro %}
+
 {# True when every judgment in a list succeeded (an empty list counts as done). #}
 {% macro judgments_ok(judgments) -%}
   coalesce(list_bool_and(list_transform({{ judgments }}, lambda j: j.error is null)), true)
@@ -65,6 +71,7 @@
 
 {#
   pair_decision(...) -> STRUCT(decision VARCHAR, reason VARCHAR), checked in this order:
+    not_judged_budget a request was not sent: the budget was spent (next build)  -> drop
     judge_failed      a judgment is missing (error, unparsed)                    -> drop
     judges_disagree   the panel's verdicts differ (agreement below the threshold)  -> drop
     position_bias     the verdict changed when the responses were swapped        -> drop (unless drop_biased=false)
@@ -74,11 +81,14 @@
     judge_agrees                                                                 -> keep
 #}
 {% macro pair_decision(chosen_rating, rejected_rating, failed='false', agreement='1.0', position_flipped='false',
-                       min_margin=1, poor_max=2, min_agreement=1.0, allow_flip=false, drop_biased=true) -%}
+                       min_margin=1, poor_max=2, min_agreement=1.0, allow_flip=false, drop_biased=true,
+                       not_judged='false') -%}
   {{- expect_number(min_margin, 'min_margin') }}{{ expect_number(poor_max, 'poor_max') -}}
   {{- expect_number(min_agreement, 'min_agreement') }}{{ expect_boolean(allow_flip, 'allow_flip') -}}
   {{- expect_boolean(drop_biased, 'drop_biased', 'drop_position_biased') -}}
   case
+    when coalesce({{ not_judged }}, false)
+      then {'decision': 'drop', 'reason': 'not_judged_budget'}
     when {{ failed }} or {{ chosen_rating }} is null or {{ rejected_rating }} is null
       then {'decision': 'drop', 'reason': 'judge_failed'}
     when {{ agreement }} < {{ min_agreement }}

@@ -20,6 +20,10 @@ Faults, set with POST /control (JSON); counters reset with POST /reset; GET /sta
   /stats "prompts", to check what was sent). max_concurrency (K > 0): at most K requests are served at once
   and the rest wait their turn, as one replica of a real model server with limited capacity (K / latency req/s). /stats "authorization" lists the distinct Authorization headers seen;
   "held_seconds" sums how long the handler held each request (the latency the server really served).
+  ratelimit_requests (K > 0) with ratelimit_window_ms: a provider's request limit, as OpenAI sends it: K requests per
+  window (from the window's first request), every answer carrying x-ratelimit-remaining-requests and
+  x-ratelimit-reset-requests; a request over the limit gets a 429 with those headers and no Retry-After.
+  ratelimit_tokens (T > 0): the same for prompt + max_tokens per request (x-ratelimit-*-tokens).
 
 Run: python tests/servers/fake_judge.py [--port 0] [--latency-ms 0]  -> prints "LISTENING <base_url>".
 In Python: `with FakeJudge() as judge: judge.url, judge.control(...), judge.stats()`.
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import re
 import subprocess
 import sys
@@ -53,6 +58,7 @@ DEFAULTS = {
     "fail_if_contains": None, "garbage_if_contains": None, "hang_if_contains": None, "echo_authorization": False,
     "record_prompts": False,
     "max_concurrency": 0,
+    "ratelimit_requests": 0, "ratelimit_tokens": 0, "ratelimit_window_ms": 1000,
 }
 
 
@@ -99,11 +105,36 @@ class JudgeServer:
         self.stats = {"requests": 0, "completions": 0, "by_status": {}, "in_flight": 0, "max_in_flight": 0,
                       "prompt_tokens": 0, "completion_tokens": 0, "models": {}, "first_request_at": None,
                       "last_request_at": None, "authorization": [], "prompts": [], "held_seconds": 0.0}
+        self._window = (None, 0, 0)  # the rate-limit window: its start, requests and tokens in it
 
     def _capacity(self, slots: int) -> asyncio.Semaphore:
         if getattr(self, "_slots", (0, None))[0] != slots:
             self._slots = (slots, asyncio.Semaphore(slots))
         return self._slots[1]
+
+    def _rate_window(self, settings: dict, tokens: int) -> tuple[bool, dict]:
+        """Count this request in the current window: whether it is over a limit, and the x-ratelimit headers."""
+        now = time.monotonic()
+        window = settings["ratelimit_window_ms"] / 1000
+        start, used_requests, used_tokens = getattr(self, "_window", (None, 0, 0))
+        if start is None or now - start >= window:
+            start, used_requests, used_tokens = now, 0, 0
+        limit_r, limit_t = int(settings["ratelimit_requests"]), int(settings["ratelimit_tokens"])
+        over = (limit_r and used_requests + 1 > limit_r) or (limit_t and used_tokens + tokens > limit_t)
+        if not over:
+            used_requests, used_tokens = used_requests + 1, used_tokens + tokens
+        self._window = (start, used_requests, used_tokens)
+        reset = f"{math.ceil(max(0.0, (start + window - now) * 1000))}ms"  # up: a client waiting it out is in time
+        headers = {}
+        if limit_r:
+            headers.update({"x-ratelimit-limit-requests": str(limit_r),
+                            "x-ratelimit-remaining-requests": str(limit_r - used_requests),
+                            "x-ratelimit-reset-requests": reset})
+        if limit_t:
+            headers.update({"x-ratelimit-limit-tokens": str(limit_t),
+                            "x-ratelimit-remaining-tokens": str(limit_t - used_tokens),
+                            "x-ratelimit-reset-tokens": reset})
+        return bool(over), headers
 
     def _count(self, status: int):
         self.stats["by_status"][str(status)] = self.stats["by_status"].get(str(status), 0) + 1
@@ -163,6 +194,11 @@ class JudgeServer:
             # whole time the server holds a request, as with a real one (made after the wait, it added this
             # server's own CPU time to every answer, and to each answer queued behind it).
             status, payload, headers = self._answer(number, prompt, model, settings, now, auth)
+            if settings["ratelimit_requests"] or settings["ratelimit_tokens"]:
+                over, limits = self._rate_window(settings, len(prompt) // 4 + int(body.get("max_tokens") or 0))
+                if over:
+                    status, payload, headers = 429, {"error": {"message": "rate limit reached"}}, {}
+                headers = {**headers, **limits}
             body = json.dumps(payload).encode()
             if settings["max_concurrency"]:  # a slot first; then the latency, from when it got one
                 async with self._capacity(int(settings["max_concurrency"])):

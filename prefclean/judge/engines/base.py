@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ... import plugins
 from ...errors import JudgeError
 from ...redact import redact
+from ..ratelimit import RateLimit
 
 if TYPE_CHECKING:
     from ...project import JudgeConfig
@@ -35,6 +36,7 @@ class Completion:
     model: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    rate_limit: RateLimit | None = None  # what the provider's x-ratelimit-* headers said is left
 
     def __post_init__(self):
         self.model = str(self.model)
@@ -55,11 +57,12 @@ class EngineError(Exception):
     request to this judge can (a rejected key, an unknown model): judging stops and the model fails."""
 
     def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None,
-                 status: int | None = None, fatal: bool | None = None):
+                 status: int | None = None, fatal: bool | None = None, rate_limit: RateLimit | None = None):
         # Every engine failure becomes text here (row errors, the call log, build output): the one place
         # where what a server echoed back (an Authorization header, a URL's password) is masked.
         super().__init__(redact(message))
         self.retryable, self.retry_after, self.status = retryable, retry_after, status
+        self.rate_limit = rate_limit
         self.fatal = status in (401, 403, 404) if fatal is None else fatal
 
 

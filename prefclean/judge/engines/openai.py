@@ -15,6 +15,7 @@ import time
 import aiohttp
 
 from ...redact import add_secret, redact, without_userinfo
+from ..ratelimit import RateLimit
 from .base import Completion, Engine, EngineError, GenerationParams
 
 
@@ -166,16 +167,22 @@ class OpenAIEngine(Engine):
         payload = self._payload(messages, params, grammar)
         replica = await self._acquire()
         try:
-            status, raw, retry_after = await self._post(session, replica, payload)
+            status, raw, headers = await self._post(session, replica, payload)
         finally:
             await self._release(replica)
-        return self._completion(replica, status, raw, retry_after)
+        try:
+            completion = self._completion(replica, status, raw, _retry_after(headers))
+        except EngineError as exc:
+            exc.rate_limit = RateLimit.from_headers(headers)
+            raise
+        completion.rate_limit = RateLimit.from_headers(headers)
+        return completion
 
-    async def _post(self, session, replica: Replica, payload: str, timeout=None) -> tuple[int, bytes, float | None]:
+    async def _post(self, session, replica: Replica, payload: str, timeout=None) -> tuple[int, bytes, object]:
         url = f"{replica.url}/chat/completions"
         try:
             async with session.post(url, data=payload, **({"timeout": timeout} if timeout else {})) as resp:
-                return resp.status, await resp.read(), _retry_after(resp.headers)
+                return resp.status, await resp.read(), resp.headers
         except asyncio.TimeoutError:
             self._mark_failed(replica)
             seconds = timeout.total if timeout else self.config.timeout
@@ -221,9 +228,9 @@ class OpenAIEngine(Engine):
         timeout = aiohttp.ClientTimeout(total=min(self.config.timeout, 60.0))
         results = []
         for replica in self.replicas:
-            status, raw, retry_after = await self._post(session, replica, payload, timeout)
+            status, raw, headers = await self._post(session, replica, payload, timeout)
             try:
-                self._completion(replica, status, raw, retry_after)
+                self._completion(replica, status, raw, _retry_after(headers))
             except EngineError as exc:
                 if exc.status != 429:  # rate limited: it answers, it is only busy
                     raise
