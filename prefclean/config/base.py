@@ -8,6 +8,7 @@ the way SQLMesh wraps pydantic errors into its ConfigError, so no user ever sees
 from __future__ import annotations
 
 import difflib
+import typing
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -134,6 +135,13 @@ class ErrorContext:
             cls = self.sections[parts[0]].get(kind)
             if cls is not None:
                 return cls, self.what[parts[0]].format(kind=kind)
+        if len(parts) > 3 and parts[0] in self.sections and len(loc) >= 3:  # a nested section (judges.x.budget)
+            cls = self.sections[parts[0]].get(loc[2])
+            for part in parts[2:-1]:
+                field = cls.model_fields.get(part) if cls is not None else None
+                cls = next((t for t in (*typing.get_args(field.annotation), field.annotation)
+                            if isinstance(t, type) and issubclass(t, ConfigModel)), None) if field else None
+            return cls, ""
         return None, ""
 
     def message(self, error: dict) -> str:
