@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,18 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(payload, fh, indent=2, default=str)
     os.replace(tmp, path)
+
+
+def remove_leftover_artifacts(target_dir: Path) -> list[Path]:
+    """The temporary files write_json_atomic leaves when its process is killed (`summary.jsonXXXXXXXX.tmp`).
+    Only for a build that holds the warehouse: no other build of the project is writing them."""
+    if not target_dir.is_dir():
+        return []
+    pattern = re.compile(r"(manifest|run_results|summary)\.json[a-z0-9_]{8}\.tmp")
+    removed = [p for p in target_dir.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def write_manifest(target_dir: Path, project, models: dict, graph) -> None:

@@ -129,7 +129,10 @@ class Build:
         this build holds the warehouse and no other process can be using them."""
         from .export.files import remove_leftover_exports
 
-        tables, files = drop_leftovers(con), remove_leftover_exports(self.project)
+        from .artifacts import remove_leftover_artifacts
+
+        tables = drop_leftovers(con)
+        files = remove_leftover_exports(self.project) + remove_leftover_artifacts(self.project.target_dir)
         if tables or files:
             self.report(LeftoversRemoved((*tables, *(str(self.project.shown(f)) for f in files))))
 

@@ -24,7 +24,9 @@ def test_leftover_export_temp_files_and_side_tables_are_removed_by_the_next_buil
     assert run_cli("build", cwd=root).exit_code == 0
     exports = root / "target" / "exports"
     left = [exports / ".m.parquet.0123abcd.tmp", exports / ".m.parquet.deadbeef.tmp"]
-    kept = [exports / ".m.parquet.notes.tmp", exports / ".other.parquet.0123abcd.tmp", exports / "m.parquet.bak"]
+    left.append(root / "target" / "summary.jsonk3_9xq2a.tmp")  # write_json_atomic's, killed mid-write
+    kept = [exports / ".m.parquet.notes.tmp", exports / ".other.parquet.0123abcd.tmp", exports / "m.parquet.bak",
+            root / "target" / "notes.json12345678.tmp"]
     for path in left + kept:
         path.write_bytes(b"PAR1 half written")
     con = duckdb.connect(str(root / "target" / "prefclean.duckdb"))
