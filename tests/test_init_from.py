@@ -271,3 +271,19 @@ def test_n_completions_are_rated_together_and_binarized_best_against_a_lower_rat
     assert cleaned[1]["chosen"] == [msg("assistant", rows[3]["completions"][0]["response"])] and len(cleaned) == 2
     summary = json.loads((root / "target/summary.json").read_text(encoding="utf-8"))
     assert (summary["rows_in"], summary["unaccounted"], summary["excluded"]) == (5, 0, {"fewer_than_two_completions": 1})
+
+
+@pytest.mark.llm
+def test_init_from_builds_as_is_with_the_offline_smoke_test_judge(tmp_path, run_cli):
+    """What a new user runs: init --from their file, then build, with no judge configured (SmolLM2 in llama.cpp)."""
+    source = shared_file("llamafactory_v1_dpo_demo.jsonl")
+    assert run_cli("init", "myproj", "--from", source, cwd=tmp_path).exit_code == 0
+    root = tmp_path / "myproj"
+    result, _ = build(run_cli, root)
+    assert "smoke" in result.output.lower()  # the build says its judge is only a smoke test
+    summary = json.loads((root / "target/summary.json").read_text(encoding="utf-8"))
+    assert (summary["rows_in"], summary["unaccounted"], summary["pairs"]) == (10, 0, 10)
+    out = root / "target/exports/llamafactory_v1_dpo_demo_cleaned.jsonl"
+    inputs = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
+    cleaned = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] if out.stat().st_size else []
+    assert all(row in inputs for row in cleaned)  # the tiny judge keeps few or none; those kept are unchanged
