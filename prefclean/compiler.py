@@ -222,6 +222,9 @@ class Compiler:
         self.connection = connection
         self.namespace["relation_exists"] = self.relation_exists
         _refuse_dbt_only_files(project.root)
+        modelconfig.check_folder_tree(project.models_config, "prefclean.yml: models", project.models_dir, project.name)
+        modelconfig.check_folder_tree(project.seeds_config, "prefclean.yml: seeds", project.root / "seeds", project.name,
+                                      "seed")
         self.models: dict[str, Model] = self._discover_models()
         self.model_names = list(self.models)
         self.disabled: dict[str, Model] = {}  # enabled: false; set by parse_all
@@ -283,7 +286,7 @@ class Compiler:
         model.refs, model.sources, model.pre_hooks, model.post_hooks = set(), set(), [], []
         owner = f"{model.resource_type} '{model.name}' ({model.path})"
         props = self.properties.models.get(model.name) if model.resource_type != "test" else None
-        model.config = modelconfig.merge({}, props.config) if props else {}
+        model.config = modelconfig.merge(self._folder_config(model), props.config if props else {})
         if props:
             model.description, model.columns = props.description, props.columns
         model.materialized = model.config.get("materialized", "seed" if model.resource_type == "seed" else "view")
@@ -304,6 +307,21 @@ class Compiler:
         if not model.compiled_sql:
             raise CompileError(f"model '{model.name}' ({model.path}) renders to empty SQL")
         return model.compiled_sql
+
+    def _folder_config(self, model: Model) -> dict[str, Any]:
+        """prefclean.yml's `models:` / `seeds:` config for the model's folder (dbt_project.yml's precedence: the
+        property file and the model's config() override it)."""
+        kind = {"model": ("models", self.project.models_config), "seed": ("seeds", self.project.seeds_config)}
+        if model.resource_type not in kind or not model.path.parts or model.path.parts[0] != kind[model.resource_type][0]:
+            return {}
+        folder, tree = kind[model.resource_type]
+        return modelconfig.folder_config(tree, self.project.root / folder, model.path.relative_to(folder),
+                                         self.project.name)
+
+    def render_hook(self, text: str, name: str) -> str:
+        """An on-run-start / on-run-end statement from prefclean.yml, rendered (it may use var(), run_query()...)."""
+        owner = Model(name=name, path=Path("prefclean.yml"), template=text, resource_type="hook")
+        return self._render_text(owner, text).strip()
 
     def _check_config(self, model: Model, ctx: "_RenderContext", owner: str) -> None:
         if model.materialized not in MATERIALIZATIONS:  # (config() checks its own; this is the YAML's)

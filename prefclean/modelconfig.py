@@ -7,6 +7,7 @@ prefclean"): a dbt user never finds out later that a key did nothing.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any
 
 from .errors import CompileError
@@ -54,8 +55,9 @@ def merge(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check(owner: str, config: dict[str, Any], kind: str = "model") -> None:
-    """Raise CompileError naming the first key that prefclean does not do."""
+def check(owner: str, config: dict[str, Any], kind: str = "model", *, partial: bool = False) -> None:
+    """Raise CompileError naming the first key that prefclean does not do (partial: one level of a folder
+    tree, whose keys are checked one by one, not against each other)."""
     known = SEED_CONFIG_KEYS if kind == "seed" else MODEL_CONFIG_KEYS
     for key in config:
         if key in known:
@@ -68,11 +70,13 @@ def check(owner: str, config: dict[str, Any], kind: str = "model") -> None:
                                                                f" (known: {', '.join(known)})"))
     if kind == "seed":
         types = config.get("column_types") or {}
+        if partial and "column_types" not in config:
+            return
         if not isinstance(types, dict) or not all(isinstance(v, str) for v in types.values()):
             raise CompileError(f"{owner}: `column_types` should map column names to DuckDB types")
         return
     strategy = config.get("incremental_strategy")
-    if strategy is not None:
+    if strategy is not None and not partial:
         if strategy not in INCREMENTAL_STRATEGIES:
             raise CompileError(f"{owner}: incremental_strategy='{strategy}' is not supported by prefclean (one of "
                                f"{', '.join(INCREMENTAL_STRATEGIES)}: delete+insert on unique_key, or append)")
@@ -82,3 +86,65 @@ def check(owner: str, config: dict[str, Any], kind: str = "model") -> None:
     for hook in ("pre_hook", "post_hook"):
         if not all(isinstance(h, str) for h in as_list(config.get(hook))):
             raise CompileError(f"{owner}: `{hook}` should be SQL, or a list of SQL statements")
+
+
+def folder_config(tree: dict[str, Any] | None, folder: Path, rel: Path, project_name: str) -> dict[str, Any]:
+    """prefclean.yml's `models:` (or `seeds:`) tree, as dbt_project.yml's, for the file at `rel` inside `folder`:
+    `+key` (or a known key) is config, any other key a subfolder, or a file by its stem; deeper levels win and
+    tags add up. The tree may start with the project's name, as dbt's does."""
+    if not tree:
+        return {}
+    level, config = tree, {}
+    if project_name in level and not (folder / project_name).exists() and isinstance(level[project_name], dict):
+        config = merge(config, _configs(level))
+        level = level[project_name]
+    config = merge(config, _configs(level))
+    for part in list(rel.parent.parts) + [rel.stem]:
+        below = level.get(part)
+        if not isinstance(below, dict):
+            break
+        level = below
+        config = merge(config, _configs(level))
+    return config
+
+
+def _is_config(key: str, value: Any) -> bool:
+    return key.startswith("+") or (key in MODEL_CONFIG_KEYS + SEED_CONFIG_KEYS + tuple(UNSUPPORTED_CONFIG)
+                                   and not isinstance(value, dict) or key == "column_types")
+
+
+def _configs(level: Any) -> dict[str, Any]:
+    return {k.lstrip("+"): v for k, v in (level or {}).items() if _is_config(k, v)} if isinstance(level, dict) else {}
+
+
+def check_folder_tree(tree: Any, where: str, folder: Path, project_name: str, kind: str = "model") -> None:
+    """Every key of a `models:`/`seeds:` tree is config or names a folder or file that exists: a misspelt
+    folder would otherwise configure nothing, silently."""
+    if tree is None:
+        return
+    if not isinstance(tree, dict):
+        raise CompileError(f"{where}: should be a mapping of folders and +config")
+    if project_name in tree and not (folder / project_name).exists() and isinstance(tree[project_name], dict):
+        tree = {k: v for k, v in tree.items() if k != project_name} | {"": tree[project_name]}
+
+    def walk(level: dict, path: Path, shown: str) -> None:
+        for key, value in level.items():
+            if key == "":
+                walk(value, path, shown)
+                continue
+            if _is_config(key, value):
+                check(f"{where}{shown}.{key}", normalize({key.lstrip("+"): value}), kind, partial=True)
+                continue
+            here = path / key
+            if not (here.is_dir() or any(path.glob(f"{key}.*"))):
+                names = sorted({p.stem for p in path.iterdir()} if path.is_dir() else set())
+                close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+                raise CompileError(f"{where}{shown}.{key}: no folder or {kind} named '{key}' in {folder.name}/"
+                                   f"{path.relative_to(folder).as_posix() + '/' if path != folder else ''}"
+                                   + (f"; did you mean '{close[0]}'?" if close else "")
+                                   + " (config keys start with +)")
+            if not isinstance(value, dict):
+                raise CompileError(f"{where}{shown}.{key}: should be a mapping of +config (and subfolders)")
+            walk(value, here, f"{shown}.{key}")
+
+    walk(tree, folder, "")

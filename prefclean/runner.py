@@ -22,7 +22,7 @@ from .project import Project
 from .results import JudgeRun, ModelRun, TestRun
 from .sources import check_source_columns, stage_source
 from .udf import RunContext, RunOptions, all_udfs, register_udfs, start_warm_ups
-from .warehouse import MODELS_SCHEMA, connect, drop_leftovers, relation_kind
+from .warehouse import MODELS_SCHEMA, connect, drop_leftovers, relation_kind, transaction
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,10 @@ class Build:
                 check_source_columns(con, self.project, models[name])
             self.compiler.write_compiled(self.project.target_dir)
             write_manifest(self.project.target_dir, self.project, models, self.graph)
+            self.compiler.executing = True
+            self._run_project_hooks(con, "on-run-start", self.project.on_run_start)
             self._run_models(con)
+            self._run_project_hooks(con, "on-run-end", self.project.on_run_end)  # after failed models too
             record_run(con, self.run_id, self.results)
         finally:
             self.ctx.close()
@@ -165,6 +168,16 @@ class Build:
     def close(self) -> None:
         self.ctx.close()  # (run() closes it too; closing twice does nothing)
         self.con.close()
+
+    def _run_project_hooks(self, con, key: str, statements: list[str]) -> None:
+        """prefclean.yml's on-run-start / on-run-end (dbt's): Jinja SQL, each statement all or nothing."""
+        for i, text in enumerate(statements):
+            sql = self.compiler.render_hook(text, f"{key}[{i}]")
+            try:
+                with transaction(con):
+                    con.execute(sql)
+            except duckdb.Error as exc:
+                raise ModelError(f"prefclean.yml: {key}[{i}] failed: {' '.join(str(exc).split())}") from None
 
     def _run_models(self, con) -> None:
         failed: set[str] = set()

@@ -164,3 +164,73 @@ def test_hooks_from_property_files_with_dbts_dashed_spelling(make_project, run_c
     root = _configured(make_project, {"materialized": "table", "pre-hook": "create or replace table marker as select 7 as x"})
     assert run_cli("build", cwd=root).exit_code == EXIT_OK
     assert query(root, "select x from marker") == [(7,)]
+
+
+# prefclean.yml's dbt_project.yml parts: models:, seeds:, on-run-start, on-run-end.
+
+FOLDERS = {
+    "staging/stg_a": "select 1 as id",
+    "staging/stg_b": "{{ config(materialized='view') }} select 2 as id",
+    "marts/wide": "select * from {{ ref('stg_a') }}",
+    "marts/off": "select 3 as id",
+    "marts/schema.yml": {"models": [{"name": "wide", "config": {"materialized": "table"}}]},
+}
+
+
+@pytest.mark.parametrize("tree", [
+    {"staging": {"+materialized": "table", "+tags": ["stg"]}, "marts": {"+materialized": "incremental",
+                                                                         "off": {"+enabled": False}}},
+    {"proj": {"+tags": ["stg"], "staging": {"+materialized": "table"},  # dbt's form: the project's name first
+              "marts": {"materialized": "incremental", "off": {"enabled": False}}}},
+])
+def test_folder_config_in_prefclean_yml_with_dbts_precedence(make_project, run_cli, relation_type, tree):
+    root = make_project(config={"models": tree}, models=FOLDERS)
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_OK, result
+    assert relation_type(root, "stg_a") == "BASE TABLE"  # the folder's
+    assert relation_type(root, "stg_b") == "VIEW"        # the model's config() wins
+    assert relation_type(root, "wide") == "BASE TABLE"   # the property file wins over the folder (incremental)
+    assert relation_type(root, "off") is None            # disabled by name inside its folder
+    assert run_cli("ls", "-s", "tag:stg", cwd=root).output.split()[0] == "stg_a"
+
+
+def test_seed_config_in_prefclean_yml(make_project, run_cli, query):
+    root = make_project(config={"seeds": {"+delimiter": ";", "codes": {"+column_types": {"zip": "varchar"}}}},
+                        files={"seeds/codes.csv": "zip;n\n00123;1\n"})
+    assert run_cli("seed", cwd=root).exit_code == EXIT_OK
+    assert query(root, "select zip, n from codes") == [("00123", 1)]
+
+
+@pytest.mark.parametrize("tree, expected", [
+    ({"stagng": {"+materialized": "table"}},
+     "prefclean.yml: models.stagng: no folder or model named 'stagng' in models/; did you mean 'staging'?"),
+    ({"staging": {"+partition_by": "id"}}, "prefclean.yml: models.staging.+partition_by: `partition_by` is not "
+                                          "supported by prefclean"),
+    ({"staging": {"+materialised": "table"}}, "unknown config `materialised`; did you mean `materialized`?"),
+    ({"staging": {"stg_c": {"+enabled": False}}}, "no folder or model named 'stg_c' in models/staging/"),
+])
+def test_folder_config_mistakes_name_the_key(make_project, run_cli, tree, expected):
+    result = run_cli("build", cwd=make_project(config={"models": tree}, models=FOLDERS))
+    assert result.exit_code == EXIT_USER_ERROR, result
+    assert expected in result.output
+
+
+def test_on_run_start_and_on_run_end(make_project, run_cli, query):
+    config = {"vars": {"label": "nightly"},
+              "on-run-start": "create table if not exists runs (label varchar, phase varchar)",
+              "on-run-end": ["insert into runs values ('{{ var(\"label\") }}', 'end')",
+                             "insert into runs select '{{ target.name }}', 'models=' || count(*) from "
+                             "information_schema.tables where table_schema = 'main' and table_name = 'ok'"]}
+    root = make_project(config=config, models={"ok": "select 1 as x", "bad": "select nope"})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_FAILED, result  # bad fails; on-run-end runs all the same
+    assert query(root, "select label, phase from runs order by phase") == [("nightly", "end"), ("dev", "models=1")]
+
+
+def test_a_failing_on_run_start_stops_the_build_before_any_model(make_project, run_cli, relation_type):
+    root = make_project(config={"on_run_start": ["select 1", "insert into nowhere values (1)"]},
+                        models={"m": "select 1 as x"})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_FAILED, result
+    assert "prefclean.yml: on-run-start[1] failed: Catalog Error" in result.output
+    assert relation_type(root, "m") is None

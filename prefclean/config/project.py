@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
 from pydantic import BeforeValidator, Field, ValidationError, create_model
@@ -23,6 +23,10 @@ def _mapping(value: Any) -> Any:
     return {} if value is None else value  # `judges:` with nothing under it
 
 
+def _statements(value: Any) -> Any:
+    return [] if value is None else [value] if isinstance(value, str) else value  # one statement or a list
+
+
 class ProjectSettings(ConfigModel):
     """The top level of prefclean.yml (sources, judges and exports are added per registered kind)."""
 
@@ -36,6 +40,18 @@ class ProjectSettings(ConfigModel):
     default_judge: str | None = Field(None, description="the judge judge() uses when it names none")
     executor: Annotated[ExecutorConfig, BeforeValidator(executor_from_text)] = Field(
         ExecutorConfig(), description="where judge batches run: local or ray (a name or a mapping)")
+    # dbt_project.yml's parts that prefclean does (checked against models/ and seeds/ when the project compiles).
+    models: Annotated[dict[str, Any], BeforeValidator(_mapping)] = Field(
+        {}, description="config for folders and models, as in dbt_project.yml: `staging: {+materialized: table}` "
+                        "(keys with + are config, others folders or model names; deeper wins)")
+    seeds: Annotated[dict[str, Any], BeforeValidator(_mapping)] = Field(
+        {}, description="config for seeds/ folders and seeds: `+column_types`, `+delimiter`, `+enabled`, `+tags`")
+    on_run_start: Annotated[list[str] | str, BeforeValidator(_statements)] = Field(
+        [], description="SQL (Jinja) run before a build's first model, as dbt's on-run-start")
+    on_run_end: Annotated[list[str] | str, BeforeValidator(_statements)] = Field(
+        [], description="SQL (Jinja) run after a build's last model, even when one failed, as dbt's on-run-end")
+
+    aliases: ClassVar[dict[str, str]] = {"on-run-start": "on_run_start", "on-run-end": "on_run_end"}
 
 
 _MODELS: dict[tuple, type[ProjectSettings]] = {}
@@ -77,6 +93,10 @@ class Project:
     exports: dict[str, ExportConfig]
     default_judge: str | None = None
     executor: dict[str, Any] = field(default_factory=dict)  # the `executor:` settings the file sets
+    models_config: dict[str, Any] = field(default_factory=dict)  # `models:`, dbt_project.yml-style folder config
+    seeds_config: dict[str, Any] = field(default_factory=dict)
+    on_run_start: list[str] = field(default_factory=list)
+    on_run_end: list[str] = field(default_factory=list)
 
     @property
     def models_dir(self) -> Path:
@@ -155,4 +175,8 @@ def load_project(project_dir: str | Path = ".", cli_vars: dict[str, Any] | None 
         exports={name: export.model_copy(update={"name": name}) for name, export in config.exports.items()},
         default_judge=config.default_judge,
         executor=config.executor.settings(),
+        models_config=dict(config.models),
+        seeds_config=dict(config.seeds),
+        on_run_start=list(config.on_run_start),
+        on_run_end=list(config.on_run_end),
     )
