@@ -142,8 +142,9 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = quiet)
 
 def test(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
          vars: dict[str, Any] | str | None = None, reporter: Reporter | None = None) -> TestsResult:
-    """`prefclean test`: run the data tests of the selected models against the warehouse as it stands."""
-    from .datatests import load_tests, run_test
+    """`prefclean test`: run the data tests of the selected models (and those a `tag:` selector names) against
+    the warehouse as it stands."""
+    from .datatests import load_tests, run_test, select_tests
     from .runner import load_graph
     from .warehouse import connect
 
@@ -152,8 +153,7 @@ def test(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selec
     runs: list[TestRun] = []
     try:
         compiler, graph = load_graph(project, con)
-        chosen = set(graph.select(_selectors(select), exclude=_selectors(exclude)))
-        tests = [t for t in load_tests(compiler) if t.depends_on & chosen]
+        tests = select_tests(load_tests(compiler), graph, _selectors(select), _selectors(exclude))
         if any(t.store_failures for t in tests):  # storing failing rows writes test_failures.*
             con.close()
             con = connect(project.warehouse)

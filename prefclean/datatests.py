@@ -314,3 +314,28 @@ def run_test(con: duckdb.DuckDBPyConnection, test: DataTest) -> TestResult:
     if _holds(failures, test.warn_if):
         return TestResult(test, "warn", count, message)
     return TestResult(test, "pass", count, message if failures else "")
+
+
+def select_tests(tests: list[DataTest], graph: Any, select: tuple[str, ...], exclude: tuple[str, ...]) -> list[DataTest]:
+    """The tests `prefclean test -s ...` runs: those of the selected models, and (as in dbt) those whose own
+    tags a `tag:` selector names, even where no model has that tag."""
+    import fnmatch
+
+    words = [w for s in select for w in s.split()]
+    tagged: list[DataTest] = []
+    model_words = []
+    model_tags = {tag for m in (graph.models or {}).values() for tag in modelconfig_tags(m)}
+    for word in words:
+        match = re.fullmatch(r"tag:([^,+@\s]+)", word)
+        hits = [t for t in tests if match and any(fnmatch.fnmatchcase(tag, match.group(1)) for tag in t.tags)]
+        tagged += hits
+        if not hits or any(fnmatch.fnmatchcase(tag, match.group(1)) for tag in model_tags):
+            model_words.append(word)
+    chosen = set(graph.select(model_words, exclude=exclude)) if model_words or not words else set()
+    excluded = set(graph.select(list(exclude))) if exclude else set()
+    return [t for t in tests if t.depends_on & chosen or (t in tagged and not t.depends_on & excluded)]
+
+
+def modelconfig_tags(model: Any) -> list[str]:
+    tags = model.config.get("tags") or []
+    return [tags] if isinstance(tags, str) else [str(t) for t in tags]

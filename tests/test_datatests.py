@@ -334,3 +334,19 @@ def test_singular_test_config_where_is_refused(make_project, run_cli):
     result = run_cli("build", cwd=root)
     assert result.exit_code == EXIT_USER_ERROR, result
     assert "tests/t.sql: `where` applies to generic tests only" in result.output
+
+
+def test_prefclean_test_selects_tests_by_their_own_tags(make_project, run_cli):
+    root = _dbt_project(make_project, {"columns": [
+        {"name": "id", "tags": ["keys"], "data_tests": ["unique", {"not_null": {"config": {"tags": ["nightly"]}}}]},
+        {"name": "kind", "data_tests": [{"accepted_values": {"values": ["keep", "drop", "flip"], "tags": "nightly"}}]}]})
+    assert run_cli("build", cwd=root).exit_code == EXIT_OK
+    result = run_cli("test", "-s", "tag:nightly", cwd=root)
+    assert result.exit_code == EXIT_OK, result
+    assert _test_lines(result.output) == {"not_null_items_id": "PASS", "accepted_values_items_kind": "PASS"}
+    result = run_cli("test", "-s", "tag:keys", cwd=root)  # a column's tags go to its tests
+    assert _test_lines(result.output) == {"unique_items_id": "PASS", "not_null_items_id": "PASS"}, result
+    result = run_cli("test", "-s", "tag:nightly", "--exclude", "items", cwd=root)
+    assert "0 tests" in result.output, result
+    result = run_cli("test", "-s", "tag:weekly", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR and "matches no model" in result.output, result
