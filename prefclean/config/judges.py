@@ -80,6 +80,8 @@ class JudgeConfig(ConfigModel):
     price: Price | None = Field(None, description="USD per million tokens: plan and build report the cost")
     budget: Budget | None = Field(None, description="what one build may spend on this judge")
     tokenizer: str | None = Field(None, description="a tokenizer.json (relative to the project) for plan's counts")
+    rationale: Literal["none", "short", "full"] = Field(
+        "full", description="explanations asked for: none (ratings only, a few tokens), short or full")
 
     def __new__(cls, *args: Any, **data: Any):
         if cls is JudgeConfig and "engine" in data:
@@ -105,7 +107,7 @@ class OpenAIJudge(RemoteJudgeConfig):
     """Any OpenAI-compatible chat-completions server: vLLM, TGI, llama.cpp's server, Ollama, OpenAI."""
 
     aliases: ClassVar[dict[str, str]] = {**JudgeConfig.aliases, "base_url": "base_urls"}
-    engine_options: ClassVar[tuple[str, ...]] = ("send_grammar", "extra_body")
+    engine_options: ClassVar[tuple[str, ...]] = ("send_grammar", "extra_body", "structured_output")
 
     engine: Literal["openai"]
     base_urls: Annotated[tuple[str, ...], BeforeValidator(_url_list), WithJsonSchema(
@@ -114,6 +116,7 @@ class OpenAIJudge(RemoteJudgeConfig):
     api_key_env: str | None = Field(None, description="the environment variable holding the key (default OPENAI_API_KEY)")
     send_grammar: bool = Field(False, description="send the task's GBNF grammar (llama.cpp's server honours it)")
     extra_body: dict[str, Any] = Field({}, description="more fields for every request body")
+    structured_output: bool = Field(False, description="send the answer's JSON schema as response_format")
 
     @property
     def base_url(self) -> str | None:
@@ -123,12 +126,13 @@ class OpenAIJudge(RemoteJudgeConfig):
 class HFInferenceJudge(RemoteJudgeConfig):
     """Hugging Face serverless inference / Inference Providers, or one Inference Endpoint or TGI server."""
 
-    engine_options: ClassVar[tuple[str, ...]] = ("provider",)
+    engine_options: ClassVar[tuple[str, ...]] = ("provider", "structured_output")
 
     engine: Literal["hf-inference"]
     base_url: Annotated[str | None, BeforeValidator(_url)] = Field(
         None, description="an Inference Endpoint or TGI URL (default: the serverless API for `model`)")
     provider: str | None = Field(None, description="an Inference Provider (default: auto)")
+    structured_output: bool = Field(False, description="send the answer's JSON schema as response_format")
     api_key_env: ClassVar[None] = None  # the token is HF_TOKEN or the saved login
 
     @property

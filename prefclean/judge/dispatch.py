@@ -153,6 +153,7 @@ class Request:
     messages: list[dict]
     n: int
     grammar: str | None = None
+    response_format: dict | None = None  # a JSON schema for engines that accept one (structured output)
 
 
 @dataclass
@@ -285,6 +286,7 @@ class Dispatcher:
         latency = 0.0
         grammar = request.grammar if self.use_grammar else None
         estimate = estimate_tokens(request.messages)
+        schema = {"response_format": request.response_format} if request.response_format else {}
         while True:
             if self.fatal is not None:
                 last_error = str(self.fatal)
@@ -303,7 +305,7 @@ class Dispatcher:
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 started = time.perf_counter()
                 try:
-                    completion = await self.engine.complete(request.messages, self.params, grammar=grammar)
+                    completion = await self.engine.complete(request.messages, self.params, grammar=grammar, **schema)
                     error = None
                 except EngineError as exc:
                     completion, error = None, exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 RATIONALE_WORDS = 20  # per text: even at 3 tokens a word, two blocks fit the smoke-test judge's 160 tokens
 FEEDBACK_WORDS = 80
+SHORT = 0.4  # `rationale: short` bounds the free text to this share of the words; `none` leaves it out
 WORD_CHARS = 20
 
 
@@ -21,31 +22,39 @@ def _words(name: str, words: int, exclude: str = "") -> str:
     return f'{name} ::= {cls}{{1,{WORD_CHARS}}} (" " {cls}{{1,{WORD_CHARS}}}){{0,{words - 1}}}'
 
 
-def ratings_grammar(n: int, rationale_words: int = RATIONALE_WORDS) -> str:
-    """Exactly n UltraFeedback blocks, in order, then the end of the answer."""
+def _bound(words: int, rationale: str) -> int:
+    return max(1, round(words * SHORT)) if rationale == "short" else words
+
+
+def ratings_grammar(n: int, rationale: str = "full") -> str:
+    """Exactly n UltraFeedback blocks, in order, then the end of the answer (without `Rationale:` lines
+    when rationale is none)."""
     if n < 1:
         raise ValueError("a ratings grammar needs at least one text")
-    blocks = [f'block{i} ::= "#### Output for Text {i}\\nRating: " rating "\\nRationale: " rationale "\\n"'
-              for i in range(1, n + 1)]
+    why = ' "\\nRationale: " rationale' if rationale != "none" else ""
+    blocks = [f'block{i} ::= "#### Output for Text {i}\\nRating: " rating{why} "\\n"' for i in range(1, n + 1)]
     return "\n".join([
         "root ::= " + " ".join(f"block{i}" for i in range(1, n + 1)),
         *blocks,
         "rating ::= [1-5]",
-        _words("rationale", rationale_words),
+        *([_words("rationale", _bound(RATIONALE_WORDS, rationale))] if rationale != "none" else []),
     ]) + "\n"
 
 
-def prometheus_absolute_grammar(feedback_words: int = FEEDBACK_WORDS) -> str:
+def _verdict_grammar(result: str, rationale: str) -> str:
+    if rationale == "none":
+        return f'root ::= "[RESULT] " {result} "\\n"\n'
+    return "\n".join([
+        f'root ::= "Feedback: " feedback " [RESULT] " {result} "\\n"',
+        _words("feedback", _bound(FEEDBACK_WORDS, rationale), "\\["),
+    ]) + "\n"
+
+
+def prometheus_absolute_grammar(rationale: str = "full") -> str:
     """One line: Feedback: ... [RESULT] 1-5. The feedback has no "[", so it holds no stray [RESULT]."""
-    return "\n".join([
-        'root ::= "Feedback: " feedback " [RESULT] " [1-5] "\\n"',
-        _words("feedback", feedback_words, "\\["),
-    ]) + "\n"
+    return _verdict_grammar("[1-5]", rationale)
 
 
-def prometheus_relative_grammar(feedback_words: int = FEEDBACK_WORDS) -> str:
+def prometheus_relative_grammar(rationale: str = "full") -> str:
     """One line: Feedback: ... [RESULT] A (or B)."""
-    return "\n".join([
-        'root ::= "Feedback: " feedback " [RESULT] " ("A" | "B") "\\n"',
-        _words("feedback", feedback_words, "\\["),
-    ]) + "\n"
+    return _verdict_grammar('("A" | "B")', rationale)

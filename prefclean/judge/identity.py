@@ -40,6 +40,8 @@ def judge_fingerprint(project, config, task: str) -> dict:
         "options": {k: v for k, v in sorted(config.options.items()) if k not in SPEED_OPTIONS},
         "task": task, "templates": template_hash(project.root, task),
     }
+    if getattr(config, "rationale", "full") != "full":  # the prompt, schema and grammar follow it
+        fields["rationale"] = config.rationale
     if not config.model:  # a model named by its server (an Inference Endpoint, a TGI URL) or a default
         fields["base_urls"] = [without_userinfo(url) for url in config.base_urls]
     if config.engine == "llamacpp":  # the same path with another file in it (or another smoke-test model)

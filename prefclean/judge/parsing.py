@@ -1,7 +1,8 @@
 """Read ratings and rationales out of whatever a judge wrote, never raising.
 
 Policy (documented in the README, tested on real judge answers in shared/data/judge_answers_real.jsonl):
-- A JSON object with `ratings` (and optionally `rationales`) is read as such, inside ``` fences or not.
+- A JSON object with `ratings` (and optionally `rationales`) is read as such, inside ``` fences or not (the
+  shape structured output asks for, structured.py); Prometheus tasks' `{"feedback", "score"|"result"}` too.
 - Otherwise the answer is split at section headers that name a text ("#### Output for Text 2", "**Text 2:**",
   "Text 2"). Each section gives its text's rating: the first `Rating:` line in it.
 - Without headers, the k-th `Rating:` line is the k-th text's rating (a `Type:` line is never a rating).
@@ -68,11 +69,14 @@ def _clean(text: str | None) -> str | None:
     return text or None
 
 
-def _from_json(raw: str, n: int) -> Parsed | None:
+def _json_body(raw: str) -> str:
     body = raw.strip()
     fenced = re.search(r"```(?:json)?\s*(\{.*?\})\s*```", body, re.DOTALL)
-    if fenced:
-        body = fenced.group(1)
+    return fenced.group(1) if fenced else body
+
+
+def _from_json(raw: str, n: int) -> Parsed | None:
+    body = _json_body(raw)
     if not body.startswith("{"):
         return None
     try:
@@ -199,6 +203,9 @@ def parse_verdict(raw: str | None, *, relative: bool) -> tuple[int | str | None,
     """
     if not raw or not raw.strip():
         return None, None, "empty answer"
+    as_json = _verdict_from_json(raw, relative)
+    if as_json is not None:
+        return as_json
     results = list(_RESULT.finditer(raw))
     feedback = raw[: results[-1].start()] if results else raw
     feedback = _clean(re.sub(r"^\s*\**feedback\**\s*:\s*", "", feedback.strip(), flags=re.IGNORECASE))
@@ -209,4 +216,27 @@ def parse_verdict(raw: str | None, *, relative: bool) -> tuple[int | str | None,
         letter = value.upper()
         return (letter, feedback, None) if letter in ("A", "B") else (None, feedback, f"result {value!r} is not A or B")
     rating, why = read_rating(value)
+    return rating, feedback, why
+
+
+def _verdict_from_json(raw: str, relative: bool) -> tuple[int | str | None, str | None, str | None] | None:
+    """`{"feedback": ..., "score": 4}` or `{..., "result": "A"}` (structured output), or None when not JSON."""
+    body = _json_body(raw)
+    if not body.startswith("{"):
+        return None
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError:
+        return None, None, "answer looks like JSON but does not parse"
+    if not isinstance(data, dict):
+        return None, None, "JSON answer is not an object"
+    feedback = _clean(str(data["feedback"])) if data.get("feedback") is not None else None
+    field = "result" if relative else "score"
+    value = data.get(field)
+    if value is None or isinstance(value, bool):
+        return None, feedback, f"JSON answer has no `{field}`"
+    if relative:
+        letter = str(value).strip().upper()
+        return (letter, feedback, None) if letter in ("A", "B") else (None, feedback, f"result {value!r} is not A or B")
+    rating, why = read_rating(str(value))
     return rating, feedback, why

@@ -27,7 +27,7 @@ from .jsonrows import array_from_json_lines, json_line
 from .judges import resolve_judge
 from .record import RESULT_TYPE, Judgment
 from .tokens import token_counter
-from .udf import judge_task, request_key, session_identity
+from .udf import judge_style, judge_task, request_key, session_identity
 
 PLANNED = "not judged: plan"
 
@@ -88,9 +88,11 @@ class Planner:
                 engine = create_engine(config)  # engines start nothing when made (no load, no connection)
                 params = GenerationParams(max_tokens=config.max_tokens, temperature=config.temperature,
                                           seed=config.seed, top_p=config.top_p)  # as the Dispatcher's
-                self.identities[(config.name, task_name)] = session_identity(engine, task_name, params)
+                style = judge_style(config)  # the prompt and key follow rationale/structured output, as in a build
+                self.identities[(config.name, task_name)] = (session_identity(engine, task_name, params, style),
+                                                             {} if style.default else {"style": style})
                 self.tallies.setdefault(config.name, _Tally(config, engine.serial, ctx.project.root))
-            identity = self.identities[(config.name, task_name)]
+            identity, styled = self.identities[(config.name, task_name)]
             tally = self.tallies[config.name]
         prompts: dict[str, list[dict]] = {}
         keys: list[str] = []
@@ -100,7 +102,7 @@ class Planner:
                 tally.unjudgeable += 1
                 continue
             try:
-                prompt = task.prompt(instruction, gens, aspect, references[i])
+                prompt = task.prompt(instruction, gens, aspect, references[i], **styled)
             except JudgeError:
                 tally.unjudgeable += 1
                 continue

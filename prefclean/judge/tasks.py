@@ -15,6 +15,7 @@ import jinja2
 from .. import plugins
 from ..errors import JudgeError
 from .parsing import parse_ratings, parse_verdict
+from .structured import RATIONALES
 
 ASPECTS = ("overall-rating", "helpfulness", "honesty", "instruction-following", "truthfulness")
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -28,6 +29,30 @@ class Verdict:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Style:
+    """How a judge is asked to answer (its `rationale:` and `structured_output:` settings): the prompt templates
+    see both (`rationale`, `structured`), the schema and grammar follow the rationale."""
+
+    rationale: str = "full"  # none | short | full
+    structured: bool = False  # a JSON answer, its schema sent as response_format
+
+    def __post_init__(self):
+        if self.rationale not in RATIONALES:
+            raise JudgeError(f"rationale: '{self.rationale}' is not one of {', '.join(RATIONALES)}")
+
+    @property
+    def default(self) -> bool:
+        return self == DEFAULT_STYLE
+
+    def identity(self) -> str:
+        """A suffix for the judgment cache key ("" for the default style, so older keys still match)."""
+        return "" if self.default else f"|rationale={self.rationale}|structured={int(self.structured)}"
+
+
+DEFAULT_STYLE = Style()
+
+
 @dataclass
 class Prompt:
     messages: list[dict]
@@ -37,6 +62,7 @@ class Prompt:
 class Task:
     name = ""
     grammar_name = ""
+    schema_name = ""  # the function of structured.py that makes its answer's JSON schema
     templates: tuple[str, ...] = ()  # the Jinja files its prompts are rendered from
     templates_dir: Path | None = None  # where a plugin's task keeps them (searched before prefclean's own)
 
@@ -46,8 +72,9 @@ class Task:
         self._templates: dict[str, jinja2.Template] = {}
         self._constant: dict[str, str] = {}
 
-    def render(self, template: str, **values) -> str:
-        return self._template(template).render(**values).strip()
+    def render(self, template: str, style: Style = DEFAULT_STYLE, **values) -> str:
+        return self._template(template).render(rationale=style.rationale, structured=style.structured,
+                                               **values).strip()
 
     def _template(self, name: str) -> jinja2.Template:
         # Loaded once per build: get_template() stats the file on every call, once per judged row.
@@ -60,29 +87,42 @@ class Task:
         for name in self.templates:
             self._template(name)
 
-    def render_constant(self, template: str) -> str:
-        """A template without variables (a system prompt), rendered once."""
-        if template not in self._constant:
-            self._constant[template] = self.render(template)
-        return self._constant[template]
+    def render_constant(self, template: str, style: Style = DEFAULT_STYLE) -> str:
+        """A template without row variables (a system prompt), rendered once per style."""
+        key = f"{template}{style.identity()}"
+        if key not in self._constant:
+            self._constant[key] = self.render(template, style)
+        return self._constant[key]
 
     def check(self, aspect: str) -> None:
         """Refuse a call that can never be judged (before any row is), e.g. an unknown aspect."""
 
-    def prompt(self, instruction: str, generations: list[str], aspect: str, reference: str | None) -> Prompt:
+    def prompt(self, instruction: str, generations: list[str], aspect: str, reference: str | None,
+               style: Style = DEFAULT_STYLE) -> Prompt:
         raise NotImplementedError
 
     def parse(self, text: str, n: int) -> Verdict:
         raise NotImplementedError
 
-    def grammar(self, n: int) -> str:
+    def grammar(self, n: int, rationale: str = "full") -> str:
         """A GBNF grammar forcing the answer's shape, for engines that can constrain sampling."""
-        if n not in self._grammars:
+        if (n, rationale) not in self._grammars:
             from . import grammar
 
             make = getattr(grammar, self.grammar_name)
-            self._grammars[n] = make(n) if self.grammar_name == "ratings_grammar" else make()
-        return self._grammars[n]
+            self._grammars[n, rationale] = make(n, rationale) if self.grammar_name == "ratings_grammar" else make(rationale)
+        return self._grammars[n, rationale]
+
+    def response_format(self, n: int, rationale: str = "full") -> dict | None:
+        """The chat-completions `response_format` (a JSON schema) for an answer about n texts, or None when
+        the task has no schema (a plugin's task may not)."""
+        if not self.schema_name:
+            return None
+        from . import structured
+
+        make = getattr(structured, self.schema_name)
+        schema = make(n, rationale) if self.schema_name == "ratings_schema" else make(rationale)
+        return structured.response_format(self.name, schema)
 
 
 CONVERSATION_MARK = "\x1e"  # an instruction that starts with it is a conversation (macros/conversation.sql)
@@ -114,19 +154,19 @@ def _winner(ratings: list[int | None]) -> int | None:
 class UltraFeedback(Task):
     """One 1-5 rating and a rationale per generation, for one aspect."""
 
-    name, grammar_name = "ultrafeedback", "ratings_grammar"
+    name, grammar_name, schema_name = "ultrafeedback", "ratings_grammar", "ratings_schema"
     templates = ("ultrafeedback_system.jinja", "ultrafeedback.jinja", "_conversation.jinja")
 
     def check(self, aspect):
         if aspect not in ASPECTS:
             raise JudgeError(f"unknown aspect '{aspect}' (one of {', '.join(ASPECTS)})")
 
-    def prompt(self, instruction, generations, aspect, reference):
+    def prompt(self, instruction, generations, aspect, reference, style=DEFAULT_STYLE):
         self.check(aspect)
         instruction, turns = conversation_turns(instruction)
         return Prompt([
-            {"role": "system", "content": self.render_constant("ultrafeedback_system.jinja")},
-            {"role": "user", "content": self.render("ultrafeedback.jinja", instruction=instruction, turns=turns,
+            {"role": "system", "content": self.render_constant("ultrafeedback_system.jinja", style)},
+            {"role": "user", "content": self.render("ultrafeedback.jinja", style, instruction=instruction, turns=turns,
                                                     generations=generations, aspect=aspect)},
         ], len(generations))
 
@@ -138,15 +178,15 @@ class UltraFeedback(Task):
 class PrometheusAbsolute(Task):
     """Absolute grading of one response against a rubric (optional reference answer)."""
 
-    name, grammar_name = "prometheus-absolute", "prometheus_absolute_grammar"
+    name, grammar_name, schema_name = "prometheus-absolute", "prometheus_absolute_grammar", "prometheus_absolute_schema"
     templates = ("prometheus_absolute.jinja", "_conversation.jinja")
 
-    def prompt(self, instruction, generations, aspect, reference):
+    def prompt(self, instruction, generations, aspect, reference, style=DEFAULT_STYLE):
         if len(generations) != 1:
             raise JudgeError("prometheus-absolute grades one response per row")
         instruction, turns = conversation_turns(instruction)
         return Prompt([{"role": "user", "content": self.render(
-            "prometheus_absolute.jinja", instruction=instruction, turns=turns, response=generations[0],
+            "prometheus_absolute.jinja", style, instruction=instruction, turns=turns, response=generations[0],
             rubric=aspect, reference=reference)}], 1)
 
     def parse(self, text, n):
@@ -157,15 +197,15 @@ class PrometheusAbsolute(Task):
 class PrometheusRelative(Task):
     """Relative grading of two responses: which one is better (A or B)."""
 
-    name, grammar_name = "prometheus-relative", "prometheus_relative_grammar"
+    name, grammar_name, schema_name = "prometheus-relative", "prometheus_relative_grammar", "prometheus_relative_schema"
     templates = ("prometheus_relative.jinja", "_conversation.jinja")
 
-    def prompt(self, instruction, generations, aspect, reference):
+    def prompt(self, instruction, generations, aspect, reference, style=DEFAULT_STYLE):
         if len(generations) != 2:
             raise JudgeError("prometheus-relative compares exactly two responses per row")
         instruction, turns = conversation_turns(instruction)
         return Prompt([{"role": "user", "content": self.render(
-            "prometheus_relative.jinja", instruction=instruction, turns=turns, response_a=generations[0],
+            "prometheus_relative.jinja", style, instruction=instruction, turns=turns, response_a=generations[0],
             response_b=generations[1], rubric=aspect, reference=reference)}], 2)
 
     def parse(self, text, n):

@@ -31,7 +31,7 @@ from .jsonrows import ArrowRows, array_from_json_lines, json_line
 from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, resolve_judge, smoke_test_judge
 from .progress import JudgeProgress
 from .record import RESULT_SQL, RESULT_TYPE, Judgment, from_cache
-from .tasks import make_task
+from .tasks import Style, make_task
 
 FIRST_PART = 128  # rows of a batch sent before the rest is rendered
 PAUSE_EVERY = 32  # rows rendered between two pauses for the judge loop (~1 ms of rendering)
@@ -51,6 +51,7 @@ class JudgeSession:
     progress: JudgeProgress
     stats: Stats  # this judge's counters in this build (a panel's judges each count their own rows)
     reported: JudgingStats  # its counters when its last model ended
+    style: Style = Style()  # how the judge is asked to answer (rationale, structured output)
     answered: int = 0  # requests the judge answered in this build (see judge_batch: when none ever is)
 
 
@@ -96,10 +97,11 @@ class Judging:
                 budget = self.budgets.setdefault(config.name, BudgetGuard(config.budget, config.price,
                                                                            config.max_tokens, self.cap))
                 dispatcher = Dispatcher(config, engine, task, stats, budget=budget)
-                identity = session_identity(engine, task_name, dispatcher.params)
+                style = judge_style(config)
+                identity = session_identity(engine, task_name, dispatcher.params, style)
                 progress = JudgeProgress(config.name, self.ctx.report)
                 self.sessions[key] = JudgeSession(config.name, dispatcher, identity, config.name == SMOKE_TEST_JUDGE,
-                                                  progress, stats, JudgingStats())
+                                                  progress, stats, JudgingStats(), style)
                 if config.name == SMOKE_TEST_JUDGE:
                     self.ctx.notes.append("WARNING " + SMOKE_TEST_WARNING)
             return self.sessions[key]
@@ -253,7 +255,10 @@ class Judging:
         A row that cannot be judged gets its failure in `results` instead. `pause` is called every PAUSE_EVERY
         rows, to let requests already sent make progress."""
         requests: dict[str, Request] = {}
-        grammar = session.dispatcher.engine.accepts_grammar
+        engine, style = session.dispatcher.engine, session.style
+        grammar = engine.accepts_grammar
+        schema = style.structured and engine.accepts_schema
+        styled = {} if style.default else {"style": style}  # a plugin's task may not take the keyword
         for i in part:
             if pause is not None and (i - part.start) % PAUSE_EVERY == PAUSE_EVERY - 1:
                 pause()
@@ -262,7 +267,7 @@ class Judging:
                 results[i] = self._failure(session, task_name, aspect, "missing instruction or generation")
                 continue
             try:
-                prompt = task.prompt(instructions[i], gens, aspect, references[i])
+                prompt = task.prompt(instructions[i], gens, aspect, references[i], **styled)
             except JudgeError as exc:  # a mistake in the model (unknown aspect...): say it once, not only per row
                 results[i] = self._failure(session, task_name, aspect, str(exc))
                 self._note_once(str(exc))
@@ -271,7 +276,9 @@ class Judging:
             row_keys[i] = key
             if key not in distinct:
                 distinct.add(key)
-                requests[key] = Request(key, prompt.messages, prompt.n, task.grammar(prompt.n) if grammar else None)
+                requests[key] = Request(key, prompt.messages, prompt.n,
+                                        task.grammar(prompt.n, style.rationale) if grammar else None,
+                                        task.response_format(prompt.n, style.rationale) if schema else None)
         return requests
 
     def _sender(self, session: JudgeSession):
@@ -322,10 +329,11 @@ class Judging:
                         error=error)
 
 
-def session_identity(engine, task_name: str, params) -> str:
-    """What besides the prompt keys a judgment in the cache: the engine's identity, task and parameters."""
-    return json.dumps([engine.cache_identity(), task_name, params.max_tokens, params.temperature, params.seed,
-                       params.top_p])
+def session_identity(engine, task_name: str, params, style: Style = Style()) -> str:
+    """What besides the prompt keys a judgment in the cache: the engine's identity, task, parameters and the
+    answer's style (rationale, structured output: nothing added for the default)."""
+    return json.dumps([engine.cache_identity() + style.identity(), task_name, params.max_tokens, params.temperature,
+                       params.seed, params.top_p])
 
 
 def request_key(identity: str, messages: list[dict]) -> str:
@@ -358,6 +366,11 @@ class ExecutorBatch:
         for outcome in self.executor.judge(self.session.name, dispatcher.judge, dispatcher.task.name, self.requests,
                                            self.session.stats):
             yield [outcome]
+
+
+def judge_style(config) -> Style:
+    """A judge's `rationale:` and `structured_output:` (only engines that send a schema have the latter)."""
+    return Style(getattr(config, "rationale", "full"), bool(getattr(config, "structured_output", False)))
 
 
 def _judging(ctx: RunContext) -> Judging:

@@ -17,7 +17,9 @@ Faults, set with POST /control (JSON); counters reset with POST /reset; GET /sta
   hang_if_contains (substring of the prompt that always fails / gets an unparseable answer / hangs for hang_ms),
   echo_authorization (a failure's body, and every answer, repeat the request's Authorization header, as a careless
   server or proxy does), record_prompts (keep every prompt in
-  /stats "prompts", to check what was sent). max_concurrency (K > 0): at most K requests are served at once
+  /stats "prompts", to check what was sent). A request with `response_format: {"type": "json_schema", ...}`
+  (structured output) is answered with a JSON object of the schema's properties (ratings/rationales, or
+  feedback and score/result); /stats "response_formats" lists the distinct ones sent. max_concurrency (K > 0): at most K requests are served at once
   and the rest wait their turn, as one replica of a real model server with limited capacity (K / latency req/s). /stats "authorization" lists the distinct Authorization headers seen;
   "held_seconds" sums how long the handler held each request (the latency the server really served).
   ratelimit_requests (K > 0) with ratelimit_window_ms: a provider's request limit, as OpenAI sends it: K requests per
@@ -77,9 +79,12 @@ def rating_for(text: str, model: str, position: int, settings: dict) -> int:
     return int(settings["default_rating"])
 
 
-def answer_for(prompt: str, model: str, settings: dict) -> str:
-    """The judge's answer, in the format of whichever task rendered the prompt."""
+def answer_for(prompt: str, model: str, settings: dict, response_format: dict | None = None) -> str:
+    """The judge's answer, in the format of whichever task rendered the prompt (JSON when a schema was sent)."""
     texts = TEXT_BLOCK.findall(prompt)
+    schema = ((response_format or {}).get("json_schema") or {}).get("schema")
+    if schema:
+        return json_answer(prompt, model, settings, schema["properties"])
     if texts:
         blocks = []
         for position, (index, text) in enumerate(texts):
@@ -96,6 +101,27 @@ def answer_for(prompt: str, model: str, settings: dict) -> str:
     return "I cannot find anything to rate."
 
 
+def json_answer(prompt: str, model: str, settings: dict, properties: dict) -> str:
+    """An answer with exactly the schema's properties."""
+    texts = TEXT_BLOCK.findall(prompt)
+    responses = PROMETHEUS_RESPONSE.findall(prompt)
+    answer: dict = {}
+    if "ratings" in properties:
+        ratings = [rating_for(text, model, position, settings) for position, (_, text) in enumerate(texts)]
+        if "rationales" in properties:
+            answer["rationales"] = [f"text {i + 1} earns {r}." for i, r in enumerate(ratings)]
+        answer["ratings"] = ratings
+    else:
+        scores = [rating_for(text, model, i, settings) for i, (_, text) in enumerate(responses)]
+        if "feedback" in properties:
+            answer["feedback"] = "the responses earn " + ", ".join(map(str, scores)) + "."
+        if "score" in properties:
+            answer["score"] = scores[0] if scores else 3
+        if "result" in properties:
+            answer["result"] = "A" if len(scores) < 2 or scores[0] >= scores[1] else "B"
+    return json.dumps(answer)
+
+
 class JudgeServer:
     def __init__(self, latency_ms: float = 0.0):
         self.settings = dict(DEFAULTS, latency_ms=latency_ms)
@@ -104,7 +130,8 @@ class JudgeServer:
     def reset_stats(self):
         self.stats = {"requests": 0, "completions": 0, "by_status": {}, "in_flight": 0, "max_in_flight": 0,
                       "prompt_tokens": 0, "completion_tokens": 0, "models": {}, "first_request_at": None,
-                      "last_request_at": None, "authorization": [], "prompts": [], "held_seconds": 0.0}
+                      "last_request_at": None, "authorization": [], "prompts": [], "held_seconds": 0.0,
+                      "response_formats": []}
         self._window = (None, 0, 0)  # the rate-limit window: its start, requests and tokens in it
 
     def _capacity(self, slots: int) -> asyncio.Semaphore:
@@ -140,7 +167,7 @@ class JudgeServer:
         self.stats["by_status"][str(status)] = self.stats["by_status"].get(str(status), 0) + 1
 
     def _answer(self, number: int, prompt: str, model: str, settings: dict, now: float,
-                auth: str | None = None) -> tuple[int, dict, dict]:
+                auth: str | None = None, response_format: dict | None = None) -> tuple[int, dict, dict]:
         """Status, JSON body and headers of the response to request `number`: an injected fault or the answer."""
         echo = f" (you sent Authorization: {auth})" if settings["echo_authorization"] else ""
         if number <= settings["rate_limit_first_n"]:
@@ -153,7 +180,7 @@ class JudgeServer:
             return status, {"error": {"message": f"injected failure {status}{echo}"}}, {}
         garbage = number <= settings["garbage_first_n"] or (
             settings["garbage_if_contains"] and settings["garbage_if_contains"] in prompt)
-        text = ("Both answers are fine I guess." if garbage else answer_for(prompt, model, settings)) + echo
+        text = ("Both answers are fine I guess." if garbage else answer_for(prompt, model, settings, response_format)) + echo
         usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if number <= settings["odd_shape_first_n"]:
@@ -193,7 +220,10 @@ class JudgeServer:
             # The answer is made first, then sent `latency_ms` after the request arrived: the latency is the
             # whole time the server holds a request, as with a real one (made after the wait, it added this
             # server's own CPU time to every answer, and to each answer queued behind it).
-            status, payload, headers = self._answer(number, prompt, model, settings, now, auth)
+            response_format = body.get("response_format")
+            if response_format and response_format not in stats["response_formats"]:
+                stats["response_formats"].append(response_format)
+            status, payload, headers = self._answer(number, prompt, model, settings, now, auth, response_format)
             if settings["ratelimit_requests"] or settings["ratelimit_tokens"]:
                 over, limits = self._rate_window(settings, len(prompt) // 4 + int(body.get("max_tokens") or 0))
                 if over:

@@ -72,6 +72,9 @@ class Engine:
     serial: ClassVar[bool] = False
     #: True when complete() uses a grammar to constrain the answer's shape.
     accepts_grammar: bool = False
+    #: True when complete() takes `response_format=` (a JSON schema, see structured.py): only such engines are
+    #: passed one, so an engine without the keyword keeps working.
+    accepts_schema: ClassVar[bool] = False
 
     def __init__(self, config: "JudgeConfig"):
         self.config = config

@@ -33,6 +33,7 @@ def _retry_after(exc: Exception) -> float | None:
 
 class HFInferenceEngine(Engine):
     kind = "hf-inference"
+    accepts_schema = True  # InferenceClient's response_format: OpenAI's json_schema shape, which TGI serves
 
     def __init__(self, config):
         super().__init__(config)
@@ -76,12 +77,13 @@ class HFInferenceEngine(Engine):
             identity += "|" + without_userinfo(self.base_url)
         return identity
 
-    async def complete(self, messages, params: GenerationParams, *, grammar=None) -> Completion:
+    async def complete(self, messages, params: GenerationParams, *, grammar=None, response_format=None) -> Completion:
         client = self._ensure_client()
         try:
             out = await client.chat_completion(
                 messages, model=self.model if self.base_url else None, max_tokens=params.max_tokens,
-                temperature=params.temperature, seed=params.seed, top_p=params.top_p)
+                temperature=params.temperature, seed=params.seed, top_p=params.top_p,
+                **({"response_format": response_format} if response_format else {}))
         except asyncio.TimeoutError:
             raise EngineError(f"no answer from {self.describe()} within {self.config.timeout:g}s", retryable=True) from None
         except Exception as exc:  # huggingface_hub wraps HTTP errors in several classes; classify by status

@@ -73,6 +73,7 @@ def _error_detail(body: bytes) -> str:
 
 class OpenAIEngine(Engine):
     kind = "openai"
+    accepts_schema = True
 
     def __init__(self, config):
         super().__init__(config)
@@ -151,7 +152,11 @@ class OpenAIEngine(Engine):
             replica.in_flight -= 1
             self._available.notify_all()
 
-    def _payload(self, messages, params: GenerationParams, grammar=None) -> str:
+    def _payload(self, messages, params: GenerationParams, grammar=None, response_format=None) -> str:
+        return json.dumps(self.body(messages, params, grammar, response_format))
+
+    def body(self, messages, params: GenerationParams, grammar=None, response_format=None) -> dict:
+        """One chat-completions request body."""
         body = {"model": self.model, "messages": messages, "max_tokens": params.max_tokens,
                 "temperature": params.temperature, **self.extra_body}
         if params.seed is not None:
@@ -160,11 +165,13 @@ class OpenAIEngine(Engine):
             body["top_p"] = params.top_p
         if grammar and self.send_grammar:
             body["grammar"] = grammar
-        return json.dumps(body)
+        if response_format:
+            body["response_format"] = response_format
+        return body
 
-    async def complete(self, messages, params: GenerationParams, *, grammar=None) -> Completion:
+    async def complete(self, messages, params: GenerationParams, *, grammar=None, response_format=None) -> Completion:
         session = self._ensure_session()
-        payload = self._payload(messages, params, grammar)
+        payload = self._payload(messages, params, grammar, response_format)
         replica = await self._acquire()
         try:
             status, raw, headers = await self._post(session, replica, payload)
