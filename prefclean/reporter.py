@@ -1,12 +1,14 @@
 """Reporters: how events (prefclean/events.py) look. `lines()` is the CLI's wording, in one place;
-TerminalReporter prints it with a judge progress bar on stderr; NotebookReporter shows tqdm.auto bars and
-only the lines worth reading in a notebook (warnings, failures, the summary)."""
+TerminalReporter prints it with a judge progress bar on stderr (plain progress lines now and then when stderr
+is not a terminal: CI logs, `| tee`); NotebookReporter shows tqdm.auto bars and only the lines worth reading in
+a notebook (warnings, failures, the summary)."""
 
 from __future__ import annotations
 
 import os
 import sys
 import threading
+import time
 from typing import Callable
 
 from .events import (BuildFinished, Event, ExportFinished, ExportsSkipped, JudgingPaused, JudgingProgress,
@@ -22,6 +24,58 @@ def progress_enabled() -> bool:
     if forced is not None:
         return forced not in ("0", "false", "no", "")
     return sys.stderr.isatty()
+
+
+def plain_progress_enabled() -> bool:
+    """Plain progress lines instead of a bar: stderr is not a terminal, and PREFCLEAN_PROGRESS does not say 0."""
+    forced = os.environ.get("PREFCLEAN_PROGRESS")
+    return forced is None and not sys.stderr.isatty()
+
+
+class PlainProgress:
+    """Progress as lines for logs, where a bar's carriage returns are noise or nothing: none in the first
+    `quiet` seconds (a short step says nothing), then one each `every` seconds, or sooner when another tenth
+    is done (at most one per `quiet` seconds).
+
+        judge fake: 1,024/2,000 rows (51%), 51 rows/s, 0 failed, 300 cached, 0 429s
+    """
+
+    def __init__(self, write: Callable[[str], None], *, every: float = 10.0, quiet: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.write, self.every, self.quiet, self.clock = write, every, quiet, clock
+        self.started: dict[str, float] = {}
+        self.last: dict[str, tuple[float, int]] = {}  # label -> when its last line was written, done then
+
+    def update(self, label: str, done: int, total: int, unit: str = "rows", detail: str = "") -> None:
+        now = self.clock()
+        start = self.started.setdefault(label, now)
+        last_at, last_done = self.last.get(label, (start, 0))
+        since = now - last_at
+        tenth = total and (done - last_done) * 10 >= total
+        if now - start < self.quiet or not (since >= self.every or (tenth and since >= self.quiet)):
+            return
+        self.last[label] = (now, done)
+        share = f" ({done * 100 // total}%)" if total else ""
+        self.write(f"{label}: {done:,}/{total:,} {unit}{share}, {done / max(now - start, 1e-9):,.0f} {unit}/s{detail}")
+
+    def finish(self, label: str) -> None:
+        """That step is done: the next one with this label starts quiet again."""
+        self.started.pop(label, None)
+        self.last.pop(label, None)
+
+    def show(self, event: JudgingProgress | JudgingPaused) -> None:
+        label = f"judge {event.judge}"
+        if isinstance(event, JudgingPaused):
+            self.finish(label)
+            return
+        s = event.stats
+        self.update(label, event.done, event.total,
+                    detail=f", {s.failed:,} failed, {s.cached:,} cached, {s.rate_limited:,} 429s")
+
+
+def plain_lines() -> PlainProgress | None:
+    """Plain progress lines on stderr, when they are what the CLI shows (see plain_progress_enabled)."""
+    return PlainProgress(lambda line: print(line, file=sys.stderr, flush=True)) if plain_progress_enabled() else None
 
 
 def model_line(index: int, total: int, m: ModelRun) -> str:
@@ -108,6 +162,7 @@ class TerminalReporter:
         self.lock = threading.Lock()
         self.bars_on = progress_enabled() if bars is None else bars
         self.bars = JudgeBars(self._bar)
+        self.plain = plain_lines() if bars is None and not self.bars_on else None
 
     @staticmethod
     def _bar(**kwargs):
@@ -120,6 +175,8 @@ class TerminalReporter:
             if isinstance(event, (JudgingProgress, JudgingPaused)):
                 if self.bars_on:
                     self.bars.show(event)
+                elif self.plain is not None:
+                    self.plain.show(event)
                 return
             if isinstance(event, (ModelFinished, BuildFinished)):
                 self.bars.close()

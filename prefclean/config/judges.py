@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import BeforeValidator, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
-from .base import ConfigModel
+from .base import ConfigModel, config_error
 
 
 def _url_list(value: Any) -> Any:
@@ -26,6 +26,15 @@ def _url_list(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(v.rstrip("/") if isinstance(v, str) else v for v in value)
     return value
+
+
+def _concurrency(value: Any) -> Any:
+    """A whole number of requests in flight, or "auto" (found while judging: judge/concurrency.py)."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and int(value) >= 1:
+        return int(value)
+    raise config_error(f"must be a whole number >= 1 or auto, got {value!r}")
 
 
 def _url(value: Any) -> Any:
@@ -83,6 +92,13 @@ class JudgeConfig(ConfigModel):
     rationale: Literal["none", "short", "full"] = Field(
         "full", description="explanations asked for: none (ratings only, a few tokens), short or full")
 
+    def most_in_flight(self) -> int:
+        """The most requests in flight per replica (an engine without the key: one)."""
+        from ..judge.concurrency import AUTO_MAX
+
+        concurrency = getattr(self, "concurrency", 1)
+        return concurrency if isinstance(concurrency, int) else (getattr(self, "max_concurrency", None) or AUTO_MAX)
+
     def __new__(cls, *args: Any, **data: Any):
         if cls is JudgeConfig and "engine" in data:
             cls = JUDGE_CLASSES.get(data["engine"], cls)
@@ -100,7 +116,9 @@ class RemoteJudgeConfig(JudgeConfig):
     """A judge behind an HTTP API: requests in flight and a time-out per request."""
 
     timeout: float = Field(120.0, gt=0, description="seconds to wait for one answer")
-    concurrency: int = Field(8, ge=1, description="requests in flight (per replica)")
+    concurrency: Annotated[int | Literal["auto"], BeforeValidator(_concurrency)] = Field(
+        "auto", description="requests in flight per replica, or auto: found from the server's latency and errors")
+    max_concurrency: int | None = Field(None, ge=1, description="with concurrency auto: the most per replica (64)")
 
 
 class OpenAIJudge(RemoteJudgeConfig):
@@ -158,6 +176,7 @@ class LlamaCppJudge(JudgeConfig):
     base_url: ClassVar[None] = None
     api_key_env: ClassVar[None] = None
     concurrency: ClassVar[int] = 1  # in-process: one generation at a time
+    max_concurrency: ClassVar[None] = None
     timeout: ClassVar[None] = None
 
 

@@ -43,7 +43,7 @@ def export_argilla(con, project, export, rel):
     from tqdm import tqdm
 
     from .argilla import ArgillaExportError, push_pairs
-    from ..reporter import progress_enabled
+    from ..reporter import plain_lines, progress_enabled
 
     settings = connection_settings(export)
     query = (export.options.get("query") or DEFAULT_QUERY).format(rel=rel)
@@ -52,12 +52,16 @@ def export_argilla(con, project, export, rel):
     except Exception as exc:
         raise ExportError(f"export '{export.name}': cannot select the review columns from {export.model}: "
                           f"{' '.join(str(exc).split())}") from None
-    bar = tqdm(total=table.num_rows, desc=f"argilla {settings['dataset']}", unit="record", disable=not progress_enabled())
+    label = f"argilla {settings['dataset']}"
+    bar = tqdm(total=table.num_rows, desc=label, unit="record", disable=not progress_enabled())
+    plain = plain_lines() if bar.disable else None  # stderr not a terminal: lines now and then instead
     done = [0]
 
     def progress(n):
         bar.update(n - done[0])
         done[0] = n
+        if plain is not None:
+            plain.update(label, n, table.num_rows, unit="records")
 
     try:
         result = push_pairs(table, progress=progress, batch_size=int(export.options.get("batch_size", 200)), **settings)

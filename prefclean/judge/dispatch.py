@@ -21,6 +21,7 @@ from typing import Awaitable, Callable, Iterator
 from ..project import JudgeConfig
 from ..redact import redact_known
 from .budget import NOT_JUDGED_BUDGET, BudgetGuard, estimate_tokens
+from .concurrency import AdaptiveGate, AdaptiveLimit
 from .engines.base import Engine, EngineError, GenerationParams
 from .tasks import Task, Verdict
 
@@ -147,6 +148,12 @@ class RequestStream:
             task.cancel()
 
 
+def overloaded(error: EngineError) -> bool:
+    """An error that says the server has too much to do (429, 5xx, no answer in time): `auto` backs off."""
+    status = error.status
+    return status == 429 or (status is not None and status >= 500) or (status is None and error.retryable)
+
+
 @dataclass
 class Request:
     key: str
@@ -219,8 +226,11 @@ class Dispatcher:
         self.params = GenerationParams(max_tokens=judge.max_tokens, temperature=judge.temperature,
                                        seed=judge.seed, top_p=judge.top_p)
         self.use_grammar = use_grammar
-        slots = 1 if engine.serial else judge.concurrency * max(1, len(judge.base_urls))
+        slots = 1 if engine.serial else judge.most_in_flight() * max(1, len(judge.base_urls))
         self.slots = slots
+        # concurrency: auto, for an engine that does not keep a limit per replica itself
+        self.gate = AdaptiveGate(AdaptiveLimit(maximum=slots)) if (
+            getattr(judge, "concurrency", None) == "auto" and not engine.serial and not engine.limits_replicas) else None
         self._semaphore: asyncio.Semaphore | None = None
         self._paused_until = 0.0  # set by a 429: every request waits, not just the one that got it
         self._next_slot = 0.0  # requests-per-minute pacing
@@ -301,12 +311,13 @@ class Dispatcher:
                 # A 429 may arrive while this request queued for a slot: honour it before sending.
                 while self._paused_until > time.monotonic():
                     await asyncio.sleep(self._paused_until - time.monotonic())
+                gated = await self.gate.acquire() if self.gate is not None else 0
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 started = time.perf_counter()
+                error = None
                 try:
                     completion = await self.engine.complete(request.messages, self.params, grammar=grammar, **schema)
-                    error = None
                 except EngineError as exc:
                     completion, error = None, exc
                 except Exception as exc:  # an engine bug must cost one row, not the build
@@ -314,7 +325,9 @@ class Dispatcher:
                     error = EngineError(f"{type(exc).__name__}: {exc}", retryable=False)  # (masked there)
                 finally:
                     self.in_flight -= 1
-                elapsed = time.perf_counter() - started
+                    elapsed = time.perf_counter() - started
+                    if self.gate is not None:
+                        self.gate.release(elapsed, gated, dropped=error is not None and overloaded(error))
             answer = completion if error is None else None
             cost = self.budget.settle(held, answer.prompt_tokens if answer else 0,
                                       answer.completion_tokens if answer else 0, estimate)

@@ -148,7 +148,7 @@ def judge_plan(t: _Tally, completion_mean: float | None, latency_ms: float | Non
     cost = cost_max = None
     if c.price is not None:
         cost, cost_max = c.price.cost(t.prompt_tokens, expected), c.price.cost(t.prompt_tokens, most)
-    slots = 1 if t.serial else c.concurrency * max(1, len(c.base_urls))
+    slots = 1 if t.serial else c.most_in_flight() * max(1, len(c.base_urls))  # auto: at best its ceiling
     limits = {}
     if latency_ms is not None:
         limits["latency"] = requests * latency_ms / 1000 / slots

@@ -210,9 +210,12 @@ class RayExecutor:
         if not self.options["split_concurrency"] or n == 1:
             return [config] * n
         rpm = config.requests_per_minute / n if config.requests_per_minute else config.requests_per_minute
-        shares = [config.concurrency // n + (1 if i < config.concurrency % n else 0) for i in range(n)]
+        auto = getattr(config, "concurrency", 1) == "auto"  # each actor finds its own; their ceilings add up to the judge's
+        total = config.most_in_flight()
+        shares = [total // n + (1 if i < total % n else 0) for i in range(n)]
         # more actors than slots: each still needs one
-        return [config.model_copy(update={"concurrency": max(1, share), "requests_per_minute": rpm}) for share in shares]
+        key = "max_concurrency" if auto else "concurrency"
+        return [config.model_copy(update={key: max(1, share), "requests_per_minute": rpm}) for share in shares]
 
     def _start_pool(self, config: JudgeConfig, task_name: str) -> ActorPool:
         ray, opts = self.ray, self.options
@@ -232,7 +235,7 @@ class RayExecutor:
             raise JudgeError(f"executor ray: the actors for judge '{config.name}' failed to start: {_one_line(exc)} "
                              f"(on a cluster, every node needs prefclean: set `executor.runtime_env`)") from None
         # Keep each actor's dispatcher busy: twice its request slots queued, in batches.
-        slots = max(c.concurrency for c in configs) * max(1, len(config.base_urls))
+        slots = max(c.most_in_flight() for c in configs) * max(1, len(config.base_urls))
         limit = opts["batches_per_actor"] or max(2, math.ceil(2 * slots / opts["batch_size"]))
         return ActorPool(actors, limit)
 

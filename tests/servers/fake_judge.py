@@ -20,7 +20,9 @@ Faults, set with POST /control (JSON); counters reset with POST /reset; GET /sta
   /stats "prompts", to check what was sent). A request with `response_format: {"type": "json_schema", ...}`
   (structured output) is answered with a JSON object of the schema's properties (ratings/rationales, or
   feedback and score/result); /stats "response_formats" lists the distinct ones sent. max_concurrency (K > 0): at most K requests are served at once
-  and the rest wait their turn, as one replica of a real model server with limited capacity (K / latency req/s). /stats "authorization" lists the distinct Authorization headers seen;
+  and the rest wait their turn, as one replica of a real model server with limited capacity (K / latency req/s).
+  reject_above (K > 0): a request that arrives with more than K in flight gets a 429 at once, without
+  Retry-After (TGI's max_concurrent_requests, a full vLLM queue behind a proxy). /stats "authorization" lists the distinct Authorization headers seen;
   "held_seconds" sums how long the handler held each request (the latency the server really served).
   ratelimit_requests (K > 0) with ratelimit_window_ms: a provider's request limit, as OpenAI sends it: K requests per
   window (from the window's first request), every answer carrying x-ratelimit-remaining-requests and
@@ -59,7 +61,7 @@ DEFAULTS = {
     "garbage_first_n": 0, "odd_shape_first_n": 0, "hang_first_n": 0, "hang_ms": 30_000,
     "fail_if_contains": None, "garbage_if_contains": None, "hang_if_contains": None, "echo_authorization": False,
     "record_prompts": False,
-    "max_concurrency": 0,
+    "max_concurrency": 0, "reject_above": 0,
     "ratelimit_requests": 0, "ratelimit_tokens": 0, "ratelimit_window_ms": 1000,
 }
 
@@ -229,6 +231,10 @@ class JudgeServer:
                 if over:
                     status, payload, headers = 429, {"error": {"message": "rate limit reached"}}, {}
                 headers = {**headers, **limits}
+            if settings["reject_above"] and stats["in_flight"] > settings["reject_above"]:
+                status, payload, headers = 429, {"error": {"message": "too many requests in flight"}}, {}
+                self._count(status)
+                return web.Response(body=json.dumps(payload).encode(), status=status, content_type="application/json")
             body = json.dumps(payload).encode()
             if settings["max_concurrency"]:  # a slot first; then the latency, from when it got one
                 async with self._capacity(int(settings["max_concurrency"])):

@@ -70,6 +70,8 @@ class Engine:
     kind: ClassVar[str] = ""
     #: True when the engine works in-process and cannot run requests in parallel.
     serial: ClassVar[bool] = False
+    #: The engine keeps `concurrency: auto`'s limit itself, one per replica (else the dispatcher keeps one).
+    limits_replicas: ClassVar[bool] = False
     #: True when complete() uses a grammar to constrain the answer's shape.
     accepts_grammar: bool = False
     #: True when complete() takes `response_format=` (a JSON schema, see structured.py): only such engines are

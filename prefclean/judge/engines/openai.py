@@ -1,8 +1,9 @@
 """The OpenAI-compatible chat-completions engine: vLLM, TGI, llama.cpp's server, Ollama, OpenAI itself.
 
 A judge may list several base URLs (replicas): each request goes to the healthy replica with the fewest
-requests in flight, at most `concurrency` per replica; a replica that fails to connect or answers 5xx is
-taken out for a cool-down that doubles while it keeps failing.
+requests in flight, at most `concurrency` per replica (with `auto`, each replica's own adaptive limit:
+judge/concurrency.py); a replica that fails to connect or answers 5xx is taken out for a cool-down that doubles
+while it keeps failing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 import aiohttp
 
 from ...redact import add_secret, redact, without_userinfo
+from ..concurrency import AUTO_MAX, AdaptiveLimit
 from ..ratelimit import RateLimit
 from .base import Completion, Engine, EngineError, GenerationParams
 
@@ -31,12 +33,17 @@ def _content_text(content) -> str:
 
 
 class Replica:
-    def __init__(self, url: str, limit: int):
+    def __init__(self, url: str, limit: "int | AdaptiveLimit"):
         self.url = url.rstrip("/")
-        self.limit = limit
+        self.adaptive = limit if isinstance(limit, AdaptiveLimit) else None
+        self.fixed = limit if isinstance(limit, int) else None
         self.in_flight = 0
         self.down_until = 0.0
         self.failures = 0
+
+    @property
+    def limit(self) -> int:
+        return self.adaptive.limit if self.adaptive is not None else self.fixed
 
     def healthy(self, now: float) -> bool:
         return self.down_until <= now
@@ -74,6 +81,7 @@ def _error_detail(body: bytes) -> str:
 class OpenAIEngine(Engine):
     kind = "openai"
     accepts_schema = True
+    limits_replicas = True
 
     def __init__(self, config):
         super().__init__(config)
@@ -82,7 +90,7 @@ class OpenAIEngine(Engine):
         else:
             self.base_urls = config.base_urls
         self.model = config.model or "default"
-        self.replicas = [Replica(url, config.concurrency) for url in self.base_urls]
+        self.replicas = [Replica(url, self._limit(config)) for url in self.base_urls]
         self._session: aiohttp.ClientSession | None = None
         self._available: asyncio.Condition | None = None
         env = config.api_key_env or "OPENAI_API_KEY"
@@ -90,6 +98,12 @@ class OpenAIEngine(Engine):
         add_secret(self._api_key)  # and masked wherever a server echoes it back
         self.send_grammar = self.accepts_grammar = bool(config.options.get("send_grammar", False))
         self.extra_body = dict(config.options.get("extra_body") or {})
+
+    @staticmethod
+    def _limit(config) -> "int | AdaptiveLimit":
+        if config.concurrency == "auto":
+            return AdaptiveLimit(maximum=config.max_concurrency or AUTO_MAX)
+        return config.concurrency
 
     def cache_identity(self) -> str:
         # The replicas serve the same model, so their URLs are not part of the identity. What else is sent
@@ -146,10 +160,15 @@ class OpenAIEngine(Engine):
                 else:
                     await self._available.wait()
 
-    async def _release(self, replica: Replica) -> None:
+    async def _release(self, replica: Replica, started: float, in_flight: int, status: int | None) -> None:
+        """Give the place back; with `auto`, tell the replica's limit how the request went (a 429, a 5xx,
+        a time-out or a refused connection say the server has too much to do)."""
         assert self._available is not None
         async with self._available:
             replica.in_flight -= 1
+            if replica.adaptive is not None:
+                replica.adaptive.sample(time.perf_counter() - started, in_flight,
+                                        dropped=status is None or status == 429 or status >= 500)
             self._available.notify_all()
 
     def _payload(self, messages, params: GenerationParams, grammar=None, response_format=None) -> str:
@@ -173,10 +192,11 @@ class OpenAIEngine(Engine):
         session = self._ensure_session()
         payload = self._payload(messages, params, grammar, response_format)
         replica = await self._acquire()
+        started, in_flight, status = time.perf_counter(), replica.in_flight, None
         try:
             status, raw, headers = await self._post(session, replica, payload)
         finally:
-            await self._release(replica)
+            await self._release(replica, started, in_flight, status)
         try:
             completion = self._completion(replica, status, raw, _retry_after(headers))
         except EngineError as exc:
