@@ -1,5 +1,5 @@
 """No secret reaches what prefclean stores or prints, even when a judge server echoes the Authorization header
-back (in a 4xx body or in its answers) or a URL carries `user:password@`: every table of the warehouse and of
+back (in a 4xx body, in its answers or in the model name it reports) or a URL carries `user:password@`: every table of the warehouse and of
 the judgment cache, every export, every artifact and the build's output are searched for it."""
 
 from __future__ import annotations

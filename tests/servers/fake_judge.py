@@ -15,8 +15,8 @@ Faults, set with POST /control (JSON); counters reset with POST /reset; GET /sta
   garbage_first_n (unparseable answer), odd_shape_first_n (content as a list of parts, token counts as strings
   and floats, a number as the model name), hang_first_n + hang_ms, fail_if_contains / garbage_if_contains /
   hang_if_contains (substring of the prompt that always fails / gets an unparseable answer / hangs for hang_ms),
-  echo_authorization (a failure's body, and every answer, repeat the request's Authorization header, as a careless
-  server or proxy does), record_prompts (keep every prompt in
+  echo_authorization (a failure's body, and every answer and its model name, repeat the request's Authorization header,
+  as a careless server or proxy does), record_prompts (keep every prompt in
   /stats "prompts", to check what was sent). A request with `response_format: {"type": "json_schema", ...}`
   (structured output) is answered with a JSON object of the schema's properties (ratings/rationales, or
   feedback and score/result); /stats "response_formats" lists the distinct ones sent. max_concurrency (K > 0): at most K requests are served at once
@@ -192,7 +192,7 @@ class JudgeServer:
                              {"type": "text", "text": text[:half]}, {"type": "image_url", "image_url": {"url": "x"}},
                              {"type": "text", "text": text[half:]}]}}]}, {}
         return 200, {
-            "id": f"fake-{number}", "object": "chat.completion", "created": int(now), "model": model,
+            "id": f"fake-{number}", "object": "chat.completion", "created": int(now), "model": model + echo,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": usage,
         }, {}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ... import plugins
 from ...errors import JudgeError
-from ...redact import redact
+from ...redact import redact, redact_known
 from ..ratelimit import RateLimit
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ class GenerationParams:
 @dataclass
 class Completion:
     """One answer. Servers send odd values (token counts as strings or floats, a number as the model name):
-    they are made to fit the judgment's columns here, so one odd answer cannot fail a batch."""
+    they are made to fit the judgment's columns here, so one odd answer cannot fail a batch. The model name is
+    the server's word and is stored (judge_model, the cache, exports): a server that echoes a key there is masked."""
 
     text: str
     model: str
@@ -39,7 +40,7 @@ class Completion:
     rate_limit: RateLimit | None = None  # what the provider's x-ratelimit-* headers said is left
 
     def __post_init__(self):
-        self.model = str(self.model)
+        self.model = redact_known(str(self.model))
         self.prompt_tokens = token_count(self.prompt_tokens)
         self.completion_tokens = token_count(self.completion_tokens)
 
