@@ -153,6 +153,10 @@ def test_export_options_are_the_targets_own_keys_as_set(make_project):
     ({"sources": {"s": {"type": "jsonl", "path": "a.jsonl", "table": "t"}}},
      "`sources.s.table` is not an option of a jsonl source (only of duckdb)"),
     ({"vars": {"judge_override": "x"}}, "`vars.judge_override` is set by prefclean (from --judge NAME)"),
+    ({"judges": {"j": {"engine": "openai", "seed": True}}}, "`judges.j.seed` must be a whole number, got bool"),
+    ({"exports": {"e": {"model": "m", "target": "csv", "on_build": "no"}}},
+     "`exports.e.on_build` must be true or false, got str"),
+    ({"sources": {"s": {"rows": [{"a": 1}], "table": "t"}}}, "`sources.s.table` is not an option of an inline source"),
 ])
 def test_value_errors_are_one_line_with_the_key_path(make_project, run_cli, config, expected):
     root = make_project(config=config)

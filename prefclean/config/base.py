@@ -27,9 +27,10 @@ def config_error(text: str, key: str | None = None) -> PydanticCustomError:
 class ConfigModel(BaseModel):
     """A section of prefclean.yml: frozen, unknown keys forbidden."""
 
-    # defer_build: a class is built when first used (the whole file model at load), not at import.
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False, protected_namespaces=(),
-                              defer_build=True)
+    # strict: a value is taken as written (`seed: true` is not 1, `on_build: "no"` not false); defer_build: a
+    # class is built when first used (the whole file model at load), not at import.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=False,
+                              protected_namespaces=(), defer_build=True)
 
     #: Other spellings a key may be given in, e.g. {"max_new_tokens": "max_tokens"} (Hugging Face's name).
     #: Both at once is an error; the schema lists the alias too, so editors complete it.
@@ -64,6 +65,15 @@ class ConfigModel(BaseModel):
         """The keys this section takes in prefclean.yml (aliases included), for suggestions and tests."""
         names = [field.alias or name for name, field in cls.model_fields.items() if not field.exclude]
         return names + list(cls.aliases)
+
+
+def as_tuple(value: Any) -> Any:
+    """YAML gives lists; a frozen section keeps tuples (strict mode takes no list for a tuple)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def article(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeio' else 'a'} {word}"
 
 
 def _type_name(value: Any) -> str:
@@ -134,7 +144,7 @@ class ErrorContext:
             kind = loc[2]
             cls = self.sections[parts[0]].get(kind)
             if cls is not None:
-                return cls, self.what[parts[0]].format(kind=kind)
+                return cls, self.what[parts[0]].format(kind=kind, a_kind=article(kind))
         if len(parts) > 3 and parts[0] in self.sections and len(loc) >= 3:  # a nested section (judges.x.budget)
             cls = self.sections[parts[0]].get(loc[2])
             for part in parts[2:-1]:

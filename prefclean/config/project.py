@@ -78,7 +78,7 @@ def error_context(raw: Any) -> ErrorContext:
     sections = {"sources": SOURCE_CLASSES, "judges": judge_classes(), "exports": export_classes()}
     return ErrorContext(raw, file_model(), sections,
                         {"executor": ExecutorConfig},
-                        {"sources": "a {kind} source", "judges": "the {kind} engine", "exports": "a {kind} export"})
+                        {"sources": "{a_kind} source", "judges": "the {kind} engine", "exports": "{a_kind} export"})
 
 
 @dataclass

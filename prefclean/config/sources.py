@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BeforeValidator, Field, PrivateAttr, TypeAdapter, field_validator
 
-from .base import ConfigModel, config_error
+from .base import ConfigModel, article, as_tuple, config_error
 
 SOURCE_TYPES = ("parquet", "jsonl", "csv", "duckdb", "huggingface", "inline")
 # Sources that can be a view over their files instead of a copy; Parquet is one by default, since DuckDB
@@ -102,8 +102,7 @@ class _CopiedSource(SourceConfig):
     def _no_view(cls, value: Any) -> Any:
         if value == "view":
             kind = cls.model_fields["type"].default
-            article = "an" if kind[0] in "aeiou" else "a"
-            raise config_error(f"cannot be 'view' for {article} {kind} source "
+            raise config_error(f"cannot be 'view' for {article(kind)} source "
                                f"(only {', '.join(SOURCE_VIEW_TYPES)} files can be read in place)")
         return value
 
@@ -130,7 +129,8 @@ class HuggingFaceSource(_CopiedSource):
 
 class InlineSource(_CopiedSource):
     type: Literal["inline"] = "inline"
-    rows: tuple[dict[str, Any], ...] = Field((), description="the rows, each a mapping of column: value")
+    rows: Annotated[tuple[dict[str, Any], ...], BeforeValidator(as_tuple)] = Field(
+        (), description="the rows, each a mapping of column: value")
     path: ClassVar[None] = None
     table: ClassVar[None] = None
     hf_name: ClassVar[None] = None
