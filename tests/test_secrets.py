@@ -95,6 +95,21 @@ def test_a_password_in_a_judge_url_is_never_shown_or_stored(tmp_path, run_cli, f
     assert PASSWORD not in listing.output and "ok: http://[REDACTED]@127.0.0.1:" in listing.output
 
 
+def test_a_password_in_the_url_and_a_key_together_are_one_line_never_an_internal_error(tmp_path, run_cli, fake_judge,
+                                                                                       monkeypatch):
+    # aiohttp refuses a request carrying both (one Authorization header); `prefclean judges` said "internal error"
+    monkeypatch.setenv("PREFCLEAN_TEST_JUDGE_KEY", API_KEY)
+    url = fake_judge.url.replace("http://", f"http://judge-user:{PASSWORD}@")
+    root = example(tmp_path, fake_judge, {"fake": judge_config(fake_judge, base_url=url,
+                                                               api_key_env="PREFCLEAN_TEST_JUDGE_KEY")}, ["fake"])
+    for args in (("judges",), ("build",)):
+        result = run_cli(*args, "--project-dir", root)
+        assert result.exit_code == 1, result
+        assert "base_url carries user:password@ and $PREFCLEAN_TEST_JUDGE_KEY is set" in result.output
+        assert "internal error" not in result.output and PASSWORD not in result.output and API_KEY not in result.output
+    assert fake_judge.stats()["requests"] == 0
+
+
 def test_the_redactor_masks_known_values_credentials_in_urls_and_bearer_tokens():
     from prefclean.redact import Redactor
 

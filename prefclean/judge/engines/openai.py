@@ -15,6 +15,7 @@ import time
 
 import aiohttp
 
+from ...errors import JudgeError
 from ...redact import add_secret, redact, without_userinfo
 from ..concurrency import AUTO_MAX, AdaptiveLimit
 from ..ratelimit import RateLimit
@@ -96,6 +97,11 @@ class OpenAIEngine(Engine):
         env = config.api_key_env or "OPENAI_API_KEY"
         self._api_key = os.environ.get(env)  # never logged, never stored
         add_secret(self._api_key)  # and masked wherever a server echoes it back
+        if self._api_key and any(without_userinfo(url) != url for url in self.base_urls):
+            # aiohttp refuses a request with both (one Authorization header): say so before any request is made
+            raise JudgeError(f"judge '{config.name}': its base_url carries user:password@ and ${env} is set; a "
+                             f"request has one Authorization header: remove the userinfo, or unset ${env} "
+                             f"(or point api_key_env at an unset variable)")
         self.send_grammar = self.accepts_grammar = bool(config.options.get("send_grammar", False))
         self.extra_body = dict(config.options.get("extra_body") or {})
 
