@@ -287,3 +287,16 @@ def test_init_from_builds_as_is_with_the_offline_smoke_test_judge(tmp_path, run_
     inputs = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
     cleaned = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] if out.stat().st_size else []
     assert all(row in inputs for row in cleaned)  # the tiny judge keeps few or none; those kept are unchanged
+
+
+def test_a_named_format_that_does_not_fit_the_source_is_one_line_naming_its_columns(tmp_path, run_cli):
+    source = shared_file("llamafactory_dpo_en_demo.jsonl")
+    assert run_cli("init", "proj", "--from", source, cwd=tmp_path).exit_code == 0
+    root = tmp_path / "proj"
+    config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
+    config["sources"]["llamafactory_dpo_en_demo"]["format"] = "hh_rlhf"
+    (root / "prefclean.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    result = run_cli("build", "--project-dir", root)
+    assert result.exit_code == 2, result
+    assert "is set to format 'hh_rlhf'" in result.output and "conversations STRUCT" in result.output
+    assert "it looks like 'sharegpt'" in result.output and "Traceback" not in result.output

@@ -17,7 +17,7 @@ Formats register by name, built-ins the same way as a project's own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import PrefcleanError
@@ -39,7 +39,6 @@ class Format:
     build: SqlBuilder
     matches: Callable[[dict, list[dict]], bool]  # (columns, first rows as dicts) -> fits
     swap: tuple[tuple[str, str], ...] = ()  # source columns exchanged when a pair is flipped
-    needs: tuple[str, ...] = field(default=())  # the source columns it reads (for messages)
 
 
 FORMATS: dict[str, Format] = {}
@@ -74,7 +73,4 @@ def staged_rows_sql(relation: str, fmt: Format, columns: dict[str, str]) -> str:
     """The staged rows of a relation in this format (see the module docstring for the columns)."""
     from .sql import numbered, staged
 
-    missing = [c for c in fmt.needs if c not in columns]
-    if missing:
-        raise FormatError(f"format '{fmt.name}' needs column '{missing[0]}'; the source has {', '.join(columns)}")
     return f"with __numbered as ({numbered(relation)})\n{staged(fmt.build('__numbered', columns), fmt.kind)}"

@@ -14,7 +14,7 @@ import duckdb
 import jinja2
 
 from . import FormatError, get_format, staged_rows_sql
-from .detect import describe, detect
+from .detect import candidates, describe, detect
 
 
 def source_shape(project, source) -> tuple[dict[str, str], list[dict]]:
@@ -34,8 +34,16 @@ def source_shape(project, source) -> tuple[dict[str, str], list[dict]]:
 def resolve_format(project, source, fmt: str | None = None, kind: str | None = None):
     """(Format, columns) of a source: named, configured, or detected."""
     columns, rows = source_shape(project, source)
-    name = fmt or getattr(source, "format", None) or detect(columns, rows, kind, where=f"source '{source.name}'")
-    return get_format(name), columns
+    named = fmt or getattr(source, "format", None)
+    if not named:
+        return get_format(detect(columns, rows, kind, where=f"source '{source.name}'")), columns
+    chosen = get_format(named)
+    if not chosen.matches(columns, rows):  # a named format that does not fit: say so now, not as a SQL error
+        fits = candidates(columns, rows)
+        seen = ", ".join(f"{c} {t}" for c, t in columns.items())
+        raise FormatError(f"source '{source.name}' is set to format '{named}' ({chosen.description}), but it has "
+                          f"columns {seen}" + (f"; it looks like '{fits[0]}'" if fits else ""))
+    return chosen, columns
 
 
 def _resolved(context, source_name: str, format: str | None, kind: str | None):
