@@ -476,6 +476,9 @@ def test_a_non_loopback_bind_requires_the_token(served):
         assert _request(base + "/pairs?decision=keep", Cookie=jar)[0] == 200
         status, _, headers = _request(f"{base}//evil.example/?token={token}")
         assert status == 303 and headers["location"] == "/evil.example/"  # the redirect stays on this site
+        for sneaky in ("%09", "%0a", "%5c", "%2f"):  # browsers drop tabs and line breaks from a URL: `/\t/x` is `//x`
+            status, _, headers = _request(f"{base}/{sneaky}/evil.example/?token={token}")
+            assert status == 303 and headers["location"] == f"/{sneaky}/evil.example/"  # kept encoded, so a path
         status, html, _ = _request(base + "/sql", "POST", form, Cookie=jar, Origin=base)
         assert status == 200 and '<td class="cell">42</td>' in html
         for scheme in ("token", "Bearer"):

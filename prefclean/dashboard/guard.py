@@ -92,7 +92,9 @@ class Access:
         given = request.rel_url.query.get("token")
         if given is not None and request.method == "GET" and hmac.compare_digest(given.encode(), self.token.encode()):
             rest = [(k, v) for k, v in request.rel_url.query.items() if k != "token"]
-            path = "/" + request.path.lstrip("/\\")  # never `//elsewhere`: that would leave this site
+            # never `//elsewhere` (that would leave this site); the raw, still-encoded path, since a browser drops
+            # a decoded tab or line break from a URL (`/\t/elsewhere` is `//elsewhere`) and aiohttp refuses CR/LF
+            path = "/" + request.rel_url.raw_path.lstrip("/\\")
             response = web.Response(status=303, headers={"Location": path + (f"?{urlencode(rest)}" if rest else "")})
             response.set_cookie(self.cookie, self.session, httponly=True, samesite="Strict", path="/")
             return response
