@@ -102,9 +102,10 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = quiet)
     """The models with their data tests (runner.Build), then the run summary, then the exports."""
     from .export import run_exports
     from .runner import Build
-    from .summary import compute_summary, write_summary
+    from .summary import compute_summary, max_drop_rate, write_summary
 
     start = time.perf_counter()
+    drop_threshold = max_drop_rate(project.vars)  # a wrong value fails before anything runs
     build = Build(project, options, report)
     exports: list[ExportRun] = []
     skipped = False
@@ -116,7 +117,8 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = quiet)
         judges = build.ctx.summary().get("judges")
         for m in build.compiler.models.values():
             if m.config.get("audit") and m.name in build.built:
-                summary = compute_summary(build.con, m.name, judging, build.compiler.models, judges)
+                summary = compute_summary(build.con, m.name, judging, build.compiler.models, judges,
+                                          drop_threshold)
                 if summary:
                     report(SummaryReady(summary))
                     write_summary(build.con, project.target_dir, build.run_id, summary)

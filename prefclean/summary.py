@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import duckdb
 
 from .artifacts import write_json_atomic
+from .errors import ProjectError
 from .warehouse import META_SCHEMA, MODELS_SCHEMA, SOURCES_SCHEMA, relation, relation_kind
 
 
@@ -71,9 +72,37 @@ def rows_accounting(con: duckdb.DuckDBPyConnection, audit_model: str, models: di
     return out
 
 
+#: Warn when more than this share of the pairs is dropped: PrefCleanBench's analysis found that removing much
+#: more than ~30% of a preference dataset hurts the trained model. The `max_drop_rate` var overrides it.
+DEFAULT_MAX_DROP_RATE = 0.3
+
+
+def max_drop_rate(vars: dict) -> float:
+    """The `max_drop_rate` var (a share between 0 and 1), or the default; a wrong value is one line."""
+    value = vars.get("max_drop_rate")
+    if value is None:
+        return DEFAULT_MAX_DROP_RATE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ProjectError(f"var 'max_drop_rate' is {value!r}; it must be a share between 0 and 1 "
+                           f"(e.g. 0.3 warns when more than 30% of the pairs are dropped)")
+    return float(value)
+
+
+def drop_warning(decisions: dict, reasons: list[dict], pairs: int, threshold: float) -> dict | None:
+    """{rate, threshold, dropped, reasons: {reason: n}} when the dropped share passes the threshold."""
+    dropped = decisions.get("drop", 0)
+    if not pairs or dropped / pairs <= threshold:
+        return None
+    top = [r for r in reasons if r["decision"] == "drop"][:3]
+    return {"rate": round(dropped / pairs, 4), "threshold": threshold, "dropped": dropped,
+            "reasons": {str(r["reason"]): r["pairs"] for r in top}}
+
+
 def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: dict | None = None,
-                    models: dict | None = None, judges: dict | None = None) -> dict | None:
-    """`judging`: the build's judge counters; `judges`: each judge's, with its spending against its budget."""
+                    models: dict | None = None, judges: dict | None = None,
+                    drop_threshold: float = DEFAULT_MAX_DROP_RATE) -> dict | None:
+    """`judging`: the build's judge counters; `judges`: each judge's, with its spending against its budget;
+    `drop_threshold`: the dropped share above which the summary carries a `drop_warning`."""
     if relation_kind(con, MODELS_SCHEMA, audit_model) is None:
         return None
     cols = _columns(con, MODELS_SCHEMA, audit_model)
@@ -86,6 +115,9 @@ def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: d
     reasons = [{"decision": d, "reason": r, "pairs": n}
                for d, r, n in q(f"select decision, reason, count(*) from {rel} group by all order by 3 desc, 1, 2")]
     out = {"model": audit_model, "pairs": pairs, "decisions": decisions, "reasons": reasons}
+    warning = drop_warning(decisions, reasons, pairs, drop_threshold)
+    if warning:
+        out["drop_warning"] = warning
     if models is not None and audit_model in models:
         out.update(rows_accounting(con, audit_model, models, pairs))
     if "majority_verdict" in cols:
@@ -126,6 +158,12 @@ def format_summary(s: dict) -> list[str]:
     for r in s["reasons"]:
         lines.append(f"  {str(r['decision']):<5} {str(r['reason']):<32} {r['pairs']}")  # NULLs print as None
     lines.extend(format_rows_accounting(s))
+    dw = s.get("drop_warning")
+    if dw:
+        main = ", ".join(f"{reason} {n}" for reason, n in dw["reasons"].items())
+        lines.append(f"  WARNING: {dw['dropped']} of {s['pairs']} pairs dropped ({100 * dw['rate']:.0f}%, above "
+                     f"max_drop_rate {100 * dw['threshold']:.0f}%); mostly {main}. Removing much more than ~30% of "
+                     "a preference dataset tends to hurt training: check the judge and the thresholds")
     la = s.get("label_agreement")
     if la and la["judged_pairs"]:
         lines.append(f"  judge agrees with the dataset's label on {la['judge_agrees_with_label']} of {la['judged_pairs']} "
