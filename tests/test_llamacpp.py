@@ -78,6 +78,17 @@ def test_ratings_grammar_answers_parse(gguf, n):
     assert completion.prompt_tokens > 10 and completion.completion_tokens > 10
 
 
+def test_the_smoke_test_judges_compact_answers_parse(gguf):
+    engine = create_engine(smoke_test_judge())
+    task = make_task("ultrafeedback", None, compact=True)
+    prompt = task.prompt("What is the capital of France?", ["Paris.", "Berlin."], "overall-rating", None)
+    completion = asyncio.run(engine.complete(prompt.messages, GenerationParams(max_tokens=60, temperature=0.8, seed=3),
+                                             grammar=task.grammar(2)))
+    assert re.fullmatch(r"(Rating: [1-5]\nRationale: [^ \n]+( [^ \n]+)?\n){2}", completion.text), completion.text
+    verdict = task.parse(completion.text, 2)
+    assert verdict.error is None and all(1 <= r <= 5 for r in verdict.ratings) and all(verdict.rationales)
+
+
 @pytest.mark.parametrize("task_name", ["prometheus-absolute", "prometheus-relative"])
 def test_prometheus_grammars_answers_parse(gguf, task_name):
     engine = create_engine(smoke_test_judge())

@@ -26,18 +26,20 @@ def _bound(words: int, rationale: str) -> int:
     return max(1, round(words * SHORT)) if rationale == "short" else words
 
 
-def ratings_grammar(n: int, rationale: str = "full") -> str:
+def ratings_grammar(n: int, rationale: str = "full", headers: bool = True, words: int | None = None) -> str:
     """Exactly n UltraFeedback blocks, in order, then the end of the answer (without `Rationale:` lines
-    when rationale is none)."""
+    when rationale is none). Without `headers`, and with at most `words` of rationale (the smoke-test judge:
+    13 tokens a block instead of 20), the k-th Rating line is the k-th text's, as the parser reads it."""
     if n < 1:
         raise ValueError("a ratings grammar needs at least one text")
     why = ' "\\nRationale: " rationale' if rationale != "none" else ""
-    blocks = [f'block{i} ::= "#### Output for Text {i}\\nRating: " rating{why} "\\n"' for i in range(1, n + 1)]
+    header = "#### Output for Text {}\\n" if headers else ""
+    blocks = [f'block{i} ::= "{header.format(i)}Rating: " rating{why} "\\n"' for i in range(1, n + 1)]
     return "\n".join([
         "root ::= " + " ".join(f"block{i}" for i in range(1, n + 1)),
         *blocks,
         "rating ::= [1-5]",
-        *([_words("rationale", _bound(RATIONALE_WORDS, rationale))] if rationale != "none" else []),
+        *([_words("rationale", words or _bound(RATIONALE_WORDS, rationale))] if rationale != "none" else []),
     ]) + "\n"
 
 

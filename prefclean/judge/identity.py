@@ -25,7 +25,7 @@ import jinja2.meta
 
 from ..errors import JudgeError
 from ..redact import without_userinfo
-from .judges import resolve_judge
+from .judges import is_smoke_test, resolve_judge
 from .tasks import make_task
 
 # Options that change how fast an engine answers, not what: left out so that tuning them re-judges nothing.
@@ -38,7 +38,7 @@ def judge_fingerprint(project, config, task: str) -> dict:
         "engine": config.engine, "model": config.model, "max_tokens": config.max_tokens,
         "temperature": config.temperature, "seed": config.seed, "top_p": config.top_p,
         "options": {k: v for k, v in sorted(config.options.items()) if k not in SPEED_OPTIONS},
-        "task": task, "templates": template_hash(project.root, task),
+        "task": task, "templates": template_hash(project.root, task, is_smoke_test(config)),
     }
     if getattr(config, "rationale", "full") != "full":  # the prompt, schema and grammar follow it
         fields["rationale"] = config.rationale
@@ -62,12 +62,15 @@ def _gguf_size(model: str | None) -> int | None:
         return None
 
 
-def template_hash(root: Path | None, task: str) -> str:
-    """A hash of the source of every template the task renders, as this project resolves them."""
-    built = make_task(task, root)
+def template_hash(root: Path | None, task: str, compact: bool = False) -> str:
+    """A hash of the source of every template the task renders, as this project resolves them (and of the
+    compact task's grammar bound, for the smoke-test judge)."""
+    built = make_task(task, root, compact)
     env = built.env
     digest = hashlib.sha256()
-    todo, seen = list(built.templates), set()
+    if built.substitutes:
+        digest.update(f"compact\0{built.compact_words}\0".encode())
+    todo, seen = list(built.rendered_templates), set()
     while todo:
         name = todo.pop(0)
         if name in seen:

@@ -18,6 +18,11 @@ def smoke_test_judge() -> JudgeConfig:
                        seed=0, max_retries=0, parse_retries=0)
 
 
+def is_smoke_test(config: JudgeConfig) -> bool:
+    """The offline smoke-test judge (not a judge the project names so): it renders the tasks' compact prompts."""
+    return config.name == SMOKE_TEST_JUDGE and config.engine == "llamacpp" and not config.model
+
+
 def resolve_judge(project: Project, requested: str | None, override: str | None = None) -> JudgeConfig:
     name = override or requested
     if name and name != "default":

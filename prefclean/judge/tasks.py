@@ -65,9 +65,14 @@ class Task:
     schema_name = ""  # the function of structured.py that makes its answer's JSON schema
     templates: tuple[str, ...] = ()  # the Jinja files its prompts are rendered from
     templates_dir: Path | None = None  # where a plugin's task keeps them (searched before prefclean's own)
+    #: For the offline smoke-test judge: a shorter template rendered instead of one of prefclean's own, and the
+    #: words each free-text line of its grammar may have, without section headers (a short prompt and answer).
+    compact_templates: dict[str, str] = {}
+    compact_words = 2
 
-    def __init__(self, env: jinja2.Environment):
+    def __init__(self, env: jinja2.Environment, substitutes: dict[str, str] | None = None):
         self.env = env
+        self.substitutes = substitutes or {}  # template -> the one rendered instead (a compact task)
         self._grammars: dict[int, str] = {}
         self._templates: dict[str, jinja2.Template] = {}
         self._constant: dict[str, str] = {}
@@ -79,8 +84,13 @@ class Task:
     def _template(self, name: str) -> jinja2.Template:
         # Loaded once per build: get_template() stats the file on every call, once per judged row.
         if name not in self._templates:
-            self._templates[name] = self.env.get_template(name)
+            self._templates[name] = self.env.get_template(self.substitutes.get(name, name))
         return self._templates[name]
+
+    @property
+    def rendered_templates(self) -> tuple[str, ...]:
+        """The template files this task's prompts are rendered from (a compact task's substitutes included)."""
+        return tuple(self.substitutes.get(name, name) for name in self.templates)
 
     def compile_templates(self) -> None:
         """Load and compile every template now (a build's warm-up), not when the first row is rendered."""
@@ -110,7 +120,12 @@ class Task:
             from . import grammar
 
             make = getattr(grammar, self.grammar_name)
-            self._grammars[n, rationale] = make(n, rationale) if self.grammar_name == "ratings_grammar" else make(rationale)
+            if self.grammar_name != "ratings_grammar":
+                self._grammars[n, rationale] = make(rationale)
+            elif self.substitutes:  # the compact task: no headers, a few words of rationale
+                self._grammars[n, rationale] = make(n, rationale, headers=False, words=self.compact_words)
+            else:
+                self._grammars[n, rationale] = make(n, rationale)
         return self._grammars[n, rationale]
 
     def response_format(self, n: int, rationale: str = "full") -> dict | None:
@@ -156,6 +171,7 @@ class UltraFeedback(Task):
 
     name, grammar_name, schema_name = "ultrafeedback", "ratings_grammar", "ratings_schema"
     templates = ("ultrafeedback_system.jinja", "ultrafeedback.jinja", "_conversation.jinja")
+    compact_templates = {"ultrafeedback.jinja": "ultrafeedback_smoke.jinja"}
 
     def check(self, aspect):
         if aspect not in ASPECTS:
@@ -214,9 +230,10 @@ class PrometheusRelative(Task):
         return Verdict(None, [feedback], winner, error)
 
 
-def make_task(name: str, project_root: Path | None) -> Task:
+def make_task(name: str, project_root: Path | None, compact: bool = False) -> Task:
     """The task of this name (prefclean's own or an installed package's: see plugins), its templates found
-    in the project's judge_templates/ first."""
+    in the project's judge_templates/ first. `compact` (the smoke-test judge): its compact templates instead of
+    prefclean's own, except those the project overrides."""
     cls = plugins.load(plugins.TASKS, name, error=JudgeError)
     if not (isinstance(cls, type) and issubclass(cls, Task)) or cls.name != name:
         raise JudgeError(f"the judge task registered as '{name}' is not a Task subclass whose name is '{name}'")
@@ -228,4 +245,9 @@ def make_task(name: str, project_root: Path | None) -> Task:
     loaders.append(jinja2.FileSystemLoader(TEMPLATES_DIR))
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=False)
-    return cls(env)
+    substitutes = {}
+    if compact:
+        own = project_root / "judge_templates" if project_root is not None else None
+        substitutes = {name: short for name, short in cls.compact_templates.items()
+                       if own is None or not (own / name).is_file()}
+    return cls(env, substitutes)

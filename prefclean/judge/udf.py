@@ -28,7 +28,7 @@ from .cache import JudgmentCache
 from .dispatch import Dispatcher, LoopThread, Request, RequestStream, Stats
 from .engines import create_engine, engine_class
 from .jsonrows import ArrowRows, array_from_json_lines, json_line
-from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, resolve_judge, smoke_test_judge
+from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, is_smoke_test, resolve_judge, smoke_test_judge
 from .progress import JudgeProgress
 from .record import RESULT_SQL, RESULT_TYPE, Judgment, from_cache
 from .tasks import Style, make_task
@@ -92,13 +92,15 @@ class Judging:
         with self.lock:
             if key not in self.sessions:
                 engine = create_engine(config)
-                task = self.task(task_name)
+                task = judge_task(self.ctx, task_name, compact=is_smoke_test(config))
                 stats = Stats()
                 budget = self.budgets.setdefault(config.name, BudgetGuard(config.budget, config.price,
                                                                            config.max_tokens, self.cap))
                 dispatcher = Dispatcher(config, engine, task, stats, budget=budget)
                 style = judge_style(config)
                 identity = session_identity(engine, task_name, dispatcher.params, style)
+                if task.substitutes:  # the compact grammar's bound changes answers, not prompts
+                    identity += f"|compact_words={task.compact_words}"
                 progress = JudgeProgress(config.name, self.ctx.report)
                 self.sessions[key] = JudgeSession(config.name, dispatcher, identity, config.name == SMOKE_TEST_JUDGE,
                                                   progress, stats, JudgingStats(), style)
@@ -168,7 +170,7 @@ class Judging:
                     references: list) -> pa.Array:
         n_rows = len(instructions)
         session = self.session(judge_name, task_name)
-        task = self.task(task_name)
+        task = session.dispatcher.task  # the smoke-test judge's is the compact one
         task.check(aspect)
         results: list[Judgment | None] = [None] * n_rows  # rows that cannot be judged: their failure
         row_keys: list[str | None] = [None] * n_rows
@@ -393,9 +395,11 @@ def judgment_cache(ctx: RunContext) -> JudgmentCache:
     return ctx.shared("judgment_cache", open_cache)
 
 
-def judge_task(ctx: RunContext, name: str):
-    """The build's task of this name (its templates compiled once, by the warm-up or the first batch)."""
-    return ctx.shared(f"judge_task {name}", lambda: make_task(name, ctx.project.root))
+def judge_task(ctx: RunContext, name: str, compact: bool = False):
+    """The build's task of this name (its templates compiled once, by the warm-up or the first batch);
+    `compact`: the smoke-test judge's (see Task.compact_templates)."""
+    return ctx.shared(f"judge_task {name}{' compact' if compact else ''}",
+                      lambda: make_task(name, ctx.project.root, compact))
 
 
 def _warm_up(ctx: RunContext) -> None:
