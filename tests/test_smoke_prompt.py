@@ -32,7 +32,7 @@ def test_the_smoke_test_judge_renders_a_short_prompt_whose_start_every_row_share
 def test_the_compact_grammar_has_no_headers_and_its_answers_parse():
     compact = make_task("ultrafeedback", None, compact=True)
     grammar = compact.grammar(2)
-    assert "#### Output" not in grammar and grammar == ratings_grammar(2, compact.compact_words, headers=False)
+    assert "#### Output" not in grammar and grammar == ratings_grammar(2, headers=False, words=compact.compact_words)
     assert "#### Output for Text 2" in make_task("ultrafeedback", None).grammar(2)
     verdict = compact.parse("Rating: 4\nRationale: clear answer\nRating: 2\nRationale: wrong sum\n", 2)
     assert verdict.error is None and verdict.ratings == [4, 2] and verdict.rationales == ["clear answer", "wrong sum"]

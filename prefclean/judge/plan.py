@@ -24,7 +24,7 @@ from ..results import JudgePlan, Plan
 from .engines import create_engine
 from .engines.base import GenerationParams
 from .jsonrows import array_from_json_lines, json_line
-from .judges import resolve_judge
+from .judges import is_smoke_test, resolve_judge
 from .record import RESULT_TYPE, Judgment
 from .tokens import token_counter
 from .udf import judge_style, judge_task, request_key, session_identity
@@ -81,7 +81,7 @@ class Planner:
     def judge_batch(self, ctx, task_name: str, judge_name: str, aspect: str, instructions: list,
                     generations: list, references: list):
         config = resolve_judge(ctx.project, judge_name, ctx.options.judge_override)
-        task = judge_task(ctx, task_name)
+        task = judge_task(ctx, task_name, compact=is_smoke_test(config))  # the prompts a build would send
         task.check(aspect)
         with self.lock:
             if (config.name, task_name) not in self.identities:
@@ -89,7 +89,7 @@ class Planner:
                 params = GenerationParams(max_tokens=config.max_tokens, temperature=config.temperature,
                                           seed=config.seed, top_p=config.top_p)  # as the Dispatcher's
                 style = judge_style(config)  # the prompt and key follow rationale/structured output, as in a build
-                self.identities[(config.name, task_name)] = (session_identity(engine, task_name, params, style),
+                self.identities[(config.name, task_name)] = (session_identity(engine, task_name, params, style, task),
                                                              {} if style.default else {"style": style})
                 self.tallies.setdefault(config.name, _Tally(config, engine.serial, ctx.project.root))
             identity, styled = self.identities[(config.name, task_name)]

@@ -98,9 +98,7 @@ class Judging:
                                                                            config.max_tokens, self.cap))
                 dispatcher = Dispatcher(config, engine, task, stats, budget=budget)
                 style = judge_style(config)
-                identity = session_identity(engine, task_name, dispatcher.params, style)
-                if task.substitutes:  # the compact grammar's bound changes answers, not prompts
-                    identity += f"|compact_words={task.compact_words}"
+                identity = session_identity(engine, task_name, dispatcher.params, style, task)
                 progress = JudgeProgress(config.name, self.ctx.report)
                 self.sessions[key] = JudgeSession(config.name, dispatcher, identity, config.name == SMOKE_TEST_JUDGE,
                                                   progress, stats, JudgingStats(), style)
@@ -331,11 +329,13 @@ class Judging:
                         error=error)
 
 
-def session_identity(engine, task_name: str, params, style: Style = Style()) -> str:
+def session_identity(engine, task_name: str, params, style: Style = Style(), task=None) -> str:
     """What besides the prompt keys a judgment in the cache: the engine's identity, task, parameters and the
-    answer's style (rationale, structured output: nothing added for the default)."""
+    answer's style (rationale, structured output: nothing added for the default), and the compact grammar's
+    bound for the smoke-test judge's compact task (it changes answers, not prompts)."""
+    compact = f"|compact_words={task.compact_words}" if task is not None and task.substitutes else ""
     return json.dumps([engine.cache_identity() + style.identity(), task_name, params.max_tokens, params.temperature,
-                       params.seed, params.top_p])
+                       params.seed, params.top_p]) + compact
 
 
 def request_key(identity: str, messages: list[dict]) -> str:
