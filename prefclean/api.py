@@ -67,6 +67,7 @@ def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Sele
           vars: dict[str, Any] | str | None = None, full_refresh: bool = False, judge: str | None = None,
           refresh_judgments: bool = False, executor: str | None = None, ray_address: str | None = None,
           tests: bool = True, exports: bool = True, fail_fast: bool = False, max_cost: float | None = None,
+          state: str | Path | None = None, threads: int | None = None,
           reporter: Reporter | None = None) -> BuildResult:
     """`prefclean build`: stage the sources, build the selected models with their data tests, write the
     summary, run the exports of what was built (`fail_fast`: stop at the first failure). Safe to call from
@@ -76,26 +77,29 @@ def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Sele
     options = BuildOptions(select=_selectors(select), exclude=_selectors(exclude), full_refresh=full_refresh,
                            run_tests=tests, run_exports=exports, fail_fast=fail_fast, judge=judge,
                            refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
-                           max_cost=max_cost)
+                           max_cost=max_cost, state=state, threads=threads)
     return run_build(_project(project, vars), options, _reporter(reporter))
 
 
 def plan(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
-         vars: dict[str, Any] | str | None = None, judge: str | None = None, full_refresh: bool = False) -> "Plan":
+         vars: dict[str, Any] | str | None = None, judge: str | None = None, full_refresh: bool = False,
+         state: str | Path | None = None) -> "Plan":
     """`prefclean plan`: per judge, what a build of these models would send (rows, cached, requests, tokens,
     cost, time), found by running the models on a throwaway copy of the warehouse with a judge that sends
     nothing. The warehouse and the judgment cache are left as they were."""
     from .judge.plan import run_plan
 
-    return run_plan(_project(project, vars), _selectors(select), _selectors(exclude), judge, full_refresh)
+    return run_plan(_project(project, vars), _selectors(select), _selectors(exclude), judge, full_refresh, state)
 
 
 def seed(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
-         vars: dict[str, Any] | str | None = None, reporter: Reporter | None = None) -> BuildResult:
+         vars: dict[str, Any] | str | None = None, state: str | Path | None = None,
+         threads: int | None = None, reporter: Reporter | None = None) -> BuildResult:
     """`prefclean seed`: load the selected seeds/*.csv (every one by default) as tables; no tests, no exports."""
     words = [w for s in _selectors(select) for w in s.split()]
     chosen = tuple(f"{w},resource_type:seed" for w in words) or ("resource_type:seed",)
-    return build(project, select=chosen, exclude=exclude, vars=vars, tests=False, exports=False, reporter=reporter)
+    return build(project, select=chosen, exclude=exclude, vars=vars, tests=False, exports=False, state=state,
+                 threads=threads, reporter=reporter)
 
 
 def run_build(project: Project, options: BuildOptions, report: Reporter = quiet) -> BuildResult:
@@ -143,7 +147,8 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = quiet)
 
 
 def test(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
-         vars: dict[str, Any] | str | None = None, reporter: Reporter | None = None) -> TestsResult:
+         vars: dict[str, Any] | str | None = None, state: str | Path | None = None,
+         reporter: Reporter | None = None) -> TestsResult:
     """`prefclean test`: run the data tests of the selected models (and those a `tag:` selector names) against
     the warehouse as it stands."""
     from .datatests import load_tests, run_test, select_tests
@@ -154,7 +159,7 @@ def test(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selec
     con = connect(project.warehouse, read_only=True)
     runs: list[TestRun] = []
     try:
-        compiler, graph = load_graph(project, con)
+        compiler, graph = load_graph(project, con, state)
         tests = select_tests(load_tests(compiler), graph, _selectors(select), _selectors(exclude))
         if any(t.store_failures for t in tests):  # storing failing rows writes test_failures.*
             con.close()
@@ -173,14 +178,15 @@ test.__test__ = False  # type: ignore[attr-defined]  # `from prefclean import te
 
 
 def compile(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
-            vars: dict[str, Any] | str | None = None, write: bool = True) -> list[Model]:
+            vars: dict[str, Any] | str | None = None, write: bool = True,
+            state: str | Path | None = None) -> list[Model]:
     """Render the models (all of them; a model's SQL needs its parents'); returns the selected ones in run
     order, each with its `compiled_sql`. `write`: also write target/compiled/ and target/manifest.json."""
     from .artifacts import write_manifest
     from .runner import load_graph
 
     project = _project(project, vars)
-    compiler, graph = load_graph(project)
+    compiler, graph = load_graph(project, state=state)
     if write:
         compiler.write_compiled(project.target_dir)
         write_manifest(project.target_dir, project, compiler.models, graph)

@@ -92,14 +92,37 @@ def init(directory, name, from_, fmt, kind):
 
 
 def select_options(what: str):
-    """-s/--select and --exclude, the same on every command that picks models."""
+    """-s/--select, --exclude, --state and --target, the same on every command that picks models."""
 
     def decorate(fn):
-        fn = click.option("--exclude", multiple=True, help=f"Leave out these {what} (same syntax as --select).")(fn)
-        return click.option("-s", "--select", multiple=True, help=f"{what.capitalize()} (dbt syntax: name, +name, 2+name, "
-                            "@name, tag:x, path:p, config.materialized:table; space: or, comma: and).")(fn)
+        @click.option("--target", "target_name", default=None, metavar="NAME",
+                      help="dbt's target: prefclean has one, 'dev' (the warehouse in prefclean.yml); another is an error.")
+        @click.option("--state", default=None, type=click.Path(file_okay=False), metavar="DIR",
+                      help="A previous run's target/ folder (or a copy): its manifest.json answers state:new and "
+                      "state:modified selectors.")
+        @click.option("--exclude", multiple=True, help=f"Leave out these {what} (same syntax as --select).")
+        @click.option("-s", "--select", multiple=True, help=f"{what.capitalize()} (dbt syntax: name, +name, 2+name, "
+                      "@name, tag:x, path:p, config.materialized:table, state:modified+; space: or, comma: and).")
+        @functools.wraps(fn)
+        def wrapper(*args, target_name, **kwargs):
+            from .context import check_target
+
+            try:
+                check_target(target_name)
+            except PrefcleanError as exc:  # before the project loads (outside common_options' handler)
+                click.secho(f"error: {exc}", fg="red", err=True)
+                sys.exit(exc.exit_code)
+            return fn(*args, **kwargs)
+
+        return wrapper
 
     return decorate
+
+
+def threads_option(fn):
+    return click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="DuckDB's threads for each query (models still build one at a time, in one connection; "
+                        "judge requests in flight are the judge's concurrency). Default: DuckDB's, one per core.")(fn)
 
 
 def _reporter():
@@ -119,23 +142,23 @@ def schema():
 @main.command()
 @select_options("models to compile")
 @common_options
-def compile(load, select, exclude):
+def compile(load, select, exclude, state):
     """Render the models to SQL in target/compiled/."""
     from . import api
 
     project = load()
-    for model in api.compile(project, select=select, exclude=exclude):
+    for model in api.compile(project, select=select, exclude=exclude, state=state):
         click.echo(f"compiled {project.shown(project.target_dir / 'compiled' / model.path)}")
 
 
 @main.command(name="ls")
 @select_options("models to list")
 @common_options
-def ls_(load, select, exclude):
+def ls_(load, select, exclude, state):
     """List models in run order with materialization and dependencies."""
     from . import api
 
-    for m in api.compile(load(), select=select, exclude=exclude, write=False):
+    for m in api.compile(load(), select=select, exclude=exclude, write=False, state=state):
         deps = ", ".join(sorted(m.refs) + [f"source:{s}" for s in sorted(m.sources)])
         click.echo(f"{m.name:<28} {m.materialized:<12} {deps}")
 
@@ -152,16 +175,17 @@ def ls_(load, select, exclude):
 @click.option("--fail-fast", "-x", is_flag=True, help="Stop at the first failed model or error-severity test.")
 @click.option("--max-cost", type=click.FloatRange(min=0), default=None,
               help="USD every judge together may spend in this build (at their `price`); then nothing more is sent.")
+@threads_option
 @common_options
-def build(load, select, exclude, full_refresh, judge, refresh_judgments, executor, ray_address, no_exports, no_tests,
-          fail_fast, max_cost):
+def build(load, select, exclude, state, threads, full_refresh, judge, refresh_judgments, executor, ray_address,
+          no_exports, no_tests, fail_fast, max_cost):
     """Stage sources, build models in order with their data tests, then run exports."""
     from . import api
 
     result = api.build(load(), select=select, exclude=exclude, full_refresh=full_refresh, judge=judge,
                        refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
                        tests=not no_tests, exports=not no_exports, fail_fast=fail_fast, max_cost=max_cost,
-                       reporter=_reporter())
+                       state=state, threads=threads, reporter=_reporter())
     return 0 if result.ok else EXIT_FAILED
 
 
@@ -171,13 +195,14 @@ def build(load, select, exclude, full_refresh, judge, refresh_judgments, executo
 @click.option("--judge", default=None, help="Plan with this named judge for every judge() call.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @common_options
-def plan(load, select, exclude, full_refresh, judge, as_json):
+def plan(load, select, exclude, state, full_refresh, judge, as_json):
     """What a build would ask the judges (requests, tokens, cost, time), sending no request."""
     import json
 
     from . import api
 
-    result = api.plan(load(), select=select, exclude=exclude, judge=judge, full_refresh=full_refresh)
+    result = api.plan(load(), select=select, exclude=exclude, judge=judge, full_refresh=full_refresh,
+                      state=state)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
@@ -188,8 +213,9 @@ def plan(load, select, exclude, full_refresh, judge, as_json):
 
 @main.command()
 @select_options("seeds to load")
+@threads_option
 @common_options
-def seed(load, select, exclude):
+def seed(load, select, exclude, state, threads):
     """Load seeds/*.csv into the warehouse as tables (`prefclean build` loads them too)."""
     from . import api
 
@@ -197,18 +223,18 @@ def seed(load, select, exclude):
     if not any((project.root / "seeds").rglob("*.csv")):
         click.echo("no seeds: put CSV files in seeds/")
         return 0
-    result = api.seed(project, select=select, exclude=exclude, reporter=_reporter())
+    result = api.seed(project, select=select, exclude=exclude, state=state, threads=threads, reporter=_reporter())
     return 0 if result.ok else EXIT_FAILED
 
 
 @main.command(name="test")
 @select_options("models whose tests run")
 @common_options
-def test_(load, select, exclude):
+def test_(load, select, exclude, state):
     """Run the data tests (models/*.yml and data_tests/*.sql) against the warehouse."""
     from . import api
 
-    result = api.test(load(), select=select, exclude=exclude, reporter=_reporter())
+    result = api.test(load(), select=select, exclude=exclude, state=state, reporter=_reporter())
     return 0 if result.ok else EXIT_FAILED
 
 

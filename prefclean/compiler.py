@@ -101,6 +101,11 @@ def _check_on_schema_change(owner: str, mode: Any) -> None:
                            f"{', '.join(ON_SCHEMA_CHANGE)}")
 
 
+def _threads(connection) -> int | None:
+    """DuckDB's `threads` on the build's connection (what --threads sets), for target.threads."""
+    return None if connection is None else int(connection.execute("select current_setting('threads')").fetchall()[0][0])
+
+
 def _suggest(name: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else (f"; known: {', '.join(sorted(choices))}" if choices else "")
@@ -215,7 +220,8 @@ class Compiler:
         # packages' (plugins). One with `fn.with_project = True` gets the project as its first argument.
         self.namespace: dict[str, Any] = {name: functools.partial(fn, project) if getattr(fn, "with_project", False)
                                           else fn for name, fn in plugins.load_all(plugins.TEMPLATE_GLOBALS).items()}
-        self.namespace.update({"return": jinja_return, "target": target(project), "modules": MODULES})
+        self.namespace.update({"return": jinja_return, "target": target(project, _threads(connection)),
+                               "modules": MODULES})
         self.executing = False  # True while models build: run_query() runs and `execute` is true, as in dbt
         self.logger = Log()
         self.namespace["project_vars"] = project.vars

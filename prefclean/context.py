@@ -85,10 +85,25 @@ def env_var(owner: str, name: str, default: Any = None) -> str:
                        f"env_var('{name}', 'default'))")
 
 
-def target(project: Any) -> dict[str, Any]:
-    """dbt's `target`: prefclean has one target, the project's DuckDB warehouse."""
-    return {"name": "dev", "type": "duckdb", "schema": "main", "database": project.warehouse.stem,
-            "path": str(project.warehouse), "threads": 1, "profile_name": project.name, "target_name": "dev"}
+TARGET_NAME = "dev"  # prefclean's one target: the warehouse prefclean.yml names (no profiles.yml, no targets:)
+
+
+def target(project: Any, threads: int | None = None) -> dict[str, Any]:
+    """dbt's `target`: prefclean has one target, the project's DuckDB warehouse; `threads` is DuckDB's setting
+    on the build's connection (--threads N sets it)."""
+    return {"name": TARGET_NAME, "type": "duckdb", "schema": "main", "database": project.warehouse.stem,
+            "path": str(project.warehouse), "threads": threads, "profile_name": project.name,
+            "target_name": TARGET_NAME}
+
+
+def check_target(name: str | None) -> None:
+    """--target NAME: dbt picks an output of profiles.yml; prefclean has the one warehouse, named `dev`."""
+    if name is not None and name != TARGET_NAME:
+        from .errors import ProjectError
+
+        raise ProjectError(f"--target {name}: prefclean has one target, '{TARGET_NAME}' (the warehouse in "
+                           "prefclean.yml; there is no profiles.yml or targets: section); another warehouse is another "
+                           "project folder (--project-dir)")
 
 
 class Log:

@@ -1,4 +1,4 @@
-"""The model DAG: topological order, cycle detection, and dbt's selection syntax (names and globs, +m, 2+m, m+1, @m,\ntag:, path:, file:, config.KEY:, unions, intersections, excludes)."""
+"""The model DAG: topological order, cycle detection, and dbt's selection syntax (names and globs, +m, 2+m, m+1, @m,\ntag:, path:, file:, config.KEY:, state:, unions, intersections, excludes)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .errors import GraphError
+from .state import state_matches
 
 
 class Graph:
-    def __init__(self, parents: Mapping[str, Iterable[str]], models: Mapping[str, Any] | None = None):
+    def __init__(self, parents: Mapping[str, Iterable[str]], models: Mapping[str, Any] | None = None,
+                 state: Mapping[str, Any] | None = None):
         self.models = models  # name -> Model, for tag:, path: and config.KEY: selectors
+        self.state = state  # a previous manifest's models (--state DIR), for state:
         self.parents = {node: sorted(set(deps)) for node, deps in parents.items()}
         self.children: dict[str, list[str]] = {node: [] for node in self.parents}
         for node, deps in self.parents.items():
@@ -114,11 +117,13 @@ class Graph:
                 close = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
                 raise GraphError(f"{flag} '{word}' matches no model" + (f"; did you mean '{close[0]}'?" if close else ""))
             return found
+        if method == "state" and models is not None:  # nothing modified is an answer, not a typo: no error
+            return state_matches(dict(models), self.state, value, word, flag)
         if method in _UNSUPPORTED_METHODS:
             raise GraphError(f"{flag} '{word}': the `{method}:` selector is not supported by prefclean"
                              + _UNSUPPORTED_METHODS[method])
         if models is None or method not in ("tag", "path", "file", "resource_type") and not method.startswith("config."):
-            known = "tag:, path:, file:, config.KEY:, resource_type:, fqn:"
+            known = "tag:, path:, file:, config.KEY:, resource_type:, state:, fqn:"
             raise GraphError(f"{flag} '{word}': unknown selector method `{method}:` (known: {known})")
         if method == "tag":
             found = {n for n in names if any(fnmatch.fnmatchcase(t, value) for t in _tags(models[n]))}
@@ -162,7 +167,6 @@ class Graph:
 _ATOM = re.compile(r"^(?P<at>@)?(?P<up>\d*\+)?(?:(?P<method>[a-z_]+(?:\.[A-Za-z_][A-Za-z0-9_]*)?):)?"
                    r"(?P<value>[^+:@]+?)(?P<down>\+\d*)?$")
 _UNSUPPORTED_METHODS = {
-    "state": " (prefclean rebuilds what changed by itself: a changed input or judge is always re-judged)",
     "source": "; select the models that read it, e.g. `+m`", "package": "", "exposure": "",
     "metric": "", "result": "", "source_status": "", "group": "", "access": "", "version": "", "test_type": "",
     "test_name": "", "unit_test": "", "semantic_model": "", "saved_query": "",

@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -16,6 +17,7 @@ from .datatests import load_tests, run_test
 from .errors import ModelError, PrefcleanError
 from .events import LeftoversRemoved, ModelFinished, ModelStarted, Reporter, SourceStaged, TestFinished, quiet
 from .graph import Graph
+from .state import load_state
 from .interrupts import watch_interrupts
 from .materializations import materialize
 from .project import Project
@@ -41,6 +43,8 @@ class BuildOptions:
     ray_address: str | None = None
     max_cost: float | None = None  # USD every judge together may spend (--max-cost)
     planner: Any = None  # `prefclean plan` (judge/plan.py): judge calls are counted, none is sent
+    state: str | Path | None = None  # --state DIR: a previous run's target/, for state:modified selectors
+    threads: int | None = None  # --threads N: DuckDB's `threads` setting for this build
 
     def run_options(self) -> RunOptions:
         executor = "ray" if self.ray_address and not self.executor else self.executor  # an address means Ray
@@ -48,10 +52,12 @@ class BuildOptions:
                           ray_address=self.ray_address, max_cost_usd=self.max_cost, planner=self.planner)
 
 
-def load_graph(project: Project, connection=None) -> tuple[Compiler, Graph]:
+def load_graph(project: Project, connection=None, state: str | Path | None = None) -> tuple[Compiler, Graph]:
+    """The rendered models and their DAG; `state` (--state DIR) is read first, so a bad DIR fails before any work."""
+    saved = load_state(state)
     compiler = Compiler(project, connection)
     models = compiler.parse_all()
-    return compiler, Graph({name: m.refs for name, m in models.items()}, models)
+    return compiler, Graph({name: m.refs for name, m in models.items()}, models, saved)
 
 
 def stage_sources(con, project: Project, names: set[str], *, force: bool, report: Reporter) -> None:
@@ -110,8 +116,10 @@ class Build:
         try:
             self.con = con = connect(project.warehouse)
             bound_memory(con)
+            if options.threads is not None:  # --threads N: models build one at a time; each query uses N threads
+                con.execute(f"set threads = {int(options.threads)}")
             self._clean_leftovers(con)
-            self.compiler, self.graph = load_graph(project, con)
+            self.compiler, self.graph = load_graph(project, con, options.state)
             self.selected = self.graph.select(options.select, exclude=options.exclude)
             self.tests = load_tests(self.compiler) if options.run_tests else []
         except BaseException:  # a compile error must not leave the warehouse open (and locked), nor what a

@@ -177,7 +177,7 @@ def judge_plan(t: _Tally, completion_mean: float | None, latency_ms: float | Non
 
 
 def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...], judge: str | None = None,
-             full_refresh: bool = False) -> Plan:
+             full_refresh: bool = False, state: str | Path | None = None) -> Plan:
     """Build the selected models on a copy of the warehouse with the Planner as the judge (see the module)."""
     from ..runner import Build, BuildOptions
 
@@ -192,7 +192,7 @@ def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...]
         # No exports: the plan writes no file of theirs (nor removes a leftover one).
         planned = replace(project, warehouse=copy, target_dir=scratch / "target", exports={})
         options = BuildOptions(select=select, exclude=exclude, full_refresh=full_refresh, run_tests=False,
-                               run_exports=False, judge=judge, planner=planner)
+                               run_exports=False, judge=judge, planner=planner, state=state)
         build = Build(planned, options)
         try:
             build.run()
