@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 from .udf import udf  # noqa: E402  (the decorator project udfs/ use)
 from . import export as _exporters  # noqa: E402,F401  (the package first: importing it later would replace
 # the name `prefclean.export`, the function bound below, with the package)
-from .api import build, compile, export, judges, load_project, plan, pull_argilla, seed, sql, test  # noqa: E402
+from .api import (build, calibrate, compile, export, judges, load_project, plan, pull_argilla, seed, sql,  # noqa: E402
+                  test)
 from .errors import PrefcleanError  # noqa: E402
 from .events import Reporter, quiet  # noqa: E402
 from .project import Project  # noqa: E402
@@ -23,7 +24,7 @@ from .results import (BuildResult, ExportRun, ExportsResult, JudgePlan, JudgeRun
 from .udf import RunContext, RunOptions  # noqa: E402
 
 __all__ = [
-    "__version__", "udf", "load_project", "build", "seed", "test", "compile", "sql", "export", "pull_argilla",
+    "__version__", "udf", "load_project", "build", "seed", "test", "compile", "sql", "export", "pull_argilla", "calibrate",
     "judges", "plan", "Plan", "JudgePlan", "Project", "BuildResult", "ModelRun", "TestRun", "TestsResult", "ExportRun", "ExportsResult",
     "JudgeRun", "JudgeStatus", "JudgingStats", "Reporter", "TerminalReporter", "NotebookReporter", "quiet",
     "PrefcleanError", "RunContext", "RunOptions",

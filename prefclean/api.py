@@ -247,3 +247,39 @@ def pull_argilla(project: ProjectLike, name: str) -> int:
         return pull_reviews(con, project, export)
     finally:
         con.close()
+
+
+def calibrate(project: ProjectLike = ".", *, model: str = "pair_decisions", vars: dict[str, Any] | str | None = None,
+              seed: int = 0, samples: int = 1000) -> dict:
+    """`prefclean calibrate`: the judge's verdicts against the human reviews in human.reviews (`prefclean pull
+    argilla`), at the project's min_margin and poor_max (prefclean/calibration.py says what is measured).
+    Returns the report and writes it into target/summary.json under `calibration`."""
+    import json
+
+    from . import calibration
+    from .artifacts import write_json_atomic
+    from .errors import ProjectError
+    from .warehouse import connect, relation_kind
+
+    project = _project(project, vars)
+    if not project.warehouse.exists():
+        raise ProjectError(f"no warehouse at {project.warehouse}: run `prefclean build` first")
+    con = connect(project.warehouse, read_only=True)
+    try:
+        if relation_kind(con, "human", "reviews") is None:
+            raise ProjectError("no human reviews in the warehouse (table human.reviews): "
+                               "run `prefclean pull argilla NAME` first")
+        if relation_kind(con, "main", model) is None:
+            raise ProjectError(f"no model '{model}' in the warehouse: run `prefclean build` first")
+        rows = calibration.read_rows(con, model)
+    finally:
+        con.close()
+    numbers = {k: project.vars.get(k) for k in ("min_margin", "poor_max")}
+    for name, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProjectError(f"var '{name}' is {value!r}; calibrate needs a number (prefclean.yml `vars:` or --vars)")
+    report = calibration.report(rows, samples=samples, seed=seed, **numbers)
+    path = project.target_dir / "summary.json"
+    summary = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    write_json_atomic(path, {**summary, "calibration": report})
+    return report

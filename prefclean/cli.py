@@ -265,6 +265,19 @@ def pull_argilla(load, name):
 
 
 @main.command()
+@click.option("--model", default="pair_decisions", show_default=True, help="The audit model holding the judge's verdicts.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap confidence interval.")
+@common_options
+def calibrate(load, model, seed):
+    """Measure the judge against the human reviews pulled by `prefclean pull argilla`; writes summary.json."""
+    from . import api
+    from .calibration import format_report
+
+    for line in format_report(api.calibrate(load(), model=model, seed=seed)):
+        click.echo(line)
+
+
+@main.command()
 @click.option("--check/--no-check", default=True, help="Try to reach each judge.")
 @common_options
 def judges(load, check):
