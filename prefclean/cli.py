@@ -153,12 +153,19 @@ def compile(load, select, exclude, state):
 
 @main.command(name="ls")
 @select_options("models to list")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object a line (as dbt's), with descriptions from property files and docs blocks.")
 @common_options
-def ls_(load, select, exclude, state):
+def ls_(load, select, exclude, state, output):
     """List models in run order with materialization and dependencies."""
+    import json
+
     from . import api
 
     for m in api.compile(load(), select=select, exclude=exclude, write=False, state=state):
+        if output == "json":
+            click.echo(json.dumps(m.listing(), default=str))
+            continue
         deps = ", ".join(sorted(m.refs) + [f"source:{s}" for s in sorted(m.sources)])
         click.echo(f"{m.name:<28} {m.materialized:<12} {deps}")
 

@@ -64,6 +64,15 @@ class Model:
     def depends_on(self) -> set[str]:
         return self.refs
 
+    def listing(self) -> dict[str, Any]:
+        """What `prefclean ls --output json` prints for the model (dbt's keys where they mean the same)."""
+        tags = self.config.get("tags") or []
+        return {"name": self.name, "resource_type": self.resource_type, "original_file_path": str(self.path),
+                "materialized": self.materialized, "tags": [tags] if isinstance(tags, str) else list(tags),
+                "depends_on": {"models": sorted(self.refs), "sources": sorted(self.sources)},
+                "description": self.description,
+                "columns": {n: c.get("description", "") for n, c in self.columns.items()}}
+
 
 _TEST_PREFIX = "test_"
 _TEST_OPEN = re.compile(r"(\{%-?\s*)test(\s+)([A-Za-z_][A-Za-z0-9_]*)\s*\(")

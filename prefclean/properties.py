@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from .docs import load_docs, render_description
 from .errors import ProjectError
 
 # Test config, as dbt reads it from `config:` or (older projects) beside the arguments.
@@ -89,6 +90,7 @@ class Properties:
     models: dict[str, ModelProperties] = field(default_factory=dict)  # models and seeds, by name
     tests: list[TestSpec] = field(default_factory=list)
     unit_tests: list[UnitTestSpec] = field(default_factory=list)
+    docs: dict[str, str] = field(default_factory=dict)  # {% docs %} blocks of models/**/*.md, for doc()
 
 
 def _unknown(where: str, key: str, known: tuple[str, ...], unsupported: tuple[str, ...], hint: str = "") -> ProjectError:
@@ -154,7 +156,7 @@ def parse_test(entry: Any, model: str, column: str | None, path: str, where: str
 
 
 def load_properties(root: Path, models_dir: Path, model_names: list[str], seed_names: list[str] = ()) -> Properties:
-    props = Properties()
+    props = Properties(docs=load_docs(root, [models_dir, root / "seeds"]))
     files = [f for folder in (models_dir, root / "seeds") if folder.exists()
              for f in sorted(folder.rglob("*.yml")) + sorted(folder.rglob("*.yaml"))]
     for file in files:
@@ -174,6 +176,8 @@ def load_properties(root: Path, models_dir: Path, model_names: list[str], seed_n
             raise ProjectError(f"{path}: `unit_tests:` must be a list")
         for i, entry in enumerate(doc.get("unit_tests") or []):
             props.unit_tests.append(_read_unit_test(entry, i, path, list(model_names)))
+    for spec in props.tests + props.unit_tests:
+        spec.description = render_description(spec.description, props.docs, f"{spec.path}: test {spec.name or ''}")
     return props
 
 
@@ -193,7 +197,8 @@ def _read_model(props: Properties, entry: Any, i: int, path: str, model_names: l
     config = entry.get("config") or {}
     if not isinstance(config, dict):
         raise ProjectError(f"{where}: `config:` must be a mapping")
-    model = props.models[name] = ModelProperties(name, path, str(entry.get("description") or ""),
+    description = render_description(str(entry.get("description") or ""), props.docs, where)
+    model = props.models[name] = ModelProperties(name, path, description,
                                                  dict(entry.get("meta") or {}), config=dict(config), kind=kind)
     props.tests += [parse_test(t, name, None, path, where) for t in _test_list(entry, where)]
     columns = entry.get("columns") or []
@@ -210,6 +215,9 @@ def _read_model(props: Properties, entry: Any, i: int, path: str, model_names: l
             raise ProjectError(f"{col_where}: `quote: false` is not supported by prefclean (column names are always "
                                "quoted; pass an expression as a test's `column_name:` argument instead)")
         model.columns[column["name"]] = {k: v for k, v in column.items() if k not in ("tests", "data_tests")}
+        if "description" in column:
+            model.columns[column["name"]]["description"] = render_description(str(column["description"] or ""),
+                                                                              props.docs, col_where)
         tags = column.get("tags") or []
         for t in _test_list(column, col_where):
             spec = parse_test(t, name, column["name"], path, col_where)

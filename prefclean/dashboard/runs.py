@@ -68,6 +68,7 @@ class Node:
     materialized: str | None = None
     seconds: float | None = None
     message: str = ""
+    description: str = ""  # the manifest's (property file, {% docs %} blocks): on hover and in the table
 
 
 @dataclass
@@ -93,7 +94,8 @@ def lineage(files: TargetFiles) -> Lineage | None:
         deps = m.get("depends_on") or {}
         r = results.get(name, {})
         nodes[name] = Node(name, "model", status=r.get("status"), rows=r.get("rows"), seconds=r.get("seconds"),
-                           materialized=m.get("materialized"), message=r.get("message") or "")
+                           materialized=m.get("materialized"), message=r.get("message") or "",
+                           description=str(m.get("description") or ""))
         parents[name] = [d for d in deps.get("models", []) if d in models]
         for s in deps.get("sources", []):
             key = f"source:{s}"
