@@ -36,7 +36,7 @@ class SourceConfig(ConfigModel):
     `name` key is the dataset's configuration)."""
 
     columns: Columns = Field({}, description="columns to rename as they are read: {old_name: new_name}")
-    format: str | None = Field(None, description="the dataset's format (prefclean/formats/: orca, trl-standard, "
+    format: str | None = Field(None, description="the dataset's format (prefclean/formats/: orca, trl_standard, "
                                                  "sharegpt, ...); default: detected from its columns")
     _name: str = PrivateAttr("")
 
