@@ -160,7 +160,9 @@ def format_report(r: dict) -> list[str]:
     jh, hh = r["judge_vs_human"], r["human_vs_human"]
     ci = jh["kappa_ci95"]
     lines = [f"Calibration: {r['reviewed_pairs']} reviewed pairs, {jh['pairs']} with a judge verdict"
-             + (f" ({r['not_judged']} not judged)" if r["not_judged"] else "")]
+             + (f" ({r['not_judged']} not judged)" if r["not_judged"] else "")
+             + (f"; {r['not_in_model']} reviewed pairs are not in the audit model (left out)"
+                if r.get("not_in_model") else "")]
     if r["too_small"]:
         lines.append(f"  WARNING: fewer than {MIN_PAIRS} reviewed pairs: too few to conclude anything; "
                      "the numbers below are only indicative")
@@ -197,3 +199,9 @@ def read_rows(con, model: str = "pair_decisions") -> list[dict]:
         group by all order by d.pair_id""").fetchall()
     return [{"pair_id": p, "judge_verdict": v, "judge_chosen": c, "judge_rejected": x,
              "reviews": [(a, b) for a, b in reviews]} for p, v, c, x, reviews in rows]
+
+
+def unknown_pairs(con, model: str = "pair_decisions") -> int:
+    """Reviewed pairs the audit model no longer has (the dataset changed since the export): counted, not compared."""
+    return con.execute(f"select count(distinct pair_id) from human.reviews where status = 'submitted' "
+                       f"and pair_id not in (select pair_id from {model})").fetchall()[0][0]

@@ -99,6 +99,7 @@ def calibration_project(make_project, run_cli):
         con.execute("insert into human.reviews values (?, ?, 'submitted', ?, null, null, null, ?, ?)",
                     [pair, user, ratings, at, at])
     con.execute("insert into human.reviews values ('p7', 'bob', 'draft', [1, 5], null, null, null, null, null)")
+    con.execute("insert into human.reviews values ('gone', 'bob', 'submitted', [1, 5], null, null, null, null, null)")
     con.close()
     return root
 
@@ -109,6 +110,7 @@ def test_calibrate_reports_agreement_kappa_confusion_and_thresholds_computed_by_
     assert result.exit_code == 0, result
     r = json.loads((root / "target/summary.json").read_text())["calibration"]
     assert r["reviewed_pairs"] == 6 and r["not_judged"] == 1  # p7's draft is no review
+    assert r["not_in_model"] == 1 and "1 reviewed pairs are not in the audit model (left out)" in result.output
     jh = r["judge_vs_human"]
     # judge (chosen, chosen, tie, rejected, chosen) vs human (chosen, rejected, tie, rejected, chosen):
     # p_o 4/5, p_e (3*2 + 1*2 + 1*1) / 25 = 0.36 -> kappa 0.44 / 0.64
