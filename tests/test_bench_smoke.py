@@ -107,3 +107,11 @@ def test_formats_small(tmp_path):
         rows = re.findall(rf"^\| {re.escape(layout)}: (?:prefclean \(DuckDB\)|datasets\.map)\s*\|.*\| ([\d,]+)\s*\|$",
                           out, re.M)
         assert rows == ["300", "300"], out
+
+
+def test_adaptive_concurrency_small(tmp_path):
+    out = run_bench("adaptive_concurrency.py", "--n", 60, "--latency-ms", 20, "--capacity", 4, "--reject-above", 6,
+                    "--fixed", "4", "--repeats", 1, "--work", tmp_path)
+    rows = dict(re.findall(r"^\| (4|auto) +\| ([\d.]+) ", out, re.M))
+    assert set(rows) == {"4", "auto"} and all(float(v) > 0 for v in rows.values()), out
+    assert "best fixed: 4" in out and "CHECK FAILED" not in out

@@ -6,16 +6,18 @@ time-outs). The limit here is AIMD on those signals, as TCP's congestion window 
 concurrency-limits do it: per window of about one round trip (as many answers as the limit),
 
 - any refusal or time-out: multiply the limit by `backoff` (once per window, however many arrive);
-- latency well above the lowest seen recently (`tolerance`): shrink by a tenth (the server is queueing);
-  a little above (`grow_below`): by one;
-- latency near that lowest and the limit in use: grow, doubling until the first sign of congestion
-  (slow start), then by about √limit / 2 per window.
+- latency well above the lowest seen recently (`tolerance`): the server is queueing; shrink to where the
+  latency would be `grow_below` times that lowest if it grows with the requests in flight (at most halving);
+- latency near that lowest (`grow_below`) and the limit in use: grow, doubling until the first sign of
+  congestion (slow start), then by about √limit / 2 per window; in between, hold. A short queue at the
+  server is what keeps it busy while the client is slow to send the next request.
 
 "The lowest seen recently" is the baseline: once every server has a queue, no answer comes back at the
 unloaded latency any more, and a remembered low would drift up with the queue. So, as BBR probes the
 round-trip time, every `probe_every` windows the limit is halved for two windows, which drains the queue and
-measures the unloaded latency again (a few % of throughput); the baseline is then what the probe saw. Three
-windows in a row far above the baseline probe at once: a server that became slower for everyone (another
+measures the unloaded latency again (a few % of throughput); the baseline is then what the probe saw. Two
+windows in a row far above the baseline probe at once (and a probe that finds it much higher starts over
+with slow start): a server that became slower for everyone (another
 model loaded on it) is not taken for a queue for long.
 
 `AdaptiveLimit` is the arithmetic alone (fed latencies and errors; deterministic, no clock); `AdaptiveGate`
@@ -36,7 +38,7 @@ class AdaptiveLimit:
     """How many requests may be in flight now; `sample()` after each one."""
 
     def __init__(self, initial: int = AUTO_INITIAL, *, minimum: int = 1, maximum: int = AUTO_MAX,
-                 grow_below: float = 1.2, tolerance: float = 1.5, backoff: float = 0.7, probe_every: int = 30):
+                 grow_below: float = 1.3, tolerance: float = 1.6, backoff: float = 0.7, probe_every: int = 50):
         self.minimum, self.maximum = max(1, minimum), max(1, minimum, maximum)
         self.value = float(min(max(initial, self.minimum), self.maximum))
         self.grow_below, self.tolerance, self.backoff = grow_below, tolerance, backoff
@@ -86,13 +88,16 @@ class AdaptiveLimit:
             self._probe_lows += [min(window)] if window else []
             self._probing -= 1
             if not self._probing and self._probe_lows:
+                before = self.baseline
                 self._lows, self._probe_lows = self._probe_lows, []
+                if before and self.baseline > before * self.tolerance:  # a slower server, not a queue
+                    self.slow_start = True
         else:
             if window:
                 self._lows.append(min(window))
             if window and not cut:
                 self._adjust(statistics.median(window), peak)
-            if self._windows % self.probe_every == 0 or self._slow_windows >= 3:
+            if self._windows % self.probe_every == 0 or self._slow_windows >= 2:
                 self._probing, self._slow_windows = 2, 0
         self.history.append(self.limit)
 
@@ -100,10 +105,9 @@ class AdaptiveLimit:
         base = self.baseline
         self._slow_windows = self._slow_windows + 1 if typical > base * self.tolerance else 0
         if typical > base * self.tolerance:
-            self.value = max(self.minimum, self.value * 0.9)
+            self.value = max(self.minimum, self.value * max(0.5, self.grow_below * base / typical))
             self.slow_start = False
         elif typical > base * self.grow_below:
-            self.value = max(self.minimum, self.value - 1)
             self.slow_start = False  # queueing starts: from here on, grow slowly
         elif peak >= self.limit * 0.8:
             step = self.value if self.slow_start else max(1.0, self.value ** 0.5 / 2)
