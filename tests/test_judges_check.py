@@ -73,6 +73,22 @@ def test_a_build_whose_every_judge_request_failed_fails_the_model(make_project, 
     assert again.exit_code == 1 and "every request failed (4 of 4)" in again.output
 
 
+def test_a_judge_whose_every_answer_is_unreadable_fails_the_model(make_project, run_cli, fake_judge):
+    # a 200 with garbage in it judges nothing either: before, exit 0 with every pair judge_failed (an empty export)
+    root = judge_project(make_project, fake_judge, ROWS)
+    build(run_cli, root)
+    fake_judge.reset()
+    fake_judge.control(garbage_first_n=10_000)
+    result, _ = build(run_cli, root, "--refresh-judgments", ok=False)
+    assert result.exit_code == 1
+    [line] = [line for line in result.output.splitlines() if " ERROR table judged" in line]
+    assert "judge 'fake': every request failed (4 of 4), e.g. unparseable answer" in line
+    assert all(r["j"]["error"] is None for r in judged(root))  # the previous table stands
+    fake_judge.control(garbage_first_n=0)
+    build(run_cli, root)  # readable again: judged, not taken for rows that keep failing
+    assert [r["j"]["ratings"] for r in judged(root)] == [[5, 1]] * 4
+
+
 def test_a_judge_that_never_answered_fails_every_build_until_it_does(make_project, run_cli, fake_judge):
     fake_judge.control(fail_first_n=8, fail_status=400)
     root = judge_project(make_project, fake_judge, ROWS, models={"judged": INCREMENTAL})

@@ -152,14 +152,15 @@ class JudgmentCache:
             return self._con.execute("select now()::timestamp").fetchone()[0]
 
     def failed_before(self, keys: list[str], before) -> set[str]:
-        """Those of `keys` whose requests failed (status 'error') in a build before `before`: rows that keep
-        failing. A build whose judge answered nothing marks its calls 'judge_down' instead (see below)."""
-        return {row[0] for row in self._calls("select distinct key from calls where status = 'error' and "
+        """Those of `keys` whose requests failed (status 'error', or an answer that could not be read) in a build
+        before `before`: rows that keep failing. A build whose judge answered nothing marks its calls
+        'judge_down' instead (see below)."""
+        return {row[0] for row in self._calls("select distinct key from calls where status in ('error', 'unparsed') and "
                                               "called_at < ? and key in (select unnest(?::varchar[]))", [before, keys])}
 
     def mark_judge_down(self, keys: list[str], since) -> None:
         """This build's failed calls for `keys` are the judge's failure, not their rows': status 'judge_down'."""
-        self._calls("update calls set status = 'judge_down' where status = 'error' and called_at >= ? "
+        self._calls("update calls set status = 'judge_down' where status in ('error', 'unparsed') and called_at >= ? "
                     "and key in (select unnest(?::varchar[]))", [since, keys])
 
     def _calls(self, sql: str, params: list) -> list[tuple]:

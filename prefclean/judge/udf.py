@@ -213,7 +213,7 @@ class Judging:
                     if judgment.error == NOT_JUDGED_BUDGET:  # not sent: neither answered nor failed
                         unsent += count
                         continue
-                    if judgment.raw is not None or judgment.error is None:
+                    if judgment.error is None:  # an answer that cannot be read judged nothing either
                         answered += 1
                     else:
                         unanswered = judgment
@@ -232,7 +232,7 @@ class Judging:
 
     def _check_answered(self, session: JudgeSession, answered: int, unanswered, keys: list[str]) -> None:
         """A judge that has answered none of this build's requests fails its model (a server refusing every
-        request, nothing listening): its rows marked failed would be a success with nothing judged. Unless each
+        request, nothing listening, only unreadable answers): its rows marked failed would be a success with nothing judged. Unless each
         request was for a row that failed in an earlier build too (in one where the judge answered others): rows
         the judge keeps refusing (a prompt too long, a content filter) stay marked, and the model stands."""
         with self.lock:
