@@ -135,6 +135,12 @@ def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: d
         checked, flipped = q(f"select count(*) filter (where bias_checked), count(*) filter (where bias_checked and position_flipped) from {rel}")[0]
         out["position_bias"] = {"checked": checked, "verdict_changed": flipped,
                                 "rate": round(flipped / checked, 4) if checked else None}
+        if "bias_check_skipped" in cols:  # NULL unless the bias check ran as 'uncertain'
+            skipped, saved, modes = q(f"select count(*) filter (where bias_check_skipped), "
+                                      f"coalesce(sum(judges) filter (where bias_check_skipped), 0), "
+                                      f"count(bias_check_skipped) from {rel}")[0]
+            if modes:
+                out["position_bias"].update({"not_rechecked": skipped, "swapped_requests_saved": int(saved)})
     if "failed" in cols:
         unsent = " and not coalesce(not_judged, false)" if "not_judged" in cols else ""
         out["judge_failures"] = q(f"select count(*) from {rel} where (failed or failed is null){unsent}")[0][0]
@@ -170,9 +176,11 @@ def format_summary(s: dict) -> list[str]:
                      f"judged pairs ({100 * la['agreement_rate']:.0f}%); prefers rejected on {la['judge_prefers_rejected']}; "
                      f"ties {la['ties']}")
     pb = s.get("position_bias")
-    if pb and pb["checked"]:
+    if pb and (pb["checked"] or pb.get("not_rechecked")):
         lines.append(f"  position bias: verdict changed on {pb['verdict_changed']} of {pb['checked']} swapped pairs "
-                     f"({100 * pb['rate']:.0f}%)")
+                     f"({100 * pb['rate']:.0f}%)"
+                     + (f"; {pb['not_rechecked']} clear pairs not re-checked ({pb['swapped_requests_saved']} "
+                        "swapped requests saved)" if "not_rechecked" in pb else ""))
     if "judge_failures" in s:
         lines.append(f"  judge failures: {s['judge_failures']}")
     run = s.get("this_run")

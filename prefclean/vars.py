@@ -29,6 +29,14 @@ def kind_of(value: Any) -> str | None:
     return type(value).__name__
 
 
+#: Vars whose value is one of a few choices of more than one type: any choice may replace any other.
+VAR_CHOICES: dict[str, tuple[Any, ...]] = {"check_position_bias": (True, False, "uncertain")}
+
+
+def _is_choice(value: Any, choices: tuple[Any, ...]) -> bool:
+    return any(value is c if isinstance(c, bool) else (not isinstance(value, bool) and value == c) for c in choices)
+
+
 def check_var_types(declared: dict[str, Any], overrides: dict[str, Any], *, origin: str = "--vars",
                     declared_in: str = "prefclean.yml") -> None:
     """Raise ProjectError when an override's type differs from the declared value's (numbers are one type:
@@ -36,6 +44,12 @@ def check_var_types(declared: dict[str, Any], overrides: dict[str, Any], *, orig
     for name, value in overrides.items():
         if name not in declared:
             continue
+        choices = VAR_CHOICES.get(name)
+        if choices and _is_choice(declared[name], choices):
+            if _is_choice(value, choices):
+                continue
+            raise ProjectError(f"{origin}: var '{name}' is {json.dumps(value, default=str)}; it takes one of "
+                               + ", ".join(json.dumps(c) for c in choices))
         want, got = kind_of(declared[name]), kind_of(value)
         if want is None or got is None or want == got:
             continue

@@ -19,7 +19,8 @@ from ..summary import compute_summary
 from ..warehouse import MODELS_SCHEMA
 from .files import copy_to_file
 
-THRESHOLD_VARS = ("min_margin", "poor_max", "min_agreement", "allow_flip", "drop_position_biased", "check_position_bias")
+THRESHOLD_VARS = ("min_margin", "poor_max", "min_agreement", "allow_flip", "drop_position_biased", "check_position_bias",
+                  "bias_check_margin")
 ROW_NUMBER = "__prefclean_row"
 
 

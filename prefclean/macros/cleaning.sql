@@ -60,6 +60,53 @@
   {%- endif -%}
 {%- endmacro %}
 
+{#
+  The position-bias check (var check_position_bias): true judges every pair again with the responses swapped,
+  false never, 'uncertain' only the pairs whose first verdict is close: the panel's mean ratings of the two
+  responses at most `margin` (var bias_check_margin) apart. Position bias sits where the quality gap is small
+  ("Judging the Judges", arXiv 2406.07791), so that is where the second pass earns its cost. A pair not
+  re-checked passes the bias check. bias_check_mode returns {'mode': 'all'|'uncertain'|'off', 'margin': k}.
+#}
+{% macro bias_check_mode(check, margin=1) -%}
+  {%- if check is sameas true -%}{{ return({'mode': 'all', 'margin': none}) }}
+  {%- elif check is sameas false -%}{{ return({'mode': 'off', 'margin': none}) }}
+  {%- elif check == 'uncertain' -%}
+    {{- expect_number(margin, 'bias_check_margin') -}}
+    {%- if margin < 0 -%}
+      {{ exceptions.raise_compiler_error("bias_check_margin must be 0 or more, got " ~ margin
+         ~ ": set var 'bias_check_margin' (prefclean.yml `vars:` or --vars)") }}
+    {%- endif -%}
+    {{ return({'mode': 'uncertain', 'margin': margin}) }}
+  {%- else -%}
+    {{ exceptions.raise_compiler_error("check_position_bias must be true, false or 'uncertain', got "
+       ~ (check | tojson) ~ ": set var 'check_position_bias' (prefclean.yml `vars:` or --vars)") }}
+  {%- endif -%}
+{%- endmacro %}
+
+{# The bias check as it goes into a row's judge signature: true and false as they always were (a warehouse
+   judged before 'uncertain' existed keeps its judgments), 'uncertain<=k' with its margin. #}
+{% macro bias_check_signature(bias) -%}
+  {%- if bias.mode == 'all' %}True{% elif bias.mode == 'off' %}False{% else %}uncertain<={{ bias.margin }}{% endif -%}
+{%- endmacro %}
+
+{# True when a first pass (a panel's judgments of a pair) is uncertain enough to be judged again swapped:
+   every judgment succeeded and the panel's mean ratings of the two responses are at most the margin apart. #}
+{% macro bias_check_needed(judgments, bias) -%}
+  coalesce({{ judgments_ok(judgments) }} and abs(
+      list_avg(list_transform({{ judgments }}, lambda j: j.ratings[1]))
+    - list_avg(list_transform({{ judgments }}, lambda j: j.ratings[2]))) <= {{ bias.margin }}, false)
+{%- endmacro %}
+
+{# True when a judged row's bias check is complete under the current mode (the incremental filter): its swapped
+   pass succeeded, or it needs none. #}
+{% macro bias_check_done(judgments, reversed, bias) -%}
+  {%- if bias.mode == 'off' -%}true
+  {%- elif bias.mode == 'all' -%}({{ reversed }} is not null and {{ judgments_ok(reversed) }})
+  {%- else -%}(({{ reversed }} is not null and {{ judgments_ok(reversed) }})
+    or ({{ reversed }} is null and not {{ bias_check_needed(judgments, bias) }}))
+  {%- endif -%}
+{%- endmacro %}
+
 {# Which response a margin (chosen - rejected) favours: 'chosen', 'rejected' or 'tie'. #}
 {% macro verdict(margin, min_margin=1) -%}
   {{- expect_number(min_margin, 'min_margin') -}}

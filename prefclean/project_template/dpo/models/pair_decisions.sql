@@ -1,6 +1,7 @@
 -- The audit table: every pair once, with the panel's combined ratings, agreement, the position-bias check,
 -- the decision (keep / flip / drop) and why. Human reviews pulled from Argilla override the judges.
 {{ config(materialized='table', audit=true) }}
+{%- set bias = bias_check_mode(var('check_position_bias'), var('bias_check_margin', 1)) %}
 
 with per_judge as (
   select
@@ -55,7 +56,10 @@ decided as (
   select
     s.pair_id, s.system, s.instruction, s.messages, s.chosen, s.rejected, s.generations, s."order",
     p.judges, p.judge_models, p.chosen_rating, p.rejected_rating, p.margin, p.majority_verdict, p.agreement,
-    p.failed, p.not_judged, p.position_flipped, p.bias_checked, p.chosen_rationale, p.rejected_rationale,
+    p.failed, p.not_judged, p.position_flipped, p.bias_checked,
+    -- 'uncertain' bias check: a judged pair whose first verdict was clear, so it was not judged swapped
+    {% if bias.mode == 'uncertain' %}coalesce(not p.bias_checked and not p.failed, false){% else %}null::boolean{% endif %}
+      as bias_check_skipped, p.chosen_rationale, p.rejected_rationale,
     p.raw_answers, p.errors, p.prompt_tokens, p.completion_tokens,
     h.human_chosen, h.human_rejected,
     {{ pair_decision('p.chosen_rating', 'p.rejected_rating', failed='p.failed', agreement='p.agreement',
