@@ -24,7 +24,13 @@ def relation(schema: str, name: str) -> str:
 
 
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be, a path that cannot exist: the config's, not ours
+        from .errors import PrefcleanError
+
+        raise PrefcleanError(f"cannot make the warehouse's folder {path.parent}: {exc.strerror}; "
+                             "check `warehouse:` in prefclean.yml") from None
     if read_only and not path.exists():
         from .errors import PrefcleanError
 

@@ -101,3 +101,15 @@ def test_a_truncated_warehouse_is_a_one_line_error_never_an_internal_one(make_pr
     assert "internal error" not in result.output and "Traceback" not in result.output
     if result.exit_code == 2:
         assert str(path) in result.output and "move" in result.output
+
+
+def test_a_warehouse_or_export_path_through_a_file_is_one_line_not_an_internal_error(make_project, run_cli):
+    root = make_project(config={**CONFIG, "warehouse": "prefclean.yml/w.duckdb"}, models=MODEL)
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR and "internal error" not in result.output, result
+    assert f"cannot make the warehouse's folder {root / 'prefclean.yml'}: File exists" in result.output
+    exports = {"e": {"model": "m", "target": "jsonl", "path": "prefclean.yml/m.jsonl"}}
+    root = make_project(config={**CONFIG, "exports": exports}, models=MODEL, dirname="with_export")
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 1 and "internal error" not in result.output, result
+    assert f"cannot make the export's folder {root / 'prefclean.yml'}: File exists" in result.output

@@ -51,7 +51,10 @@ def remove_leftover_exports(project) -> list[Path]:
 
 def copy_to_file(con: duckdb.DuckDBPyConnection, select_sql: str, dest: Path, fmt: str, options: dict) -> int:
     """COPY (select) to dest atomically; returns rows written."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a file where the path needs a folder
+        raise ExportError(f"cannot make the export's folder {dest.parent}: {exc.strerror}") from None
     remove_leftover_files(dest)
     tmp = _tmp_name(dest)
     if fmt == "parquet":
