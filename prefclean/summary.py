@@ -178,7 +178,7 @@ def format_summary(s: dict) -> list[str]:
     pb = s.get("position_bias")
     if pb and (pb["checked"] or pb.get("not_rechecked")):
         lines.append(f"  position bias: verdict changed on {pb['verdict_changed']} of {pb['checked']} swapped pairs "
-                     f"({100 * pb['rate']:.0f}%)"
+                     + (f"({100 * pb['rate']:.0f}%)" if pb["rate"] is not None else "(none re-checked)")
                      + (f"; {pb['not_rechecked']} clear pairs not re-checked ({pb['swapped_requests_saved']} "
                         "swapped requests saved)" if "not_rechecked" in pb else ""))
     if "judge_failures" in s:

@@ -60,6 +60,16 @@ def test_a_wider_margin_rechecks_more_and_a_margin_of_zero_only_ties(tmp_path, r
     build(run_cli, root0)
     assert {k for k, r in rows_of(root0).items() if r["bias_checked"]} == {"even"}
 
+    # every pair clear: nothing re-checked, and the summary says so instead of failing on a rate of none
+    clear = [pair("clear", 5, 1), pair("clear2", 1, 4)]
+    root_clear = copy_example(tmp_path / "clear", fake_judge, rows=clear,
+                              vars={"check_position_bias": "uncertain", "bias_check_margin": 1})
+    result, _ = build(run_cli, root_clear)
+    assert summary_json(root_clear)["position_bias"] == {"checked": 0, "verdict_changed": 0, "rate": None,
+                                                         "not_rechecked": 2, "swapped_requests_saved": 2}
+    assert ("position bias: verdict changed on 0 of 0 swapped pairs (none re-checked); 2 clear pairs not "
+            "re-checked (2 swapped requests saved)") in result.output
+
 
 def test_switching_from_uncertain_to_true_adds_the_missing_swapped_passes(tmp_path, run_cli, fake_judge):
     fake_judge.control(position_ratings=[4, 3])
