@@ -68,16 +68,19 @@ def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Sele
           refresh_judgments: bool = False, executor: str | None = None, ray_address: str | None = None,
           tests: bool = True, exports: bool = True, fail_fast: bool = False, max_cost: float | None = None,
           state: str | Path | None = None, threads: int | None = None,
+          wait: bool = True,
           reporter: Reporter | None = None) -> BuildResult:
     """`prefclean build`: stage the sources, build the selected models with their data tests, write the
     summary, run the exports of what was built (`fail_fast`: stop at the first failure). Safe to call from
-    a notebook (a running event loop): the judge's requests run on prefclean's own loop thread."""
+    a notebook (a running event loop): the judge's requests run on prefclean's own loop thread. `wait=False`:
+    batch judges (engine openai-batch) submit and return, their rows pending until a later build collects them."""
     from .runner import BuildOptions
 
     options = BuildOptions(select=_selectors(select), exclude=_selectors(exclude), full_refresh=full_refresh,
                            run_tests=tests, run_exports=exports, fail_fast=fail_fast, judge=judge,
                            refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
-                           max_cost=max_cost, state=state, threads=threads)
+                           max_cost=max_cost, state=state, threads=threads,
+                           no_wait=not wait)
     return run_build(_project(project, vars), options, _reporter(reporter))
 
 
@@ -284,3 +287,37 @@ def calibrate(project: ProjectLike = ".", *, model: str = "pair_decisions", vars
     summary = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     write_json_atomic(path, {**summary, "calibration": report})
     return report
+
+
+def batch_export(project: ProjectLike, output: str | Path, *, select: Selectors = None, exclude: Selectors = None,
+                 state: str | Path | None = None, judge: str | None = None, vars: dict[str, Any] | str | None = None,
+                 reporter: Reporter | None = None) -> int:
+    """`prefclean batch export`: build the selected models (no tests, no exports), the batch judges (engine
+    openai-batch) writing the request lines the cache cannot answer to `output` instead of submitting them
+    (their rows are pending); returns how many lines. For offline runners such as `vllm run-batch`."""
+    from .runner import BuildOptions
+
+    path = Path(output).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("", encoding="utf-8")  # a fresh file: the build appends each model's lines
+    options = BuildOptions(select=_selectors(select), exclude=_selectors(exclude), state=state, judge=judge,
+                           run_tests=False, run_exports=False, batch_export=path)
+    run_build(_project(project, vars), options, _reporter(reporter))
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def batch_import(project: ProjectLike, path: str | Path) -> tuple[int, int, int]:
+    """`prefclean batch import FILE`: the answers in a batch output file (OpenAI's format, as `vllm run-batch`
+    writes it) to lines prefclean exported or submitted, into the judgment cache; the next build uses them.
+    Returns (judgments stored, lines failed or unparseable, lines with a custom_id prefclean never wrote)."""
+    from .judge.batching import import_results
+    from .judge.cache import JudgmentCache
+    from .judge.tasks import make_task
+
+    project = _project(project, None)
+    cache = JudgmentCache(project.judgment_cache)
+    try:
+        return import_results(cache, Path(path), lambda name: make_task(name, project.root))
+    finally:
+        cache.close()

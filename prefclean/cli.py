@@ -183,16 +183,17 @@ def ls_(load, select, exclude, state, output):
 @click.option("--max-cost", type=click.FloatRange(min=0), default=None,
               help="USD every judge together may spend in this build (at their `price`); then nothing more is sent.")
 @threads_option
+@click.option("--no-wait", is_flag=True, help="Batch judges submit and return; the next build collects.")
 @common_options
 def build(load, select, exclude, state, threads, full_refresh, judge, refresh_judgments, executor, ray_address,
-          no_exports, no_tests, fail_fast, max_cost):
+          no_exports, no_tests, fail_fast, max_cost, no_wait):
     """Stage sources, build models in order with their data tests, then run exports."""
     from . import api
 
     result = api.build(load(), select=select, exclude=exclude, full_refresh=full_refresh, judge=judge,
                        refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
                        tests=not no_tests, exports=not no_exports, fail_fast=fail_fast, max_cost=max_cost,
-                       state=state, threads=threads, reporter=_reporter())
+                       state=state, threads=threads, wait=not no_wait, reporter=_reporter())
     return 0 if result.ok else EXIT_FAILED
 
 
@@ -253,6 +254,38 @@ def export(load, names):
     from . import api
 
     return 0 if api.export(load(), names, reporter=_reporter()).ok else EXIT_FAILED
+
+
+@main.group()
+def batch():
+    """Provider batches (engine openai-batch): requests for offline runners, and their results."""
+
+
+@batch.command(name="export")
+@select_options("models whose batch judges' requests to write")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The requests JSONL to write (one {custom_id, method, url, body} per line).")
+@click.option("--judge", default=None, help="Use this named judge for every judge() call.")
+@common_options
+def batch_export(load, select, exclude, state, output, judge):
+    """Write the requests the judgment cache cannot answer, for offline runners (vllm run-batch)."""
+    from . import api
+
+    lines = api.batch_export(load(), output, select=select, exclude=exclude, state=state, judge=judge,
+                             reporter=_reporter())
+    click.echo(f"wrote {lines} requests to {output}; run them, then `prefclean batch import RESULTS.jsonl`")
+
+
+@batch.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@common_options
+def batch_import(load, file):
+    """Read a batch output file (OpenAI's format) into the judgment cache; the next build uses it."""
+    from . import api
+
+    stored, failed, unknown = api.batch_import(load(), file)
+    click.echo(f"stored {stored} judgments, {failed} failed, {unknown} line{'' if unknown == 1 else 's'} with an "
+               "unknown custom_id; `prefclean build` uses them")
 
 
 @main.group()

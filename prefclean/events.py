@@ -70,6 +70,18 @@ class JudgingPaused:
 
 
 @dataclass(frozen=True)
+class BatchProgress:
+    """A provider batch of a judge (engine openai-batch) as last seen: its status and request counts."""
+
+    judge: str
+    batch_id: str
+    status: str  # validating | in_progress | finalizing | completed | failed | expired | cancelling | cancelled
+    completed: int
+    failed: int
+    total: int
+
+
+@dataclass(frozen=True)
 class SummaryReady:
     summary: dict[str, Any]  # see prefclean/summary.py
 
@@ -97,7 +109,7 @@ class BuildFinished:
 
 
 Event = Union[SourceStaged, ModelStarted, ModelFinished, TestFinished, TestsFinished, JudgingProgress,
-              JudgingPaused, SummaryReady, ExportFinished, ExportsSkipped, LeftoversRemoved, BuildFinished]
+              JudgingPaused, BatchProgress, SummaryReady, ExportFinished, ExportsSkipped, LeftoversRemoved, BuildFinished]
 
 
 class Reporter(Protocol):

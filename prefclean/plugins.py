@@ -31,6 +31,7 @@ WHAT = {ENGINES: "engine", TASKS: "judge task", EXPORTERS: "target", UDFS: "UDF"
 BUILTIN: dict[str, dict[str, str]] = {
     ENGINES: {
         "openai": "prefclean.judge.engines.openai:OpenAIEngine",
+        "openai-batch": "prefclean.judge.engines.openai_batch:OpenAIBatchEngine",
         "hf-inference": "prefclean.judge.engines.hf_inference:HFInferenceEngine",
         "llamacpp": "prefclean.judge.engines.llamacpp:LlamaCppEngine",
     },

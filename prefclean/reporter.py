@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Callable
 
-from .events import (BuildFinished, Event, ExportFinished, ExportsSkipped, JudgingPaused, JudgingProgress,
+from .events import (BatchProgress, BuildFinished, Event, ExportFinished, ExportsSkipped, JudgingPaused, JudgingProgress,
                      LeftoversRemoved, ModelFinished, ModelStarted, SourceStaged, SummaryReady, TestFinished, TestsFinished)
 from .results import JudgingStats, ModelRun
 
@@ -129,12 +129,30 @@ def _postfix(stats: JudgingStats) -> str:
     return f"failed={stats.failed} cached={stats.cached} 429s={stats.rate_limited} tokens={stats.tokens}"
 
 
+def batch_line(event: BatchProgress) -> str:
+    return (f"judge {event.judge}: batch {event.batch_id} {event.status}, {event.completed} of {event.total} "
+            f"requests done, {event.failed} failed")
+
+
 class JudgeBars:
-    """One progress bar per judge while a model judges (tqdm, or tqdm.auto's notebook widgets)."""
+    """One progress bar per judge while a model judges, and one per provider batch while it is waited for
+    (tqdm, or tqdm.auto's notebook widgets)."""
 
     def __init__(self, make_bar: Callable[..., object]):
         self.make_bar = make_bar
         self.bars: dict[str, object] = {}
+        self.batches: dict[str, object] = {}
+
+    def show_batch(self, event: BatchProgress) -> None:
+        bar = self.batches.get(event.batch_id)
+        if bar is None:
+            bar = self.batches[event.batch_id] = self.make_bar(total=event.total, desc=f"batch {event.batch_id}",
+                                                               unit="request")
+        bar.total = event.total
+        bar.set_postfix_str(f"{event.status} failed={event.failed}", refresh=False)
+        bar.update(event.completed + event.failed - bar.n)
+        if event.status in ("completed", "failed", "expired", "cancelled"):
+            self.batches.pop(event.batch_id).close()
 
     def show(self, event: JudgingProgress | JudgingPaused) -> None:
         if isinstance(event, JudgingPaused):
@@ -152,6 +170,9 @@ class JudgeBars:
     def close(self) -> None:
         for judge in list(self.bars):
             self.show(JudgingPaused(judge))
+        for bar in self.batches.values():
+            bar.close()
+        self.batches.clear()
 
 
 class TerminalReporter:
@@ -163,6 +184,7 @@ class TerminalReporter:
         self.bars_on = progress_enabled() if bars is None else bars
         self.bars = JudgeBars(self._bar)
         self.plain = plain_lines() if bars is None and not self.bars_on else None
+        self.batch_status: dict[str, str] = {}
 
     @staticmethod
     def _bar(**kwargs):
@@ -177,6 +199,13 @@ class TerminalReporter:
                     self.bars.show(event)
                 elif self.plain is not None:
                     self.plain.show(event)
+                return
+            if isinstance(event, BatchProgress):  # a bar; without one, a line when its status changes
+                if self.bars_on:
+                    self.bars.show_batch(event)
+                elif self.batch_status.get(event.batch_id) != event.status:
+                    self.echo(batch_line(event))
+                self.batch_status[event.batch_id] = event.status
                 return
             if isinstance(event, (ModelFinished, BuildFinished)):
                 self.bars.close()
@@ -209,6 +238,9 @@ class NotebookReporter:
         with self.lock:
             if isinstance(event, (JudgingProgress, JudgingPaused)):
                 self.bars.show(event)
+                return
+            if isinstance(event, BatchProgress):
+                self.bars.show_batch(event)
                 return
             if isinstance(event, ModelStarted):
                 if self.models is None:

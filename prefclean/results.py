@@ -26,6 +26,7 @@ class JudgingStats:
     not_judged_budget: int = 0  # rows not sent because the judge's budget (or --max-cost) was spent
     cost_usd: float = 0.0  # at the judge's `price`; 0 without one
     paced_by_headers: int = 0  # pauses asked for by the provider's x-ratelimit-* headers
+    pending: int = 0  # rows whose request waits in a provider batch (not judged, not failed; the next build)
 
     @property
     def tokens(self) -> int:
@@ -60,6 +61,9 @@ class JudgeRun:
                f"deduplicated {s.deduplicated}; requests {s.requests}, retries {s.retries}, 429s {s.rate_limited}, "
                f"tokens {s.prompt_tokens}+{s.completion_tokens}" + (f", ${s.cost_usd:.4f}" if s.cost_usd else "")
                + (f"; not judged (budget) {s.not_judged_budget}" if s.not_judged_budget else "")]
+        if s.pending:
+            out.append(f"judge {self.judge}: {s.pending} rows not judged: batch pending (the batch ids are in the "
+                       "judgment cache; the next build collects what finished)")
         if s.refreshed:
             out.append(f"judge {self.judge}: --refresh-judgments re-asked the judge for {s.refreshed} rows "
                        "(the judgment cache was not consulted; the new answers replace the old ones in it)")

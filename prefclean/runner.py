@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from pathlib import Path
 
 import duckdb
 
@@ -39,6 +40,8 @@ class BuildOptions:
     fail_fast: bool = False  # stop at the first failed model or error-severity test; the rest is skipped
     judge: str | None = None  # this named judge for every judge() call
     refresh_judgments: bool = False
+    no_wait: bool = False  # batch judges submit and return; the next build collects
+    batch_export: Path | None = None  # batch judges write their requests to this file instead of submitting
     executor: str | None = None  # local | ray; None: prefclean.yml's
     ray_address: str | None = None
     max_cost: float | None = None  # USD every judge together may spend (--max-cost)
@@ -49,7 +52,8 @@ class BuildOptions:
     def run_options(self) -> RunOptions:
         executor = "ray" if self.ray_address and not self.executor else self.executor  # an address means Ray
         return RunOptions(judge_override=self.judge, refresh_judgments=self.refresh_judgments, executor=executor,
-                          ray_address=self.ray_address, max_cost_usd=self.max_cost, planner=self.planner)
+                          ray_address=self.ray_address, max_cost_usd=self.max_cost, planner=self.planner,
+                          batch_wait=not self.no_wait, batch_export=self.batch_export)
 
 
 def load_graph(project: Project, connection=None, state: str | Path | None = None) -> tuple[Compiler, Graph]:
@@ -214,6 +218,10 @@ class Build:
             try:
                 rows = materialize(con, self.compiler, model, full_refresh=self.options.full_refresh,
                                    notes=self.ctx.notes)
+                if self.ctx.finish_model():  # a batch judge collected answers its rows waited for: fill them
+                    rows = materialize(con, self.compiler, model, full_refresh=self.options.full_refresh,
+                                       notes=self.ctx.notes)
+                    self.ctx.finish_model()  # (submits what the second pass recorded, if anything; no third)
             except KeyboardInterrupt:
                 self._record(index, ModelRun(name, "error", model.materialized, error="interrupted", interrupted=True))
                 raise

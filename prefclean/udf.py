@@ -47,6 +47,8 @@ class RunOptions:
 
     judge_override: str | None = None  # --judge: this named judge for every judge() call
     refresh_judgments: bool = False  # ignore the judgment cache (results are still stored)
+    batch_wait: bool = True  # False (--no-wait): batch judges submit and return; the next build collects
+    batch_export: Path | None = None  # `prefclean batch export`: batch judges write their requests here instead
     executor: str | None = None  # 'local' or 'ray'; None: prefclean.yml's `executor`
     ray_address: str | None = None  # with executor ray: the cluster
     max_cost_usd: float | None = None  # --max-cost: what every judge together may spend in this build
@@ -67,6 +69,9 @@ class RunContext:
     summaries: list[Callable[[], dict]] = field(default_factory=list)
     # Called when a model ends: what each UDF did during it (the judge's JudgeRun per judge).
     model_end_hooks: list[Callable[[], list]] = field(default_factory=list)
+    # Called when a model's query is done, before its notes: True asks for the model to be built once more (a
+    # batch judge collected the answers of rows it left pending: see judge/batching.py).
+    model_finishers: list[Callable[[], bool]] = field(default_factory=list)
     # Held while a shared object is made (which may register its closer) and while closing: a warm-up thread
     # still opening the judgment cache when a short build ends must not leave it open behind it.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -98,6 +103,10 @@ class RunContext:
             if key not in self.state:
                 self.state[key] = make()
             return self.state[key]
+
+    def finish_model(self) -> bool:
+        """Run the model finishers; whether any asks for the model to be built again."""
+        return any([finish() for finish in list(self.model_finishers)])
 
     def take_notes(self) -> tuple[list[str], list]:
         """What happened during the model that just finished: the warnings, and what the hooks report."""

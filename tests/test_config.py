@@ -144,7 +144,7 @@ def test_export_options_are_the_targets_own_keys_as_set(make_project):
     ({"judges": {"j": {"engine": "openai", "temperature": -1}}}, "`judges.j.temperature` must be a number >= 0, got -1"),
     ({"judges": {"j": {"engine": "openai", "base_url": "http://a", "base_urls": ["http://b"]}}},
      "`judges.j.base_url` and `base_urls` are the same setting: give one"),
-    ({"judges": {"j": {"engine": "olama"}}}, "`judges.j.engine` is 'olama', expected one of openai, hf-inference, llamacpp"),
+    ({"judges": {"j": {"engine": "olama"}}}, "`judges.j.engine` is 'olama', expected one of openai, openai-batch, hf-inference, llamacpp"),
     ({"judges": {"j": {"engine": "openai", "name": "k"}}}, "unknown key `judges.j.name` (the name is the key, 'j')"),
     ({"judges": {"jj": {"engine": "openai"}}, "default_judge": "j"},
      "`default_judge` is 'j', which is not in `judges`; did you mean 'jj'?"),

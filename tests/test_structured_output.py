@@ -127,3 +127,12 @@ def test_grammars_follow_the_rationale_setting():
     assert "Rationale" not in ratings_grammar(2, "none") and ratings_grammar(2, "none").count("Rating: ") == 2
     assert "{0,7}" in ratings_grammar(1, "short") and "{0,19}" in ratings_grammar(1, "full")
     assert prometheus_absolute_grammar("none") == 'root ::= "[RESULT] " [1-5] "\\n"\n'
+
+
+def test_structured_output_json_object_sends_the_schema_as_llama_cpp_pythons_server_takes_it(
+        make_project, run_cli, fake_judge):
+    root = project(make_project, fake_judge, structured_output="json_object", rationale="short")
+    build(run_cli, root)
+    [sent] = fake_judge.stats()["response_formats"]
+    assert sent == {"type": "json_object", "schema": ratings_schema(2, "short")}
+    assert [row["j"]["ratings"] for row in judged(root)] == [[5, 2]] * 3

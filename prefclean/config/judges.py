@@ -65,6 +65,12 @@ class Budget(ConfigModel):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+#: true (OpenAI's json_schema response_format) or json_object (with the schema: llama-cpp-python's server)
+StructuredOutput = Union[bool, Literal["json_schema", "json_object"]]  # noqa: UP007
+STRUCTURED_OUTPUT = ("send the answer's JSON schema as response_format: true (type json_schema) or json_object "
+                     "(llama-cpp-python's server)")
+
+
 class JudgeConfig(ConfigModel):
     """What every judge has. Its name is its key under `judges:`.
 
@@ -134,11 +140,24 @@ class OpenAIJudge(RemoteJudgeConfig):
     api_key_env: str | None = Field(None, description="the environment variable holding the key (default OPENAI_API_KEY)")
     send_grammar: bool = Field(False, description="send the task's GBNF grammar (llama.cpp's server honours it)")
     extra_body: dict[str, Any] = Field({}, description="more fields for every request body")
-    structured_output: bool = Field(False, description="send the answer's JSON schema as response_format")
+    structured_output: StructuredOutput = Field(False, description=STRUCTURED_OUTPUT)
 
     @property
     def base_url(self) -> str | None:
         return self.base_urls[0] if self.base_urls else None
+
+
+class OpenAIBatchJudge(OpenAIJudge):
+    """The OpenAI Files + Batch API (or a compatible provider's): requests uploaded as a JSONL file, answered within
+    the completion window at a discount. How it submits, polls and collects: prefclean/judge/batching.py."""
+
+    engine: Literal["openai-batch"]  # type: ignore[assignment]
+    poll_seconds: float = Field(30.0, gt=0, description="seconds between two looks at a submitted batch")
+    wait: bool = Field(True, description="wait for the batches to finish (false, or build --no-wait: submit and "
+                                         "return; the next build collects)")
+    max_requests_per_file: int = Field(50_000, ge=1, description="requests per batch file (OpenAI's limit: 50,000)")
+    max_bytes_per_file: int = Field(200_000_000, ge=1, description="bytes per batch file (OpenAI's limit: 200 MB)")
+    completion_window: str = Field("24h", description="the batch's completion window (OpenAI accepts only 24h)")
 
 
 class HFInferenceJudge(RemoteJudgeConfig):
@@ -150,7 +169,7 @@ class HFInferenceJudge(RemoteJudgeConfig):
     base_url: Annotated[str | None, BeforeValidator(_url)] = Field(
         None, description="an Inference Endpoint or TGI URL (default: the serverless API for `model`)")
     provider: str | None = Field(None, description="an Inference Provider (default: auto)")
-    structured_output: bool = Field(False, description="send the answer's JSON schema as response_format")
+    structured_output: StructuredOutput = Field(False, description=STRUCTURED_OUTPUT)
     api_key_env: ClassVar[None] = None  # the token is HF_TOKEN or the saved login
 
     @property
@@ -181,7 +200,7 @@ class LlamaCppJudge(JudgeConfig):
 
 
 JUDGE_CLASSES: dict[str, type[JudgeConfig]] = {
-    "openai": OpenAIJudge, "hf-inference": HFInferenceJudge, "llamacpp": LlamaCppJudge,
+    "openai": OpenAIJudge, "openai-batch": OpenAIBatchJudge, "hf-inference": HFInferenceJudge, "llamacpp": LlamaCppJudge,
 }
 
 

@@ -45,6 +45,19 @@ def call_cost(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table calls add column if not exists cost_usd double")
 
 
+@MIGRATIONS.step
+def provider_batches(con: duckdb.DuckDBPyConnection) -> None:
+    """Provider batches (the openai-batch engine, batching.py): each batch submitted and each request line
+    in it, so a build stopped after submitting never submits the same requests twice."""
+    con.execute("""create table batches (
+        batch_id varchar primary key, judge varchar, input_file_id varchar, status varchar, requests integer,
+        completed integer, failed integer, output_file_id varchar, error_file_id varchar, errors varchar,
+        submitted_at timestamp default now(), collected_at timestamp)""")
+    con.execute("""create table batch_requests (
+        custom_id varchar, batch_id varchar, judge varchar, task varchar, aspect varchar, n integer, line varchar,
+        outcome varchar, primary key (custom_id, batch_id))""")
+
+
 CACHE_MEMORY_LIMIT = "512MB"
 
 
@@ -166,6 +179,22 @@ class JudgmentCache:
     def _calls(self, sql: str, params: list) -> list[tuple]:
         if not params[-1]:
             return []
+        return self.execute(sql, params)
+
+    def execute_in_transaction(self, statements: list[tuple[str, list]]) -> None:
+        """Several statements, all or none (the write of a submitted batch and its lines)."""
+        self.wait()
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                with transaction(cur):
+                    for sql, params in statements:
+                        cur.execute(sql, params)
+            finally:
+                cur.close()
+
+    def execute(self, sql: str, params: list | None = None) -> list[tuple]:
+        """One statement on the cache's file, after the writes handed over before it (batching.py's tables)."""
         self.wait()
         with self._lock:
             cur = self._con.cursor()

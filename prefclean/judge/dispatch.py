@@ -204,6 +204,7 @@ class Stats:
     not_judged_budget: int = 0  # rows not sent: the judge's budget (or --max-cost) was spent
     paced_by_headers: int = 0  # pauses the provider's x-ratelimit-* headers asked for
     cost_usd: float = 0.0  # what the requests cost at the judge's `price` (0 without one)
+    pending: int = 0  # rows waiting in a provider batch (batching.py)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts) -> None:
@@ -214,6 +215,12 @@ class Stats:
     def as_dict(self) -> dict:
         with self.lock:
             return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def restore(self, snapshot: dict, names: tuple[str, ...]) -> None:
+        """Put these counters back to a snapshot's values (a model's rows counted again by its second pass)."""
+        with self.lock:
+            for name in names:
+                setattr(self, name, snapshot[name])
 
 
 class Dispatcher:

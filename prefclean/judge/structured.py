@@ -45,6 +45,10 @@ def prometheus_relative_schema(rationale: str = "full") -> dict:
     return _object({**properties, "result": {"type": "string", "enum": ["A", "B"]}})
 
 
-def response_format(name: str, schema: dict) -> dict:
-    """The chat-completions `response_format` for a schema (OpenAI's shape; the others accept it)."""
+def response_format(name: str, schema: dict, kind: str = "json_schema") -> dict:
+    """The chat-completions `response_format` for a schema: OpenAI's `json_schema` shape (OpenAI, vLLM, SGLang,
+    TGI, llama.cpp's C++ server), or `{"type": "json_object", "schema"}`, the form llama-cpp-python's server
+    takes (it refuses `json_schema` with a 422)."""
+    if kind == "json_object":
+        return {"type": "json_object", "schema": schema}
     return {"type": "json_schema", "json_schema": {"name": name.replace("-", "_"), "strict": True, "schema": schema}}

@@ -35,7 +35,7 @@ class Style:
     see both (`rationale`, `structured`), the schema and grammar follow the rationale."""
 
     rationale: str = "full"  # none | short | full
-    structured: bool = False  # a JSON answer, its schema sent as response_format
+    structured: str = ""  # a JSON answer, its schema sent as response_format: "json_schema" or "json_object"
 
     def __post_init__(self):
         if self.rationale not in RATIONALES:
@@ -47,7 +47,7 @@ class Style:
 
     def identity(self) -> str:
         """A suffix for the judgment cache key ("" for the default style, so older keys still match)."""
-        return "" if self.default else f"|rationale={self.rationale}|structured={int(self.structured)}"
+        return "" if self.default else f"|rationale={self.rationale}|structured={self.structured or 0}"
 
 
 DEFAULT_STYLE = Style()
@@ -128,7 +128,7 @@ class Task:
                 self._grammars[n, rationale] = make(n, rationale)
         return self._grammars[n, rationale]
 
-    def response_format(self, n: int, rationale: str = "full") -> dict | None:
+    def response_format(self, n: int, rationale: str = "full", kind: str = "json_schema") -> dict | None:
         """The chat-completions `response_format` (a JSON schema) for an answer about n texts, or None when
         the task has no schema (a plugin's task may not)."""
         if not self.schema_name:
@@ -137,7 +137,7 @@ class Task:
 
         make = getattr(structured, self.schema_name)
         schema = make(n, rationale) if self.schema_name == "ratings_schema" else make(rationale)
-        return structured.response_format(self.name, schema)
+        return structured.response_format(self.name, schema, kind)
 
 
 CONVERSATION_MARK = "\x1e"  # an instruction that starts with it is a conversation (macros/conversation.sql)

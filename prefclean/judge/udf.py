@@ -52,6 +52,7 @@ class JudgeSession:
     stats: Stats  # this judge's counters in this build (a panel's judges each count their own rows)
     reported: JudgingStats  # its counters when its last model ended
     style: Style = Style()  # how the judge is asked to answer (rationale, structured output)
+    batch: "BatchJudging | None" = None  # a batch engine's requests (batching.py) instead of the dispatcher
     answered: int = 0  # requests the judge answered in this build (see judge_batch: when none ever is)
 
 
@@ -63,6 +64,7 @@ class Judging:
         self.project = ctx.project
         self.lock = threading.Lock()
         self.sessions: dict[tuple[str, str], JudgeSession] = {}
+        self.batch_state: dict[str, tuple[dict, set]] = {}  # per batch judge: its failed and collected keys
         self.cap = BuildCap(ctx.options.max_cost_usd)  # --max-cost: every judge together
         self.budgets: dict[str, BudgetGuard] = {}  # per judge name (its tasks share one budget)
         add_secrets_in_use(self.project.judges.values())  # masked in every error and answer from here on
@@ -73,6 +75,7 @@ class Judging:
         self.executor = self._make_executor()
         ctx.closers.append(self.close)
         ctx.model_end_hooks.append(self.model_notes)
+        ctx.model_finishers.append(self.finish_batches)
         ctx.summaries.append(lambda: {"judging": self.totals().as_dict(), "judges": self.per_judge()})
 
     def _make_executor(self):
@@ -102,9 +105,23 @@ class Judging:
                 progress = JudgeProgress(config.name, self.ctx.report)
                 self.sessions[key] = JudgeSession(config.name, dispatcher, identity, config.name == SMOKE_TEST_JUDGE,
                                                   progress, stats, JudgingStats(), style)
+                if getattr(engine, "batch", False):
+                    from .batching import BatchJudging
+
+                    session = self.sessions[key]
+                    session.batch = BatchJudging(self, session, wait=self.ctx.options.batch_wait,
+                                                 export_to=self.ctx.options.batch_export,
+                                                 shared=self.batch_state.setdefault(config.name, ({}, set())))
                 if config.name == SMOKE_TEST_JUDGE:
                     self.ctx.notes.append("WARNING " + SMOKE_TEST_WARNING)
             return self.sessions[key]
+
+    def finish_batches(self) -> bool:
+        """At the end of a model's query: batch judges submit, wait and collect (see batching.py); True when the
+        model should be built again from the cache."""
+        with self.lock:
+            batches = [s.batch for s in self.sessions.values() if s.batch is not None]
+        return any([b.finish() for b in batches])
 
     def model_notes(self) -> list:
         """At the end of each model: a JudgeRun per judge that judged rows in it (and a warning if its
@@ -176,6 +193,9 @@ class Judging:
         judgments = ArrowRows(RESULT_TYPE)  # converted to Arrow as they arrive (see jsonrows)
         outcomes: dict[str, int] = {}  # key -> its judgment's position in `judgments`
         sending = self._sender(session)
+        batch = session.batch
+        if batch is not None:
+            batch.begin()  # collects what finished since, before the cache is asked
         # The first rows are rendered, looked up and sent on their own, so requests are in flight while the
         # rest of the batch is rendered (a cache look-up per part: two per batch, not one per request).
         try:
@@ -187,15 +207,25 @@ class Judging:
                 for key, row in cached.items():
                     outcomes[key] = judgments.add(
                         from_cache(row, judge=session.name, task=task_name, aspect=aspect).result_row())
-                sending.add([r for k, r in requests.items() if k not in outcomes])
+                missing = [r for k, r in requests.items() if k not in outcomes]
+                if batch is None:
+                    sending.add(missing)
+                else:  # recorded for the model's batch, or waiting in one: the row is pending (or failed)
+                    for judgment in batch.pending(task_name, aspect, {r.key: r for r in missing},
+                                                  session.dispatcher.params):
+                        outcomes[judgment.key] = judgments.add(judgment.result_row())
                 judgments.convert()
         except BaseException:  # nothing will collect what was sent: stop it
             sending.cancel()
             raise
         hits = sum(1 for k in row_keys if k in outcomes)
         keyed = sum(1 for k in row_keys if k)
+        batch_counts = {}
+        if batch is not None:  # what its rows are: collected in this build, pending or failed (else cached)
+            batch_counts = _batch_rows(row_keys, batch)
+            hits -= sum(batch_counts.values())
         session.stats.add(rows=n_rows, deduplicated=keyed - len(distinct), cached=hits,
-                          refreshed=keyed if self.refresh else 0)
+                          refreshed=keyed if self.refresh else 0, **batch_counts)
         session.progress.add_total(n_rows)
         session.progress.advance(n_rows - sum(1 for k in row_keys if k is not None and k not in outcomes),
                                  session.stats.as_dict())
@@ -278,7 +308,8 @@ class Judging:
                 distinct.add(key)
                 requests[key] = Request(key, prompt.messages, prompt.n,
                                         task.grammar(prompt.n, style.rationale) if grammar else None,
-                                        task.response_format(prompt.n, style.rationale) if schema else None)
+                                        task.response_format(prompt.n, style.rationale, style.structured)
+                                        if schema else None)
         return requests
 
     def _sender(self, session: JudgeSession):
@@ -370,9 +401,21 @@ class ExecutorBatch:
             yield [outcome]
 
 
+def _batch_rows(row_keys: list, batch) -> dict:
+    """A batch judge's rows (several may share a key) by what they are: judged (collected from a batch in this
+    build), pending or failed; rows cached before are not counted here."""
+    rows = {"judged": 0, "pending": 0, "failed": 0}
+    for key in row_keys:
+        state = batch.state_of(key) if key is not None else None
+        if state is not None:
+            rows[state] += 1
+    return rows
+
+
 def judge_style(config) -> Style:
     """A judge's `rationale:` and `structured_output:` (only engines that send a schema have the latter)."""
-    return Style(getattr(config, "rationale", "full"), bool(getattr(config, "structured_output", False)))
+    structured = getattr(config, "structured_output", False)
+    return Style(getattr(config, "rationale", "full"), "json_schema" if structured is True else structured or "")
 
 
 def _judging(ctx: RunContext) -> Judging:

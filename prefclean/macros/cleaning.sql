@@ -119,6 +119,7 @@
 {#
   pair_decision(...) -> STRUCT(decision VARCHAR, reason VARCHAR), checked in this order:
     not_judged_budget a request was not sent: the budget was spent (next build)  -> drop
+    batch_pending     a judgment waits in a provider batch (not judged yet)       -> drop (the next build decides)
     judge_failed      a judgment is missing (error, unparsed)                    -> drop
     judges_disagree   the panel's verdicts differ (agreement below the threshold)  -> drop
     position_bias     the verdict changed when the responses were swapped        -> drop (unless drop_biased=false)
@@ -129,13 +130,15 @@
 #}
 {% macro pair_decision(chosen_rating, rejected_rating, failed='false', agreement='1.0', position_flipped='false',
                        min_margin=1, poor_max=2, min_agreement=1.0, allow_flip=false, drop_biased=true,
-                       not_judged='false') -%}
+                       not_judged='false', pending='false') -%}
   {{- expect_number(min_margin, 'min_margin') }}{{ expect_number(poor_max, 'poor_max') -}}
   {{- expect_number(min_agreement, 'min_agreement') }}{{ expect_boolean(allow_flip, 'allow_flip') -}}
   {{- expect_boolean(drop_biased, 'drop_biased', 'drop_position_biased') -}}
   case
     when coalesce({{ not_judged }}, false)
       then {'decision': 'drop', 'reason': 'not_judged_budget'}
+    when coalesce({{ pending }}, false)
+      then {'decision': 'drop', 'reason': 'batch_pending'}
     when {{ failed }} or {{ chosen_rating }} is null or {{ rejected_rating }} is null
       then {'decision': 'drop', 'reason': 'judge_failed'}
     when {{ agreement }} < {{ min_agreement }}

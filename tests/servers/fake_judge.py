@@ -84,7 +84,8 @@ def rating_for(text: str, model: str, position: int, settings: dict) -> int:
 def answer_for(prompt: str, model: str, settings: dict, response_format: dict | None = None) -> str:
     """The judge's answer, in the format of whichever task rendered the prompt (JSON when a schema was sent)."""
     texts = TEXT_BLOCK.findall(prompt)
-    schema = ((response_format or {}).get("json_schema") or {}).get("schema")
+    response_format = response_format or {}
+    schema = (response_format.get("json_schema") or {}).get("schema") or response_format.get("schema")
     if schema:
         return json_answer(prompt, model, settings, schema["properties"])
     if texts:

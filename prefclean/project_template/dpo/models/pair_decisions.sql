@@ -28,6 +28,8 @@ panel as (
     bool_or(error is not null or (bias_checked and swapped_error is not null)) as failed,
     -- requests not sent because the judge's budget was spent: their own reason; the next build judges them
     bool_or({{ not_judged_budget('error') }} or (bias_checked and {{ not_judged_budget('swapped_error') }})) as not_judged,
+    bool_or(starts_with(error, 'not judged: batch pending')
+            or (bias_checked and starts_with(swapped_error, 'not judged: batch pending'))) as pending,
     bool_or(bias_checked and verdict is distinct from verdict_swapped) as position_flipped,
     bool_or(bias_checked) as bias_checked,
     first(chosen_rationale order by judge) as chosen_rationale,
@@ -65,7 +67,7 @@ decided as (
     {{ pair_decision('p.chosen_rating', 'p.rejected_rating', failed='p.failed', agreement='p.agreement',
                      position_flipped='p.position_flipped', min_margin=var('min_margin'), poor_max=var('poor_max'),
                      min_agreement=var('min_agreement'), allow_flip=var('allow_flip'),
-                     drop_biased=var('drop_position_biased'), not_judged='p.not_judged') }} as judged,
+                     drop_biased=var('drop_position_biased'), not_judged='p.not_judged', pending='p.pending') }} as judged,
     {{ pair_decision('h.human_chosen', 'h.human_rejected', min_margin=1, poor_max=var('poor_max'),
                      allow_flip=true) }} as reviewed
   from {{ ref('shuffled_pairs') }} s
