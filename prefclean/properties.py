@@ -29,6 +29,7 @@ import yaml
 
 from .docs import load_docs, render_description
 from .errors import ProjectError
+from .yamlfile import DuplicateKeyError, load_yaml
 
 # Test config, as dbt reads it from `config:` or (older projects) beside the arguments.
 TEST_CONFIG_KEYS = ("severity", "where", "error_if", "warn_if", "store_failures", "store_failures_as", "limit",
@@ -103,10 +104,11 @@ def _unknown(where: str, key: str, known: tuple[str, ...], unsupported: tuple[st
 
 def _read_yaml(path: Path, shown: str) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise ProjectError(f"{shown}{f' line {mark.line + 1}' if mark else ''}: invalid YAML") from None
+        problem = f": {exc.problem}" if isinstance(exc, DuplicateKeyError) else ""
+        raise ProjectError(f"{shown}{f' line {mark.line + 1}' if mark else ''}: invalid YAML{problem}") from None
 
 
 def _test_list(owner: dict, where: str) -> list:

@@ -30,7 +30,7 @@ class ConfigModel(BaseModel):
     # strict: a value is taken as written (`seed: true` is not 1, `on_build: "no"` not false); defer_build: a
     # class is built when first used (the whole file model at load), not at import.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=False,
-                              protected_namespaces=(), defer_build=True)
+                              protected_namespaces=(), defer_build=True, allow_inf_nan=False)
 
     #: Other spellings a key may be given in, e.g. {"max_new_tokens": "max_tokens"} (Hugging Face's name).
     #: Both at once is an error; the schema lists the alias too, so editors complete it.

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BeforeValidator, Field, ValidationError, create_model
 
 from ..errors import ProjectError
+from ..yamlfile import load_yaml
 from .base import PROJECT_FILE, ConfigModel, ErrorContext, did_you_mean, project_error
 from .executor import ExecutorConfig, executor_from_text
 from .exports import ExportConfig, export_union
@@ -121,7 +122,7 @@ class Project:
 
 def read_file(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -1,0 +1,36 @@
+"""YAML as prefclean reads it: PyYAML's safe loader, except that a key given twice in one mapping is an error.
+
+PyYAML keeps the last of two equal keys without a word, so a second `judges:` or `temperature:` further down a
+file would silently replace the first: prefclean never ignores what a user wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    """A mapping that names one key twice (problem_mark: the second one)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if first is not key_node.start_mark and key != "<<":
+                    raise DuplicateKeyError(None, None, f"key `{key}` is given twice (first on line {first.line + 1})",
+                                            key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text like yaml.safe_load, refusing duplicate keys (raises yaml.YAMLError)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
