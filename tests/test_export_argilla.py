@@ -52,6 +52,7 @@ select pair_id, 'default' as judge, '{JUDGE}' as judge_model,
 from {{{{ source('ratings') }}}}
 """
 VARS = {"min_margin": 1, "poor_max": 2, "min_agreement": 1.0, "allow_flip": False, "drop_position_biased": True,
+        "check_position_bias": True,  # pair_decisions reads it (the ratings here are given, not judged)
         "edit": ""}
 
 
