@@ -274,15 +274,17 @@ def calibrate(project: ProjectLike = ".", *, model: str = "pair_decisions", vars
                                "run `prefclean pull argilla NAME` first")
         if relation_kind(con, "main", model) is None:
             raise ProjectError(f"no model '{model}' in the warehouse: run `prefclean build` first")
-        rows = calibration.read_rows(con, model)
-        missing = calibration.unknown_pairs(con, model)
+        sample = calibration.review_sample(con)  # the calibration sample when there is one
+        rows = calibration.read_rows(con, model, sample["where"])
+        missing = calibration.unknown_pairs(con, model, sample["where"])
     finally:
         con.close()
     numbers = {k: project.vars.get(k) for k in ("min_margin", "poor_max")}
     for name, value in numbers.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ProjectError(f"var '{name}' is {value!r}; calibrate needs a number (prefclean.yml `vars:` or --vars)")
-    report = {**calibration.report(rows, samples=samples, seed=seed, **numbers), "not_in_model": missing}
+    report = {**calibration.report(rows, samples=samples, seed=seed, **numbers), "not_in_model": missing,
+              **{k: v for k, v in sample.items() if k != "where"}}
     path = project.target_dir / "summary.json"
     summary = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     write_json_atomic(path, {**summary, "calibration": report})

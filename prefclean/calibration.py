@@ -9,6 +9,11 @@ poor_max it says, per setting, the share of pairs the judge would keep and the k
 of kept pairs whose human verdict is 'chosen'), and suggests one.
 
 With fewer than MIN_PAIRS reviewed pairs the numbers are printed but the report says they prove nothing.
+
+Only an unbiased sample measures the judge: when any review belongs to the calibration sample (human.reviews
+`queue` = 'calibration', drawn at random by `prefclean export` with the judge's suggestions hidden), only that
+sample is compared; the uncertain queue's reviews (pairs picked because the judge looked unsure) are counted and
+left out, as they would make the judge look worse than it is.
 """
 
 from __future__ import annotations
@@ -163,6 +168,12 @@ def format_report(r: dict) -> list[str]:
              + (f" ({r['not_judged']} not judged)" if r["not_judged"] else "")
              + (f"; {r['not_in_model']} reviewed pairs are not in the audit model (left out)"
                 if r.get("not_in_model") else "")]
+    if r.get("sample") == "calibration":
+        lines.append(f"  sample: the random calibration sample only ({r.get('left_out_uncertain', 0)} reviewed pairs of "
+                     "the uncertain queue left out: a sample picked for looking unsure is biased)")
+    elif r.get("sample") == "all" and r.get("uncertain_only"):
+        lines.append("  WARNING: no calibration sample: these reviews come from the uncertain queue, a biased "
+                     "sample (export with `calibration: K` for one)")
     if r["too_small"]:
         lines.append(f"  WARNING: fewer than {MIN_PAIRS} reviewed pairs: too few to conclude anything; "
                      "the numbers below are only indicative")
@@ -187,21 +198,42 @@ def format_report(r: dict) -> list[str]:
     return lines
 
 
-def read_rows(con, model: str = "pair_decisions") -> list[dict]:
-    """The audit model's judge verdict and panel ratings for every pair in human.reviews, with its submitted
-    reviews' ratings of chosen and rejected (mapped back through the pair's `order`), oldest first."""
+def review_sample(con) -> dict:
+    """Which submitted reviews the report compares: {"sample": 'calibration' | 'all', "left_out_uncertain":
+    reviewed pairs outside the calibration sample, "uncertain_only": every review is from the uncertain queue,
+    "where": the SQL condition on human.reviews h}."""
+    columns = {c for (c,) in con.execute("select column_name from information_schema.columns "
+                                         "where table_schema = 'human' and table_name = 'reviews'").fetchall()}
+    if "queue" not in columns:  # pulled before the review queue existed
+        return {"sample": "all", "left_out_uncertain": 0, "uncertain_only": False, "where": "true"}
+    calibration, other, uncertain = con.execute(
+        "select count(distinct pair_id) filter (where queue = 'calibration'), "
+        "count(distinct pair_id) filter (where queue is distinct from 'calibration'), "
+        "count(distinct pair_id) filter (where queue = 'uncertain') "
+        "from human.reviews where status = 'submitted'").fetchall()[0]
+    if calibration:
+        return {"sample": "calibration", "left_out_uncertain": other, "uncertain_only": False,
+                "where": "h.queue = 'calibration'"}
+    return {"sample": "all", "left_out_uncertain": 0, "uncertain_only": bool(uncertain) and uncertain == other,
+            "where": "true"}
+
+
+def read_rows(con, model: str = "pair_decisions", where: str = "true") -> list[dict]:
+    """The audit model's judge verdict and panel ratings for every pair in human.reviews (those matching
+    `where`, see review_sample), with its submitted reviews' ratings of chosen and rejected (mapped back
+    through the pair's `order`), oldest first."""
     rows = con.execute(f"""
         select d.pair_id, d.majority_verdict, d.chosen_rating, d.rejected_rating,
                list([h.ratings[list_position(d."order", 'chosen')],
                      h.ratings[list_position(d."order", 'rejected')]] order by h.updated_at, h."user")
         from human.reviews h join {model} d using (pair_id)
-        where h.status = 'submitted'
+        where h.status = 'submitted' and {where}
         group by all order by d.pair_id""").fetchall()
     return [{"pair_id": p, "judge_verdict": v, "judge_chosen": c, "judge_rejected": x,
              "reviews": [(a, b) for a, b in reviews]} for p, v, c, x, reviews in rows]
 
 
-def unknown_pairs(con, model: str = "pair_decisions") -> int:
+def unknown_pairs(con, model: str = "pair_decisions", where: str = "true") -> int:
     """Reviewed pairs the audit model no longer has (the dataset changed since the export): counted, not compared."""
-    return con.execute(f"select count(distinct pair_id) from human.reviews where status = 'submitted' "
-                       f"and pair_id not in (select pair_id from {model})").fetchall()[0][0]
+    return con.execute(f"select count(distinct pair_id) from human.reviews h where status = 'submitted' "
+                       f"and {where} and pair_id not in (select pair_id from {model})").fetchall()[0][0]

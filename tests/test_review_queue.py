@@ -1,0 +1,63 @@
+"""The review queue's side that needs no Argilla server: which reviews the calibration report compares
+(the random calibration sample only, when there is one) and how `prefclean export --review` picks pairs.
+The Argilla round trip with real annotators is in test_export_argilla.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import duckdb
+
+PAIRS = [  # the audit model: the judge's verdicts and panel ratings
+    {"pair_id": f"c{i}", "order": ["chosen", "rejected"], "majority_verdict": "chosen", "chosen_rating": 5.0,
+     "rejected_rating": 1.0} for i in range(4)
+] + [
+    {"pair_id": f"u{i}", "order": ["chosen", "rejected"], "majority_verdict": "tie", "chosen_rating": 3.0,
+     "rejected_rating": 3.0} for i in range(3)
+]
+
+
+def reviewed_project(make_project, run_cli, reviews):
+    """A built project with human.reviews holding `reviews`: (pair, user, ratings, queue)."""
+    root = make_project(config={"sources": {"s": {"type": "inline", "rows": PAIRS}},
+                                "vars": {"min_margin": 1, "poor_max": 2}},
+                        models={"pair_decisions": "{{ config(materialized='table') }} select * from {{ source('s') }}"})
+    assert run_cli("build", "--project-dir", root).exit_code == 0
+    con = duckdb.connect(str(root / "target" / "prefclean.duckdb"))
+    con.execute("create schema human")
+    con.execute('create table human.reviews (pair_id varchar, "user" varchar, status varchar, queue varchar, '
+                'ratings integer[], updated_at timestamp)')
+    for minute, (pair, user, ratings, queue) in enumerate(reviews):
+        con.execute("insert into human.reviews values (?, ?, 'submitted', ?, ?, ?)",
+                    [pair, user, queue, ratings, datetime(2026, 1, 1, 12, minute)])
+    con.close()
+    return root
+
+
+def test_calibrate_compares_only_the_calibration_sample_when_there_is_one(make_project, run_cli):
+    # the judge agrees with the human on 3 of the 4 calibration pairs; on the uncertain pairs it says tie and
+    # the humans never do: counting them would make it look far worse than a random sample shows
+    reviews = [("c0", "ann", [5, 1], "calibration"), ("c1", "ann", [5, 2], "calibration"),
+               ("c2", "bob", [4, 1], "calibration"), ("c3", "bob", [1, 5], "calibration"),
+               ("u0", "ann", [5, 1], "uncertain"), ("u1", "bob", [1, 5], "uncertain"),
+               ("u2", "bob", [5, 1], "uncertain")]
+    root = reviewed_project(make_project, run_cli, reviews)
+    result = run_cli("calibrate", "--project-dir", root)
+    assert result.exit_code == 0, result
+    r = json.loads((root / "target/summary.json").read_text())["calibration"]
+    assert r["sample"] == "calibration" and r["left_out_uncertain"] == 3
+    assert r["reviewed_pairs"] == 4 and r["judge_vs_human"]["agreement"] == 0.75
+    assert r["judge_vs_human"]["confusion"]["chosen"] == {"chosen": 3, "rejected": 1, "tie": 0}
+    assert "the random calibration sample only (3 reviewed pairs of the uncertain queue left out" in result.output
+
+
+def test_reviews_only_from_the_uncertain_queue_are_compared_with_a_warning(make_project, run_cli):
+    reviews = [("u0", "ann", [5, 1], "uncertain"), ("u1", "bob", [3, 3], "uncertain")]
+    root = reviewed_project(make_project, run_cli, reviews)
+    result = run_cli("calibrate", "--project-dir", root)
+    assert result.exit_code == 0, result
+    r = json.loads((root / "target/summary.json").read_text())["calibration"]
+    assert (r["sample"], r["uncertain_only"], r["reviewed_pairs"]) == ("all", True, 2)
+    assert r["judge_vs_human"]["agreement"] == 0.5
+    assert "WARNING: no calibration sample: these reviews come from the uncertain queue" in result.output
