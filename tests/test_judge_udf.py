@@ -348,7 +348,7 @@ def test_project_can_override_the_prompt_template(make_project, run_cli, fake_ju
     build(run_cli, root)
     [prompt] = fake_judge.stats()["prompts"]
     assert "Grade for overall-rating: question 1" in prompt
-    assert "impartial reviewer" in prompt  # the built-in system prompt is still used
+    assert "rate AI answers impartially" in prompt  # the built-in system prompt is still used
     assert ratings(root) == {1: [2, 5]}
 
 

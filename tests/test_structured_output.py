@@ -36,7 +36,7 @@ def test_structured_output_sends_the_tasks_json_schema_and_reads_the_json_answer
     assert schema == ratings_schema(2, "full") and schema["required"] == ["rationales", "ratings"]
     assert schema["properties"]["ratings"]["items"]["enum"] == [1, 2, 3, 4, 5]
     assert schema["properties"]["ratings"]["minItems"] == schema["properties"]["ratings"]["maxItems"] == 2
-    assert all("Reply with a JSON object" in p for p in fake_judge.stats()["prompts"])
+    assert all("Reply with JSON only" in p for p in fake_judge.stats()["prompts"])
     for row in judged(root):
         assert row["j"]["ratings"] == [5, 2] and row["j"]["error"] is None
         assert row["j"]["rationales"] == ["text 1 earns 5.", "text 2 earns 2."]
@@ -61,7 +61,7 @@ def test_rationale_none_without_structured_output_asks_for_rating_lines_only(mak
     build(run_cli, root)
     assert fake_judge.stats()["response_formats"] == []
     prompts = fake_judge.stats()["prompts"]
-    assert prompts and all("Rating: <a whole number" in p and "Rationale:" not in p for p in prompts)
+    assert prompts and all("Rating: <1-5>" in p and "Rationale:" not in p for p in prompts)
     assert [row["j"]["ratings"] for row in judged(root)] == [[5, 2]] * 3  # the fake judge still writes rationales
 
 
