@@ -251,7 +251,7 @@ class JudgePlan:
     cost_usd: float | None  # at the judge's `price`, with the expected completion; None without a price
     cost_usd_max: float | None
     seconds: float | None  # estimated wall time; None when nothing is known to estimate it from
-    seconds_bound_by: str | None  # latency | requests_per_minute | tokens_per_minute
+    seconds_bound_by: str | None  # latency | requests_per_minute | tokens_per_minute | completion_window (a batch's most)
     latency_ms_seen: float | None  # the mean latency of the judge's answered calls in the call log
     token_count: str  # exact | estimated
     budget: dict[str, Any] = field(default_factory=dict)
@@ -264,7 +264,9 @@ class JudgePlan:
 
     def line(self) -> str:
         cost = "" if self.cost_usd is None else f", ${self.cost_usd:.4f} (at most ${self.cost_usd_max:.4f})"
-        secs = "" if self.seconds is None else f", ~{self.seconds:g}s ({self.seconds_bound_by})"
+        secs = "" if self.seconds is None else (f", at most {self.seconds:g}s (completion_window)"
+                                                 if self.seconds_bound_by == "completion_window"
+                                                 else f", ~{self.seconds:g}s ({self.seconds_bound_by})")
         seen = "mean seen" if self.completion_tokens_seen else "max_tokens"
         out = (f"judge {self.name}: {self.rows} rows, {self.cached} cached, {self.deduplicated} deduplicated -> "
                f"{self.requests} requests; tokens {self.prompt_tokens} prompt ({self.token_count}) + "

@@ -18,6 +18,12 @@ a batch judge is built in two passes:
 3. If anything was collected, the runner builds the model again: every row is now answered by the cache, or
    failed with its line's error, or (with no wait) still pending. Its counters are those of the second pass.
 
+Budgets (judge/budget.py) are decided in the first pass: a key is recorded for submission only when its
+reservation (estimated prompt + `max_tokens`, at the batch price) fits what is left of the judge's budget and
+the build's --max-cost; the others are "not judged: budget", never submitted, and the next build records them
+again. A collected line settles its reservation to the `usage` in the batch output; its cost (at the price
+less `batch_discount`) goes to the build's counters, the summary and the call log's `cost_usd`.
+
 The next build first looks at the judge's open batches: what finished is collected before any key is looked
 up, what is still running stays pending, and only keys in no open batch (new rows, or lines that failed or
 expired: not cached) are submitted. A line's `custom_id` is its judgment-cache key. A build killed between
@@ -32,19 +38,31 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import JudgeError
 from ..events import BatchProgress
 from ..interrupts import INTERRUPTED
 from ..redact import redact_known
+from .budget import NOT_JUDGED_BUDGET, estimate_tokens
 from .engines.base import EngineError
 from .engines.openai_batch import TERMINAL, completion_of
 from .record import Judgment
 
 PENDING = "not judged: batch pending"
-ROW_COUNTS = ("rows", "cached", "deduplicated", "judged", "failed", "pending", "refreshed")
+ROW_COUNTS = ("rows", "cached", "deduplicated", "judged", "failed", "pending", "refreshed", "not_judged_budget")
+
+
+@dataclass
+class Shared:
+    """What a batch judge's sessions (one per task) share in one build: each collects the judge's batches,
+    whatever their task, and they spend one budget."""
+
+    failed: dict = field(default_factory=dict)  # keys whose line failed in this build -> why
+    collected: set = field(default_factory=set)  # keys answered from a batch in this build
+    held: dict = field(default_factory=dict)  # key -> (its budget reservation, its prompt estimate)
+    over_budget: set = field(default_factory=set)  # keys the budget could not hold: not submitted
 
 
 @dataclass
@@ -59,20 +77,19 @@ class Line:
 class BatchJudging:
     """One batch judge's requests during one build (thread-safe: DuckDB calls the UDF from several threads)."""
 
-    def __init__(self, judging, session, *, wait: bool, export_to: Path | None = None, shared: tuple | None = None):
+    def __init__(self, judging, session, *, wait: bool, export_to: Path | None = None, shared: Shared | None = None):
         self.judging, self.session = judging, session
         self.engine = session.dispatcher.engine
         self.config = self.engine.config
         self.cache = judging.cache
+        self.budget = session.dispatcher.budget  # the judge's, shared by its sessions
         self.wait = wait and bool(self.config.wait)
         self.export_to = export_to
         self.lock = threading.Lock()
         self.recorded: dict[str, Line] = {}  # this model's keys to submit
-        # Shared by the judge's sessions (one per task): each collects the judge's batches, whatever their task.
-        self.failed: dict[str, str]  # keys whose line failed in this build -> why
-        self.collected: set[str]  # keys answered from a batch in this build
-        self.failed, self.collected = shared if shared is not None else ({}, set())
-        self.states: dict[str, str] = {}  # key -> pending | failed, as this build's rows last got it
+        self.shared = shared if shared is not None else Shared()
+        self.failed, self.collected = self.shared.failed, self.shared.collected
+        self.states: dict[str, str] = {}  # key -> pending | failed | not_judged_budget, as this build's rows last got it
         self.model: str | None = None
         self.model_start: dict = {}  # the judge's counters when this model began (restored for the second pass)
         self.second_pass = False
@@ -90,8 +107,8 @@ class BatchJudging:
             self._collect_open(block=False)
 
     def pending(self, task_name: str, aspect: str, requests: dict, params) -> list[Judgment]:
-        """The rows of keys the cache did not answer: failed in this build, pending in an open batch, or recorded
-        for submission (pending too)."""
+        """The rows of keys the cache did not answer: failed in this build, pending in an open batch, recorded
+        for submission (pending too) when the budget holds them, else not judged: budget."""
         engine = self.engine
         out = []
         with self.lock:
@@ -101,6 +118,10 @@ class BatchJudging:
                     self.states[key] = "failed"
                     out.append(self._row(task_name, aspect, key, self.failed[key]))
                     continue
+                if key not in open_keys and not self._holds(key, request):
+                    self.states[key] = "not_judged_budget"
+                    out.append(self._row(task_name, aspect, key, NOT_JUDGED_BUDGET))
+                    continue
                 self.states[key] = "pending"
                 if key not in open_keys and not self.second_pass:
                     self.recorded.setdefault(key, Line(key, engine.request_line(
@@ -108,6 +129,34 @@ class BatchJudging:
                 batch = open_keys.get(key)
                 out.append(self._row(task_name, aspect, key, f"{PENDING} ({batch})" if batch else PENDING))
         return out
+
+    def _holds(self, key: str, request) -> bool:
+        """Whether the budget holds this key's line (reserved once per build; an export spends nothing)."""
+        shared = self.shared
+        if self.export_to is not None or key in shared.held or key in shared.collected:
+            return True
+        if key in shared.over_budget:
+            return False
+        if self.second_pass:  # not met in the first pass (it would have been held or refused there)
+            return True
+        estimate = estimate_tokens(request.messages)
+        held = self.budget.reserve(estimate)
+        if held is None:
+            shared.over_budget.add(key)
+            self.judging.ctx.note_once(
+                f"judge {self.session.name}: budget reached ({self.budget.stopped}): the lines not submitted are "
+                f"marked '{NOT_JUDGED_BUDGET}'; the next build judges them")
+            return False
+        shared.held[key] = (held, estimate)
+        return True
+
+    def _release(self, key: str, prompt_tokens: int | None, completion_tokens: int | None) -> float:
+        """A line is over: its reservation (if this build made one) becomes what its output says it used, else
+        it is an earlier build's line, reported as spent here. Returns its cost."""
+        held = self.shared.held.pop(key, None)
+        if held is None:
+            return self.budget.account_earlier(prompt_tokens, completion_tokens)
+        return self.budget.settle(held[0], prompt_tokens, completion_tokens, held[1])
 
     def _row(self, task: str, aspect: str, key: str, error: str) -> Judgment:
         return Judgment(judge=self.session.name, model=self.engine.model, task=task, aspect=aspect, error=error,
@@ -233,6 +282,9 @@ class BatchJudging:
                 raise JudgeError(f"judge '{self.session.name}': could not read file {file_id} of batch "
                                  f"{batch_id}: {exc}") from None
             seen |= self.store_lines(content, lines)
+        for key in set(lines) - seen:  # no line in either file: nothing billed, the reservation is released
+            if key in self.shared.held:
+                self._release(key, 0, 0)
         if batch.get("status") == "failed":
             errors = (batch.get("errors") or {}).get("data") or []
             why = "; ".join(str(e.get("message")) for e in errors if isinstance(e, dict)) or "no reason given"
@@ -250,8 +302,17 @@ class BatchJudging:
     def store_lines(self, content: bytes, lines: dict) -> set[str]:
         """Answers in an output/error file into the cache, failures remembered; the custom_ids read."""
         read = read_answers(content, lines, self.session.name, self.engine.model, self.judging.task)
+        cost = 0.0
+        for call in read.calls:  # a failed line is not billed; an answered one (readable or not) at its usage
+            answered = call["status"] != "error"
+            call["cost_usd"] = self._release(call["key"], call["prompt_tokens"] if answered else 0,
+                                             call["completion_tokens"] if answered else 0)
+            cost += call["cost_usd"]
+            if self.budget.price is None:
+                call["cost_usd"] = None
         self.cache.store(read.judgments, read.calls)
-        self.session.stats.add(prompt_tokens=read.prompt_tokens, completion_tokens=read.completion_tokens)
+        self.session.stats.add(prompt_tokens=read.prompt_tokens, completion_tokens=read.completion_tokens,
+                               cost_usd=cost)
         for judgment in read.judgments:
             self.collected.add(judgment.key)
             self.failed.pop(judgment.key, None)

@@ -35,8 +35,8 @@ PLANNED = "not judged: plan"
 class _Tally:
     """One judge's counts during the plan."""
 
-    def __init__(self, config: JudgeConfig, serial: bool, root: Path):
-        self.config, self.serial = config, serial
+    def __init__(self, config: JudgeConfig, serial: bool, root: Path, batch: bool = False):
+        self.config, self.serial, self.batch = config, serial, batch
         self.rows = self.cached = self.deduplicated = self.unjudgeable = self.prompt_tokens = 0
         self.keys: set[str] = set()  # distinct requests to send
         self.seen: set[str] = set()  # every key met (cached or not)
@@ -91,7 +91,8 @@ class Planner:
                 style = judge_style(config)  # the prompt and key follow rationale/structured output, as in a build
                 self.identities[(config.name, task_name)] = (session_identity(engine, task_name, params, style, task),
                                                              {} if style.default else {"style": style})
-                self.tallies.setdefault(config.name, _Tally(config, engine.serial, ctx.project.root))
+                self.tallies.setdefault(config.name, _Tally(config, engine.serial, ctx.project.root,
+                                                            getattr(engine, "batch", False)))
             identity, styled = self.identities[(config.name, task_name)]
             tally = self.tallies[config.name]
         prompts: dict[str, list[dict]] = {}
@@ -146,25 +147,33 @@ def judge_plan(t: _Tally, completion_mean: float | None, latency_ms: float | Non
     most = requests * c.max_tokens
     expected = round(requests * completion_mean) if completion_mean is not None else most
     cost = cost_max = None
-    if c.price is not None:
-        cost, cost_max = c.price.cost(t.prompt_tokens, expected), c.price.cost(t.prompt_tokens, most)
+    if c.price is not None:  # a batch engine's at the price less batch_discount, as the build accounts it
+        cost = c.price.cost(t.prompt_tokens, expected, batch=t.batch)
+        cost_max = c.price.cost(t.prompt_tokens, most, batch=t.batch)
     slots = 1 if t.serial else c.most_in_flight() * max(1, len(c.base_urls))  # auto: at best its ceiling
     limits = {}
-    if latency_ms is not None:
+    if t.batch:  # the provider answers within its completion window, however it paces them
+        window = completion_window_seconds(getattr(c, "completion_window", ""))
+        if window is not None and requests:
+            limits["completion_window"] = window
+    elif latency_ms is not None:
         limits["latency"] = requests * latency_ms / 1000 / slots
-    if c.requests_per_minute:
+    if c.requests_per_minute and not t.batch:
         limits["requests_per_minute"] = requests * 60 / c.requests_per_minute
-    if c.tokens_per_minute:  # paced on prompt + max_tokens, as the dispatcher does
+    if c.tokens_per_minute and not t.batch:  # paced on prompt + max_tokens, as the dispatcher does
         limits["tokens_per_minute"] = (t.prompt_tokens + most) * 60 / c.tokens_per_minute
     bound = max(limits, key=limits.get) if limits else None
     over = []
     b = c.budget
+    # A batch judge holds every line's reservation (its prompt + max_tokens) at once, before any answer settles
+    # one, so its budget is checked against the most the lines can use; other judges' against the expected use.
+    held_tokens, held_cost = (most, cost_max) if t.batch else (expected, cost)
     if b is not None:
         if b.max_requests is not None and requests > b.max_requests:
             over.append(f"max_requests {b.max_requests}")
-        if b.max_tokens is not None and t.prompt_tokens + expected > b.max_tokens:
+        if b.max_tokens is not None and t.prompt_tokens + held_tokens > b.max_tokens:
             over.append(f"max_tokens {b.max_tokens}")
-        if b.max_cost_usd is not None and cost is not None and cost > b.max_cost_usd:
+        if b.max_cost_usd is not None and held_cost is not None and held_cost > b.max_cost_usd:
             over.append(f"max_cost_usd {b.max_cost_usd:g}")
     return JudgePlan(
         name=c.name, engine=c.engine, model=c.model, rows=t.rows, cached=t.cached, deduplicated=t.deduplicated,
@@ -174,6 +183,15 @@ def judge_plan(t: _Tally, completion_mean: float | None, latency_ms: float | Non
         seconds=None if bound is None else round(limits[bound], 1), seconds_bound_by=bound,
         latency_ms_seen=None if latency_ms is None else round(latency_ms, 1), token_count=t.counter.kind,
         budget=b.as_dict() if b is not None else {}, over_budget=tuple(over))
+
+
+def completion_window_seconds(window: str) -> float | None:
+    """A batch's completion window ("24h", "90m") in seconds, None when it is not written that way."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return float(window[:-1]) * units[window[-1]]
+    except (KeyError, ValueError, IndexError):
+        return None
 
 
 def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...], judge: str | None = None,

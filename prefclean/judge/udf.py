@@ -64,7 +64,7 @@ class Judging:
         self.project = ctx.project
         self.lock = threading.Lock()
         self.sessions: dict[tuple[str, str], JudgeSession] = {}
-        self.batch_state: dict[str, tuple[dict, set]] = {}  # per batch judge: its failed and collected keys
+        self.batch_state: dict = {}  # per batch judge: what its sessions share (batching.Shared)
         self.cap = BuildCap(ctx.options.max_cost_usd)  # --max-cost: every judge together
         self.budgets: dict[str, BudgetGuard] = {}  # per judge name (its tasks share one budget)
         add_secrets_in_use(self.project.judges.values())  # masked in every error and answer from here on
@@ -97,8 +97,8 @@ class Judging:
                 engine = create_engine(config)
                 task = judge_task(self.ctx, task_name, compact=is_smoke_test(config))
                 stats = Stats()
-                budget = self.budgets.setdefault(config.name, BudgetGuard(config.budget, config.price,
-                                                                           config.max_tokens, self.cap))
+                budget = self.budgets.setdefault(config.name, BudgetGuard(
+                    config.budget, config.price, config.max_tokens, self.cap, batch=getattr(engine, "batch", False)))
                 dispatcher = Dispatcher(config, engine, task, stats, budget=budget)
                 style = judge_style(config)
                 identity = session_identity(engine, task_name, dispatcher.params, style, task)
@@ -106,12 +106,12 @@ class Judging:
                 self.sessions[key] = JudgeSession(config.name, dispatcher, identity, config.name == SMOKE_TEST_JUDGE,
                                                   progress, stats, JudgingStats(), style)
                 if getattr(engine, "batch", False):
-                    from .batching import BatchJudging
+                    from .batching import BatchJudging, Shared
 
                     session = self.sessions[key]
                     session.batch = BatchJudging(self, session, wait=self.ctx.options.batch_wait,
                                                  export_to=self.ctx.options.batch_export,
-                                                 shared=self.batch_state.setdefault(config.name, ({}, set())))
+                                                 shared=self.batch_state.setdefault(config.name, Shared()))
                 if config.name == SMOKE_TEST_JUDGE:
                     self.ctx.notes.append("WARNING " + SMOKE_TEST_WARNING)
             return self.sessions[key]
@@ -403,8 +403,8 @@ class ExecutorBatch:
 
 def _batch_rows(row_keys: list, batch) -> dict:
     """A batch judge's rows (several may share a key) by what they are: judged (collected from a batch in this
-    build), pending or failed; rows cached before are not counted here."""
-    rows = {"judged": 0, "pending": 0, "failed": 0}
+    build), pending, failed or not sent (the budget); rows cached before are not counted here."""
+    rows = {"judged": 0, "pending": 0, "failed": 0, "not_judged_budget": 0}
     for key in row_keys:
         state = batch.state_of(key) if key is not None else None
         if state is not None:
