@@ -204,7 +204,7 @@ def sql(project: ProjectLike, query: str, *, write: bool = False) -> "pa.Table":
     project = _project(project, None)
     con = open_connection(project, write=write)
     try:
-        return run_query(con, render_query(project, query))
+        return run_query(con, render_query(project, query, con=con))
     finally:
         con.close()
 
@@ -262,7 +262,7 @@ def calibrate(project: ProjectLike = ".", *, model: str = "pair_decisions", vars
     from . import calibration
     from .artifacts import write_json_atomic
     from .errors import ProjectError
-    from .warehouse import connect, relation_kind
+    from .warehouse import connect, model_relation, relation, relation_kind
 
     project = _project(project, vars)
     if not project.warehouse.exists():
@@ -272,11 +272,12 @@ def calibrate(project: ProjectLike = ".", *, model: str = "pair_decisions", vars
         if relation_kind(con, "human", "reviews") is None:
             raise ProjectError("no human reviews in the warehouse (table human.reviews): "
                                "run `prefclean pull argilla NAME` first")
-        if relation_kind(con, "main", model) is None:
+        schema, name = model_relation(con, model)  # (its `schema` / `alias` config may move it from main)
+        if relation_kind(con, schema, name) is None:
             raise ProjectError(f"no model '{model}' in the warehouse: run `prefclean build` first")
         sample = calibration.review_sample(con)  # the calibration sample when there is one
-        rows = calibration.read_rows(con, model, sample["where"])
-        missing = calibration.unknown_pairs(con, model, sample["where"])
+        rows = calibration.read_rows(con, relation(schema, name), sample["where"])
+        missing = calibration.unknown_pairs(con, relation(schema, name), sample["where"])
     finally:
         con.close()
     numbers = {k: project.vars.get(k) for k in ("min_margin", "poor_max")}

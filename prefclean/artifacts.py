@@ -48,6 +48,7 @@ def write_manifest(target_dir: Path, project, models: dict, graph) -> None:
             name: {
                 "path": str(m.path),
                 "materialized": m.materialized,
+                "schema": m.schema, "alias": m.identifier, "relation_name": m.relation,  # dbt's names
                 "unique_key": m.unique_key,
                 "depends_on": {"models": sorted(m.refs), "sources": sorted(m.sources)},
                 "checksum": m.checksum,

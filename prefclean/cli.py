@@ -348,7 +348,7 @@ def sql(load, query, fmt, output, write):
         if query is None:
             interactive(project, con, fmt, _echo)
             return 0
-        table = run_query(con, render_query(project, query))
+        table = run_query(con, render_query(project, query, con=con))
         if output:
             click.echo(write_output(table, Path(output)))
         else:

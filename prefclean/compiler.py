@@ -22,7 +22,7 @@ import jinja2
 from . import plugins
 from .errors import CompileError
 from .project import Project
-from . import modelconfig
+from . import modelconfig, relnames
 from .context import (MODULES, Adapter, Exceptions, Log, QueryResult, Relation, env_var, jinja_return, make_environment,
                       target)
 from .properties import load_properties
@@ -51,10 +51,16 @@ class Model:
     description: str = ""  # from its property file, with its columns' (for the manifest)
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     post_hooks: list[str] = field(default_factory=list)
+    schema: str = MODELS_SCHEMA  # where it is built: its `schema` / `alias` config, resolved by relnames.py
+    alias: str = ""  # its relation's name; "" until resolved: the model's name
+
+    @property
+    def identifier(self) -> str:
+        return self.alias or self.name
 
     @property
     def relation(self) -> str:
-        return relation(MODELS_SCHEMA, self.name)
+        return relation(self.schema, self.identifier)
 
     @property
     def checksum(self) -> str:
@@ -68,7 +74,8 @@ class Model:
         """What `prefclean ls --output json` prints for the model (dbt's keys where they mean the same)."""
         tags = self.config.get("tags") or []
         return {"name": self.name, "resource_type": self.resource_type, "original_file_path": str(self.path),
-                "materialized": self.materialized, "tags": [tags] if isinstance(tags, str) else list(tags),
+                "materialized": self.materialized, "schema": self.schema, "alias": self.identifier,
+                "relation_name": self.relation, "tags": [tags] if isinstance(tags, str) else list(tags),
                 "depends_on": {"models": sorted(self.refs), "sources": sorted(self.sources)},
                 "description": self.description,
                 "columns": {n: c.get("description", "") for n, c in self.columns.items()}}
@@ -153,12 +160,13 @@ class _RenderContext:
                                + _suggest(name, self.compiler.model_names))
         self.model.refs.add(name)
         database = self.compiler.project.warehouse.stem
+        parent = self.compiler.models[name]
         mock = self.compiler.mocks.get(("ref", name))
         if mock is not None:  # a unit test's given rows
-            return Relation(MODELS_SCHEMA, name, database, sql=f"({mock}\n)")
+            return Relation(parent.schema, parent.identifier, database, sql=f"({mock}\n)")
         if self.compiler.ephemeral.get(name) is not None:  # the newline ends a trailing -- comment
-            return Relation(MODELS_SCHEMA, name, database, sql=f"({self.compiler.ephemeral[name]}\n)")
-        return Relation(MODELS_SCHEMA, name, database)
+            return Relation(parent.schema, parent.identifier, database, sql=f"({self.compiler.ephemeral[name]}\n)")
+        return Relation(parent.schema, parent.identifier, database)
 
     def source(self, name: str, table: str | None = None) -> Relation:
         name = table or name  # source('group', 'table') reads as the table name
@@ -292,6 +300,7 @@ class Compiler:
             for attr in dir(module):
                 value = getattr(module, attr)
                 if isinstance(value, jinja2.runtime.Macro):
+                    value._prefclean_project = path.parent != BUILTIN_MACROS_DIR  # (relnames: an override)
                     self.namespace[attr] = value
                     if attr.startswith(_TEST_PREFIX):
                         self.generic_tests[attr[len(_TEST_PREFIX):]] = value
@@ -308,12 +317,14 @@ class Compiler:
         model.unique_key = model.config.get("unique_key")
         if model.resource_type == "seed":
             modelconfig.check(owner, model.config, "seed")
+            model.schema, model.alias = relnames.resolve(self.namespace, model, owner)
             model.compiled_sql = seed_sql(self.project, model)
             return model.compiled_sql
         ctx = _RenderContext(self, model, incremental)
         sql = self._render_text(model, model.template, ctx=ctx, this=this)
         if model.resource_type == "model":
             self._check_config(model, ctx, owner)
+            model.schema, model.alias = relnames.resolve(self.namespace, model, owner)
             model.pre_hooks = [self._render_text(model, h, ctx=ctx, this=this).strip()
                                for h in modelconfig.as_list(model.config.get("pre_hook"))]
             model.post_hooks = [self._render_text(model, h, ctx=ctx, this=this).strip()
@@ -369,7 +380,7 @@ class Compiler:
         database = self.project.warehouse.stem
         self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=ctx.config,
                               is_incremental=ctx.is_incremental, model_name=model.name,
-                              this=Relation(MODELS_SCHEMA, model.name, database,
+                              this=Relation(model.schema, model.identifier, database,
                                             sql=this if ("this",) not in self.mocks else f"({self.mocks[('this',)]}\n)"),
                               env_var=ctx.env_var, log=ctx.log, run_query=ctx.run_query, execute=self.executing,
                               exceptions=Exceptions(lambda: ctx.owner, ctx.log),
@@ -431,6 +442,11 @@ class Compiler:
             self.model_names = list(self.models)
             for model in self.models.values():
                 self.render(model)
+        # A `schema` or `alias` is known once its model has rendered: render again for ref() and `this` to see it.
+        if any(m.schema != MODELS_SCHEMA or m.identifier != m.name for m in self.models.values()):
+            for model in self.models.values():
+                self.render(model)
+        relnames.check_unique(self.models)
         # Ephemeral models are inlined: render again until refs to them embed their SQL (an ephemeral model
         # that refs another ephemeral one needs one more round per level).
         for _ in range(len(self.models) + 1):

@@ -179,7 +179,8 @@ class _TestLoader:
             config = self.resolve(spec.config, owner)
         except CompileError as exc:
             raise ProjectError(f"{where}: {exc}") from None
-        rel = relation(MODELS_SCHEMA, spec.model)
+        rel = self.compiler.models[spec.model].relation if spec.model in self.compiler.models else \
+            relation(MODELS_SCHEMA, spec.model)
         if config.get("where"):
             rel = f"(select * from {rel} where {config['where']}) dbt_subquery"
         column_name = args.pop("column_name", None)
@@ -196,7 +197,7 @@ class _TestLoader:
                                          f" (it takes: {', '.join(ARGUMENTS[spec.kind]) or 'none'})")
                 if spec.kind == "relationships" and isinstance(args.get("to"), str) and args["to"] in self.compiler.models:
                     owner.refs.add(args["to"])  # `to: parents`, a bare model name
-                    args["to"] = relation(MODELS_SCHEMA, args["to"])
+                    args["to"] = self.compiler.models[args["to"]].relation
                 sql = _builtin_sql(spec.kind, rel, col, args)
             else:
                 raise ValueError(self._unknown_kind(spec.kind))

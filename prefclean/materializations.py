@@ -17,7 +17,7 @@ import duckdb
 
 from .compiler import ON_SCHEMA_CHANGE, Compiler, Model
 from .errors import ModelError
-from .warehouse import (MODELS_SCHEMA, count_rows, in_transaction, quote, relation, relation_kind, swap_in_table,
+from .warehouse import (count_rows, in_transaction, quote, record_relation, relation, relation_kind, swap_in_table,
                         swap_in_view, transaction)
 
 __all__ = ["ON_SCHEMA_CHANGE", "Materialization", "STRATEGIES", "materialize", "strategy"]
@@ -38,7 +38,7 @@ class View(Materialization):
     kind = "view"
 
     def build(self, con, compiler, model, *, full_refresh, notes):
-        swap_in_view(con, MODELS_SCHEMA, model.name, model.compiled_sql)
+        swap_in_view(con, model.schema, model.identifier, model.compiled_sql)
         return None  # counting a view runs its query (a view over judge() would judge every row)
 
 
@@ -46,7 +46,7 @@ class Table(Materialization):
     kind = "table"
 
     def build(self, con, compiler, model, *, full_refresh, notes):
-        return swap_in_table(con, MODELS_SCHEMA, model.name, model.compiled_sql)
+        return swap_in_table(con, model.schema, model.identifier, model.compiled_sql)
 
 
 class Seed(Materialization):
@@ -55,7 +55,7 @@ class Seed(Materialization):
     kind = "seed"
 
     def build(self, con, compiler, model, *, full_refresh, notes):
-        return swap_in_table(con, MODELS_SCHEMA, model.name, model.compiled_sql)
+        return swap_in_table(con, model.schema, model.identifier, model.compiled_sql)
 
 
 class Ephemeral(Materialization):
@@ -98,8 +98,8 @@ class Incremental(Materialization):
 
     def build(self, con, compiler, model, *, full_refresh, notes):
         refresh = model.config.get("full_refresh")  # dbt: true always rebuilds, false never does
-        if (full_refresh if refresh is None else bool(refresh)) or relation_kind(con, MODELS_SCHEMA, model.name) != "table":
-            return swap_in_table(con, MODELS_SCHEMA, model.name, model.compiled_sql)
+        if (full_refresh if refresh is None else bool(refresh)) or relation_kind(con, model.schema, model.identifier) != "table":
+            return swap_in_table(con, model.schema, model.identifier, model.compiled_sql)
         mode = model.config.get("on_schema_change", "fail")
         change = self.schema_change(con, compiler, model)
         if change and mode == "fail":
@@ -109,7 +109,7 @@ class Incremental(Materialization):
                 "'append_new_columns' or 'sync_all_columns' in its config()")
         compiler.render(model, incremental=True)
         write_compiled(compiler, model)
-        staging = relation(MODELS_SCHEMA, f"{model.name}__prefclean_new")
+        staging = relation(model.schema, f"{model.identifier}__prefclean_new")
         con.execute(f"drop table if exists {staging}")
         try:
             con.execute(f"create table {staging} as {model.compiled_sql}")
@@ -205,12 +205,17 @@ def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model
             compiler.render(model)
             write_compiled(compiler, model)
         notes = notes if notes is not None else []
+        built = strategy(model)
+        if not built.inlined:  # a custom `schema` (main_staging...) is made on first use, as dbt does
+            con.execute(f"create schema if not exists {quote(model.schema)}")
         if not (model.pre_hooks or model.post_hooks):
-            return strategy(model).build(con, compiler, model, full_refresh=full_refresh, notes=notes)
-        with transaction(con):  # hooks and the model commit together, or not at all
-            _run_hooks(con, model, "pre_hook", model.pre_hooks)
-            rows = strategy(model).build(con, compiler, model, full_refresh=full_refresh, notes=notes)
-            _run_hooks(con, model, "post_hook", model.post_hooks)
+            rows = built.build(con, compiler, model, full_refresh=full_refresh, notes=notes)
+        else:
+            with transaction(con):  # hooks and the model commit together, or not at all
+                _run_hooks(con, model, "pre_hook", model.pre_hooks)
+                rows = built.build(con, compiler, model, full_refresh=full_refresh, notes=notes)
+                _run_hooks(con, model, "post_hook", model.post_hooks)
+        record_relation(con, model.name, None if built.inlined else model.schema, model.identifier)
         return rows
     except duckdb.Error as exc:
         if "KeyboardInterrupt" in str(exc):  # Ctrl-C, seen first by a judge batch on a DuckDB thread

@@ -1,7 +1,8 @@
 """prefclean's own tables in the warehouse (schema `_prefclean`), made and evolved by numbered steps.
 
 `model_runs` (one row per model per build), `source_state` (each staged source's fingerprint, so an
-unchanged source is not staged again) and `run_summaries` (the run summary as JSON). `warehouse.connect`
+unchanged source is not staged again), `run_summaries` (the run summary as JSON) and `model_relations` (the
+schema and name each model was last built under). `warehouse.connect`
 applies the missing steps whenever it opens the warehouse for writing, so a warehouse built by an older
 prefclean keeps working. The steps name the schema literally: they are history, and must not change when
 a constant does.
@@ -26,3 +27,11 @@ def initial(con: duckdb.DuckDBPyConnection) -> None:
                 "(name varchar primary key, fingerprint varchar, rows bigint, staged_at timestamp)")
     con.execute("create table if not exists _prefclean.run_summaries "
                 "(run_id varchar, created_at timestamp, summary json)")
+
+
+@MIGRATIONS.step
+def model_relations(con: duckdb.DuckDBPyConnection) -> None:
+    """Where each model was last built (its `schema` and `alias` config may put it elsewhere than main.NAME):
+    exports, the summary, the dashboard and `prefclean sql` find models through it."""
+    con.execute("create table if not exists _prefclean.model_relations "
+                "(model varchar primary key, schema_name varchar, identifier varchar, built_at timestamp)")

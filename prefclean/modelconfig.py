@@ -16,11 +16,11 @@ from .errors import CompileError
 # (its rows are counted as excluded, by reason), `source_columns` (checked against the sources it reads).
 # A new key that code reads goes here, or every model that sets it is refused.
 MODEL_CONFIG_KEYS = ("materialized", "unique_key", "on_schema_change", "incremental_strategy", "full_refresh",
-                     "enabled", "tags", "meta", "pre_hook", "post_hook", "audit", "excluded", "source_columns")
-SEED_CONFIG_KEYS = ("column_types", "delimiter", "enabled", "tags", "meta", "full_refresh")
+                     "enabled", "tags", "meta", "pre_hook", "post_hook", "schema", "alias", "audit", "excluded",
+                     "source_columns")
+SEED_CONFIG_KEYS = ("column_types", "delimiter", "enabled", "tags", "meta", "full_refresh", "schema", "alias")
 # dbt config keys that prefclean knows and does not do; each is refused by name.
 UNSUPPORTED_CONFIG = {
-    "alias": " (a model's relation is its file name)", "schema": " (every model is in the schema main)",
     "database": " (every model is in the project's warehouse)", "partition_by": "", "cluster_by": "",
     "contract": "", "constraints": "", "grants": "", "persist_docs": "", "sql_header": "",
     "incremental_predicates": "", "merge_update_columns": "", "merge_exclude_columns": "", "group": "",

@@ -25,7 +25,7 @@ from .project import Project
 from .results import JudgeRun, ModelRun, TestRun
 from .sources import check_source_columns, stage_source
 from .udf import RunContext, RunOptions, all_udfs, register_udfs, start_warm_ups
-from .warehouse import MODELS_SCHEMA, connect, drop_leftovers, relation_kind, transaction
+from .warehouse import connect, drop_leftovers, relation_kind, transaction
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ class Build:
             # A test runs once all the models it reads are built in this run (or were not selected and
             # already stand in the warehouse: `--select +m` must not run m's children's tests).
             elif name not in test.depends_on or any(
-                    d not in self.built and (d in self.selected or relation_kind(con, MODELS_SCHEMA, d) is None)
+                    d not in self.built and (d in self.selected or self._missing(con, d))
                     for d in test.depends_on):
                 continue
             outcome = TestRun.from_result(run_test(con, test))
@@ -260,6 +260,10 @@ class Build:
             self.report(TestFinished(outcome))
             ok = ok and not outcome.failed
         return ok
+
+    def _missing(self, con, name: str) -> bool:
+        model = self.compiler.models.get(name)
+        return model is None or relation_kind(con, model.schema, model.identifier) is None
 
     def _record(self, index: int, result: ModelRun) -> None:
         self.results.append(result)

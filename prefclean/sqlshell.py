@@ -1,6 +1,6 @@
 """`prefclean sql`: ad-hoc SQL against the warehouse, read-only unless asked otherwise.
 
-Model names resolve as in models: plain names (they live in the main schema) and `{{ ref('m') }}`,
+Model names resolve as in models: plain names (models live in the main schema unless their `schema` config says) and `{{ ref('m') }}`,
 `{{ source('s') }}`, `{{ var('k') }}` all work; that Jinja renders sandboxed, in a child process with a deadline
 (prefclean.sqlrender), since a query may be pasted from anywhere. Ctrl-C interrupts a long query and keeps the shell.
 """
@@ -18,30 +18,33 @@ from .errors import PrefcleanError
 from .project import Project
 from .readonly import QueryRefused, explain_error, open_readonly
 from .sqlrender import Names, RenderError, Renderer, RenderPool, has_jinja
-from .warehouse import MODELS_SCHEMA, connect, relation
+from .warehouse import MODELS_SCHEMA, connect, model_relations, relation
 
 FORMATS = ("table", "csv", "json", "markdown")
 
 
-def query_names(project: Project) -> Names:
-    """What a query's ref() / source() / var() resolve to: the project's models, sources and vars."""
+def query_names(project: Project, con: duckdb.DuckDBPyConnection | None = None) -> Names:
+    """What a query's ref() / source() / var() resolve to: the project's models (where `con`'s warehouse built
+    them: a `schema` / `alias` config moves them from main), sources and vars."""
     from .compiler import Compiler
     from .sources import source_relation
 
     models = Compiler(project).model_names
-    return Names(models={m: relation(MODELS_SCHEMA, m) for m in models},
+    built = model_relations(con) if con is not None else {}
+    return Names(models={m: relation(*built.get(m, (MODELS_SCHEMA, m))) for m in models},
                  sources={s: source_relation(s) for s in project.sources}, vars=dict(project.vars))
 
 
-def render_query(project: Project, text: str, renderer: Renderer | RenderPool | None = None) -> str:
+def render_query(project: Project, text: str, renderer: Renderer | RenderPool | None = None,
+                 con: duckdb.DuckDBPyConnection | None = None) -> str:
     """Expand {{ ref() }} / {{ source() }} / {{ var() }} in a sandbox (and nothing else: no macros, no Python)."""
     if not has_jinja(text):
         return text
     try:
         if renderer is not None:
-            return renderer.render(text, query_names(project))
+            return renderer.render(text, query_names(project, con))
         with Renderer() as once:
-            return once.render(text, query_names(project))
+            return once.render(text, query_names(project, con))
     except RenderError as exc:
         raise (QueryRefused if exc.refused else PrefcleanError)(str(exc)) from None
 
@@ -206,7 +209,7 @@ def interactive(project: Project, con: duckdb.DuckDBPyConnection, fmt: str, echo
                 continue
             buffer = []
             try:
-                echo(format_table(run_query(con, render_query(project, text.rstrip(";"), renderer)), fmt))
+                echo(format_table(run_query(con, render_query(project, text.rstrip(";"), renderer, con)), fmt))
             except PrefcleanError as exc:
                 echo(f"error: {exc}")
             except KeyboardInterrupt:  # while rendering: the query never ran

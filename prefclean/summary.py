@@ -15,7 +15,13 @@ import duckdb
 
 from .artifacts import write_json_atomic
 from .errors import ProjectError
-from .warehouse import META_SCHEMA, MODELS_SCHEMA, SOURCES_SCHEMA, relation, relation_kind
+from .warehouse import META_SCHEMA, SOURCES_SCHEMA, model_relation, relation, relation_kind
+
+
+def _located(con, name: str) -> tuple[str, str] | None:
+    """(schema, identifier) of a built model (its `schema`/`alias` config may move it from main), or None."""
+    schema, identifier = model_relation(con, name)
+    return (schema, identifier) if relation_kind(con, schema, identifier) else None
 
 
 def _columns(con, rel_schema: str, name: str) -> set[str]:
@@ -51,19 +57,21 @@ def rows_accounting(con: duckdb.DuckDBPyConnection, audit_model: str, models: di
             continue
         if not set().union(*(models[m].sources for m in _upstream(models, name) | {name})) & set(sources):
             continue  # the excluded rows of another source
-        if relation_kind(con, MODELS_SCHEMA, name) is None or "reason" not in _columns(con, MODELS_SCHEMA, name):
+        where = _located(con, name)
+        if where is None or "reason" not in _columns(con, *where):
             continue
         excluded_models.append(name)
         for reason, n in con.execute(f"select coalesce(reason, 'unexplained'), count(*) from "
-                                     f"{relation(MODELS_SCHEMA, name)} group by 1 order by 2 desc, 1").fetchall():
+                                     f"{relation(*where)} group by 1 order by 2 desc, 1").fetchall():
             excluded[reason] = excluded.get(reason, 0) + n
     # A staging model may merge repeated rows into one pair instead of excluding them (a `source_rows` count
     # per pair, as `prefclean init` projects do): those rows are accounted for by their pair.
     merged = 0
     for name in sorted(lineage - {audit_model}):
-        if relation_kind(con, MODELS_SCHEMA, name) and "source_rows" in _columns(con, MODELS_SCHEMA, name):
+        where = _located(con, name)
+        if where and "source_rows" in _columns(con, *where):
             merged += con.execute(f"select coalesce(sum(source_rows) - count(*), 0) from "
-                                  f"{relation(MODELS_SCHEMA, name)}").fetchall()[0][0]
+                                  f"{relation(*where)}").fetchall()[0][0]
     rows_in = sum(counts.values())
     out = {"rows_in": rows_in, "sources": counts, "excluded": excluded, "excluded_models": excluded_models}
     if merged:
@@ -103,12 +111,13 @@ def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: d
                     drop_threshold: float = DEFAULT_MAX_DROP_RATE) -> dict | None:
     """`judging`: the build's judge counters; `judges`: each judge's, with its spending against its budget;
     `drop_threshold`: the dropped share above which the summary carries a `drop_warning`."""
-    if relation_kind(con, MODELS_SCHEMA, audit_model) is None:
+    where = _located(con, audit_model)
+    if where is None:
         return None
-    cols = _columns(con, MODELS_SCHEMA, audit_model)
+    cols = _columns(con, *where)
     if not {"decision", "reason"} <= cols:
         return None
-    rel = relation(MODELS_SCHEMA, audit_model)
+    rel = relation(*where)
     q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
     pairs = q(f"select count(*) from {rel}")[0][0]
     decisions = {d: n for d, n in q(f"select decision, count(*) from {rel} group by 1 order by 1")}

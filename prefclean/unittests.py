@@ -104,13 +104,13 @@ class UnitTest:
         self.where = f"{spec.path}: unit test {spec.name}"
 
     def input_types(self, con, key: tuple[str, ...]) -> dict[str, str]:
-        if key == ("this",):
-            return _columns(con, relation(MODELS_SCHEMA, self.spec.model))
         if key[0] == "source":
             return _columns(con, relation(SOURCES_SCHEMA, key[1]))
-        if relation_kind(con, MODELS_SCHEMA, key[1]) is not None:
-            return _columns(con, relation(MODELS_SCHEMA, key[1]))
-        parent = self.compiler.models.get(key[1])  # an ephemeral parent, or one not built yet
+        parent = self.compiler.models.get(self.spec.model if key == ("this",) else key[1])
+        schema, name = (parent.schema, parent.identifier) if parent is not None else (MODELS_SCHEMA, key[-1])
+        if key == ("this",) or relation_kind(con, schema, name) is not None:
+            return _columns(con, relation(schema, name))
+        # an ephemeral parent, or one not built yet
         return _columns(con, f"({parent.compiled_sql}\n)") if parent is not None and parent.compiled_sql else {}
 
     def sql(self, con: duckdb.DuckDBPyConnection) -> str:

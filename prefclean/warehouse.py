@@ -171,5 +171,27 @@ def swap_in_view(con: duckdb.DuckDBPyConnection, schema: str, name: str, select_
         con.execute(f"create or replace view {relation(schema, name)} as {select_sql}")
 
 
+def record_relation(con: duckdb.DuckDBPyConnection, model: str, schema: str | None, identifier: str | None) -> None:
+    """Remember where `model` now stands (None: nowhere, an ephemeral model), for model_relation()."""
+    con.execute(f"delete from {META_SCHEMA}.model_relations where model = ?", [model])
+    if schema is not None:
+        con.execute(f"insert into {META_SCHEMA}.model_relations values (?, ?, ?, now())", [model, schema, identifier])
+
+
+def model_relations(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
+    """model -> (schema, identifier) of every model as last built (a warehouse from before model_relations
+    has none: its models are all main.NAME)."""
+    try:
+        rows = con.execute(f"select model, schema_name, identifier from {META_SCHEMA}.model_relations").fetchall()
+    except duckdb.CatalogException:
+        return {}
+    return {m: (s, i) for m, s, i in rows}
+
+
+def model_relation(con: duckdb.DuckDBPyConnection, model: str) -> tuple[str, str]:
+    """(schema, identifier) where the model was last built: main.MODEL unless its schema/alias config says else."""
+    return model_relations(con).get(model, (MODELS_SCHEMA, model))
+
+
 def count_rows(con: duckdb.DuckDBPyConnection, rel: str) -> int:
     return con.execute(f"select count(*) from {rel}").fetchall()[0][0]

@@ -96,8 +96,8 @@ def test_enabled_false_takes_a_model_and_its_tests_out(make_project, run_cli, re
 
 @pytest.mark.parametrize("key, value, expected", [
     ("partition_by", "id", "`partition_by` is not supported by prefclean"),
-    ("alias", "other", "`alias` is not supported by prefclean"),
-    ("schema", "marts", "`schema` is not supported by prefclean (every model is in the schema main)"),
+    ("database", "other", "`database` is not supported by prefclean (every model is in the project's warehouse)"),
+    ("alias", 3, "`alias` should be a name (text), not 3"),
     ("grants", {"select": ["x"]}, "`grants` is not supported by prefclean"),
     ("contract", {"enforced": True}, "`contract` is not supported by prefclean"),
     ("materialised", "table", "unknown config `materialised`; did you mean `materialized`?"),

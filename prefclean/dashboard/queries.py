@@ -13,7 +13,7 @@ import duckdb
 from ..errors import PrefcleanError
 from ..readonly import open_readonly
 from ..summary import compute_summary
-from ..warehouse import MODELS_SCHEMA, relation
+from ..warehouse import MODELS_SCHEMA, model_relations, relation
 
 # The dashboard's DuckDB may use this much memory and temp disk, so one SQL-box query (a temp table, a huge
 # sort) cannot take the machine's; every connection the dashboard opens carries them (DuckDB requires it).
@@ -37,9 +37,13 @@ class Reader:
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
-        self._tables = {r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = ? "
-            "and table_catalog = current_database()", [MODELS_SCHEMA]).fetchall()}
+        stands = {(r[0], r[1]) for r in con.execute(
+            "select table_schema, table_name from information_schema.tables where table_catalog = current_database()"
+        ).fetchall()}
+        # model -> (schema, identifier): main.NAME, or where its `schema` / `alias` config built it
+        self._where = {name: (schema, name) for schema, name in stands if schema == MODELS_SCHEMA}
+        self._where.update({m: where for m, where in model_relations(con).items() if where in stands})
+        self._tables = set(self._where)
 
     @classmethod
     def open(cls, warehouse) -> "Reader":
@@ -65,12 +69,12 @@ class Reader:
     def need(self, name: str) -> str:
         if name not in self._tables:
             raise Missing(f"the model '{name}' is not in the warehouse")
-        return relation(MODELS_SCHEMA, name)
+        return relation(*self._where[name])
 
     def columns(self, name: str) -> set[str]:
         return {r[0] for r in self.con.execute(
             "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-            "and table_catalog = current_database()", [MODELS_SCHEMA, name]).fetchall()}
+            "and table_catalog = current_database()", list(self._where.get(name, (MODELS_SCHEMA, name)))).fetchall()}
 
     def rows(self, sql: str, params: list | None = None) -> list[dict]:
         cur = self.con.execute(sql, params or [])

@@ -146,8 +146,8 @@ class SqlBox:
     def _run(self, text: str) -> SqlResult:
         from ..sqlshell import render_query
 
-        sql = render_query(self.project, text, self._renderers)
         with Reader.open(self.project.warehouse) as reader:
+            sql = render_query(self.project, text, self._renderers, reader.con)
             return run_sql(reader, sql, self.limits)
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from ..errors import ExportError, PrefcleanError
 from ..events import ExportFinished, Reporter, quiet
 from ..project import ExportConfig, Project
 from ..results import ExportRun
-from ..warehouse import MODELS_SCHEMA, relation, relation_kind
+from ..warehouse import model_relation, relation, relation_kind
 
 # An exporter gets the connection, the project, the export config and the model's relation name, and
 # returns one line saying what it wrote.
@@ -23,9 +23,10 @@ Exporter = Callable[[duckdb.DuckDBPyConnection, Project, ExportConfig, str], str
 def run_export(con: duckdb.DuckDBPyConnection, project: Project, export: ExportConfig) -> str:
     exporter: Exporter = plugins.load(plugins.EXPORTERS, export.target, context=f"export '{export.name}': ",
                                       error=ExportError)
-    if relation_kind(con, MODELS_SCHEMA, export.model) is None:
+    schema, name = model_relation(con, export.model)  # (its `schema` / `alias` config may move it from main)
+    if relation_kind(con, schema, name) is None:
         raise ExportError(f"export '{export.name}': model '{export.model}' has not been built (run `prefclean build`)")
-    return exporter(con, project, export, relation(MODELS_SCHEMA, export.model))
+    return exporter(con, project, export, relation(schema, name))
 
 
 def run_exports(con: duckdb.DuckDBPyConnection, project: Project, names: list[str] | None,
