@@ -210,18 +210,56 @@ def sql(project: ProjectLike, query: str, *, write: bool = False) -> "pa.Table":
 
 
 def export(project: ProjectLike = ".", names: str | Iterable[str] | None = None, *,
-           vars: dict[str, Any] | str | None = None, reporter: Reporter | None = None) -> ExportsResult:
-    """`prefclean export`: run the exports declared in prefclean.yml (all, or the names given)."""
+           vars: dict[str, Any] | str | None = None, reporter: Reporter | None = None,
+           review: str | None = None, budget: int | None = None, calibration: int | None = None,
+           min_submitted: int | None = None) -> ExportsResult:
+    """`prefclean export`: run the exports declared in prefclean.yml (all, or the names given). review, budget,
+    calibration and min_submitted, when given, replace those options of the argilla exports run (the review
+    queue: prefclean/export/review_queue.py); given, they run only argilla exports."""
     from .export import run_exports
     from .warehouse import connect
 
     project = _project(project, vars)
+    overrides = {k: v for k, v in {"review": review, "budget": budget, "calibration": calibration,
+                                   "min_submitted": min_submitted}.items() if v is not None}
+    if overrides:
+        project, names = _with_review_options(project, list(_selectors(names)), overrides)
     con = connect(project.warehouse)
     try:
         runs = run_exports(con, project, list(_selectors(names)) or None, _reporter(reporter))
     finally:
         con.close()
     return ExportsResult(tuple(runs))
+
+
+def _with_review_options(project: Project, names: list[str], overrides: dict[str, Any]) -> tuple[Project, list[str]]:
+    """The project with the command line's review options in the argilla exports named (all argilla exports
+    when none is), and those names; an export of another target, or options that do not go together, is one
+    line naming it."""
+    from .config.exports import review_options_problem
+    from .errors import ProjectError
+
+    argilla = [n for n, e in project.exports.items() if e.target == "argilla"]
+    flags = ", ".join(f"--{k.replace('_', '-')}" for k in overrides)
+    for name in names:
+        export = project.exports.get(name)
+        if export is not None and export.target != "argilla":
+            raise ProjectError(f"{flags}: export '{name}' is a {export.target} export; the review options are for "
+                               f"argilla exports ({', '.join(argilla) or 'none in prefclean.yml'})")
+    names = names or argilla
+    if not names:
+        raise ProjectError(f"{flags}: prefclean.yml has no argilla export")
+    exports = dict(project.exports)
+    for name in names:
+        if name not in exports:
+            continue  # run_exports names it
+        export = exports[name].model_copy(update=overrides)
+        problem = review_options_problem(export.review, export.budget)
+        if problem:
+            key, text = problem
+            raise ProjectError(f"export '{name}': {key} {text}")
+        exports[name] = export
+    return replace(project, exports=exports), names
 
 
 def judges(project: ProjectLike = ".", *, check: bool = True) -> list[JudgeStatus]:
@@ -233,9 +271,10 @@ def judges(project: ProjectLike = ".", *, check: bool = True) -> list[JudgeStatu
             for r in describe_judges(_project(project, None), check=check)]
 
 
-def pull_argilla(project: ProjectLike, name: str) -> int:
-    """`prefclean pull argilla NAME`: the submitted reviews of Argilla export NAME into the table
-    human.reviews (the next build applies them); returns how many."""
+def pull_argilla(project: ProjectLike, name: str) -> dict[str, int]:
+    """`prefclean pull argilla NAME`: every review of Argilla export NAME (one row per record and reviewer,
+    with its status: submitted, draft or discarded) into the table human.reviews; the next build applies the
+    latest submitted one per pair. Returns the rows per status."""
     from .errors import ExportError
     from .export.argilla_target import pull_reviews
     from .warehouse import connect

@@ -248,12 +248,22 @@ def test_(load, select, exclude, state):
 
 @main.command()
 @click.argument("names", nargs=-1)
+@click.option("--review", type=click.Choice(["all", "uncertain"]), default=None,
+              help="Argilla exports: all pairs, or the --budget most uncertain ones not sent yet.")
+@click.option("--budget", type=click.IntRange(min=0), default=None,
+              help="Argilla exports with --review uncertain: how many new uncertain pairs to send.")
+@click.option("--calibration", type=click.IntRange(min=0), default=None,
+              help="Argilla exports: the size of the random calibration sample (judge suggestions hidden).")
+@click.option("--min-submitted", type=click.IntRange(min=1), default=None,
+              help="Argilla exports: submitted reviews each record needs (Argilla's task distribution).")
 @common_options
-def export(load, names):
+def export(load, names, review, budget, calibration, min_submitted):
     """Run the exports declared in prefclean.yml (all, or the NAMES given)."""
     from . import api
 
-    return 0 if api.export(load(), names, reporter=_reporter()).ok else EXIT_FAILED
+    result = api.export(load(), names, reporter=_reporter(), review=review, budget=budget, calibration=calibration,
+                        min_submitted=min_submitted)
+    return 0 if result.ok else EXIT_FAILED
 
 
 @main.group()
@@ -300,8 +310,10 @@ def pull_argilla(load, name):
     """Load submitted Argilla reviews of export NAME into the table human.reviews."""
     from . import api
 
-    rows = api.pull_argilla(load(), name)
-    click.echo(f"pulled {rows} submitted reviews into human.reviews; `prefclean build` applies them")
+    counts = api.pull_argilla(load(), name)
+    others = ", ".join(f"{n} {status}" for status, n in counts.items() if status != "submitted" and n)
+    click.echo(f"pulled {counts['submitted']} submitted reviews{f' (and {others})' if others else ''} into "
+               "human.reviews; `prefclean build` applies the submitted ones")
 
 
 @main.command()

@@ -152,9 +152,12 @@ def test_human_review_overrides_the_judge(tmp_path, run_cli, fake_judge):
     # The reviewer saw the shuffled order and preferred the rejected response (rating by position).
     human = [5 if label == "rejected" else 1 for label in shuffled["order"]]
     con = duckdb.connect(str(root / "target" / "prefclean.duckdb"))
-    con.execute("create schema human; create table human.reviews (pair_id varchar, ratings integer[], updated_at timestamp)")
-    con.execute("insert into human.reviews values (?, ?, now() - interval 1 hour), (?, ?, now())",
-                [shuffled["pair_id"], [3, 3], shuffled["pair_id"], human])
+    con.execute("create schema human; create table human.reviews (pair_id varchar, status varchar, ratings integer[], "
+                "updated_at timestamp)")
+    # the latest submitted review wins; a later draft (another reviewer's, unfinished) counts for nothing
+    con.execute("insert into human.reviews values (?, 'submitted', ?, now() - interval 1 hour), "
+                "(?, 'submitted', ?, now()), (?, 'draft', [3, 3], now() + interval 1 hour)",
+                [shuffled["pair_id"], [3, 3], shuffled["pair_id"], human, shuffled["pair_id"]])
     con.close()
     build(run_cli, root)
     d = decisions(root)

@@ -160,11 +160,12 @@ def test_export_review_pull_and_override(review_project, run_cli, query, owner):
 
     result = run_cli("pull", "argilla", "argilla", cwd=root)
     assert result.exit_code == 0, result
-    assert "pulled 1 submitted reviews into human.reviews" in result.output
-    rows = query(root, 'select pair_id, "user", ratings, ranking, "order", rationales[1], updated_at is not null '
-                       "from human.reviews")
-    assert rows == [("p1", "reviewer", [5, 1], ["response_1", "response_2"], ["rejected", "chosen"],
-                     "Lyon is not it, but the other is worse", True)]
+    assert "pulled 1 submitted reviews (and 1 draft) into human.reviews" in result.output
+    rows = query(root, 'select pair_id, "user", status, queue, ratings, ranking, "order", rationales[1], '
+                       "updated_at is not null from human.reviews order by pair_id")
+    assert rows == [("p1", "reviewer", "submitted", "all", [5, 1], ["response_1", "response_2"],
+                     ["rejected", "chosen"], "Lyon is not it, but the other is worse", True),
+                    ("p2", "owner", "draft", "all", [3, None], None, ["chosen", "rejected"], None, True)]
 
     # the example cleaning model lets the reviewer's ratings override the judge
     before = dict(query(root, "select pair_id, decision from pair_decisions"))

@@ -61,3 +61,38 @@ def test_reviews_only_from_the_uncertain_queue_are_compared_with_a_warning(make_
     assert (r["sample"], r["uncertain_only"], r["reviewed_pairs"]) == ("all", True, 2)
     assert r["judge_vs_human"]["agreement"] == 0.5
     assert "WARNING: no calibration sample: these reviews come from the uncertain queue" in result.output
+
+
+def test_the_calibration_allocation_is_proportional_and_only_grows_with_k():
+    from prefclean.export.review_queue import allocate
+
+    sizes = {"keep": 70, "drop": 25, "flip": 5}
+    assert allocate(sizes, 20) == {"keep": 14, "drop": 5, "flip": 1}
+    previous = allocate(sizes, 0)
+    for k in range(1, 101):
+        now = allocate(sizes, k)
+        assert sum(now.values()) == k and all(now[s] >= previous[s] for s in sizes)
+        previous = now
+    assert allocate({"keep": 2, "drop": 1}, 10) == {"keep": 2, "drop": 1}  # never more than a stratum has
+
+
+def test_the_uncertain_queue_ranks_by_the_documented_score_and_skips_what_was_sent():
+    from prefclean.export.review_queue import QueuePlan, pick
+
+    con = duckdb.connect()
+    con.execute("""create table m as select * from (values
+        ('clear',    5.0, 1.0, 1.0, false, 'keep'),
+        ('flipped',  5.0, 2.0, 1.0, true,  'drop'),   -- 1 (bias) + 0 (margin 3)
+        ('split',    3.5, 3.0, 0.5, false, 'drop'),   -- 1 (panel) + 0.75 (margin 0.5)
+        ('tie',      3.0, 3.0, 1.0, false, 'drop'),   -- 1 (margin 0)
+        ('reversed', 2.0, 3.0, 1.0, false, 'drop'),   -- 0.5 (margin -1) + 1 (prefers rejected)
+        ('failed',   null, null, null, null, 'drop')
+        ) t(pair_id, chosen_rating, rejected_rating, agreement, position_flipped, decision)""")
+    plan = QueuePlan(review="uncertain", budget=3)
+    got = pick(con, "m", plan, existing={})
+    assert [(p, q, u) for p, (q, u) in got.picked.items()] == [
+        ("split", "uncertain", 1.75), ("reversed", "uncertain", 1.5), ("tie", "uncertain", 1.0)]
+    assert got.not_judged == 1
+    # sent before: the next ones come instead, and nothing already there is sent again
+    again = pick(con, "m", plan, existing={"split": "uncertain", "tie": "uncertain"})
+    assert list(again.picked) == ["reversed", "flipped", "clear"] and again.already_sent == 2

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from .base import ConfigModel
+from .base import ConfigModel, config_error
 
 
 class ExportConfig(ConfigModel):
@@ -79,6 +79,32 @@ class ArgillaExport(ExportConfig):
     api_key_env: str = Field("ARGILLA_API_KEY", description="the environment variable holding the API key")
     query: str | None = Field(None, description="SQL selecting the review columns; {rel} is the model")
     batch_size: int = Field(200, ge=1, description="records per request")
+    review: Literal["all", "uncertain"] = Field(
+        "all", description="all: every pair (records already there are updated); uncertain: the `budget` pairs "
+                           "not yet sent where a reviewer adds the most (prefclean/export/review_queue.py)")
+    budget: int | None = Field(None, ge=0, description="with review: uncertain, how many new uncertain pairs "
+                                                       "one export sends")
+    calibration: int = Field(0, ge=0, description="the size of the random calibration sample (stratified by "
+                                                  "the judge's decision; its records show no judge suggestions)")
+    calibration_seed: int = Field(0, description="the seed that draws the calibration sample (same seed, same sample)")
+    min_submitted: int | None = Field(None, ge=1, description="Argilla's task distribution: the submitted reviews "
+                                                              "a record needs to be complete (default: 1)")
+
+    @model_validator(mode="after")
+    def _budget_with_uncertain(self):
+        problem = review_options_problem(self.review, self.budget)
+        if problem:
+            raise config_error(problem[1], key=problem[0])
+        return self
+
+
+def review_options_problem(review: str, budget: int | None) -> tuple[str, str] | None:
+    """(key, what is wrong) when the review options do not go together, else None."""
+    if review == "uncertain" and budget is None:
+        return "budget", "is needed with review: uncertain (how many pairs to send)"
+    if review != "uncertain" and budget is not None:
+        return "budget", "counts uncertain pairs: set review: uncertain (review: all sends every pair)"
+    return None
 
 
 EXPORT_CLASSES: dict[str, type[ExportConfig]] = {

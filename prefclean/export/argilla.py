@@ -3,7 +3,9 @@
 Reviewers see what the judge saw: the instruction, the responses in the shuffled order (`response_1`...), a 1-5
 rating and a rationale question per response and a ranking question, with the judge's answers as suggestions.
 Record ids are the pair ids, so exporting again updates records (human responses are kept) instead of adding
-duplicates. Everything that can be checked is checked before the first write: a bad table, key or server, or a
+duplicates. Each record's metadata says its review queue (`queue`: all, uncertain or calibration, see
+review_queue.py); calibration records carry no judge suggestions or judge metadata, so nothing anchors the
+reviewer. Everything that can be checked is checked before the first write: a bad table, key or server, or a
 dataset of the same name with other settings, leaves the server as it was.
 """
 
@@ -27,10 +29,12 @@ GUIDELINES = (
     "The judge's answers are shown as suggestions; your submitted ratings replace the judge's decision when the "
     "project is built again."
 )
+RESPONSE_STATUSES = ("submitted", "draft", "discarded")
 REVIEW_SCHEMA = pa.schema([
     ("pair_id", pa.string()),
     ("user", pa.string()),
-    ("status", pa.string()),
+    ("status", pa.string()),  # submitted, draft or discarded: only submitted reviews count anywhere
+    ("queue", pa.string()),  # the record's review queue when it was exported (null: exported before queues)
     ("ratings", pa.list_(pa.int32())),
     ("rationales", pa.list_(pa.string())),
     ("ranking", pa.list_(pa.string())),
@@ -48,13 +52,17 @@ def response_name(i: int) -> str:
     return f"response_{i}"
 
 
+# metadata an older dataset may lack: added to it instead of refusing it
+ADDED_METADATA = ("queue", "uncertainty")
+
+
 @dataclass(frozen=True)
 class Layout:
     """The dataset settings for pairs with `n` generations: what we create and what an existing dataset needs."""
 
     n: int
 
-    def settings(self):
+    def settings(self, min_submitted: int | None = None):
         import argilla as rg
 
         responses = [response_name(i) for i in range(1, self.n + 1)]
@@ -73,9 +81,20 @@ class Layout:
                     # which response is the dataset's `chosen`: hidden from annotators so it cannot sway them
                     rg.TermsMetadataProperty("order", title="Original labels, in shown order",
                                              visible_for_annotators=False),
-                    rg.TermsMetadataProperty("pair_id", title="Pair id")]
+                    rg.TermsMetadataProperty("pair_id", title="Pair id"),
+                    *self.added_metadata()]
         return rg.Settings(fields=fields, questions=questions, metadata=metadata, guidelines=GUIDELINES,
-                           allow_extra_metadata=False)
+                           allow_extra_metadata=False,
+                           distribution=rg.TaskDistribution(min_submitted=min_submitted or 1))
+
+    @staticmethod
+    def added_metadata():
+        import argilla as rg
+
+        from .review_queue import QUEUES
+
+        return [rg.TermsMetadataProperty("queue", options=QUEUES, title="Review queue"),
+                rg.FloatMetadataProperty("uncertainty", title="Uncertainty score (higher: review first)")]
 
     def mismatch(self, existing) -> str | None:
         """Why an existing dataset's settings cannot take our records, or None when they can."""
@@ -98,15 +117,20 @@ class Layout:
                 return f"its question '{q.name}' has values {list(have.values)}, not {list(q.values)}"
         have_meta = {m.name: type(m).__name__ for m in existing.settings.metadata}
         for m in wanted.metadata:
+            if m.name in ADDED_METADATA and m.name not in have_meta:
+                continue
             if have_meta.get(m.name) != type(m).__name__:
                 return f"it has no {type(m).__name__} '{m.name}'"
         return None
 
 
 def push_pairs(table: pa.Table, dataset: str, workspace: str, api_url: str, api_key: str,
-               progress: Callable[[int], None] | None = None, batch_size: int = 200) -> dict[str, Any]:
+               progress: Callable[[int], None] | None = None, batch_size: int = 200,
+               min_submitted: int | None = None) -> dict[str, Any]:
     """Create or update the Argilla dataset `dataset` with one record per row of `table` (see REQUIRED_COLUMNS;
-    optional: system, order, ratings, rationales, judge_model, score, decision, reason, margin)."""
+    optional: system, order, ratings, rationales, judge_model, score, decision, reason, margin, queue,
+    uncertainty). `min_submitted`: the submitted reviews a record needs (Argilla's task distribution; None
+    leaves an existing dataset's setting as it is)."""
     rows = _checked_rows(table)
     layout = Layout(n=max([len(r["generations"]) for r in rows], default=2))
     client = connect(api_url, api_key)
@@ -121,7 +145,10 @@ def push_pairs(table: pa.Table, dataset: str, workspace: str, api_url: str, api_
                     f"delete it or export under another `dataset:` name")
         import argilla as rg
 
-        ds = existing or rg.Dataset(name=dataset, workspace=ws, settings=layout.settings(), client=client).create()
+        if existing is not None:
+            _update_settings(existing, min_submitted)
+        ds = existing or rg.Dataset(name=dataset, workspace=ws, settings=layout.settings(min_submitted),
+                                    client=client).create()
         try:
             sent = _upsert(client, ds, [_record(rg, row, layout) for row in rows], progress, batch_size)
         except BaseException as exc:
@@ -135,9 +162,22 @@ def push_pairs(table: pa.Table, dataset: str, workspace: str, api_url: str, api_
     return {"records": sent, "created": existing is None, "dataset_id": str(ds.id)}
 
 
+def existing_queues(dataset: str, workspace: str, api_url: str, api_key: str) -> dict[str, str | None]:
+    """pair_id -> review queue of every record the dataset already has ({} when there is no such dataset)."""
+    client = connect(api_url, api_key)
+    with _translated_errors(api_url):
+        ws = client.workspaces(name=workspace)
+        found = _find_dataset(client, dataset, ws) if ws is not None else None
+        if found is None:
+            return {}
+        return {str(r.get("external_id") or r.get("id")): (r.get("metadata") or {}).get("queue")
+                for r in _records(client, found.id, responses=False)}
+
+
 def pull_responses(dataset: str, workspace: str, api_url: str, api_key: str) -> pa.Table:
-    """Every submitted response of `dataset` as one row per (pair, reviewer); see REVIEW_SCHEMA. Ratings,
-    rationales are in the order the responses were shown (response_1 first); ranking lists them best first."""
+    """Every response of `dataset` (submitted, draft or discarded) as one row per (pair, reviewer); see
+    REVIEW_SCHEMA. Ratings, rationales are in the order the responses were shown (response_1 first); ranking
+    lists them best first."""
     client = connect(api_url, api_key)
     with _translated_errors(api_url):
         ws = client.workspaces(name=workspace) if workspace else None
@@ -147,8 +187,8 @@ def pull_responses(dataset: str, workspace: str, api_url: str, api_key: str) -> 
                                      f"(run `prefclean export` first)")
         layout = Layout(n=sum(1 for f in found.settings.fields if f.name.startswith("response_")))
         users = _usernames(client)
-        rows = [row for item in _submitted_records(client, found.id)
-                for row in _review_rows(item["record"], layout, users)]
+        rows = [row for record in _records(client, found.id, responses=True)
+                for row in _review_rows(record, layout, users)]
     return pa.Table.from_pylist(rows, schema=REVIEW_SCHEMA)
 
 
@@ -244,10 +284,12 @@ def _record(rg, row: dict[str, Any], layout: Layout):
     fields = {"instruction": row["instruction"], **dict(zip(names, row["generations"]))}
     if row.get("system"):
         fields["system"] = row["system"]
+    queue = row.get("queue")
+    blind = queue == "calibration"  # the reviewer sees nothing of the judge: no suggestions, no judge metadata
     agent = row.get("judge_model") or None
     score = row.get("score")
-    ratings = list(row.get("ratings") or [])
-    rationales = list(row.get("rationales") or [])
+    ratings = [] if blind else list(row.get("ratings") or [])
+    rationales = [] if blind else list(row.get("rationales") or [])
     suggestions = []
     for name, rating in zip(names, ratings):
         if rating is not None:
@@ -259,11 +301,14 @@ def _record(rg, row: dict[str, Any], layout: Layout):
         best_first = sorted(names, key=lambda n: -ratings[names.index(n)])  # stable: ties keep the shown order
         suggestions.append(rg.Suggestion("ranking", best_first, agent=agent))
     metadata = {"pair_id": str(row["pair_id"])}
-    for key in ("decision", "reason"):
+    if queue is not None:
+        metadata["queue"] = str(queue)
+    for key in ("decision", "reason") if not blind else ():
         if row.get(key) is not None:
             metadata[key] = str(row[key])
-    if row.get("margin") is not None:
-        metadata["margin"] = float(row["margin"])
+    for key in ("margin", "uncertainty") if not blind else ():
+        if row.get(key) is not None:
+            metadata[key] = float(row[key])
     if row.get("order"):
         metadata["order"] = ",".join(map(str, row["order"]))
     return rg.Record(id=str(row["pair_id"]), fields=fields, metadata=metadata, suggestions=suggestions)
@@ -318,17 +363,17 @@ def _usernames(client) -> dict[str, str]:
         return {}
 
 
-def _submitted_records(client, dataset_id, page: int = 500):
-    """Records with at least one submitted response, responses included. Read through the REST search the SDK
-    wraps, because the SDK drops each response's timestamps, which say which review is the latest."""
-    body = {"query": {}, "filters": {"and": [{"type": "terms", "scope": {"entity": "response", "property": "status"},
-                                              "values": ["submitted"]}]}}
+def _records(client, dataset_id, *, responses: bool, page: int = 1000):
+    """Every record of the dataset, with its responses when asked, through the REST listing the SDK wraps: it
+    reads the database (no search-engine window), and the SDK drops each response's timestamps, which say which
+    review is the latest."""
     offset = 0
     while True:
-        resp = client.http_client.post(f"/api/v1/datasets/{dataset_id}/records/search",
-                                       params={"include": ["responses"], "offset": offset, "limit": page}, json=body)
+        params = {"offset": offset, "limit": page, **({"include": ["responses"]} if responses else {})}
+        resp = client.http_client.get(f"/api/v1/datasets/{dataset_id}/records", params=params)
         if resp.status_code >= 400:
-            raise ArgillaExportError(f"searching dataset records failed: HTTP {resp.status_code} {_short(Exception(resp.text))}")
+            raise ArgillaExportError(f"listing dataset records failed: HTTP {resp.status_code} "
+                                     f"{_short(Exception(resp.text))}")
         items = resp.json().get("items", [])
         yield from items
         offset += len(items)
@@ -336,19 +381,38 @@ def _submitted_records(client, dataset_id, page: int = 500):
             return
 
 
+def _update_settings(ds, min_submitted: int | None) -> None:
+    """Bring an existing dataset up to date: the queue metadata an older export did not make, and the task
+    distribution when `min_submitted` is set."""
+    have = {m.name for m in ds.settings.metadata}
+    added = [m for m in Layout.added_metadata() if m.name not in have]
+    changed = min_submitted is not None and ds.settings.distribution.min_submitted != min_submitted
+    if not added and not changed:
+        return
+    import argilla as rg
+
+    for m in added:
+        ds.settings.metadata.add(m)
+    if changed:
+        ds.settings.distribution = rg.TaskDistribution(min_submitted=min_submitted)
+    ds.update()
+
+
 def _review_rows(record: dict, layout: Layout, users: dict[str, str]) -> list[dict[str, Any]]:
     names = [response_name(i) for i in range(1, layout.n + 1)]
-    order = (record.get("metadata") or {}).get("order")
+    metadata = record.get("metadata") or {}
+    order = metadata.get("order")
     rows = []
     for response in record.get("responses") or []:
-        if response.get("status") != "submitted":
+        if response.get("status") not in RESPONSE_STATUSES:
             continue
         values = {k: (v or {}).get("value") for k, v in (response.get("values") or {}).items()}
         ranking = values.get("ranking") or []
         rows.append({
             "pair_id": record.get("external_id") or record.get("id"),
             "user": users.get(str(response.get("user_id")), str(response.get("user_id"))),
-            "status": "submitted",
+            "status": response["status"],
+            "queue": metadata.get("queue"),
             "ratings": [values.get(f"rating_{n}") for n in names],
             "rationales": [values.get(f"rationale_{n}") for n in names],
             "ranking": [r["value"] for r in sorted(ranking, key=lambda r: r.get("rank") or 0)] or None,

@@ -43,12 +43,14 @@ panel as (
 ),
 {% if relation_exists('human', 'reviews') %}
 human as (
-  -- the latest submitted review per pair, mapped back to chosen/rejected through the pair's order
+  -- the latest submitted review per pair (drafts and discarded ones are kept in the table but count for
+  -- nothing), mapped back to chosen/rejected through the pair's order
   select
     h.pair_id,
     h.ratings[list_position(s."order", 'chosen')] as human_chosen,
     h.ratings[list_position(s."order", 'rejected')] as human_rejected
   from human.reviews h join {{ ref('shuffled_pairs') }} s using (pair_id)
+  where h.status = 'submitted'
   qualify row_number() over (partition by h.pair_id order by h.updated_at desc) = 1
 ),
 {% else %}
@@ -77,5 +79,7 @@ decided as (
 select
   * exclude (judged, reviewed),
   case when human_chosen is not null then reviewed.decision else judged.decision end as decision,
-  case when human_chosen is not null then 'human_review: ' || reviewed.reason else judged.reason end as reason
+  case when human_chosen is not null then 'human_review: ' || reviewed.reason else judged.reason end as reason,
+  -- the judges' own decision, before any human review (the review queue's calibration draw is stratified by it)
+  judged.decision as judge_decision
 from decided
