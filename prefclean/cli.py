@@ -216,7 +216,7 @@ def plan(load, select, exclude, state, full_refresh, judge, as_json):
     else:
         for line in result.lines():
             click.echo(line)
-    return 0
+    return EXIT_FAILED if result.errors else 0  # a model the plan could not run would fail the build too
 
 
 @main.command()

@@ -256,6 +256,7 @@ class JudgePlan:
     token_count: str  # exact | estimated
     budget: dict[str, Any] = field(default_factory=dict)
     over_budget: tuple[str, ...] = ()  # the limits this plan passes: the build would stop there
+    token_count_why: str | None = None  # why the count is estimated, where something better was asked for
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -269,7 +270,8 @@ class JudgePlan:
                                                  else f", ~{self.seconds:g}s ({self.seconds_bound_by})")
         seen = "mean seen" if self.completion_tokens_seen else "max_tokens"
         out = (f"judge {self.name}: {self.rows} rows, {self.cached} cached, {self.deduplicated} deduplicated -> "
-               f"{self.requests} requests; tokens {self.prompt_tokens} prompt ({self.token_count}) + "
+               f"{self.requests} requests; tokens {self.prompt_tokens} prompt ({self.token_count}"
+               f"{': ' + self.token_count_why if self.token_count_why else ''}) + "
                f"{self.completion_tokens} completion ({seen}){cost}{secs}")
         if self.over_budget:
             out += f"; over its budget ({', '.join(self.over_budget)}): the build stops sending there"

@@ -182,6 +182,7 @@ def judge_plan(t: _Tally, completion_mean: float | None, latency_ms: float | Non
         cost_usd=None if cost is None else round(cost, 6), cost_usd_max=None if cost_max is None else round(cost_max, 6),
         seconds=None if bound is None else round(limits[bound], 1), seconds_bound_by=bound,
         latency_ms_seen=None if latency_ms is None else round(latency_ms, 1), token_count=t.counter.kind,
+        token_count_why=getattr(t.counter, "why", None),
         budget=b.as_dict() if b is not None else {}, over_budget=tuple(over))
 
 
