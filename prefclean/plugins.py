@@ -59,6 +59,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "format_rows": "prefclean.formats.templates:format_rows",
         "format_swap": "prefclean.formats.templates:format_swap",
         "format_kind": "prefclean.formats.templates:format_kind",
+        "format_originals": "prefclean.formats.templates:format_originals",
     },
 }
 BUILTIN_ORIGIN = "prefclean"

@@ -44,7 +44,8 @@ def stage_file(path: Path, fmt: str | None = None):
     con.execute(f"create table src as select * from read_json('{path}', format='newline_delimited')")
     columns, first = describe(con, "select * from src")
     fmt = fmt or detect(columns, first)
-    cur = con.execute(f"select * from ({staged_rows_sql('src', get_format(fmt), columns)}) order by source_row")
+    cur = con.execute(f"select * from ({staged_rows_sql('src', get_format(fmt), columns, original=True)}) "
+                      "order by source_row")
     names = [d[0] for d in cur.description]
     return fmt, [dict(zip(names, r)) for r in cur.fetchall()]
 

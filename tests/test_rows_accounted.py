@@ -97,7 +97,7 @@ def test_format_adapter_rows_are_excluded_with_their_own_reason(make_project, ru
             "select * exclude (excluded_reason) from ({{ format_rows('pairs') }}) where excluded_reason is null\n"
             "qualify row_number() over (partition by pair_id order by source_row) = 1")
     excluded = ("{{ config(materialized='table', excluded=true) }}\n"
-                "{{ excluded_rows('(' ~ format_rows('pairs') ~ ')', kept=ref('kept'), key='pair_id', numbered=false, "
+                "{{ excluded_rows('(' ~ format_rows('pairs', original=true) ~ ')', kept=ref('kept'), key='pair_id', numbered=false, "
                 "reason='excluded_reason', fields=['original']) }}")
     audit = ("{{ config(materialized='table', audit=true) }}\n"
              "select pair_id, 'keep' as decision, 'judge_agrees' as reason from {{ ref('kept') }}")

@@ -4,14 +4,15 @@ Each format is SQL over DuckDB's list, struct and string functions (never Python
 relation into rows of:
 
     source_row  BIGINT                                    the row's position in the source (1-based)
-    original    STRUCT(...)                               the source row itself, to write it back unchanged
     messages    STRUCT(role VARCHAR, content VARCHAR)[]   the conversation so far, ending on a user turn
     chosen      VARCHAR                                   the final response (an SFT row's only response)
     rejected    VARCHAR                                   the other final response (NULL for SFT)
-    responses   VARCHAR[]                                 the responses as a list: [chosen, rejected], [chosen] or N completions
+    responses   VARCHAR[]                                 (completions only) the N completions
     excluded_reason VARCHAR                               why the row does not fit its format (NULL when it does)
 
 plus `pair_id`, `system` and `instruction` (the final user turn), so everything downstream is shared.
+The source row itself is not copied into the staged rows (that doubled the bytes a build writes): a model that
+writes rows back joins `format_originals()` (the same numbering: `source_row`, `original`) on `source_row`.
 Formats register by name, built-ins the same way as a project's own.
 """
 
@@ -23,7 +24,9 @@ from typing import Callable
 from ..errors import PrefcleanError
 
 # A format's SQL builder gets the source CTE name and its columns ({name: DuckDB type}) and returns a select
-# with the columns: source_row, original, messages, chosen, rejected, reason (the adapter's own reason or NULL).
+# with the columns: source_row, messages, chosen, rejected, reason (the adapter's own reason or NULL), and
+# `prompt_key` when the format sets `prompt_key=True`: a text that determines `messages` (hh-rlhf: the raw
+# prompt), so the pair id hashes it instead of the messages' JSON.
 SqlBuilder = Callable[[str, dict], str]
 
 
@@ -39,6 +42,7 @@ class Format:
     build: SqlBuilder
     matches: Callable[[dict, list[dict]], bool]  # (columns, first rows as dicts) -> fits
     swap: tuple[tuple[str, str], ...] = ()  # source columns exchanged when a pair is flipped
+    prompt_key: bool = False  # the adapter gives a `prompt_key` column (see SqlBuilder)
 
 
 FORMATS: dict[str, Format] = {}
@@ -69,8 +73,17 @@ def all_formats() -> dict[str, Format]:
     return dict(FORMATS)
 
 
-def staged_rows_sql(relation: str, fmt: Format, columns: dict[str, str]) -> str:
-    """The staged rows of a relation in this format (see the module docstring for the columns)."""
+def staged_rows_sql(relation: str, fmt: Format, columns: dict[str, str], *, original: bool = False) -> str:
+    """The staged rows of a relation in this format (see the module docstring for the columns); `original`:
+    with the source row as a STRUCT column too."""
     from .sql import numbered, staged
 
-    return f"with __numbered as ({numbered(relation)})\n{staged(fmt.build('__numbered', columns), fmt.kind)}"
+    rows = staged(fmt.build('__numbered', columns), fmt.kind, prompt_key=fmt.prompt_key)
+    if original:
+        rows = f"select s.*, o.original from ({rows}) s join ({originals_sql(relation)}) o using (source_row)"
+    return f"with __numbered as ({numbered(relation)})\n{rows}"
+
+
+def originals_sql(relation: str) -> str:
+    """Every source row as a STRUCT (`original`) with its `source_row`, numbered as the staged rows are."""
+    return f"select row_number() over () as source_row, __row as original from {relation} __row"

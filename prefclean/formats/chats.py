@@ -36,21 +36,21 @@ def _explicit(src: str, prompt: str, chosen: str, rejected: str) -> str:
     """A prompt list and two response lists (each ideally one assistant message)."""
     c_text, c_reason = _final("c")
     r_text, r_reason = _final("r")
-    return f"""select source_row, original, p as messages, {c_text} as chosen, {r_text} as rejected,
+    return f"""select source_row, p as messages, {c_text} as chosen, {r_text} as rejected,
   case when c is null or r is null then 'missing_response' else coalesce({c_reason}, {r_reason}) end as reason
-from (select source_row, original, {prompt} as p, {chosen} as c, {rejected} as r from {src})"""
+from (select source_row, {prompt} as p, {chosen} as c, {rejected} as r from {src})"""
 
 
 def _implicit(src: str, chosen: str, rejected: str) -> str:
     """Two whole conversations: the prompt is their longest common run of messages, the responses the rest."""
     c_text, c_reason = _final("c[k + 1:]")
     r_text, r_reason = _final("r[k + 1:]")
-    return f"""select source_row, original, c[:k] as messages, {c_text} as chosen, {r_text} as rejected,
+    return f"""select source_row, c[:k] as messages, {c_text} as chosen, {r_text} as rejected,
   case when c is null or r is null then 'missing_response'
        when k = 0 then 'no_common_prompt'
        else coalesce({c_reason}, {r_reason}) end as reason
 from (select *, {common_prefix_length('c', 'r')} as k
-      from (select source_row, original, {chosen} as c, {rejected} as r from {src}))"""
+      from (select source_row, {chosen} as c, {rejected} as r from {src}))"""
 
 
 # -- TRL conversational ---------------------------------------------------------------------------------------

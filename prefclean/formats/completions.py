@@ -21,7 +21,7 @@ def _responses(sql_type: str) -> str | None:
 
 def _completions(src: str, cols: dict) -> str:
     prompt = next(p for p in PROMPTS if cols.get(p) == "VARCHAR")
-    return f"""select source_row, original, [{message(chr(39) + 'user' + chr(39), prompt)}] as messages,
+    return f"""select source_row, [{message(chr(39) + 'user' + chr(39), prompt)}] as messages,
   null::varchar as chosen, null::varchar as rejected, {_responses(cols['completions'])} as responses,
   case when len(list_filter({_responses(cols['completions'])}, lambda r: r is not null)) < 2
        then 'fewer_than_two_completions' end as reason

@@ -16,7 +16,7 @@ def _texts(cols: dict, *names: str) -> bool:
 def _orca(src: str, cols: dict) -> str:
     question = next(c for c in ORCA_QUESTION if c in cols)
     system = system_message(quote("system")) if "system" in cols else NO_MESSAGES
-    return f"""select source_row, original,
+    return f"""select source_row,
   list_concat({system}, [{message("'user'", quote(question))}]) as messages,
   chosen, rejected, null::varchar as reason
 from {src}"""
@@ -30,7 +30,7 @@ register_format(Format(
 
 
 def _trl_standard(src: str, cols: dict) -> str:
-    return f"""select source_row, original, [{message("'user'", "prompt")}] as messages, chosen, rejected,
+    return f"""select source_row, [{message("'user'", "prompt")}] as messages, chosen, rejected,
   null::varchar as reason
 from {src}"""
 
@@ -43,7 +43,7 @@ register_format(Format(
 
 def _trl_implicit(src: str, cols: dict) -> str:
     cut = text_prefix_cut("chosen", "shared")
-    return f"""select source_row, original,
+    return f"""select source_row,
   case when cut > 0 then [{message("'user'", "left(chosen, cut)")}] else {NO_MESSAGES} end as messages,
   substr(chosen, cut + 1) as chosen, substr(rejected, cut + 1) as rejected,
   case when chosen is null or rejected is null then 'missing_response'
@@ -64,11 +64,15 @@ register_format(Format(
     swap=(("chosen", "rejected"),)))
 
 
+def _no_leading_space(text: str) -> str:
+    return f"regexp_replace({text}, '^ ', '')"
+
+
 def _hh_turns(prompt: str) -> str:
     """'\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHuman: c' -> [{user, a}, {assistant, b}, {user, c}]: split at each
     Human marker, then each piece at its Assistant markers (string splits, no regular expression). The text
     before the first Human marker is checked separately."""
-    content = "regexp_replace(x, '^ ', '')"
+    content = _no_leading_space("x")
     role = "case when i = 1 then 'user' else 'assistant' end"
     return (f"flatten(list_transform(string_split({prompt}, e'\\n\\nHuman:')[2:], lambda p: "
             f"list_transform(string_split(p, e'\\n\\nAssistant:'), lambda x, i: "
@@ -76,22 +80,24 @@ def _hh_turns(prompt: str) -> str:
 
 
 def _hh(src: str, cols: dict) -> str:
-    # Split each transcript at "\\n\\nAssistant:": the last piece is the final response, everything before it
-    # the prompt (string functions, not a greedy regular expression: 10x faster on long transcripts).
+    # The final response is the text after the last "\n\nAssistant:" (split_part -1), the prompt everything
+    # before it. String functions only, not a greedy regular expression (10x faster on long transcripts), and
+    # the rejected prompt is compared in place (starts_with) rather than cut out.
     marker = "e'\\n\\nAssistant:'"
-    prompt = "left({t}, length({t}) - length({t}_parts[-1]) - 12)"
-    return f"""select source_row, original, {_hh_turns('c_prompt')} as messages,
-  regexp_replace(chosen_parts[-1], '^ ', '') as chosen,
-  regexp_replace(rejected_parts[-1], '^ ', '') as rejected,
+    prompt_length = "length({t}) - length({t}_last) - 12"
+    return f"""select source_row, {_hh_turns('c_prompt')} as messages, c_prompt as prompt_key,
+  {_no_leading_space('chosen_last')} as chosen,
+  {_no_leading_space('rejected_last')} as rejected,
   case when chosen is null or rejected is null then 'missing_response'
-       when len(chosen_parts) = 1 or len(rejected_parts) = 1 then 'no_final_assistant_turn'
-       when contains(chosen_parts[-1], e'\\n\\nHuman:') or contains(rejected_parts[-1], e'\\n\\nHuman:')
+       when not contains(chosen, {marker}) or not contains(rejected, {marker}) then 'no_final_assistant_turn'
+       when contains(chosen_last, e'\\n\\nHuman:') or contains(rejected_last, e'\\n\\nHuman:')
          then 'ends_on_user_turn'
-       when c_prompt <> r_prompt then 'prompts_differ'
+       when {prompt_length.format(t='rejected')} <> length(c_prompt) or not starts_with(rejected, c_prompt)
+         then 'prompts_differ'
        when not starts_with(c_prompt, e'\\n\\nHuman:') then 'text_before_first_turn'
   end as reason
-from (select *, {prompt.format(t='chosen')} as c_prompt, {prompt.format(t='rejected')} as r_prompt
-      from (select *, string_split(chosen, {marker}) as chosen_parts, string_split(rejected, {marker}) as rejected_parts
+from (select *, left(chosen, {prompt_length.format(t='chosen')}) as c_prompt
+      from (select *, split_part(chosen, {marker}, -1) as chosen_last, split_part(rejected, {marker}, -1) as rejected_last
             from {src}))"""
 
 
@@ -99,4 +105,4 @@ register_format(Format(
     "hh_rlhf", "dpo", "chosen, rejected: whole '\\n\\nHuman: ... \\n\\nAssistant: ...' transcripts (Anthropic hh-rlhf)",
     _hh, lambda cols, rows: _texts(cols, "chosen", "rejected") and "prompt" not in cols
     and not any(q in cols for q in ORCA_QUESTION) and _looks_like_hh(rows),
-    swap=(("chosen", "rejected"),)))
+    swap=(("chosen", "rejected"),), prompt_key=True))

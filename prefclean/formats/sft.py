@@ -10,10 +10,10 @@ from .sql import NO_MESSAGES, MESSAGES, message, messages_from, quote, system_me
 
 def _whole_conversation(src: str, conversation: str) -> str:
     """A conversation whose last message is the response being graded."""
-    return f"""select source_row, original, list_slice(l, 1, len(l) - 1) as messages, l[-1].content as chosen, null::varchar as rejected,
+    return f"""select source_row, list_slice(l, 1, len(l) - 1) as messages, l[-1].content as chosen, null::varchar as rejected,
   case when l is null or len(l) = 0 then 'empty_conversation'
        when l[-1].role <> 'assistant' then 'ends_on_user_turn' end as reason
-from (select source_row, original, {conversation} as l from {src})"""
+from (select source_row, {conversation} as l from {src})"""
 
 
 def _alpaca(src, cols):
@@ -22,7 +22,7 @@ def _alpaca(src, cols):
                f"{message(chr(39) + 'assistant' + chr(39), 'h[2]')}]))" if "history" in cols else NO_MESSAGES)
     user = ("instruction || case when coalesce(\"input\", '') <> '' then chr(10) || \"input\" else '' end"
             if "input" in cols else "instruction")
-    return f"""select source_row, original,
+    return f"""select source_row,
   list_concat({system}, coalesce({history}, {NO_MESSAGES}), [{message(chr(39) + 'user' + chr(39), user)}]) as messages,
   output as chosen, null::varchar as rejected,
   case when output is null then 'missing_response' end as reason
@@ -61,11 +61,11 @@ def _prompt_completion(src, cols):
         completion = f"[{message(chr(39) + 'assistant' + chr(39), 'completion')}]"
     else:
         prompt, completion = messages_from("prompt"), messages_from("completion")
-    return f"""select source_row, original, p as messages, c[-1].content as chosen, null::varchar as rejected,
+    return f"""select source_row, p as messages, c[-1].content as chosen, null::varchar as rejected,
   case when c is null or len(c) = 0 or c[-1].content is null then 'missing_response'
        when c[-1].role <> 'assistant' then 'no_final_assistant_turn'
        when len(c) > 1 then 'response_has_several_messages' end as reason
-from (select source_row, original, {prompt}::{MESSAGES} as p, {completion}::{MESSAGES} as c from {src})"""
+from (select source_row, {prompt}::{MESSAGES} as p, {completion}::{MESSAGES} as c from {src})"""
 
 
 register_format(Format(

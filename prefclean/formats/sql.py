@@ -68,33 +68,34 @@ def pair_text(exprs: list[str]) -> str:
     return f"concat({', '.join(parts)})"
 
 
-def staged(adapted_sql: str, kind: str) -> str:
+def staged(adapted_sql: str, kind: str, *, prompt_key: bool = False) -> str:
     """The adapter's rows with the checks every format shares, the pair id, the system prompt and the
-    final user turn. The adapter's own reason wins over the generic ones."""
+    final user turn. The adapter's own reason wins over the generic ones.
+
+    The pair id is md5 over the length-prefixed prompt key, chosen and rejected (and the N completions): the
+    key is the adapter's `prompt_key` (a text that determines the messages, e.g. hh-rlhf's raw prompt: hashing
+    it spares serialising every message to JSON) or else the messages' JSON."""
     missing = {"dpo": "chosen is null or rejected is null", "sft": "chosen is null",
                "completions": "responses is null"}[kind]
-    # every row's responses as a list too: [chosen, rejected], [chosen], or the N completions
-    responses = {"dpo": "[chosen, rejected]", "sft": "[chosen]", "completions": "responses"}[kind]
+    key = "prompt_key" if prompt_key else "to_json(messages)::varchar"
+    extra = ["to_json(responses)::varchar"] if kind == "completions" else []
     return f"""select
   source_row,
-  md5({pair_text(["to_json(messages)::varchar", "chosen", "rejected"]
-                  + (["to_json(responses)::varchar"] if kind == "completions" else []))}) as pair_id,
+  md5({pair_text(["__key", "chosen", "rejected"] + extra)}) as pair_id,
   coalesce(list_filter(messages, lambda m: m.role = 'system')[1].content, '') as system,
   messages[-1].content as instruction,
   messages,
   chosen,
-  rejected,
-  {responses}::varchar[] as responses,
+  rejected,{" responses::varchar[] as responses," if kind == "completions" else ""}
   case
     when reason is not null then reason
     when messages is null or len(list_filter(messages, lambda m: m.role <> 'system')) = 0 then 'empty_conversation'
     when messages[-1].role <> 'user' then 'prompt_does_not_end_on_user_turn'
     when {missing} then 'missing_response'
-  end as excluded_reason,
-  original
-from ({adapted_sql}) adapted"""
+  end as excluded_reason
+from (select *, {key} as __key from ({adapted_sql}) adapted) adapted"""
 
 
 def numbered(relation: str) -> str:
-    """The source rows with their position and the whole row as a STRUCT (`original`)."""
-    return f"select row_number() over () as source_row, __row as original, __row.* from {relation} __row"
+    """The source rows with their position (`source_row`, 1-based, before any filter)."""
+    return f"select row_number() over () as source_row, * from {relation}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import duckdb
 import jinja2
 
-from . import FormatError, get_format, staged_rows_sql
+from . import FormatError, get_format, originals_sql, staged_rows_sql
 from .detect import candidates, describe, detect
 
 
@@ -58,10 +58,19 @@ def _resolved(context, source_name: str, format: str | None, kind: str | None):
 
 
 @jinja2.pass_context
-def format_rows(context, source_name: str, format: str | None = None, kind: str | None = None) -> str:
-    """SQL: every row of the source in the staged shape, with `excluded_reason` for rows that do not fit."""
+def format_rows(context, source_name: str, format: str | None = None, kind: str | None = None,
+                original: bool = False) -> str:
+    """SQL: every row of the source in the staged shape, with `excluded_reason` for rows that do not fit
+    (`original=true`: with the source row as a STRUCT too)."""
     relation, fmt, columns = _resolved(context, source_name, format, kind)
-    return staged_rows_sql(relation, fmt, columns)
+    return staged_rows_sql(relation, fmt, columns, original=original)
+
+
+@jinja2.pass_context
+def format_originals(context, source_name: str) -> str:
+    """A relation of every source row as it was read: `source_row` (numbered as format_rows() numbers them)
+    and `original` (the row as a STRUCT), for writing rows back in their own format."""
+    return f"({originals_sql(context['source'](source_name))})"
 
 
 @jinja2.pass_context

@@ -14,9 +14,10 @@ with kept as (
       'decision': d.decision,
       'reason': d.reason
     } as __prefclean_judgment,
-    unnest(r.original)
+    unnest(o.original)
   from {{ ref('stg_rows') }} r
   join {{ ref('pair_decisions') }} d using (pair_id)
+  join {{ format_originals(var('source')) }} o using (source_row)
   where d.decision in ('keep', 'flip')
 )
 select

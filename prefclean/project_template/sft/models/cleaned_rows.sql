@@ -7,9 +7,10 @@ with kept as (
   select
     r.source_row as __prefclean_row,
     {'score': d.score, 'decision': d.decision, 'reason': d.reason} as __prefclean_judgment,
-    unnest(r.original)
+    unnest(o.original)
   from {{ ref('stg_rows') }} r
   join {{ ref('response_decisions') }} d using (pair_id)
+  join {{ format_originals(var('source')) }} o using (source_row)
   where d.decision = 'keep'
 )
 select * exclude (__prefclean_row, __prefclean_judgment), __prefclean_judgment as prefclean_judgment
