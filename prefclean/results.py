@@ -257,6 +257,13 @@ class JudgePlan:
     budget: dict[str, Any] = field(default_factory=dict)
     over_budget: tuple[str, ...] = ()  # the limits this plan passes: the build would stop there
     token_count_why: str | None = None  # why the count is estimated, where something better was asked for
+    # exact, or upper_bound: some requests depend on verdicts not in the cache yet (the uncertain bias check,
+    # escalation); `requests` (and its tokens, cost, time) is then the most, `requests_at_least` those sent
+    # whatever the verdicts, and `estimate` (requests, prompt_tokens, completion_tokens, cost_usd, seconds,
+    # from_cached_verdicts, taken_as_ties) what is expected if unknown verdicts spread like the cached ones
+    requests_count: str = "exact"
+    requests_at_least: int | None = None
+    estimate: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -273,6 +280,14 @@ class JudgePlan:
                f"{self.requests} requests; tokens {self.prompt_tokens} prompt ({self.token_count}"
                f"{': ' + self.token_count_why if self.token_count_why else ''}) + "
                f"{self.completion_tokens} completion ({seen}){cost}{secs}")
+        if self.requests_count == "upper_bound":
+            e = self.estimate
+            out += (f"; at most (upper bound): {self.requests_at_least} are sent whatever the first verdicts, the "
+                    "rest depend on verdicts not in the cache yet (each taken as a tie); "
+                    + (f"estimate ~{e['requests']} requests" + ("" if e["cost_usd"] is None else f", ${e['cost_usd']:.4f}")
+                       + f" (unknown verdicts drawn from {e['from_cached_verdicts']} cached ones"
+                       + (f", {e['taken_as_ties']} with none to draw from" if e["taken_as_ties"] else "") + ")"
+                       if e else "no estimate: no verdict of this judge in the cache to draw from"))
         if self.over_budget:
             out += f"; over its budget ({', '.join(self.over_budget)}): the build stops sending there"
         return out

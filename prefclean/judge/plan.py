@@ -4,8 +4,16 @@ The rows a build judges are whatever the models' SQL hands the judge UDF (an inc
 panel, the bias check's second pass), so the plan runs that SQL: the selected models are built on a
 throwaway copy of the warehouse, with the judge UDF replaced by a `Planner` that renders each row's
 prompt, computes its cache key as the judge would, looks it up in the judgment cache (opened read-only),
-counts its tokens and returns a NULL judgment. The copy is deleted afterwards; the warehouse, the cache and
-the exports are never written, and no request is sent.
+counts its tokens and returns, for a row the cache answers, its cached judgment (so SQL that decides on a
+verdict, such as `check_position_bias: uncertain`, decides on the real one), and for any other row a
+stand-in. The copy is deleted afterwards; the warehouse, the cache and the exports are never written, and no
+request is sent.
+
+A verdict that is not in the cache cannot be known before it is asked for, so when a first run met any, the
+plan runs again with other stand-ins: `unknown="tie"` (every unknown verdict a tie, the most uncertain one:
+whatever is re-checked or escalated for close verdicts is asked; the union with the first run is the upper
+bound), and, when that asks more and the cache holds verdicts of the judge, `unknown="sample"` (each unknown
+verdict drawn from the judge's cached ones: the estimate). `requests_count` says whether the count is exact.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -25,29 +33,47 @@ from .engines import create_engine
 from .engines.base import GenerationParams
 from .jsonrows import array_from_json_lines, json_line
 from .judges import is_smoke_test, resolve_judge
-from .record import RESULT_TYPE, Judgment
+from .record import CACHE_NAMES, RESULT_TYPE, Judgment, from_cache
 from .tokens import token_counter
 from .udf import judge_style, judge_task, request_key, session_identity
 
 PLANNED = "not judged: plan"
+TIE = 3  # the stand-in rating of every response in an unknown verdict taken as a tie
+SAMPLES = 2000  # cached verdicts per judge, task, aspect and size drawn from for the estimate
+
+
+@dataclass
+class Shared:
+    """What the plan's runs share: each judge's token counter (a GGUF vocabulary loads once) and each prompt's
+    count (a prompt met again is not tokenized again)."""
+
+    counters: dict = field(default_factory=dict)
+    tokens: dict = field(default_factory=dict)  # key -> prompt tokens
 
 
 class _Tally:
-    """One judge's counts during the plan."""
+    """One judge's counts during one run of the plan."""
 
-    def __init__(self, config: JudgeConfig, serial: bool, root: Path, batch: bool = False):
-        self.config, self.serial, self.batch = config, serial, batch
-        self.rows = self.cached = self.deduplicated = self.unjudgeable = self.prompt_tokens = 0
-        self.keys: set[str] = set()  # distinct requests to send
+    def __init__(self, config: JudgeConfig, serial: bool, counter, batch: bool = False):
+        self.config, self.serial, self.batch, self.counter = config, serial, batch, counter
+        self.rows = self.cached = self.deduplicated = self.unjudgeable = 0
+        self.keys: dict[str, int] = {}  # distinct requests to send -> their prompt tokens
         self.seen: set[str] = set()  # every key met (cached or not)
-        self.counter = token_counter(config, root)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.keys.values())
 
 
 class Planner:
-    """Stands in for the judge UDF in a plan's build (RunOptions.planner). Thread-safe."""
+    """Stands in for the judge UDF in a plan's build (RunOptions.planner). Thread-safe.
 
-    def __init__(self, cache_path: Path):
-        self.cache_path = cache_path
+    `unknown`: what a row the cache cannot answer gets: "none" (an error, not judged: plan), "tie" or "sample"
+    (see the module)."""
+
+    def __init__(self, cache_path: Path, unknown: str = "none", shared: Shared | None = None):
+        self.cache_path, self.unknown = cache_path, unknown
+        self.shared = shared or Shared()
         self._con = None
         if cache_path.is_file():
             try:
@@ -58,14 +84,18 @@ class Planner:
         self.lock = threading.Lock()
         self.tallies: dict[str, _Tally] = {}
         self.identities: dict[tuple[str, str], str] = {}
+        self.unknown_verdicts = 0  # rows given a stand-in
+        self.unsampled_of: dict[str, int] = {}  # unknown="sample": rows with no cached verdict to draw from (ties)
+        self._samples: dict[tuple, list] = {}
 
-    def _cached(self, keys: list[str]) -> set[str]:
+    def _cached(self, keys: list[str]) -> dict[str, dict]:
         if self._con is None or not keys:
-            return set()
+            return {}
         with self.lock:
-            rows = self._con.execute("select key from judgments where key in (select unnest(?::varchar[]))",
-                                     [keys]).fetchall()
-        return {r[0] for r in rows}
+            rows = self._con.execute(f"select {', '.join(CACHE_NAMES)} from judgments "
+                                     "where key in (select unnest(?::varchar[]))", [keys]).fetchall()
+        at = CACHE_NAMES.index("key")
+        return {r[at]: dict(zip(CACHE_NAMES, r)) for r in rows}
 
     def _seen_in_cache(self, judge: str) -> tuple[float | None, float | None]:
         """The mean completion tokens of this judge's cached judgments and the mean latency of its answered calls."""
@@ -77,6 +107,38 @@ class Planner:
             latency = self._con.execute("select avg(latency_ms) from calls where judge = ? and status = 'ok'",
                                         [judge]).fetchone()[0]
         return completion, latency
+
+    def verdicts_of(self, judge: str) -> int:
+        """How many verdicts of this judge the cache holds (what an estimate is drawn from)."""
+        if self._con is None:
+            return 0
+        with self.lock:
+            return self._con.execute("select count(*) from judgments where judge = ?", [judge]).fetchone()[0]
+
+    def _sample(self, judge: str, task: str, aspect: str, n: int, key: str) -> Judgment | None:
+        """A cached verdict of this judge (same task, aspect and number of responses), picked by the key."""
+        at = (judge, task, aspect, n)
+        with self.lock:
+            if at not in self._samples:
+                self._samples[at] = [] if self._con is None else self._con.execute(
+                    "select ratings, winner from judgments where judge = ? and task = ? and aspect = ? "
+                    "and len(ratings) = ? order by key limit ?", [judge, task, aspect, n, SAMPLES]).fetchall()
+            pool = self._samples[at]
+        if not pool:
+            return None
+        ratings, winner = pool[int(key[:12], 16) % len(pool)]
+        return Judgment(ratings=list(ratings), winner=winner, judge=judge, task=task, aspect=aspect, key=key)
+
+    def _stand_in(self, judge: str, task: str, aspect: str, n: int, key: str) -> Judgment:
+        if self.unknown == "sample":
+            drawn = self._sample(judge, task, aspect, n, key)
+            if drawn is not None:
+                return drawn
+            with self.lock:
+                self.unsampled_of[judge] = self.unsampled_of.get(judge, 0) + 1
+        if self.unknown in ("tie", "sample"):
+            return Judgment(ratings=[TIE] * n, judge=judge, task=task, aspect=aspect, key=key)
+        return Judgment(judge=judge, task=task, aspect=aspect, error=PLANNED)
 
     def judge_batch(self, ctx, task_name: str, judge_name: str, aspect: str, instructions: list,
                     generations: list, references: list):
@@ -91,49 +153,64 @@ class Planner:
                 style = judge_style(config)  # the prompt and key follow rationale/structured output, as in a build
                 self.identities[(config.name, task_name)] = (session_identity(engine, task_name, params, style, task),
                                                              {} if style.default else {"style": style})
-                self.tallies.setdefault(config.name, _Tally(config, engine.serial, ctx.project.root,
+                if config.name not in self.shared.counters:
+                    self.shared.counters[config.name] = token_counter(config, ctx.project.root)
+                self.tallies.setdefault(config.name, _Tally(config, engine.serial, self.shared.counters[config.name],
                                                             getattr(engine, "batch", False)))
             identity, styled = self.identities[(config.name, task_name)]
             tally = self.tallies[config.name]
         prompts: dict[str, list[dict]] = {}
-        keys: list[str] = []
+        keys: list[str | None] = []  # per row; None: cannot be judged
+        sizes: dict[str, int] = {}
         for i, instruction in enumerate(instructions):
             gens = generations[i]
             if instruction is None or not gens or any(g is None for g in gens):
                 tally.unjudgeable += 1
+                keys.append(None)
                 continue
             try:
                 prompt = task.prompt(instruction, gens, aspect, references[i], **styled)
             except JudgeError:
                 tally.unjudgeable += 1
+                keys.append(None)
                 continue
             key = request_key(identity, prompt.messages)
             keys.append(key)
             prompts.setdefault(key, prompt.messages)
+            sizes[key] = prompt.n
         cached = self._cached(list(prompts))
         with self.lock:
             tally.rows += len(instructions)
             for key in keys:
+                if key is None:
+                    continue
                 if key in cached:
                     tally.cached += 1
                 elif key in tally.seen:
                     tally.deduplicated += 1
                 tally.seen.add(key)
             new = [k for k in prompts if k not in cached and k not in tally.keys]
-            tally.keys.update(new)
-        tokens = sum(tally.counter.count(prompts[k]) for k in new)
+            for k in new:
+                tally.keys[k] = 0
+        counts = {k: self.shared.tokens[k] if k in self.shared.tokens else tally.counter.count(prompts[k]) for k in new}
+        rows = []
+        for key in keys:
+            if key is None:
+                judgment = Judgment(judge=config.name, task=task_name, aspect=aspect, error=PLANNED)
+            elif key in cached:
+                judgment = from_cache(cached[key], judge=config.name, task=task_name, aspect=aspect)
+            else:
+                judgment = self._stand_in(config.name, task_name, aspect, sizes[key], key)
+            rows.append(json_line(judgment.result_row()))
         with self.lock:
-            tally.prompt_tokens += tokens
-        return array_from_json_lines([json_line(Judgment(judge=config.name, task=task_name, aspect=aspect,
-                                                         error=PLANNED).result_row())] * len(instructions),
-                                     RESULT_TYPE)
+            self.shared.tokens.update(counts)
+            tally.keys.update(counts)
+            self.unknown_verdicts += sum(1 for k in keys if k is not None and k not in cached)
+        return array_from_json_lines(rows, RESULT_TYPE)
 
-    def result(self, models: list, errors: list[str]) -> Plan:
-        judges = []
-        for name, t in self.tallies.items():
-            completion_mean, latency_ms = self._seen_in_cache(name)
-            judges.append(judge_plan(t, completion_mean, latency_ms))
-        return Plan(tuple(judges), tuple(models), tuple(errors))
+    def plan_of(self, name: str, tally: "_Tally | None" = None) -> JudgePlan:
+        """A judge's plan from its counts in this run (or `tally`, e.g. two runs' union)."""
+        return judge_plan(tally or self.tallies[name], *self._seen_in_cache(name))
 
     def close(self) -> None:
         if self._con is not None:
@@ -195,12 +272,74 @@ def completion_window_seconds(window: str) -> float | None:
         return None
 
 
+def union(a: _Tally | None, b: _Tally | None) -> _Tally:
+    """Two runs' counts of one judge together: every request either would send (rows counted as in `b`)."""
+    if a is None or b is None:
+        return a or b
+    out = _Tally(b.config, b.serial, b.counter, b.batch)
+    out.rows, out.cached, out.deduplicated, out.unjudgeable = b.rows, b.cached, b.deduplicated, b.unjudgeable
+    out.keys = {**a.keys, **b.keys}
+    return out
+
+
 def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...], judge: str | None = None,
              full_refresh: bool = False, state: str | Path | None = None) -> Plan:
-    """Build the selected models on a copy of the warehouse with the Planner as the judge (see the module)."""
+    """Build the selected models on a copy of the warehouse with a Planner as the judge, and again with other
+    stand-ins for the verdicts the cache does not hold when the first run met any (see the module)."""
+    shared = Shared()
+
+    def run(unknown: str) -> tuple[Planner, list[str], list[str]]:
+        planner = Planner(project.judgment_cache, unknown, shared)
+        try:
+            models, errors = _build_with(project, planner, select, exclude, judge, full_refresh, state)
+        except BaseException:
+            planner.close()
+            raise
+        return planner, models, errors
+
+    known, models, errors = run("none")
+    runs = [known]
+    try:
+        names = list(known.tallies)
+        plans = {name: known.plan_of(name) for name in names}
+        if known.unknown_verdicts:
+            upper = run("tie")[0]
+            runs.append(upper)
+            names += [n for n in upper.tallies if n not in known.tallies]
+            most = {n: union(known.tallies.get(n), upper.tallies.get(n)) for n in names}
+            plans = {n: upper.plan_of(n, most[n]) for n in names}
+            unsure = [n for n in names if len(most[n].keys) > len(known.tallies[n].keys if n in known.tallies else ())]
+            drawn = upper if not any(known.verdicts_of(n) for n in unsure) else run("sample")[0]
+            if drawn is not upper:
+                runs.append(drawn)
+            for n in names:
+                at_least = len(known.tallies[n].keys) if n in known.tallies else 0
+                if n not in unsure:
+                    plans[n] = replace(plans[n], requests_at_least=at_least)
+                    continue
+                estimate = None
+                verdicts = known.verdicts_of(n)
+                if drawn is not upper and verdicts:
+                    e = drawn.plan_of(n, union(known.tallies.get(n), drawn.tallies.get(n)))
+                    estimate = {"requests": e.requests, "prompt_tokens": e.prompt_tokens,
+                                "completion_tokens": e.completion_tokens, "cost_usd": e.cost_usd, "seconds": e.seconds,
+                                "from_cached_verdicts": min(verdicts, SAMPLES),
+                                "taken_as_ties": drawn.unsampled_of.get(n, 0)}
+                plans[n] = replace(plans[n], requests_count="upper_bound", requests_at_least=at_least,
+                                   estimate=estimate)
+        else:
+            plans = {n: replace(p, requests_at_least=p.requests) for n, p in plans.items()}
+        return Plan(tuple(plans.values()), tuple(models), tuple(errors))
+    finally:
+        for planner in runs:
+            planner.close()
+
+
+def _build_with(project: Project, planner: Planner, select, exclude, judge, full_refresh, state):
+    """One run of the plan: the selected models built on a throwaway copy with `planner` as the judge.
+    Returns the models built and the errors of those that failed."""
     from ..runner import Build, BuildOptions
 
-    planner = Planner(project.judgment_cache)
     scratch = Path(tempfile.mkdtemp(prefix="prefclean-plan-"))
     try:
         copy = scratch / project.warehouse.name
@@ -218,7 +357,6 @@ def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...]
         finally:
             build.close()
         errors = [f"{m.name}: {m.error}" for m in build.results if m.status == "error"]
-        return planner.result([m.name for m in build.results if m.status == "success"], errors)
+        return [m.name for m in build.results if m.status == "success"], errors
     finally:
-        planner.close()
         shutil.rmtree(scratch, ignore_errors=True)
