@@ -191,3 +191,60 @@ def test_n_completions_stage_every_completion_as_a_response(tmp_path):
     assert rows[1]["excluded_reason"] == "fewer_than_two_completions"
     fmt, rows = stage(tmp_path, [{"prompt": "2+2?", "completions": ["4", "5", "22"]}])
     assert fmt == "completions" and rows[0]["responses"] == ["4", "5", "22"] and rows[0]["excluded_reason"] is None
+
+
+def test_a_trl_response_of_several_messages_is_judged_as_its_turns_rendered_in_order(tmp_path):
+    call = {"role": "assistant", "content": None,
+            "tool_calls": [{"type": "function", "function": {"name": "weather", "arguments": "{\"city\": \"Paris\"}"}}]}
+    chosen = [call, msg("tool", "21 C"), msg("assistant", "It is 21 C in Paris.")]
+    fmt, rows = stage(tmp_path, [
+        {"prompt": [msg("user", "Weather in Paris?")], "chosen": chosen, "rejected": [msg("assistant", "No idea.")]},
+        {"prompt": [msg("user", "Weather in Paris?")], "chosen": chosen[:2], "rejected": [msg("assistant", "No idea.")]},
+    ])
+    assert fmt == "trl_conversational" and rows[0]["excluded_reason"] is None
+    text = rows[0]["chosen"]
+    assert text.index("[assistant]\ntool_calls: ") < text.index('"name":"weather"') < text.index("[tool]\n21 C") \
+        < text.index("[assistant]\nIt is 21 C in Paris.")
+    assert rows[0]["rejected"] == "No idea."  # one message: its text as it is
+    assert rows[1]["excluded_reason"] == "no_final_assistant_turn"  # the response must end on the assistant
+
+
+def parts(*texts, image=False):
+    content = [{"type": "text", "text": t} for t in texts]
+    return content + [{"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}}] if image else content
+
+
+def test_content_parts_are_read_as_their_text_in_every_message_format_and_images_exclude_the_row(tmp_path):
+    def user(*texts, image=False):
+        return {"role": "user", "content": parts(*texts, image=image)}
+
+    def answer(text):
+        return [{"role": "assistant", "content": parts(text)}]
+
+    cases = {
+        "trl_conversational": lambda image: {"prompt": [user("Add ", "2 and 2", image=image)], "chosen": answer("4"),
+                                             "rejected": answer("5")},
+        "openai_dpo": lambda image: {"input": {"messages": [user("Add ", "2 and 2", image=image)]},
+                                     "preferred_output": answer("4"), "non_preferred_output": answer("5")},
+        "sft_messages": lambda image: {"messages": [user("Add ", "2 and 2", image=image)] + answer("4")},
+        "trl_conversational_implicit": lambda image: {"chosen": [user("Add ", "2 and 2", image=image)] + answer("4"),
+                                                      "rejected": [user("Add ", "2 and 2", image=image)] + answer("5")},
+    }
+    for name, row in cases.items():
+        fmt, rows = stage(tmp_path, [row(False), row(True)])
+        assert fmt == name
+        assert rows[0]["messages"] == [msg("user", "Add 2 and 2")] and rows[0]["chosen"] == "4", name
+        assert rows[0]["excluded_reason"] is None and rows[1]["excluded_reason"] == "non_text_content", name
+
+
+def test_content_that_is_text_in_some_messages_and_parts_in_others_is_read_as_text(tmp_path):
+    fmt, rows = stage(tmp_path, [
+        {"prompt": [msg("user", "Plain question")], "chosen": [msg("assistant", "4")], "rejected": [msg("assistant", "5")]},
+        {"prompt": [{"role": "user", "content": parts("Parts ", "question")}], "chosen": [msg("assistant", "4")],
+         "rejected": [{"role": "assistant", "content": parts("5")}]},
+        {"prompt": [{"role": "user", "content": parts("Look", image=True)}], "chosen": [msg("assistant", "4")],
+         "rejected": [msg("assistant", "5")]},
+    ])
+    assert fmt == "trl_conversational"
+    assert [r["messages"][0]["content"] for r in rows[:2]] == ["Plain question", "Parts question"]
+    assert rows[1]["rejected"] == "5" and [r["excluded_reason"] for r in rows] == [None, None, "non_text_content"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 from . import Format, register_format
-from .sql import NO_MESSAGES, common_prefix_length, messages_from, quote, role, system_message
+from .messages import messages_from, non_text_in, non_text_reason, response_text, struct_fields
+from .sql import NO_MESSAGES, common_prefix_length, quote, role, system_message
 
 
 def _fields(sql_type: str | None) -> set[str]:
@@ -19,43 +20,47 @@ def _chat_list(sql_type: str | None, *names: str) -> bool:
     return bool(sql_type) and sql_type.startswith("STRUCT(") and sql_type.endswith("[]") and set(names) <= _fields(sql_type)
 
 
-def _parts(sql_type: str) -> bool:
-    """content is a list of {type, value} parts, not a string."""
-    return bool(re.search(r'"?content"? STRUCT\(', sql_type or ""))
-
-
 def _final(list_sql: str) -> tuple[str, str]:
-    """(the last message's text, a reason when the list is not exactly one final assistant message)."""
-    return (f"{list_sql}[-1].content",
+    """(the response's text, a reason when it is empty or does not end on an assistant message). A response of
+    several messages (a tool call, its result, the answer) is rendered turn by turn (messages.response_text)."""
+    return (response_text(list_sql),
             f"case when len({list_sql}) = 0 then 'empty_response' "
-            f"when {list_sql}[-1].role <> 'assistant' then 'no_final_assistant_turn' "
-            f"when len({list_sql}) > 1 then 'response_has_several_messages' end")
+            f"when {list_sql}[-1].role <> 'assistant' then 'no_final_assistant_turn' end")
 
 
-def _explicit(src: str, prompt: str, chosen: str, rejected: str) -> str:
-    """A prompt list and two response lists (each ideally one assistant message)."""
-    c_text, c_reason = _final("c")
-    r_text, r_reason = _final("r")
-    return f"""select source_row, p as messages, {c_text} as chosen, {r_text} as rejected,
-  case when c is null or r is null then 'missing_response' else coalesce({c_reason}, {r_reason}) end as reason
-from (select source_row, {prompt} as p, {chosen} as c, {rejected} as r from {src})"""
+def _explicit(src: str, prompt: str, chosen: str, rejected: str, non_text: str | None = None) -> str:
+    """A prompt list and two response lists; `non_text`: SQL giving the non-text reason of the raw row."""
+    c_text, c_reason = _final("__c")
+    r_text, r_reason = _final("__r")
+    return f"""select source_row, __p as messages, {c_text} as chosen, {r_text} as rejected,
+  case when __c is null or __r is null then 'missing_response' else coalesce({non_text or 'null'}, {c_reason}, {r_reason}) end as reason
+from (select *, {prompt} as __p, {chosen} as __c, {rejected} as __r from {src})"""
 
 
-def _implicit(src: str, chosen: str, rejected: str) -> str:
+def _implicit(src: str, chosen: str, rejected: str, non_text: str | None = None) -> str:
     """Two whole conversations: the prompt is their longest common run of messages, the responses the rest."""
-    c_text, c_reason = _final("c[k + 1:]")
-    r_text, r_reason = _final("r[k + 1:]")
-    return f"""select source_row, c[:k] as messages, {c_text} as chosen, {r_text} as rejected,
-  case when c is null or r is null then 'missing_response'
-       when k = 0 then 'no_common_prompt'
-       else coalesce({c_reason}, {r_reason}) end as reason
-from (select *, {common_prefix_length('c', 'r')} as k
-      from (select source_row, {chosen} as c, {rejected} as r from {src}))"""
+    c_text, c_reason = _final("__c[__k + 1:]")
+    r_text, r_reason = _final("__r[__k + 1:]")
+    return f"""select source_row, __c[:__k] as messages, {c_text} as chosen, {r_text} as rejected,
+  case when __c is null or __r is null then 'missing_response'
+       when __k = 0 then 'no_common_prompt'
+       else coalesce({non_text or 'null'}, {c_reason}, {r_reason}) end as reason
+from (select *, {common_prefix_length('__c', '__r')} as __k
+      from (select *, {chosen} as __c, {rejected} as __r from {src}))"""
+
+
+def _chats(cols: dict, *columns: str) -> tuple[list[str], str | None]:
+    """The MESSAGES SQL of each list column (a name, or (SQL, type) for a nested one), and the non-text reason
+    over all of them."""
+    lists = [(quote(c), cols.get(c)) if isinstance(c, str) else c for c in columns]
+    return ([messages_from(sql, sql_type) for sql, sql_type in lists],
+            non_text_reason([non_text_in(sql, sql_type) for sql, sql_type in lists]))
 
 
 # -- TRL conversational ---------------------------------------------------------------------------------------
 def _trl_conv(src, cols):
-    return _explicit(src, messages_from("prompt"), messages_from("chosen"), messages_from("rejected"))
+    (prompt, chosen, rejected), non_text = _chats(cols, "prompt", "chosen", "rejected")
+    return _explicit(src, prompt, chosen, rejected, non_text)
 
 
 register_format(Format(
@@ -65,7 +70,8 @@ register_format(Format(
 
 
 def _trl_conv_implicit(src, cols):
-    return _implicit(src, messages_from("chosen"), messages_from("rejected"))
+    (chosen, rejected), non_text = _chats(cols, "chosen", "rejected")
+    return _implicit(src, chosen, rejected, non_text)
 
 
 register_format(Format(
@@ -79,7 +85,7 @@ register_format(Format(
 # -- ShareGPT / LLaMA-Factory ------------------------------------------------------------------------------
 def _sharegpt(src, cols):
     system = system_message(quote("system")) if cols.get("system") == "VARCHAR" else NO_MESSAGES
-    prompt = f"list_concat({system}, {messages_from('conversations', 'from', 'value')})"
+    prompt = f"list_concat({system}, {messages_from('conversations', cols.get('conversations'), 'from', 'value')})"
     one = "[struct_pack(role := {r}, content := {c}.value)]"
     as_list = lambda col: (f"case when {col} is null then null else "  # noqa: E731
                            + one.format(r=role(f'{col}."from"'), c=col) + " end")
@@ -100,9 +106,8 @@ register_format(Format(
 
 # -- LLaMA-Factory v1: chosen_messages / rejected_messages with content parts --------------------------------
 def _lf_messages(src, cols):
-    chosen = messages_from("chosen_messages", parts=_parts(cols["chosen_messages"]))
-    rejected = messages_from("rejected_messages", parts=_parts(cols["rejected_messages"]))
-    return _implicit(src, chosen, rejected)
+    (chosen, rejected), non_text = _chats(cols, "chosen_messages", "rejected_messages")
+    return _implicit(src, chosen, rejected, non_text)
 
 
 register_format(Format(
@@ -115,8 +120,9 @@ register_format(Format(
 
 # -- OpenAI / Azure DPO -----------------------------------------------------------------------------------------
 def _openai(src, cols):
-    return _explicit(src, messages_from('"input".messages'), messages_from("preferred_output"),
-                     messages_from("non_preferred_output"))
+    prompt_list = ('"input".messages', struct_fields(cols.get("input")).get("messages"))
+    (prompt, chosen, rejected), non_text = _chats(cols, prompt_list, "preferred_output", "non_preferred_output")
+    return _explicit(src, prompt, chosen, rejected, non_text)
 
 
 register_format(Format(

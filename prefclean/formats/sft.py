@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from . import Format, register_format
 from .chats import _chat_list
-from .sql import NO_MESSAGES, MESSAGES, message, messages_from, quote, system_message
+from .messages import messages_from, non_text_in, non_text_reason, response_text
+from .sql import NO_MESSAGES, MESSAGES, message, quote, system_message
 
 
-def _whole_conversation(src: str, conversation: str) -> str:
+def _whole_conversation(src: str, conversation: str, non_text: str | None = None) -> str:
     """A conversation whose last message is the response being graded."""
-    return f"""select source_row, list_slice(l, 1, len(l) - 1) as messages, l[-1].content as chosen, null::varchar as rejected,
-  case when l is null or len(l) = 0 then 'empty_conversation'
-       when l[-1].role <> 'assistant' then 'ends_on_user_turn' end as reason
-from (select source_row, {conversation} as l from {src})"""
+    return f"""select source_row, list_slice(__l, 1, len(__l) - 1) as messages, __l[-1].content as chosen, null::varchar as rejected,
+  case when __l is null or len(__l) = 0 then 'empty_conversation'
+       when {non_text or 'false'} then 'non_text_content'
+       when __l[-1].role <> 'assistant' then 'ends_on_user_turn' end as reason
+from (select *, {conversation} as __l from {src})"""
 
 
 def _alpaca(src, cols):
@@ -36,7 +38,8 @@ register_format(Format(
 
 
 def _sft_messages(src, cols):
-    return _whole_conversation(src, messages_from("messages"))
+    return _whole_conversation(src, messages_from("messages", cols.get("messages")),
+                               non_text_in("messages", cols.get("messages")))
 
 
 register_format(Format(
@@ -46,7 +49,8 @@ register_format(Format(
 
 def _sft_sharegpt(src, cols):
     system = system_message(quote("system")) if cols.get("system") == "VARCHAR" else NO_MESSAGES
-    return _whole_conversation(src, f"list_concat({system}, {messages_from('conversations', 'from', 'value')})")
+    conversation = messages_from("conversations", cols.get("conversations"), "from", "value")
+    return _whole_conversation(src, f"list_concat({system}, {conversation})")
 
 
 register_format(Format(
@@ -56,16 +60,19 @@ register_format(Format(
 
 
 def _prompt_completion(src, cols):
+    non_text = None
     if cols.get("prompt") == "VARCHAR":
         prompt = f"[{message(chr(39) + 'user' + chr(39), 'prompt')}]"
         completion = f"[{message(chr(39) + 'assistant' + chr(39), 'completion')}]"
     else:
-        prompt, completion = messages_from("prompt"), messages_from("completion")
-    return f"""select source_row, p as messages, c[-1].content as chosen, null::varchar as rejected,
-  case when c is null or len(c) = 0 or c[-1].content is null then 'missing_response'
-       when c[-1].role <> 'assistant' then 'no_final_assistant_turn'
-       when len(c) > 1 then 'response_has_several_messages' end as reason
-from (select source_row, {prompt}::{MESSAGES} as p, {completion}::{MESSAGES} as c from {src})"""
+        prompt, completion = (messages_from(c, cols.get(c)) for c in ("prompt", "completion"))
+        non_text = non_text_reason([non_text_in(c, cols.get(c)) for c in ("prompt", "completion")])
+    # a completion of several messages (a tool call, its result, the answer) is graded as one, turn by turn
+    return f"""select source_row, __p as messages, {response_text('__c')} as chosen, null::varchar as rejected,
+  case when __c is null or len(__c) = 0 or __c[-1].content is null then 'missing_response'
+       when {non_text or 'null'} is not null then {non_text or 'null'}
+       when __c[-1].role <> 'assistant' then 'no_final_assistant_turn' end as reason
+from (select *, {prompt}::{MESSAGES} as __p, {completion}::{MESSAGES} as __c from {src})"""
 
 
 register_format(Format(

@@ -29,15 +29,6 @@ def message(role_sql: str, content_sql: str) -> str:
     return f"struct_pack(role := {role_sql}, content := {content_sql})::{MESSAGE}"
 
 
-def messages_from(list_sql: str, role_field: str = "role", content_field: str = "content", *,
-                  parts: bool = False) -> str:
-    """A list of chat structs as MESSAGES: roles normalised; `parts`: content is a list of {type, value}
-    parts (LLaMA-Factory v1), whose text parts are joined."""
-    content = (f"array_to_string(list_transform(list_filter(m.{quote(content_field)}, lambda p: p.type = 'text'), "
-               f"lambda p: p.value), '')" if parts else f"m.{quote(content_field)}")
-    return (f"list_transform({list_sql}, lambda m: {message(role('m.' + quote(role_field)), content)})")
-
-
 def system_message(system_sql: str) -> str:
     """[system message] when the text is non-empty, else an empty list."""
     return (f"(case when coalesce({system_sql}, '') <> '' then [{message(chr(39) + 'system' + chr(39), system_sql)}] "
