@@ -141,3 +141,42 @@ def test_parser_never_raises_on_noise():
 def test_task_keeps_partial_results_and_reason():
     verdict = make_task("ultrafeedback", None).parse(sections("Rating: 5", "Rating: N/A"), 2)
     assert verdict.ratings == [5, None] and verdict.winner is None and "text 2" in verdict.error
+
+
+def _layout_answers():
+    """Answers in (or near) the layout the ultrafeedback prompt asks for: every block's parts drawn, rationales
+    from characters the readers treat specially (markers, spaces, tabs, field words, fences, other lines)."""
+    from hypothesis import strategies as st
+
+    piece = st.sampled_from(list("ab *_\t#:`{}-\né") + ["Rating: 3", "Text 2", "```", "Rationale: x"])
+    rationale = st.lists(piece, max_size=12).map("".join)
+    block = st.tuples(st.sampled_from(["1", "2", "3", "4", "01"]), st.sampled_from(["1", "3", "5", "0", "4 ", "6"]),
+                      st.one_of(st.none(), rationale), st.sampled_from(["", "\n", "\n\n", "\n\n\n"]))
+
+    def render(blocks, lead):
+        return lead + "".join(f"#### Output for Text {i}\nRating: {r}" + (f"\nRationale: {why}" if why is not None
+                                                                             else "") + "\n" + gap
+                              for i, r, why, gap in blocks)
+
+    return st.builds(render, st.lists(block, min_size=1, max_size=4), st.sampled_from(["", " ", "\n"]))
+
+
+def test_the_one_pass_reader_of_the_asked_layout_gives_what_the_general_reader_gives():
+    from hypothesis import example, given, settings
+    from hypothesis import strategies as st
+
+    from prefclean.judge.parsing import _as_asked, parse_any
+
+    @settings(max_examples=1500, deadline=None)
+    @given(_layout_answers(), st.integers(1, 4))
+    @example("#### Output for Text 1\nRating: 3\nRationale: * \t*x\n", 1)  # markers around a tab
+    def check(raw, n):
+        fast = _as_asked(raw, n)
+        if fast is not None:
+            general = parse_any(raw, n)
+            assert (fast.ratings, fast.rationales, fast.error) == (general.ratings, general.rationales, general.error)
+
+    check()
+    # and it does take the answers a grammar-bound judge sends
+    assert _as_asked("#### Output for Text 1\nRating: 4\nRationale: fine.\n#### Output for Text 2\nRating: 2\n"
+                     "Rationale: **wrong** count\n", 2).rationales == ["fine.", "wrong** count"]

@@ -140,10 +140,41 @@ def _finish(ratings: list, rationales: list, n: int, reasons: list[str]) -> Pars
     return Parsed(ratings, rationales, error)
 
 
+# One block of exactly the layout the ultrafeedback template asks for and its grammar forces: a header, a rating
+# 1-5 alone on its line, an optional one-line rationale, then blank lines (or the end).
+_AS_ASKED = re.compile(r"#### Output for Text (\d+)\nRating: ([1-5])(?:\nRationale:[*_ ]*([^\n]*))?\n*")
+
+
+def _as_asked(raw: str, n: int) -> Parsed | None:
+    """The answer read in one pass when it is exactly the layout the prompt asked for, n blocks in order (what
+    a well-behaved or grammar-bound judge sends: most answers); None for anything else, which the general
+    reader takes. Gives what the general reader gives for such an answer (tests/test_parsing.py checks it):
+    ~3 µs instead of ~19 µs, on the judge's event loop, for every answer."""
+    if "```" in raw:  # a fenced JSON object anywhere is read as JSON
+        return None
+    text = raw.strip()
+    ratings, rationales = [], []
+    pos = 0
+    for i in range(1, n + 1):
+        m = _AS_ASKED.match(text, pos)
+        if m is None or m.group(1) != str(i):
+            return None
+        ratings.append(int(m.group(2)))
+        rationales.append(_clean(m.group(3)))
+        pos = m.end()
+    return Parsed(ratings, rationales) if pos == len(text) else None
+
+
 def parse_ratings(raw: str | None, n: int) -> Parsed:
     """Ratings and rationales for n texts out of a judge answer. Never raises."""
     if not raw or not raw.strip():
         return Parsed([None] * n, [None] * n, error="empty answer")
+    fast = _as_asked(raw, n)
+    return fast if fast is not None else parse_any(raw, n)
+
+
+def parse_any(raw: str, n: int) -> Parsed:
+    """parse_ratings for any layout (the policy above)."""
     as_json = _from_json(raw, n)
     if as_json is not None:
         return as_json

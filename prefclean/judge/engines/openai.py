@@ -12,14 +12,17 @@ import asyncio
 import json
 import os
 import time
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from ...errors import JudgeError
 from ...redact import add_secret, redact, without_userinfo
 from ..concurrency import AUTO_MAX, AdaptiveLimit
 from ..ratelimit import RateLimit
 from .base import Completion, Engine, EngineError, GenerationParams
+from .http1 import Endpoint, HTTPFailure
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 def _content_text(content) -> str:
@@ -34,8 +37,9 @@ def _content_text(content) -> str:
 
 
 class Replica:
-    def __init__(self, url: str, limit: "int | AdaptiveLimit"):
+    def __init__(self, url: str, limit: "int | AdaptiveLimit", headers: dict[str, str]):
         self.url = url.rstrip("/")
+        self.endpoint = Endpoint(f"{self.url}/chat/completions", headers)  # its kept-alive connections
         self.adaptive = limit if isinstance(limit, AdaptiveLimit) else None
         self.fixed = limit if isinstance(limit, int) else None
         self.in_flight = 0
@@ -59,7 +63,7 @@ class Replica:
 
 
 def _retry_after(headers) -> float | None:
-    value = headers.get("Retry-After")
+    value = headers.get("retry-after")
     if value is None:
         return None
     try:
@@ -91,19 +95,20 @@ class OpenAIEngine(Engine):
         else:
             self.base_urls = config.base_urls
         self.model = config.model or "default"
-        self.replicas = [Replica(url, self._limit(config)) for url in self.base_urls]
-        self._session: aiohttp.ClientSession | None = None
-        self._available: asyncio.Condition | None = None
+        self._session: "aiohttp.ClientSession | None" = None  # for the Batch API's calls (openai_batch.py)
+        self._waiters: list[asyncio.Future] = []  # requests waiting for a replica with room (_acquire)
         env = config.api_key_env or "OPENAI_API_KEY"
         self._api_key = os.environ.get(env)  # never logged, never stored
         add_secret(self._api_key)  # and masked wherever a server echoes it back
         if self._api_key and any(without_userinfo(url) != url for url in self.base_urls):
-            # aiohttp refuses a request with both (one Authorization header): say so before any request is made
+            # a request has one Authorization header (the userinfo is sent as Basic auth): say so before any request
             raise JudgeError(f"judge '{config.name}': its base_url carries user:password@ and ${env} is set; a "
                              f"request has one Authorization header: remove the userinfo, or unset ${env} "
                              f"(or point api_key_env at an unset variable)")
+        self.replicas = [Replica(url, self._limit(config), self._headers()) for url in self.base_urls]
         self.send_grammar = self.accepts_grammar = bool(config.options.get("send_grammar", False))
         self.extra_body = dict(config.options.get("extra_body") or {})
+        self._tails: dict[tuple, bytes] = {}  # a request body's part after the messages, per parameters
 
     @staticmethod
     def _limit(config) -> "int | AdaptiveLimit":
@@ -132,12 +137,14 @@ class OpenAIEngine(Engine):
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
-    def _ensure_session(self) -> aiohttp.ClientSession:
+    def _ensure_session(self) -> "aiohttp.ClientSession":
+        """An aiohttp session, for the Batch API's uploads and polling (chat requests use http1.Endpoint)."""
+        import aiohttp
+
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers(),
                                                   timeout=aiohttp.ClientTimeout(total=self.config.timeout))
-            self._available = asyncio.Condition()
         return self._session
 
     def _mark_failed(self, replica: Replica) -> None:
@@ -147,38 +154,56 @@ class OpenAIEngine(Engine):
             replica.mark_failed()
 
     async def _acquire(self) -> Replica:
-        assert self._available is not None
-        async with self._available:
-            while True:
-                now = time.monotonic()
-                candidates = [r for r in self.replicas if r.healthy(now) and r.in_flight < r.limit]
-                if candidates:
-                    replica = min(candidates, key=lambda r: r.in_flight)
-                    replica.in_flight += 1
-                    return replica
+        """The healthy replica with the fewest requests in flight and room for one more (waiting until there
+        is one). All of it runs on the judge's loop thread, between awaits: no lock is needed."""
+        while True:
+            now = time.monotonic()
+            best = None
+            for r in self.replicas:
+                if r.down_until <= now and r.in_flight < r.limit and (best is None or r.in_flight < best.in_flight):
+                    best = r
+            if best is not None:
+                best.in_flight += 1
+                return best
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
                 if not any(r.healthy(now) for r in self.replicas):
                     # All down: wait for the first to come back rather than fail the row.
                     wake = min(r.down_until for r in self.replicas) - now
                     try:
-                        await asyncio.wait_for(self._available.wait(), timeout=max(wake, 0.01))
+                        await asyncio.wait_for(waiter, timeout=max(wake, 0.01))
                     except asyncio.TimeoutError:
                         pass
                 else:
-                    await self._available.wait()
+                    await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
 
-    async def _release(self, replica: Replica, started: float, in_flight: int, status: int | None) -> None:
-        """Give the place back; with `auto`, tell the replica's limit how the request went (a 429, a 5xx,
-        a time-out or a refused connection say the server has too much to do)."""
-        assert self._available is not None
-        async with self._available:
-            replica.in_flight -= 1
-            if replica.adaptive is not None:
-                replica.adaptive.sample(time.perf_counter() - started, in_flight,
-                                        dropped=status is None or status == 429 or status >= 500)
-            self._available.notify_all()
+    def _release(self, replica: Replica, started: float, in_flight: int, status: int | None) -> None:
+        """Give the place back and wake whoever waits for one; with `auto`, tell the replica's limit how the
+        request went (a 429, a 5xx, a time-out or a refused connection say the server has too much to do)."""
+        replica.in_flight -= 1
+        if replica.adaptive is not None:
+            replica.adaptive.sample(time.perf_counter() - started, in_flight,
+                                    dropped=status is None or status == 429 or status >= 500)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
-    def _payload(self, messages, params: GenerationParams, grammar=None, response_format=None) -> str:
-        return json.dumps(self.body(messages, params, grammar, response_format))
+    def _payload(self, messages, params: GenerationParams, grammar=None, response_format=None) -> bytes:
+        """The request body: the messages encoded per request, the rest once per set of parameters."""
+        if response_format:
+            return json.dumps(self.body(messages, params, grammar, response_format)).encode()
+        tail = self._tails.get((params, grammar))
+        if tail is None:
+            rest = self.body([], params, grammar)
+            del rest["messages"]
+            tail = self._tails[params, grammar] = b"," + json.dumps(rest)[1:].encode()
+        return b'{"messages": ' + json.dumps(messages).encode() + tail
 
     def body(self, messages, params: GenerationParams, grammar=None, response_format=None) -> dict:
         """One chat-completions request body."""
@@ -195,14 +220,13 @@ class OpenAIEngine(Engine):
         return body
 
     async def complete(self, messages, params: GenerationParams, *, grammar=None, response_format=None) -> Completion:
-        session = self._ensure_session()
         payload = self._payload(messages, params, grammar, response_format)
         replica = await self._acquire()
         started, in_flight, status = time.perf_counter(), replica.in_flight, None
         try:
-            status, raw, headers = await self._post(session, replica, payload)
+            status, raw, headers = await self._post(replica, payload)
         finally:
-            await self._release(replica, started, in_flight, status)
+            self._release(replica, started, in_flight, status)
         try:
             completion = self._completion(replica, status, raw, _retry_after(headers))
         except EngineError as exc:
@@ -211,18 +235,17 @@ class OpenAIEngine(Engine):
         completion.rate_limit = RateLimit.from_headers(headers)
         return completion
 
-    async def _post(self, session, replica: Replica, payload: str, timeout=None) -> tuple[int, bytes, object]:
-        url = f"{replica.url}/chat/completions"
+    async def _post(self, replica: Replica, payload: bytes, timeout: float | None = None) -> tuple[int, bytes, dict]:
+        seconds = timeout or self.config.timeout
         try:
-            async with session.post(url, data=payload, **({"timeout": timeout} if timeout else {})) as resp:
-                return resp.status, await resp.read(), resp.headers
+            response = await replica.endpoint.post(payload, seconds)
         except asyncio.TimeoutError:
             self._mark_failed(replica)
-            seconds = timeout.total if timeout else self.config.timeout
             raise EngineError(f"no answer from {replica.url} within {seconds:g}s", retryable=True) from None
-        except aiohttp.ClientError as exc:
+        except HTTPFailure as exc:
             self._mark_failed(replica)
             raise EngineError(f"cannot reach {replica.url}: {exc}", retryable=True) from None
+        return response.status, response.body, response.headers
 
     def _completion(self, replica: Replica, status: int, raw: bytes, retry_after: float | None) -> Completion:
         """The answer of a 200, or the EngineError a status means."""
@@ -256,12 +279,10 @@ class OpenAIEngine(Engine):
     async def check(self) -> str:
         """A one-token completion from every replica: a server that lists its models but refuses every
         request (a 400 to each) is not a judge that works."""
-        session = self._ensure_session()
         payload = self._payload([{"role": "user", "content": "Say OK."}], GenerationParams(max_tokens=1, temperature=0.0))
-        timeout = aiohttp.ClientTimeout(total=min(self.config.timeout, 60.0))
         results = []
         for replica in self.replicas:
-            status, raw, headers = await self._post(session, replica, payload, timeout)
+            status, raw, headers = await self._post(replica, payload, min(self.config.timeout, 60.0))
             try:
                 self._completion(replica, status, raw, _retry_after(headers))
             except EngineError as exc:
@@ -271,5 +292,7 @@ class OpenAIEngine(Engine):
         return redact("; ".join(results))
 
     async def aclose(self) -> None:
+        for replica in self.replicas:
+            replica.endpoint.close()
         if self._session is not None and not self._session.closed:
             await self._session.close()
