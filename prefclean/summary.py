@@ -223,6 +223,12 @@ def format_spending(judges: dict) -> list[str]:
         if saved.get("rows"):
             line += f"; the cache answered {saved['rows']} rows" + (
                 f" (saved ~${saved['cost_usd']:.4f})" if saved.get("cost_usd") is not None else "")
+        for key, what in (("held", "still in a batch, holding"), ("from_earlier_batches", "collected from earlier "
+                                                                  "builds' batches, costing")):
+            part = j.get(key)
+            if part:
+                line += f"; {part['requests']} requests {what} {part['tokens']} tokens" + (
+                    f", ${part['cost_usd']:.4f}" if part.get("cost_usd") is not None else "")
         lines.append(line)
     return lines
 

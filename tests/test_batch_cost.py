@@ -94,6 +94,13 @@ def test_a_batch_builds_cost_is_the_usage_its_output_reports_at_the_discounted_p
     assert "held" not in spent and "from_earlier_batches" not in spent
     assert f"judge fake: spent 5 requests, {prompt + completion} tokens, $" in out.output
 
+    # From scratch the cache answers every row: what it saved is the call log's mean cost per answer.
+    out, _ = build(run_cli, root, "--full-refresh")
+    judge = summary_json(root)["this_run_judges"]["fake"]
+    assert judge["spent"]["requests"] == 0 and judge["saved_by_cache"]["rows"] == 5
+    assert judge["saved_by_cache"]["cost_usd"] == pytest.approx(billed(prompt, completion), abs=1e-6)
+    assert "the cache answered 5 rows (saved ~$" in out.output
+
 
 def test_a_request_budget_submits_only_the_lines_it_holds_and_the_next_build_goes_on(tmp_path, fake_judge, run_cli,
                                                                                     batch_server, query):
@@ -143,13 +150,15 @@ def test_lines_still_in_a_batch_stay_held_and_the_build_that_collects_them_repor
         tmp_path, fake_judge, run_cli, batch_server):
     batch_server.control(hold=True)
     root = batch_example(tmp_path, fake_judge, batch_server)
-    build(run_cli, root, "--no-wait")
+    out, _ = build(run_cli, root, "--no-wait")
+    assert "5 requests still in a batch, holding" in out.output
     first = summary_json(root)["this_run_judges"]["fake"]
     assert first["spent"]["requests"] == 5 and first["spent"]["tokens"] == 0
     assert first["held"]["requests"] == 5 and first["held"]["cost_usd"] > 0
 
     batch_server.control(hold=False)
-    build(run_cli, root)
+    out, _ = build(run_cli, root)
+    assert "5 requests collected from earlier builds' batches, costing" in out.output
     logged = calls(root)
     prompt, completion = sum(c["prompt"] for c in logged), sum(c["completion"] for c in logged)
     s = summary_json(root)

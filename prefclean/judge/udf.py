@@ -67,6 +67,7 @@ class Judging:
         self.batch_state: dict = {}  # per batch judge: what its sessions share (batching.Shared)
         self.cap = BuildCap(ctx.options.max_cost_usd)  # --max-cost: every judge together
         self.budgets: dict[str, BudgetGuard] = {}  # per judge name (its tasks share one budget)
+        self.earlier_cost: dict[str, float | None] = {}  # per judge: its mean cost per call in earlier builds
         add_secrets_in_use(self.project.judges.values())  # masked in every error and answer from here on
         self.cache = judgment_cache(ctx)
         self.started = self.cache.clock()  # calls logged before this are earlier builds'
@@ -136,11 +137,25 @@ class Judging:
             sessions = list(self.sessions.values())
         for s in sessions:
             s.progress.close()
+            self._note_earlier_cost(s)
             now = JudgingStats.from_counts(s.stats.as_dict())
             delta, s.reported = now - s.reported, now
             if delta.rows:
                 notes.append(JudgeRun(s.name, redact(f"{s.dispatcher.engine.describe()}{self._where()}"), delta))
         return notes
+
+    def _note_earlier_cost(self, s: JudgeSession) -> None:
+        """For a priced judge the cache answered without any request so far: the mean cost of its answered calls
+        in the call log, read while the cache is open (what the summary's saved_by_cache prices cached rows at)."""
+        if s.name in self.earlier_cost or s.dispatcher.budget.price is None:
+            return
+        counts = s.stats.as_dict()
+        if counts["cached"] and not counts["requests"]:
+            try:
+                self.earlier_cost[s.name] = self.cache.execute(
+                    "select avg(cost_usd) from calls where judge = ? and status = 'ok'", [s.name])[0][0]
+            except JudgeError:  # the cache cannot be read: the saving goes unpriced, the build is not hurt
+                self.earlier_cost[s.name] = None
 
     def totals(self) -> JudgingStats:
         """The build's counters, every judge together."""
@@ -163,6 +178,8 @@ class Judging:
             st = entry["stats"]
             per_request = st["cost_usd"] / st["requests"] if st["requests"] else None
             price = self.budgets[name].price if name in self.budgets else None
+            if per_request is None:  # nothing sent in this build: the mean of earlier builds' calls
+                per_request = self.earlier_cost.get(name)
             entry["saved_by_cache"] = {"rows": st["cached"], "cost_usd": round(per_request * st["cached"], 6)
                                        if price is not None and per_request is not None else None}
         return out
