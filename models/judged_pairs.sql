@@ -1,12 +1,16 @@
 -- Every pair judged by the panel of judges (UltraFeedback: a 1-5 rating and a rationale per response),
 -- and judged again with the two responses swapped: every pair when check_position_bias is true, only the
 -- uncertain ones when it is 'uncertain' (see the bias_check macros), none when false.
+-- A panel member whose judge has `escalate:` in prefclean.yml is asked first, and its stronger judge only about
+-- the pairs it is unsure of (the escalation macros); the swapped pass asks whichever judge made the judgment.
 -- Incremental on pair_id: a rebuild judges only new pairs, pairs whose judgment failed, and pairs judged by
 -- anything else than the panel as it is now (--refresh-judgments: every pair, asking the judge again).
 {{ config(materialized='incremental', unique_key='pair_id') }}
 {%- set bias = bias_check_mode(var('check_position_bias'), var('bias_check_margin', 1)) %}
-{#- what made a row's judgments: the resolved judges (engine, model, parameters, prompt templates), the aspect
-    and the bias check. A change re-judges the row; the judgment cache answers what cannot have changed. -#}
+{%- set escalation = judge_escalation(var('judges')) %}
+{%- set escalates = escalation | selectattr('to') | list | length > 0 %}
+{#- what made a row's judgments: the resolved judges (engine, model, parameters, prompt templates, escalation),
+    the aspect and the bias check. A change re-judges the row; the judgment cache answers what cannot have changed. -#}
 {%- set panel_signature = (judge_identity(var('judges'), var('aspect')) ~ '|bias=' ~ bias_check_signature(bias))
                           | replace("'", "''") %}
 
@@ -30,23 +34,68 @@ with first_pass as materialized (
   )
   {% endif %}
 ),
+{% if escalates -%}
+{#- each escalating member's stronger judge, in its own CTE over only the unsure rows (never a CASE around a call) -#}
+{% for e in escalation if e.to %}
+escalated_{{ e.position }} as (
+  select f.pair_id, {{ judge('p.instruction', 'f.generations', aspect=var('aspect'), judge=e.to) }} as j
+  from first_pass f join {{ ref('shuffled_pairs') }} p using (pair_id)
+  where {{ escalation_needed('f.judgments[' ~ e.position ~ ']', e.margin) }}
+),
+{% endfor %}
+judged as materialized (
+  select f.* replace ([
+    {%- for e in escalation %}
+    {% if e.to %}coalesce(x{{ e.position }}.j, f.judgments[{{ e.position }}]){% else %}f.judgments[{{ e.position }}]{% endif %}{{ "," if not loop.last }}
+    {%- endfor %}] as judgments)
+  from first_pass f
+  {% for e in escalation if e.to %}left join escalated_{{ e.position }} x{{ e.position }} using (pair_id)
+  {% endfor %}
+),
+{%- else %}
+judged as (select * from first_pass),
+{%- endif %}
 {#- the swapped pass in its own CTE over only the rows that need it, so the judge is never called for the
     others (a CASE around the call would leave that to the engine's vectorized execution) -#}
+{%- set recheck = bias_check_needed('f.judgments', bias) if bias.mode == 'uncertain' else 'true' %}
+{% if bias.mode == 'off' %}
 swapped as (
-  {% if bias.mode == 'off' -%}
   select null::varchar as pair_id, null::{{ judgment_type() }}[] as judgments_reversed where false
-  {%- else -%}
+)
+{%- elif not escalates %}
+swapped as (
   select
     f.pair_id,
     {{ judge_panel('p.instruction', 'f.generations', judges=var('judges'), aspect=var('aspect'), reverse=true) }}
       as judgments_reversed
-  from first_pass f join {{ ref('shuffled_pairs') }} p using (pair_id)
-  {% if bias.mode == 'uncertain' %}where {{ bias_check_needed('f.judgments', bias) }}{% endif %}
-  {%- endif %}
+  from judged f join {{ ref('shuffled_pairs') }} p using (pair_id)
+  where {{ recheck }}
 )
+{%- else %}
+{#- with escalation, one CTE per panel member: a pair's swapped judgment comes from the judge that made its first -#}
+{% for e in escalation %}
+swapped_{{ e.position }} as (
+  select f.pair_id, {{ judge('p.instruction', 'f.generations', aspect=var('aspect'), judge=e.judge, reverse=true) }} as j
+  from judged f join {{ ref('shuffled_pairs') }} p using (pair_id)
+  where {{ recheck }}{% if e.to %} and f.judgments[{{ e.position }}].judge is distinct from '{{ e.to }}'{% endif %}
+  {%- if e.to %}
+  union all
+  select f.pair_id, {{ judge('p.instruction', 'f.generations', aspect=var('aspect'), judge=e.to, reverse=true) }} as j
+  from judged f join {{ ref('shuffled_pairs') }} p using (pair_id)
+  where {{ recheck }} and f.judgments[{{ e.position }}].judge = '{{ e.to }}'
+  {%- endif %}
+),
+{% endfor %}
+swapped as (
+  select f.pair_id, [{% for e in escalation %}s{{ e.position }}.j{{ ", " if not loop.last }}{% endfor %}] as judgments_reversed
+  from judged f
+  {% for e in escalation %}join swapped_{{ e.position }} s{{ e.position }} using (pair_id)
+  {% endfor %}
+)
+{%- endif %}
 select
   f.*,
   s.judgments_reversed,
   '{{ panel_signature }}' as judged_with
-from first_pass f
+from judged f
 left join swapped s using (pair_id)

@@ -23,6 +23,8 @@ select
   {{ rating_of('r', '"order"', 'chosen', reversed=true) }} as chosen_rating_swapped,
   {{ rating_of('r', '"order"', 'rejected', reversed=true) }} as rejected_rating_swapped,
   r is not null as bias_checked,
+  -- judged by the stronger judge a panel member escalated to (escalate: in prefclean.yml)
+  list_contains({{ escalation_targets(var('judges')) }}, j.judge) as escalated,
   j.error as error,
   r.error as swapped_error,
   j.raw as raw,

@@ -56,6 +56,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "judge_absolute": "prefclean.judge.helpers:judge_absolute",
         "judge_relative": "prefclean.judge.helpers:judge_relative",
         "judge_identity": "prefclean.judge.identity:judge_identity",
+        "judge_escalation": "prefclean.judge.escalation:judge_escalation",
         "format_rows": "prefclean.formats.templates:format_rows",
         "format_swap": "prefclean.formats.templates:format_swap",
         "format_kind": "prefclean.formats.templates:format_kind",

@@ -264,6 +264,7 @@ class JudgePlan:
     requests_count: str = "exact"
     requests_at_least: int | None = None
     estimate: dict[str, Any] | None = None
+    escalated_from: str | None = None  # the judge that escalates to this one: its rows are at most these
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -288,6 +289,9 @@ class JudgePlan:
                        + f" (unknown verdicts drawn from {e['from_cached_verdicts']} cached ones"
                        + (f", {e['taken_as_ties']} with none to draw from" if e["taken_as_ties"] else "") + ")"
                        if e else "no estimate: no verdict of this judge in the cache to draw from"))
+        if self.escalated_from:
+            out = (f"judge {self.name}: escalation from {self.escalated_from}, at most (only the pairs "
+                   f"{self.escalated_from} is unsure of are sent): " + out.split(": ", 1)[1])
         if self.over_budget:
             out += f"; over its budget ({', '.join(self.over_budget)}): the build stops sending there"
         return out

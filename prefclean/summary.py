@@ -150,6 +150,10 @@ def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: d
                                       f"count(bias_check_skipped) from {rel}")[0]
             if modes:
                 out["position_bias"].update({"not_rechecked": skipped, "swapped_requests_saved": int(saved)})
+    if "escalated" in cols:
+        escalated = q(f"select count(*) filter (where escalated) from {rel}")[0][0]
+        if escalated:
+            out["escalated"] = escalated  # pairs the stronger judge of an `escalate:` judged
     if "failed" in cols:
         unsent = " and not coalesce(not_judged, false)" if "not_judged" in cols else ""
         out["judge_failures"] = q(f"select count(*) from {rel} where (failed or failed is null){unsent}")[0][0]
@@ -190,6 +194,8 @@ def format_summary(s: dict) -> list[str]:
                      + (f"({100 * pb['rate']:.0f}%)" if pb["rate"] is not None else "(none re-checked)")
                      + (f"; {pb['not_rechecked']} clear pairs not re-checked ({pb['swapped_requests_saved']} "
                         "swapped requests saved)" if "not_rechecked" in pb else ""))
+    if s.get("escalated"):
+        lines.append(f"  escalated: {s['escalated']} pairs judged by the stronger judge (the first was unsure)")
     if "judge_failures" in s:
         lines.append(f"  judge failures: {s['judge_failures']}")
     run = s.get("this_run")

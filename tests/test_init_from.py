@@ -175,7 +175,8 @@ def test_the_scaffolded_pipeline_stays_in_step_with_the_example_project():
     body = lambda text: text[text.index("{{ config("):]  # noqa: E731  (the header comment differs)
     assert body(ours) == body(theirs).replace("judge_panel('instruction',", "judge_panel('conversation',").replace(
         "judge_panel('p.instruction',", "judge_panel('p.conversation',").replace(
-        "    system,\n    instruction,\n    chosen,\n    rejected,\n", "")
+        "    system,\n    instruction,\n    chosen,\n    rejected,\n", "").replace(
+        "judge('p.instruction',", "judge('p.conversation',")
 
 
 def test_the_judge_and_the_dashboard_pair_view_show_the_turns_before_the_final_one(tmp_path, run_cli, fake_judge):

@@ -65,6 +65,14 @@ class Budget(ConfigModel):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class Escalate(ConfigModel):
+    """`escalate:` this judge first; the judge named by `to` only for the pairs this one is unsure of: its two
+    ratings at most `margin` apart (the uncertain bias check's notion of close), or its answer unreadable."""
+
+    to: str = Field(description="the stronger judge (a name under `judges:`) asked about the unsure pairs")
+    margin: float = Field(1.0, ge=0, description="escalate a pair whose ratings are at most this far apart")
+
+
 #: true (OpenAI's json_schema response_format) or json_object (with the schema: llama-cpp-python's server)
 StructuredOutput = Union[bool, Literal["json_schema", "json_object"]]  # noqa: UP007
 STRUCTURED_OUTPUT = ("send the answer's JSON schema as response_format: true (type json_schema) or json_object "
@@ -97,6 +105,7 @@ class JudgeConfig(ConfigModel):
     tokenizer: str | None = Field(None, description="a tokenizer.json (relative to the project) for plan's counts")
     rationale: Literal["none", "short", "full"] = Field(
         "full", description="explanations asked for: none (ratings only, a few tokens), short or full")
+    escalate: Escalate | None = Field(None, description="a stronger judge for the pairs this one is unsure of")
 
     def most_in_flight(self) -> int:
         """The most requests in flight per replica (an engine without the key: one)."""

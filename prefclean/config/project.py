@@ -147,7 +147,23 @@ def validate_file(raw: Any) -> ProjectSettings:
     if config.default_judge is not None and config.default_judge not in config.judges:
         raise ProjectError(f"{PROJECT_FILE}: `default_judge` is '{config.default_judge}', which is not in `judges`"
                            + did_you_mean(config.default_judge, config.judges, quote="'"))
+    check_escalations(config.judges)
     return config
+
+
+def check_escalations(judges: dict[str, JudgeConfig]) -> None:
+    """`escalate.to` names another judge of the file, one that does not escalate again (one step, no loops)."""
+    for name, judge in judges.items():
+        if judge.escalate is None:
+            continue
+        to, where = judge.escalate.to, f"{PROJECT_FILE}: `judges.{name}.escalate.to`"
+        if to == name:
+            raise ProjectError(f"{where} is '{to}', the judge itself: name a stronger judge")
+        if to not in judges:
+            raise ProjectError(f"{where} is '{to}', which is not in `judges`" + did_you_mean(to, judges, quote="'"))
+        if judges[to].escalate is not None:
+            raise ProjectError(f"{where} is '{to}', which escalates again (to '{judges[to].escalate.to}'): "
+                               "escalation is one step")
 
 
 def _anchor_gguf(root: Path, judge: JudgeConfig) -> JudgeConfig:

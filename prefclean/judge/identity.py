@@ -42,6 +42,11 @@ def judge_fingerprint(project, config, task: str) -> dict:
     }
     if getattr(config, "rationale", "full") != "full":  # the prompt, schema and grammar follow it
         fields["rationale"] = config.rationale
+    step = getattr(config, "escalate", None)
+    if step is not None and step.to in project.judges and not project.vars.get("judge_override"):
+        # the unsure pairs' judgments are the stronger judge's: a change in it, or in the margin, re-judges
+        fields["escalate"] = {"margin": step.margin,
+                              "to": judge_fingerprint(project, project.judges[step.to], task)}
     if not config.model:  # a model named by its server (an Inference Endpoint, a TGI URL) or a default
         fields["base_urls"] = [without_userinfo(url) for url in config.base_urls]
     if config.engine == "llamacpp":  # the same path with another file in it (or another smoke-test model)

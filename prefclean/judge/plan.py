@@ -31,6 +31,7 @@ from ..project import JudgeConfig, Project
 from ..results import JudgePlan, Plan
 from .engines import create_engine
 from .engines.base import GenerationParams
+from .escalation import escalation_targets
 from .jsonrows import array_from_json_lines, json_line
 from .judges import is_smoke_test, resolve_judge
 from .record import CACHE_NAMES, RESULT_TYPE, Judgment, from_cache
@@ -85,6 +86,7 @@ class Planner:
         self.tallies: dict[str, _Tally] = {}
         self.identities: dict[tuple[str, str], str] = {}
         self.unknown_verdicts = 0  # rows given a stand-in
+        self.escalated_from: dict[str, str] = {}  # stronger judge -> the judge escalating to it (escalate:)
         self.unsampled_of: dict[str, int] = {}  # unknown="sample": rows with no cached verdict to draw from (ties)
         self._samples: dict[tuple, list] = {}
 
@@ -146,6 +148,8 @@ class Planner:
         task = judge_task(ctx, task_name, compact=is_smoke_test(config))  # the prompts a build would send
         task.check(aspect)
         with self.lock:
+            if not ctx.options.judge_override:
+                self.escalated_from.update(escalation_targets(ctx.project))
             if (config.name, task_name) not in self.identities:
                 engine = create_engine(config)  # engines start nothing when made (no load, no connection)
                 params = GenerationParams(max_tokens=config.max_tokens, temperature=config.temperature,
@@ -210,7 +214,8 @@ class Planner:
 
     def plan_of(self, name: str, tally: "_Tally | None" = None) -> JudgePlan:
         """A judge's plan from its counts in this run (or `tally`, e.g. two runs' union)."""
-        return judge_plan(tally or self.tallies[name], *self._seen_in_cache(name))
+        return replace(judge_plan(tally or self.tallies[name], *self._seen_in_cache(name)),
+                       escalated_from=self.escalated_from.get(name))
 
     def close(self) -> None:
         if self._con is not None:

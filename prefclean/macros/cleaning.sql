@@ -107,6 +107,27 @@
   {%- endif -%}
 {%- endmacro %}
 
+{#
+  escalate: (a judge's `escalate: {to, margin}` in prefclean.yml, see prefclean/judge/escalation.py): the stronger
+  judge is asked about a pair when the first judgment is unsure: its two highest ratings at most `margin` apart (the
+  uncertain bias check's notion of close), or its answer could not be read. A request that was not sent (budget, a
+  batch still pending, `prefclean plan`'s stand-in) is not unsure: the next build judges it. The plan's run with
+  every unknown verdict a tie shows the most the stronger judge may be sent.
+#}
+{% macro escalation_needed(judgment, margin) -%}
+  {{- expect_number(margin, 'escalate.margin') -}}
+  coalesce(case
+    when {{ judgment }}.error is not null
+      then not starts_with({{ judgment }}.error, 'not judged')
+    else list_sort({{ judgment }}.ratings, 'DESC')[1] - list_sort({{ judgment }}.ratings, 'DESC')[2] <= {{ margin }}
+  end, true)
+{%- endmacro %}
+
+{# The judges a panel escalates to, as a SQL list of names ('[]' when none does). #}
+{% macro escalation_targets(judges) -%}
+  [{% for e in judge_escalation(judges) if e.to %}'{{ e.to | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor %}]::varchar[]
+{%- endmacro %}
+
 {# Which response a margin (chosen - rejected) favours: 'chosen', 'rejected' or 'tie'. #}
 {% macro verdict(margin, min_margin=1) -%}
   {{- expect_number(min_margin, 'min_margin') -}}

@@ -32,6 +32,7 @@ panel as (
             or (bias_checked and starts_with(swapped_error, 'not judged: batch pending'))) as pending,
     bool_or(bias_checked and verdict is distinct from verdict_swapped) as position_flipped,
     bool_or(bias_checked) as bias_checked,
+    bool_or(escalated) as escalated,
     first(chosen_rationale order by judge) as chosen_rationale,
     first(rejected_rationale order by judge) as rejected_rationale,
     list(raw order by judge) as raw_answers,
@@ -60,7 +61,7 @@ decided as (
   select
     s.pair_id, s.system, s.instruction, s.messages, s.chosen, s.rejected, s.generations, s."order",
     p.judges, p.judge_models, p.chosen_rating, p.rejected_rating, p.margin, p.majority_verdict, p.agreement,
-    p.failed, p.not_judged, p.position_flipped, p.bias_checked,
+    p.failed, p.not_judged, p.position_flipped, p.bias_checked, p.escalated,
     -- 'uncertain' bias check: a judged pair whose first verdict was clear, so it was not judged swapped
     {% if bias.mode == 'uncertain' %}coalesce(not p.bias_checked and not p.failed, false){% else %}null::boolean{% endif %}
       as bias_check_skipped, p.chosen_rationale, p.rejected_rationale,
