@@ -104,7 +104,7 @@ def test_plan_counts_at_most_every_pair_for_the_strong_judge(tmp_path, run_cli, 
     text = run_cli("plan", "--project-dir", str(root)).output
     assert "judge strong: escalation from fake" in text
     # with the cheap judge's verdicts in the cache the plan knows which pairs escalate: exact
-    build(run_cli, root, "--select", "judged_pairs", "--vars", '{"judges": ["fake"]}')
+    build(run_cli, root)
     config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
     config["judges"]["strong"]["temperature"] = 0.1  # a changed strong judge: its answers are not cached
     (root / "prefclean.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
