@@ -290,3 +290,172 @@ def test_bad_tables_fail_before_any_request(rows, expected):
     with pytest.raises(ArgillaExportError) as info:
         push_pairs(pa.Table.from_pylist(rows), "d", WORKSPACE, "http://127.0.0.1:9", "some-key-123")
     assert expected in str(info.value)
+
+
+# --- The review queue with real annotators (issue 18 §1 and its Tests) ---------------------------------------
+# Twelve pairs rated by a panel (judges a, b; p08 also c). The uncertainty each gets (review_queue.py), by hand:
+#   p11 (3,4)x2: margin -1 -> 0.5 + prefers rejected 1                                  = 1.5
+#   p08 a(5,1) b(1,5) c(5,2): 2 of 3 agree -> split 2/3; mean margin 1 -> 0.5           = 1.1667
+#   p06 (3,3)x2: margin 0 -> 1 ; p09 (5,2)x2, a flipped when swapped: 1 (gap 3) ; p07 (2,5)(1,5): 1 (gap 3.5)
+#   p10 (4,3)x2: margin 1 -> 0.5 ; the rest: 0
+# Judge decisions: keep p01-p05, p10, p12 (7 pairs); drop p06-p09, p11 (5). A calibration sample of 4 is
+# allocated 2 keep + 2 drop; with seed 0 md5("0:pid") puts p02, p03, p10 first among keep and p07, p06, p08
+# among drop, so the sample is p02, p03, p06, p07; at K=5 the fifth draw goes to keep: p10.
+E2E_PAIRS = [{"pair_id": f"p{i:02d}", "system": "", "instruction": f"question {i}", "chosen": f"good {i}",
+              "rejected": f"bad {i}", "flip": i % 2 == 0} for i in range(1, 13)]
+E2E_RATINGS = [(p, j, c, r, cs, rs) for p, j, c, r, cs, rs in [
+    ("p01", "a", 5, 1, None, None), ("p01", "b", 5, 1, None, None),
+    ("p02", "a", 5, 2, None, None), ("p02", "b", 4, 1, None, None),
+    ("p03", "a", 4, 1, None, None), ("p03", "b", 5, 2, None, None),
+    ("p04", "a", 5, 1, None, None), ("p04", "b", 5, 2, None, None),
+    ("p05", "a", 4, 2, None, None), ("p05", "b", 4, 2, None, None),
+    ("p06", "a", 3, 3, None, None), ("p06", "b", 3, 3, None, None),
+    ("p07", "a", 2, 5, None, None), ("p07", "b", 1, 5, None, None),
+    ("p08", "a", 5, 1, None, None), ("p08", "b", 1, 5, None, None), ("p08", "c", 5, 2, None, None),
+    ("p09", "a", 5, 2, 2, 5), ("p09", "b", 5, 2, None, None),
+    ("p10", "a", 4, 3, None, None), ("p10", "b", 4, 3, None, None),
+    ("p11", "a", 3, 4, None, None), ("p11", "b", 3, 4, None, None),
+    ("p12", "a", 5, 1, None, None), ("p12", "b", 5, 1, None, None)]]
+E2E_PANEL = """
+{{ config(materialized='table') }}
+select pair_id, judge, 'model-' || judge as judge_model,
+  chosen_rating::double as chosen_rating, rejected_rating::double as rejected_rating,
+  'why ' || judge as chosen_rationale, 'why not ' || judge as rejected_rationale,
+  chosen_swapped::double as chosen_rating_swapped, rejected_swapped::double as rejected_rating_swapped,
+  chosen_swapped is not null as bias_checked,
+  null::varchar as error, null::varchar as swapped_error, 'raw' as raw, 10 as prompt_tokens, 5 as completion_tokens
+from {{ source('ratings') }}
+"""
+
+
+def annotator(owner, api_url: str, ws, name: str):
+    """A new annotator of workspace `ws` and an SDK client logged in as them (their key, read as the owner)."""
+    user = rg.User(username=name, password=f"{name}-password-1", role="annotator", client=owner).create()
+    ws.add_user(user)
+    key = owner.http_client.get(f"/api/v1/users/{user.id}").json()["api_key"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return rg.Argilla(api_url=api_url, api_key=key)
+
+
+def respond(client, server_ids: dict, orders: dict, pair: str, chosen: int | None, rejected: int | None,
+            status: str = "submitted"):
+    """`client`'s response to a pair's record, through the SDK's records API, the ratings given for chosen and
+    rejected put where the reviewer saw each response (the record's hidden `order`)."""
+    from argilla._models._record._response import UserResponseModel
+
+    by_label = {"chosen": chosen, "rejected": rejected}
+    values = {} if chosen is None else {
+        f"rating_response_{i}": {"value": by_label[label]} for i, label in enumerate(orders[pair], 1)}
+    client.api.records.create_record_response(
+        record_id=server_ids[pair], user_response=UserResponseModel(values=values, status=status, user_id=client.me.id))
+
+
+def listed(owner, ds) -> dict:
+    """pair_id -> the record as the REST listing gives it (server id, metadata, responses, status)."""
+    items = owner.http_client.get(f"/api/v1/datasets/{ds.id}/records",
+                                  params={"include": ["responses", "suggestions"], "limit": 1000}).json()["items"]
+    return {r["external_id"]: r for r in items}
+
+
+def test_review_queue_with_three_annotators_and_the_calibration_report_by_hand(
+        make_project, run_cli, query, owner, argilla_server, monkeypatch):
+    monkeypatch.setenv("ARGILLA_API_URL", argilla_server.api_url)
+    monkeypatch.setenv("ARGILLA_API_KEY", argilla_server.api_key)
+    monkeypatch.setenv("PREFCLEAN_PROGRESS", "0")
+    ratings = [{"pair_id": p, "judge": j, "chosen_rating": c, "rejected_rating": r, "chosen_swapped": cs,
+                "rejected_swapped": rs} for p, j, c, r, cs, rs in E2E_RATINGS]
+    root = make_project(
+        config={"vars": VARS,
+                "sources": {"pairs": {"type": "inline", "rows": E2E_PAIRS},
+                            "ratings": {"type": "inline", "rows": ratings}},
+                "exports": {"argilla": {"model": "pair_decisions", "target": "argilla", "dataset": "queue",
+                                        "workspace": WORKSPACE, "on_build": False, "review": "uncertain",
+                                        "budget": 3, "calibration": 4, "min_submitted": 2}}},
+        models={"shuffled_pairs": SHUFFLED, "pair_ratings": E2E_PANEL,
+                "pair_decisions": (REPO / "models" / "pair_decisions.sql").read_text()})
+    assert run_cli("build", cwd=root).exit_code == 0
+
+    result = run_cli("export", "argilla", cwd=root)
+    assert result.exit_code == 0, result
+    assert ("7 records of pair_decisions -> Argilla dataset 'queue' in workspace 'review' at "
+            f"{argilla_server.api_url}: 3 uncertain (budget 3; 0 already in the dataset, not sent again); "
+            "4 calibration (4 of 4 in the dataset)") in result.output
+    ds = dataset_or_none(owner, "queue")
+    assert ds.settings.distribution.min_submitted == 2
+    records = listed(owner, ds)
+    queues = {p: r["metadata"]["queue"] for p, r in records.items()}
+    assert queues == {"p11": "uncertain", "p08": "uncertain", "p09": "uncertain",
+                      "p02": "calibration", "p03": "calibration", "p06": "calibration", "p07": "calibration"}
+    assert {p: r["metadata"].get("uncertainty") for p, r in records.items() if queues[p] == "uncertain"} == {
+        "p11": 1.5, "p08": pytest.approx(1.1667), "p09": 1.0}
+    for pair, record in records.items():
+        if queues[pair] == "calibration":  # nothing of the judge's to anchor the reviewer
+            assert record["suggestions"] == [], pair
+            assert not {"decision", "reason", "margin", "uncertainty"} & set(record["metadata"]), pair
+        else:
+            assert {s["value"] for s in record["suggestions"] if isinstance(s["value"], int)} and \
+                record["metadata"]["decision"] == "drop"
+    server_ids = {p: r["id"] for p, r in records.items()}
+    orders = {p: r["metadata"]["order"].split(",") for p, r in records.items()}
+
+    ws = owner.workspaces(name=WORKSPACE)
+    ann, bob, cy = (annotator(owner, argilla_server.api_url, ws, name) for name in ("ann", "bob", "cy"))
+    # (chosen, rejected) as each reviewer rated them; judge verdicts: p02 chosen, p03 chosen, p06 tie, p07 rejected
+    for pair, c, r in [("p02", 5, 2), ("p03", 2, 4), ("p06", 3, 3), ("p07", 1, 5), ("p09", 5, 1)]:
+        respond(ann, server_ids, orders, pair, c, r)
+    for pair, c, r in [("p02", 4, 4), ("p03", 2, 5)]:  # bob after ann: his are the latest
+        respond(bob, server_ids, orders, pair, c, r)
+    respond(bob, server_ids, orders, "p11", 2, 2, status="draft")
+    for pair, c, r in [("p11", 4, 2), ("p08", 5, 1)]:
+        respond(cy, server_ids, orders, pair, c, r)
+    respond(cy, server_ids, orders, "p06", None, None, status="discarded")
+    statuses = {p: r["status"] for p, r in listed(owner, ds).items()}
+    assert statuses["p02"] == "completed" and statuses["p06"] == "pending"  # min_submitted 2 at work
+
+    result = run_cli("pull", "argilla", "argilla", cwd=root)
+    assert result.exit_code == 0, result
+    assert "pulled 9 submitted reviews (and 1 draft, 1 discarded) into human.reviews" in result.output
+    assert query(root, 'select "user", status, queue from human.reviews where pair_id = \'p11\' order by 1') == [
+        ("bob", "draft", "uncertain"), ("cy", "submitted", "uncertain")]
+    assert query(root, 'select count(*) from human.reviews where pair_id = \'p06\' and "user" = \'cy\' '
+                       "and status = 'discarded' and ratings = [null, null]") == [(1,)]
+
+    # built with the reviews (they override decisions), then exported again with a larger sample: nothing
+    # is sent twice, the sample keeps its 4 pairs and grows by p10, and the queue goes on with p05 and p04
+    assert run_cli("build", cwd=root).exit_code == 0
+    result = run_cli("export", "argilla", "--budget", "2", "--calibration", "5", cwd=root)
+    assert result.exit_code == 0, result
+    assert ": 2 uncertain (budget 2; 7 already in the dataset, not sent again); 1 calibration (5 of 5 in the " \
+           "dataset)" in result.output
+    records = listed(owner, ds)
+    assert len(records) == 10
+    assert {p: r["metadata"]["queue"] for p, r in records.items() if p not in queues} == {
+        "p10": "calibration", "p05": "uncertain", "p04": "uncertain"}
+    assert len(records["p02"]["responses"]) == 2 and len(records["p06"]["responses"]) == 2
+    server_ids["p10"], orders["p10"] = records["p10"]["id"], records["p10"]["metadata"]["order"].split(",")
+    respond(ann, server_ids, orders, "p10", 4, 2)
+    respond(bob, server_ids, orders, "p10", 4, 1)
+    assert run_cli("pull", "argilla", "argilla", cwd=root).exit_code == 0
+
+    result = run_cli("calibrate", cwd=root)
+    assert result.exit_code == 0, result
+    import json
+
+    r = json.loads((root / "target" / "summary.json").read_text())["calibration"]
+    # By hand, on the calibration sample only (p08, p09, p11 of the uncertain queue are left out):
+    #   judge  p02 chosen, p03 chosen,   p06 tie, p07 rejected, p10 chosen
+    #   human  p02 tie,    p03 rejected, p06 tie, p07 rejected, p10 chosen   (the latest submitted review)
+    #   agreement 3/5; judge labels (chosen 3, rejected 1, tie 1), human (1, 2, 2):
+    #   chance (3*1 + 1*2 + 1*2) / 25 = 0.28 -> kappa (0.6 - 0.28) / 0.72 = 4/9
+    assert (r["sample"], r["left_out_uncertain"], r["reviewed_pairs"]) == ("calibration", 3, 5)
+    jh = r["judge_vs_human"]
+    assert (jh["pairs"], jh["agreement"], jh["kappa"]) == (5, 0.6, round(4 / 9, 4))
+    assert jh["confusion"] == {"chosen": {"chosen": 1, "rejected": 1, "tie": 1},
+                               "rejected": {"chosen": 0, "rejected": 1, "tie": 0},
+                               "tie": {"chosen": 0, "rejected": 0, "tie": 1}}
+    # human vs human, first two reviews: p02 (chosen, tie), p03 (rejected, rejected), p10 (chosen, chosen):
+    #   agreement 2/3; labels (chosen 2, rejected 1) and (tie 1, rejected 1, chosen 1): chance 3/9 -> kappa 0.5
+    assert r["human_vs_human"] == {"pairs": 3, "agreement": 0.6667, "kappa": 0.5}
+    assert "the random calibration sample only (3 reviewed pairs of the uncertain queue left out" in result.output
+    assert argilla_server.search_proxy.scripts_applied >= 13  # each response indexed through the proxy's script

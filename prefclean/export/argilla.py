@@ -286,7 +286,7 @@ def _record(rg, row: dict[str, Any], layout: Layout):
         fields["system"] = row["system"]
     queue = row.get("queue")
     blind = queue == "calibration"  # the reviewer sees nothing of the judge: no suggestions, no judge metadata
-    agent = row.get("judge_model") or None
+    agent = _agent(row.get("judge_model"))
     score = row.get("score")
     ratings = [] if blind else list(row.get("ratings") or [])
     rationales = [] if blind else list(row.get("rationales") or [])
@@ -312,6 +312,15 @@ def _record(rg, row: dict[str, Any], layout: Layout):
     if row.get("order"):
         metadata["order"] = ",".join(map(str, row["order"]))
     return rg.Record(id=str(row["pair_id"]), fields=fields, metadata=metadata, suggestions=suggestions)
+
+
+def _agent(models: str | None) -> str | None:
+    """The judge model(s) as a suggestion's agent, which Argilla takes only of letters, digits, -_:./ and spaces
+    (a panel's 'model-a, model-b' is refused as written): other characters become spaces, at most 200 kept."""
+    if not models:
+        return None
+    text = " ".join(re.sub(r"[^a-zA-Z0-9\-_:./\s]+", " ", str(models)).split())[:200].strip()
+    return text if re.search(r"[a-zA-Z0-9]", text) else None
 
 
 def _upsert(client, ds, records, progress, batch_size: int) -> int:

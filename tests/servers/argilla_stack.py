@@ -16,6 +16,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+try:
+    from .osmem_scripts import ScriptProxy
+except ImportError:  # run as a script, or imported as a top-level module (tests put tests/ on sys.path)
+    from osmem_scripts import ScriptProxy
+
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv-argilla"
 OWNER = {"username": "owner", "password": "owner-password-1", "api_key": "owner.apikey.for.tests"}
@@ -70,6 +75,7 @@ class ArgillaStack:
     api_url: str = ""
     api_key: str = OWNER["api_key"]
     procs: list = field(default_factory=list)
+    search_proxy: ScriptProxy | None = None
 
     def start(self) -> "ArgillaStack":
         try:
@@ -89,9 +95,12 @@ class ArgillaStack:
                             stdout=subprocess.PIPE, log=osmem_log)
         line = osmem.stdout.readline()
         try:
-            search_url = json.loads(line)["url"]
+            osmem_url = json.loads(line)["url"]
         except (ValueError, KeyError):
             raise RuntimeError(f"osmem did not report its URL: {line!r} {osmem_log.read_text()[-2000:]}") from None
+        # osmem runs no scripts, and argilla-server indexes each annotator's response with one: the proxy does them
+        self.search_proxy = ScriptProxy(osmem_url).start()
+        search_url = self.search_proxy.url
 
         redis_port = free_port()
         redis_log = self.workdir / "redis.log"
@@ -135,6 +144,7 @@ class ArgillaStack:
             raise RuntimeError(f"{' '.join(args[1:5])} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
 
     def stop(self) -> None:
+        proxy, self.search_proxy = self.search_proxy, None
         for name, proc, handle in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
@@ -148,6 +158,8 @@ class ArgillaStack:
                     stream.close()
             handle.close()
         self.procs.clear()
+        if proxy is not None:
+            proxy.stop()
 
 
 def _redis_ping(port: int) -> bool:
