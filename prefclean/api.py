@@ -164,7 +164,7 @@ def test(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selec
     try:
         compiler, graph = load_graph(project, con, state)
         tests = select_tests(load_tests(compiler), graph, _selectors(select), _selectors(exclude))
-        if any(t.store_failures for t in tests):  # storing failing rows writes test_failures.*
+        if any(t.store_failures for t in tests):  # storing failing rows writes main_dbt_test__audit.*
             con.close()
             con = connect(project.warehouse)
         for test_ in tests:
@@ -192,7 +192,7 @@ def compile(project: ProjectLike = ".", *, select: Selectors = None, exclude: Se
     compiler, graph = load_graph(project, state=state)
     if write:
         compiler.write_compiled(project.target_dir)
-        write_manifest(project.target_dir, project, compiler.models, graph)
+        write_manifest(project.target_dir, project, compiler.models, graph, compiler.macro_checksums)
     return [compiler.models[n] for n in graph.select(_selectors(select), exclude=_selectors(exclude))]
 
 

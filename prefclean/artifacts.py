@@ -38,19 +38,24 @@ def remove_leftover_artifacts(target_dir: Path) -> list[Path]:
     return removed
 
 
-def write_manifest(target_dir: Path, project, models: dict, graph) -> None:
+def write_manifest(target_dir: Path, project, models: dict, graph, macros: dict[str, str] | None = None) -> None:
+    """`macros`: name -> checksum of every macro (what state:modified.macros compares)."""
+    from .state import source_checksum
+
     write_json_atomic(target_dir / "manifest.json", {
         "prefclean_version": __version__,
         "project": project.name,
         "generated_at": datetime.now(timezone.utc).isoformat(),
-        "sources": {n: {"type": s.type, "path": s.path, "columns": s.columns} for n, s in project.sources.items()},
+        "sources": {n: {"type": s.type, "path": s.path, "columns": s.columns, "checksum": source_checksum(s)}
+                    for n, s in project.sources.items()},
+        "macros": {n: {"checksum": c} for n, c in sorted((macros or {}).items())},
         "models": {
             name: {
                 "path": str(m.path),
                 "materialized": m.materialized,
                 "schema": m.schema, "alias": m.identifier, "relation_name": m.relation,  # dbt's names
                 "unique_key": m.unique_key,
-                "depends_on": {"models": sorted(m.refs), "sources": sorted(m.sources)},
+                "depends_on": {"models": sorted(m.refs), "sources": sorted(m.sources), "macros": sorted(m.macros)},
                 "checksum": m.checksum,
                 "config": m.config,
                 "resource_type": m.resource_type,

@@ -23,10 +23,11 @@ from . import plugins
 from .errors import CompileError
 from .project import Project
 from . import modelconfig, relnames
-from .context import (MODULES, Adapter, Exceptions, Log, QueryResult, Relation, env_var, jinja_return, make_environment,
+from .context import (MACRO_CALLS, MODULES, Adapter, Exceptions, Log, QueryResult, Relation, env_var, jinja_return, make_environment,
                       target)
 from .properties import load_properties
 from .seeds import discover_seeds, seed_sql
+from .state import macro_checksums
 from .warehouse import MODELS_SCHEMA, SOURCES_SCHEMA, relation
 
 MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
@@ -53,6 +54,8 @@ class Model:
     post_hooks: list[str] = field(default_factory=list)
     schema: str = MODELS_SCHEMA  # where it is built: its `schema` / `alias` config, resolved by relnames.py
     alias: str = ""  # its relation's name; "" until resolved: the model's name
+    macros: set[str] = field(default_factory=set)  # the macros its rendering called (state:modified.macros)
+    content_digest: str = ""  # a seed's file contents, part of its checksum (a changed CSV is state:modified)
 
     @property
     def identifier(self) -> str:
@@ -64,7 +67,7 @@ class Model:
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.compiled_sql.encode()).hexdigest()
+        return hashlib.sha256((self.compiled_sql + self.content_digest).encode()).hexdigest()
 
     @property
     def depends_on(self) -> set[str]:
@@ -76,7 +79,8 @@ class Model:
         return {"name": self.name, "resource_type": self.resource_type, "original_file_path": str(self.path),
                 "materialized": self.materialized, "schema": self.schema, "alias": self.identifier,
                 "relation_name": self.relation, "tags": [tags] if isinstance(tags, str) else list(tags),
-                "depends_on": {"models": sorted(self.refs), "sources": sorted(self.sources)},
+                "depends_on": {"models": sorted(self.refs), "sources": sorted(self.sources),
+                               "macros": sorted(self.macros)},
                 "description": self.description,
                 "columns": {n: c.get("description", "") for n, c in self.columns.items()}}
 
@@ -288,10 +292,13 @@ class Compiler:
         files = (sorted(BUILTIN_MACROS_DIR.glob("*.sql")) + sorted(self.project.macros_dir.glob("**/*.sql"))
                  + sorted((root / "tests" / "generic").glob("**/*.sql")))
         self.generic_tests: dict[str, Any] = {}
+        self.macro_checksums: dict[str, str] = {}  # name -> checksum of its own text (state:modified.macros)
         for path in files:
             shown = path.relative_to(root) if path.is_relative_to(root) else Path("prefclean/macros") / path.name
+            text = _test_blocks_as_macros(path.read_text(encoding="utf-8"))
+            self.macro_checksums.update(macro_checksums(text))
             try:
-                template = self.env.from_string(_test_blocks_as_macros(path.read_text(encoding="utf-8")))
+                template = self.env.from_string(text)
                 module = template.make_module(self.namespace, shared=True)
             except jinja2.TemplateSyntaxError as exc:
                 raise _template_error(shown, exc) from None
@@ -306,7 +313,15 @@ class Compiler:
                         self.generic_tests[attr[len(_TEST_PREFIX):]] = value
 
     def render(self, model: Model, *, incremental: bool = False, this: str | None = None) -> str:
-        """Render one model; sets model.compiled_sql, refs, sources, config and hooks."""
+        """Render one model; sets model.compiled_sql, refs, sources, macros, config and hooks."""
+        model.macros = set()
+        MACRO_CALLS.append(model.macros)
+        try:
+            return self._render_model(model, incremental, this)
+        finally:
+            MACRO_CALLS.pop()
+
+    def _render_model(self, model: Model, incremental: bool, this: str | None) -> str:
         model.refs, model.sources, model.pre_hooks, model.post_hooks = set(), set(), [], []
         owner = f"{model.resource_type} '{model.name}' ({model.path})"
         props = self.properties.models.get(model.name) if model.resource_type != "test" else None
@@ -319,11 +334,12 @@ class Compiler:
             modelconfig.check(owner, model.config, "seed")
             model.schema, model.alias = relnames.resolve(self.namespace, model, owner)
             model.compiled_sql = seed_sql(self.project, model)
+            model.content_digest = hashlib.sha256((self.project.root / model.path).read_bytes()).hexdigest()
             return model.compiled_sql
         ctx = _RenderContext(self, model, incremental)
         sql = self._render_text(model, model.template, ctx=ctx, this=this)
         if model.resource_type == "model":
-            self._check_config(model, ctx, owner)
+            self._check_config(model, ctx, owner, props.config if props else {})
             model.schema, model.alias = relnames.resolve(self.namespace, model, owner)
             model.pre_hooks = [self._render_text(model, h, ctx=ctx, this=this).strip()
                                for h in modelconfig.as_list(model.config.get("pre_hook"))]
@@ -349,7 +365,7 @@ class Compiler:
         owner = Model(name=name, path=Path("prefclean.yml"), template=text, resource_type="hook")
         return self._render_text(owner, text).strip()
 
-    def _check_config(self, model: Model, ctx: "_RenderContext", owner: str) -> None:
+    def _check_config(self, model: Model, ctx: "_RenderContext", owner: str, props: dict[str, Any]) -> None:
         if model.materialized not in MATERIALIZATIONS:  # (config() checks its own; this is the YAML's)
             raise CompileError(f"{owner}: materialized='{model.materialized}' is not one of {', '.join(MATERIALIZATIONS)}")
         modelconfig.check(owner, model.config)
@@ -358,8 +374,12 @@ class Compiler:
             raise CompileError(f"model '{model.name}' ({model.path}): on_schema_change applies to incremental models "
                                f"only (this one is materialized='{model.materialized}')")
         if model.materialized == "ephemeral" and (model.config.get("pre_hook") or model.config.get("post_hook")):
-            raise CompileError(f"{owner}: an ephemeral model has no relation to run hooks on; drop pre_hook/post_hook "
-                               "or materialize it")
+            own = set(ctx.set_keys) | set(modelconfig.normalize(props))
+            if own & set(modelconfig.HOOKS):
+                raise CompileError(f"{owner}: an ephemeral model has no relation to run hooks on; drop pre_hook/"
+                                   "post_hook or materialize it")
+            for hook in modelconfig.HOOKS:  # a folder's hooks are for the models it builds, as in dbt
+                model.config.pop(hook, None)
 
     def render_fragment(self, text: str, owner: Model, extra: dict[str, Any] | None = None) -> str:
         """Render a piece of Jinja (a test's argument, a call of a {% test %} block) as part of owner: what it

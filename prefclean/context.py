@@ -56,11 +56,18 @@ def jinja_return(value: Any = None) -> Any:
     raise MacroReturn(value)
 
 
+# The macros called while a model renders (compiler.py pushes a set per model; nested calls count too): its
+# manifest's depends_on.macros, which state:modified.macros compares.
+MACRO_CALLS: list[set[str]] = []
+
+
 class MacroContext(Context):
     """A Jinja context whose macro calls honour `return()`: every call from a template goes through here."""
 
     def call(__self, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805  (Jinja's own signature)
         if isinstance(__obj, Macro):
+            if MACRO_CALLS:
+                MACRO_CALLS[-1].add(__obj.name)
             try:
                 return super().call(__obj, *args, **kwargs)
             except MacroReturn as returned:

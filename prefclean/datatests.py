@@ -9,17 +9,20 @@ to every model they ref().
 A test's failures are `count(*)` of its rows (or its `fail_calc`); with dbt's defaults (`error_if: "!=0"`,
 `warn_if: "!=0"`) any failing row fails it. `severity: error` (the default) fails the model in
 `prefclean build`, so what depends on it is skipped; `warn` only reports. `store_failures: true` keeps the
-failing rows in `test_failures.<test name>` (or its `alias`).
+failing rows in `main_dbt_test__audit.<test name>` (or its `alias`; its `schema` config and the project's
+generate_schema_name decide the schema, as in dbt).
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 import duckdb
 
+from . import relnames
 from .compiler import Compiler, Model
 from .errors import CompileError, PrefcleanError, ProjectError
 from .properties import TEST_CONFIG_KEYS, TestSpec
@@ -30,7 +33,6 @@ GENERIC = ("not_null", "unique", "accepted_values", "accepted_range", "relations
 ARGUMENTS = {"not_null": (), "unique": (), "accepted_values": ("values", "quote"),
              "accepted_range": ("min_value", "max_value", "inclusive"), "relationships": ("to", "field"),
              "expression": ("expression",)}
-FAILURES_SCHEMA = "test_failures"
 _THRESHOLD = re.compile(r"^\s*(==|=|!=|<>|>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
@@ -49,6 +51,7 @@ class DataTest:
     store_failures: bool = False
     store_failures_as: str = "table"
     alias: str | None = None
+    failures_schema: str = ""  # where store_failures keeps failing rows (relnames.failures_schema)
     tags: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     unit_of: str | None = None  # a unit test of this model: runs before it builds, on given rows
@@ -206,7 +209,16 @@ class _TestLoader:
         name = spec.name or f"{spec.kind}_{spec.model}" + (f"_{spec.column}" if spec.column else "")
         test = DataTest(self.unique_name(name), spec.model, sql, depends_on=set(owner.refs), path=spec.path)
         if _apply_config(test, config, where) is not None:
-            self.tests.append(test)
+            self.tests.append(self._placed(test, config, where))
+
+    def _placed(self, test: DataTest, config: dict, where: str) -> DataTest:
+        if test.store_failures:
+            node = Model(name=test.name, path=Path(test.path), template="", resource_type="test", config=config)
+            try:
+                test.failures_schema = relnames.failures_schema(self.compiler.namespace, node, where)
+            except CompileError as exc:
+                raise ProjectError(str(exc)) from None
+        return test
 
     def _unknown_kind(self, kind: str) -> str:
         known = sorted(set(GENERIC) | set(self.compiler.generic_tests))
@@ -242,7 +254,7 @@ class _TestLoader:
                 raise ProjectError(f"{model.path}: a test named '{path.stem}' already exists; rename the file")
             test = DataTest(path.stem, order[-1], sql, depends_on=set(model.refs), path=str(model.path))
             if _apply_config(test, config, str(model.path)) is not None:
-                self.tests.append(test)
+                self.tests.append(self._placed(test, config, str(model.path)))
 
 
 def load_tests(compiler: Compiler) -> list[DataTest]:
@@ -275,11 +287,11 @@ def _holds(failures: float, condition: str) -> bool:
 
 
 def store_failures(con: duckdb.DuckDBPyConnection, test: DataTest, sql: str) -> str:
-    con.execute(f"create schema if not exists {quote(FAILURES_SCHEMA)}")
+    con.execute(f"create schema if not exists {quote(test.failures_schema)}")
     name = test.alias or test.name
     select = f"select * from ({sql}\n)" + (f" limit {test.limit}" if test.limit is not None else "")
-    (swap_in_view if test.store_failures_as == "view" else swap_in_table)(con, FAILURES_SCHEMA, name, select)
-    return relation(FAILURES_SCHEMA, name)
+    (swap_in_view if test.store_failures_as == "view" else swap_in_table)(con, test.failures_schema, name, select)
+    return relation(test.failures_schema, name)
 
 
 def _examples(con: duckdb.DuckDBPyConnection, sql: str) -> str:

@@ -32,6 +32,7 @@ UNSUPPORTED_CONFIG = {
 }
 INCREMENTAL_STRATEGIES = ("delete+insert", "append")
 ADDITIVE = ("tags",)  # dbt adds tags up across levels instead of replacing them
+HOOKS = ("pre_hook", "post_hook")  # and runs the hooks of every level, the folder's first
 
 
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +51,8 @@ def merge(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     for key, value in normalize(more).items():
         if key in ADDITIVE and key in out:
             out[key] = list(dict.fromkeys(as_list(out[key]) + as_list(value)))
+        elif key in HOOKS and key in out:
+            out[key] = as_list(out[key]) + as_list(value)
         else:
             out[key] = value
     return out

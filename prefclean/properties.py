@@ -33,8 +33,8 @@ from .yamlfile import DuplicateKeyError, load_yaml
 
 # Test config, as dbt reads it from `config:` or (older projects) beside the arguments.
 TEST_CONFIG_KEYS = ("severity", "where", "error_if", "warn_if", "store_failures", "store_failures_as", "limit",
-                    "fail_calc", "enabled", "tags", "meta", "alias")
-UNSUPPORTED_TEST_CONFIG = ("database", "schema")
+                    "fail_calc", "enabled", "tags", "meta", "alias", "schema")
+UNSUPPORTED_TEST_CONFIG = ("database",)
 MODEL_KEYS = ("name", "description", "columns", "tests", "data_tests", "meta", "config")
 COLUMN_KEYS = ("name", "description", "tests", "data_tests", "meta", "data_type", "tags", "quote")
 UNSUPPORTED_MODEL_KEYS = ("constraints", "versions", "latest_version", "access", "group", "docs",

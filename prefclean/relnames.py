@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from .context import MacroReturn
+from .context import MACRO_CALLS, MacroReturn
 from .errors import CompileError
 from .warehouse import META_SCHEMA, MODELS_SCHEMA, SOURCES_SCHEMA
 
@@ -30,6 +30,8 @@ def _call(namespace: dict[str, Any], macro: str, owner: str, value: Any, model: 
     fn = namespace.get(macro)
     if not isinstance(fn, jinja2.runtime.Macro):
         raise CompileError(f"{owner}: the macro {macro} is not defined")
+    if MACRO_CALLS:  # (called from here, not from a template: recorded by hand)
+        MACRO_CALLS[-1].add(macro)
     try:
         out = fn(value, _node(model))
     except MacroReturn as returned:  # dbt's return(): the macro's value
@@ -50,6 +52,16 @@ def _text(owner: str, key: str, value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise CompileError(f"{owner}: `{key}` should be a name (text), not {value!r}")
     return value
+
+
+def failures_schema(namespace: dict[str, Any], test: Any, owner: str) -> str:
+    """Where a data test stores its failing rows: its `schema` config, else dbt's `dbt_test__audit`, through
+    generate_schema_name (so main_dbt_test__audit by default, as in dbt-duckdb)."""
+    custom = _text(owner, "schema", test.config.get("schema")) or "dbt_test__audit"
+    schema = _call(namespace, "generate_schema_name", owner, custom, test)
+    if schema.lower() in RESERVED_SCHEMAS:
+        raise CompileError(f"{owner}: schema '{schema}' is prefclean's own (reserved: {', '.join(RESERVED_SCHEMAS)})")
+    return schema
 
 
 def resolve(namespace: dict[str, Any], model: Any, owner: str) -> tuple[str, str]:

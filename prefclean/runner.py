@@ -61,6 +61,8 @@ def load_graph(project: Project, connection=None, state: str | Path | None = Non
     saved = load_state(state)
     compiler = Compiler(project, connection)
     models = compiler.parse_all()
+    if saved is not None:
+        saved.compare_with(compiler.macro_checksums, project.sources)
     return compiler, Graph({name: m.refs for name, m in models.items()}, models, saved)
 
 
@@ -161,7 +163,7 @@ class Build:
             for name in self.selected:  # a source of the wrong shape: one line now, not a Binder error later
                 check_source_columns(con, self.project, models[name])
             self.compiler.write_compiled(self.project.target_dir)
-            write_manifest(self.project.target_dir, self.project, models, self.graph)
+            write_manifest(self.project.target_dir, self.project, models, self.graph, self.compiler.macro_checksums)
             self.compiler.executing = True
             self._run_project_hooks(con, "on-run-start", self.project.on_run_start)
             self._run_models(con)

@@ -176,8 +176,8 @@ def test_manifest_and_run_results(make_project, run_cli):
     manifest = json.loads((root / "target/manifest.json").read_text())
     assert manifest["order"] == ["a", "b"]
     a, b = manifest["models"]["a"], manifest["models"]["b"]
-    assert a["materialized"] == "table" and a["depends_on"] == {"models": [], "sources": ["s"]}
-    assert b["depends_on"] == {"models": ["a"], "sources": []} and b["path"] == "models/b.sql"
+    assert a["materialized"] == "table" and a["depends_on"] == {"models": [], "sources": ["s"], "macros": []}
+    assert b["depends_on"] == {"models": ["a"], "sources": [], "macros": []} and b["path"] == "models/b.sql"
     assert len(a["checksum"]) == 64 and a["checksum"] != b["checksum"]
     results = json.loads((root / "target/run_results.json").read_text())
     assert results["command"] == "build" and results["elapsed_seconds"] >= 0

@@ -226,10 +226,10 @@ def test_store_failures_keeps_the_failing_rows_in_a_table(make_project, run_cli,
         {"not_null": {"config": {"store_failures": True, "alias": "null_ids"}}}]}]})
     result = run_cli("build", cwd=root)
     assert result.exit_code == EXIT_OK, result
-    assert "WARN accepted_values_items_kind (2 failing rows; stored in \"test_failures\".\"accepted_values_items_kind\")" \
+    assert "WARN accepted_values_items_kind (2 failing rows; stored in \"main_dbt_test__audit\".\"accepted_values_items_kind\")" \
         in result.output
-    assert query(root, "select id from test_failures.accepted_values_items_kind order by id") == [(2,), (3,)]
-    assert query(root, "select count(*) from test_failures.null_ids") == [(0,)]  # passing tests store none
+    assert query(root, "select id from main_dbt_test__audit.accepted_values_items_kind order by id") == [(2,), (3,)]
+    assert query(root, "select count(*) from main_dbt_test__audit.null_ids") == [(0,)]  # passing tests store none
     assert run_cli("build", "--no-tests", cwd=root).exit_code == EXIT_OK
     result = run_cli("test", cwd=root)  # `prefclean test` stores them too (it opens the warehouse for writing)
     assert "2 tests: 1 passed, 0 failed, 1 warned" in result.output, result

@@ -234,3 +234,13 @@ def test_a_failing_on_run_start_stops_the_build_before_any_model(make_project, r
     assert result.exit_code == EXIT_FAILED, result
     assert "prefclean.yml: on-run-start[1] failed: Catalog Error" in result.output
     assert relation_type(root, "m") is None
+
+
+def test_seed_columns_get_the_types_dbt_gives_them(make_project, run_cli, query):
+    csv = "n,x,at,ok,ts,big\n1,1.5,10:00:00,true,2020-01-01 10:00:00,3000000000\n2,2,11:00:00,false,2020-01-02 11:00,1\n"
+    root = make_project(files={"seeds/kinds.csv": csv})
+    assert run_cli("seed", cwd=root).exit_code == EXIT_OK
+    # whole numbers INTEGER (BIGINT where dbt's INTEGER would overflow and dbt fails), a time of day text
+    assert query(root, "select column_name, data_type from information_schema.columns where table_name = 'kinds' "
+                       "order by ordinal_position") == [
+        ("n", "INTEGER"), ("x", "DOUBLE"), ("at", "VARCHAR"), ("ok", "BOOLEAN"), ("ts", "TIMESTAMP"), ("big", "BIGINT")]

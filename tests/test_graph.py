@@ -81,7 +81,7 @@ def test_select_by_method(selector, expected):
 @pytest.mark.parametrize("selector, message", [
     ("tag:weekly", "--select 'tag:weekly' matches no model (tags in this project: nightly, raw)"),
     ("state:modified", "--select 'state:modified' needs --state DIR"),
-    ("state:changed", "`state:changed` is not supported by prefclean (known: state:new, state:modified"),
+    ("state:changed", "`state:changed` is not supported by prefclean (known: state:new, state:old, state:modified"),
     ("colour:red", "unknown selector method `colour:`"),
     ("@+b", "@ cannot be combined with +"),
     ("path:models/nowhere", "--select 'path:models/nowhere' matches no model"),
