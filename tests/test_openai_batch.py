@@ -218,3 +218,30 @@ def test_judges_checks_the_batch_api_without_submitting_anything(make_project, r
     assert result.exit_code == 0, result
     assert "the Batch API answers" in result.output
     assert batch_server.stats()["uploads"] == [] and batch_server.stats()["batches_created"] == 0
+
+
+def test_a_busy_provider_is_retried_up_to_max_retries_and_the_batch_submitted_once(make_project, run_cli,
+                                                                                   batch_server):
+    batch_server.control(unavailable_next=4)  # 503 with Retry-After: 0 for the next four calls
+    root = project(make_project, batch_server, max_retries=4)
+    build(run_cli, root)
+    stats = batch_server.stats()
+    assert stats["unavailable"] == ["POST /v1/files"] * 4  # the upload, retried four times, then everything else
+    assert stats["batches_created"] == 1 and len(stats["uploads"]) == 1
+    assert [r["j"]["ratings"] for r in judged(root)] == [[5, 2]] * 5
+
+    batch_server.reset()
+    batch_server.control(unavailable_next=4)
+    root = project(make_project, batch_server, max_retries=2)
+    result, _ = build(run_cli, root, ok=False)
+    assert result.exit_code == 1 and "could not submit a batch" in result.output and "(503)" in result.output
+    assert batch_server.stats()["unavailable"] == ["POST /v1/files"] * 3 and batch_server.stats()["batches_created"] == 0
+    build(run_cli, root)  # one 503 left: retried, then submitted
+    assert batch_server.stats()["batches_created"] == 1 and all(e is None for e in errors(root))
+
+
+def test_keys_a_batch_does_not_use_are_errors_naming_them(make_project, run_cli, batch_server):
+    for key, value in (("requests_per_minute", 60), ("concurrency", 4), ("parse_retries", 1), ("send_grammar", True)):
+        root = project(make_project, batch_server, **{key: value})
+        result = run_cli("plan", "--project-dir", root)
+        assert result.exit_code == 2 and f"judges.fake.{key}" in result.output, (key, result.output)

@@ -167,6 +167,14 @@ class OpenAIBatchJudge(OpenAIJudge):
     max_requests_per_file: int = Field(50_000, ge=1, description="requests per batch file (OpenAI's limit: 50,000)")
     max_bytes_per_file: int = Field(200_000_000, ge=1, description="bytes per batch file (OpenAI's limit: 200 MB)")
     completion_window: str = Field("24h", description="the batch's completion window (OpenAI accepts only 24h)")
+    # Not used by a batch (the provider paces its lines, an unreadable answer is resubmitted by the next build, the
+    # body carries no grammar): unknown keys here, so setting one is an error instead of being ignored.
+    requests_per_minute: ClassVar[None] = None
+    tokens_per_minute: ClassVar[None] = None
+    concurrency: ClassVar[int] = 1
+    max_concurrency: ClassVar[None] = None
+    parse_retries: ClassVar[int] = 0
+    send_grammar: ClassVar[bool] = False
 
 
 class HFInferenceJudge(RemoteJudgeConfig):

@@ -18,7 +18,8 @@ GETs in progress (`hold: true` keeps it in progress until released). Faults, set
   expire_next_batches: N the next N batches expire after answering `expire_after` lines (the rest go to the error
                          file as batch_expired);
   error_if_contains: S   a request whose prompt contains S gets a 500 in the error file;
-  max_requests_per_file: N  a file of more lines fails validation (as OpenAI's 50,000 limit does).
+  max_requests_per_file: N  a file of more lines fails validation (as OpenAI's 50,000 limit does);
+  unavailable_next: N    the next N calls to /v1/... answer 503 with Retry-After: 0 (a busy provider).
 GET /stats: files uploaded (their line counts), batches created, their statuses, GETs. POST /reset clears all.
 
 Run: python tests/servers/fake_batch.py [--port 0] -> prints "LISTENING <base_url>".
@@ -44,7 +45,7 @@ except ImportError:
     from process import ServerProcess
 
 DEFAULTS = {"steps_before_done": 1, "hold": False, "fail_next_batches": 0, "expire_next_batches": 0,
-            "expire_after": 1, "error_if_contains": None, "max_requests_per_file": 50_000}
+            "expire_after": 1, "error_if_contains": None, "max_requests_per_file": 50_000, "unavailable_next": 0}
 ORDER = ("validating", "in_progress", "finalizing", "completed")
 
 
@@ -58,7 +59,8 @@ class BatchServer:
         self.batches: dict[str, dict] = {}
         self.plans: dict[str, dict] = {}  # batch id -> how it will end
         self.ids = itertools.count(1)
-        self.stats = {"uploads": [], "batches_created": 0, "gets": 0, "content_reads": 0, "authorization": []}
+        self.stats = {"uploads": [], "batches_created": 0, "gets": 0, "content_reads": 0, "authorization": [],
+                      "unavailable": []}
 
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self.ids):04d}"
@@ -230,7 +232,16 @@ class BatchServer:
     def app(self):
         from aiohttp import web
 
-        app = web.Application(client_max_size=256 * 1024 * 1024)
+        @web.middleware
+        async def busy(request, handler):
+            if request.path.startswith("/v1/") and self.settings["unavailable_next"] > 0:
+                self.settings["unavailable_next"] -= 1
+                self.stats["unavailable"].append(f"{request.method} {request.path}")
+                return web.json_response({"error": {"message": "the server is busy"}}, status=503,
+                                         headers={"Retry-After": "0"})
+            return await handler(request)
+
+        app = web.Application(client_max_size=256 * 1024 * 1024, middlewares=[busy])
         app.router.add_post("/v1/files", self.upload)
         app.router.add_get("/v1/files/{file_id}/content", self.content)
         app.router.add_post("/v1/batches", self.create)

@@ -20,7 +20,7 @@ import aiohttp
 
 from ...redact import redact
 from .base import Completion, EngineError, GenerationParams
-from .openai import OpenAIEngine, _error_detail
+from .openai import OpenAIEngine, _error_detail, _retry_after
 
 ENDPOINT = "/v1/chat/completions"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
@@ -48,13 +48,32 @@ class OpenAIBatchEngine(OpenAIEngine):
     async def complete(self, messages, params: GenerationParams, *, grammar=None, response_format=None) -> Completion:
         raise EngineError("the openai-batch engine sends requests in batches, not one at a time", fatal=True)
 
-    async def _call(self, method: str, path: str, *, json_body=None, data=None, read_json: bool = True):
+    async def _call(self, method: str, path: str, *, json_body=None, data=None, read_json: bool = True,
+                    idempotent: bool = True):
+        """One API call, retried up to `max_retries` times when the provider is busy or briefly unreachable (a 429
+        or 5xx, Retry-After honoured, or no answer), except that creating a batch is repeated only after a 429: a
+        batch created twice would be paid twice. `data` is a callable making a fresh body per attempt."""
+        attempt = 0
+        while True:
+            try:
+                return await self._call_once(method, path, json_body=json_body, data=data() if data else None,
+                                             read_json=read_json)
+            except EngineError as exc:
+                attempt += 1
+                repeatable = idempotent or exc.status == 429  # a 429 created nothing; a 5xx or time-out may have
+                if not exc.retryable or not repeatable or attempt > self.config.max_retries:
+                    raise
+                wait = exc.retry_after if exc.retry_after is not None else min(30.0, 0.5 * 2 ** (attempt - 1))
+                await asyncio.sleep(min(max(wait, 0.0), 300.0))
+
+    async def _call_once(self, method: str, path: str, *, json_body=None, data=None, read_json: bool = True):
         session = self._ensure_session()
         url = f"{self.base_url}{path}"
         try:
             async with session.request(method, url, json=json_body, data=data) as resp:
                 raw = await resp.read()
                 status = resp.status
+                retry_after = _retry_after(resp.headers)
         except asyncio.TimeoutError:
             raise EngineError(f"no answer from {self.base_url} within {self.config.timeout:g}s", retryable=True) from None
         except aiohttp.ClientError as exc:
@@ -66,7 +85,8 @@ class OpenAIBatchEngine(OpenAIEngine):
                 raise EngineError(f"{self.base_url} rejected the request ({status}): set a valid key in ${env}",
                                   status=status)
             raise EngineError(f"{method} {path} at {self.base_url} failed ({status}): {detail}", status=status,
-                              retryable=status == 429 or status >= 500, fatal=status in (401, 403))
+                              retryable=status == 429 or status >= 500, fatal=status in (401, 403),
+                              retry_after=retry_after)
         if not read_json:
             return raw
         try:
@@ -80,13 +100,16 @@ class OpenAIBatchEngine(OpenAIEngine):
         return headers
 
     async def upload(self, jsonl: bytes, filename: str = "prefclean-batch.jsonl") -> str:
-        form = aiohttp.FormData()
-        form.add_field("purpose", "batch")
-        form.add_field("file", jsonl, filename=filename, content_type="application/jsonl")
-        return (await self._call("POST", "/files", data=form))["id"]
+        def form():  # a FormData is consumed by the request that sends it
+            data = aiohttp.FormData()
+            data.add_field("purpose", "batch")
+            data.add_field("file", jsonl, filename=filename, content_type="application/jsonl")
+            return data
+
+        return (await self._call("POST", "/files", data=form))["id"]  # a file uploaded twice costs nothing
 
     async def create(self, input_file_id: str) -> dict:
-        return await self._call("POST", "/batches", json_body={
+        return await self._call("POST", "/batches", idempotent=False, json_body={
             "input_file_id": input_file_id, "endpoint": ENDPOINT, "completion_window": self.config.completion_window,
             "metadata": {"source": "prefclean"}})
 
