@@ -48,7 +48,8 @@ select pair_id, 'default' as judge, '{JUDGE}' as judge_model,
   chosen_rating::double as chosen_rating, rejected_rating::double as rejected_rating,
   chosen_rationale, rejected_rationale,
   null::double as chosen_rating_swapped, null::double as rejected_rating_swapped, false as bias_checked,
-  null::varchar as error, null::varchar as swapped_error, 'raw answer' as raw, 10 as prompt_tokens, 5 as completion_tokens
+  null::varchar as error, null::varchar as swapped_error, 'raw answer' as raw, 10 as prompt_tokens, 5 as completion_tokens,
+  false as escalated  -- pair_decisions reads it (escalate:)
 from {{{{ source('ratings') }}}}
 """
 VARS = {"min_margin": 1, "poor_max": 2, "min_agreement": 1.0, "allow_flip": False, "drop_position_biased": True,
@@ -323,7 +324,8 @@ select pair_id, judge, 'model-' || judge as judge_model,
   'why ' || judge as chosen_rationale, 'why not ' || judge as rejected_rationale,
   chosen_swapped::double as chosen_rating_swapped, rejected_swapped::double as rejected_rating_swapped,
   chosen_swapped is not null as bias_checked,
-  null::varchar as error, null::varchar as swapped_error, 'raw' as raw, 10 as prompt_tokens, 5 as completion_tokens
+  null::varchar as error, null::varchar as swapped_error, 'raw' as raw, 10 as prompt_tokens, 5 as completion_tokens,
+  false as escalated
 from {{ source('ratings') }}
 """
 

@@ -96,3 +96,41 @@ def test_the_uncertain_queue_ranks_by_the_documented_score_and_skips_what_was_se
     # sent before: the next ones come instead, and nothing already there is sent again
     again = pick(con, "m", plan, existing={"split": "uncertain", "tie": "uncertain"})
     assert list(again.picked) == ["reversed", "flipped", "clear"] and again.already_sent == 2
+
+
+def options_project(make_project, run_cli, **argilla_options):
+    root = make_project(config={"sources": {"s": {"type": "inline", "rows": PAIRS}},
+                                "exports": {"argilla": {"model": "pair_decisions", "target": "argilla",
+                                                        "on_build": False, **argilla_options},
+                                            "files": {"model": "pair_decisions", "target": "parquet"}}},
+                        models={"pair_decisions": "{{ config(materialized='table') }} select * from {{ source('s') }}"})
+    return root
+
+
+def one_line(result) -> str:
+    assert result.exit_code == 2 and "Traceback" not in result.output, result
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_review_options_that_do_not_go_together_are_one_line_naming_the_key(make_project, run_cli):
+    root = options_project(make_project, run_cli, review="uncertain")
+    line = one_line(run_cli("export", "argilla", "--project-dir", root))
+    assert "`exports.argilla.budget` is needed with review: uncertain" in line
+    root = options_project(make_project, run_cli, budget=10)
+    assert "`exports.argilla.budget` counts uncertain pairs: set review: uncertain" in one_line(
+        run_cli("export", "argilla", "--project-dir", root))
+    root = options_project(make_project, run_cli, calibration=-1)
+    assert "`exports.argilla.calibration` must be" in one_line(run_cli("export", "argilla", "--project-dir", root))
+
+
+def test_review_flags_apply_to_argilla_exports_only(make_project, run_cli):
+    root = options_project(make_project, run_cli)
+    line = one_line(run_cli("export", "files", "--review", "uncertain", "--budget", "5", "--project-dir", root))
+    assert "--review, --budget: export 'files' is a parquet export; the review options are for argilla exports " \
+           "(argilla)" in line
+    line = one_line(run_cli("export", "argilla", "--review", "uncertain", "--project-dir", root))
+    assert "export 'argilla': budget is needed with review: uncertain" in line
+    line = one_line(run_cli("export", "argilla", "--budget", "5", "--project-dir", root))
+    assert "export 'argilla': budget counts uncertain pairs: set review: uncertain" in line
