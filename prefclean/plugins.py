@@ -61,6 +61,8 @@ BUILTIN: dict[str, dict[str, str]] = {
         "format_swap": "prefclean.formats.templates:format_swap",
         "format_kind": "prefclean.formats.templates:format_kind",
         "format_originals": "prefclean.formats.templates:format_originals",
+        "format_lines": "prefclean.formats.templates:format_lines",
+        "format_flipped_line": "prefclean.formats.templates:format_flipped_line",
     },
 }
 BUILTIN_ORIGIN = "prefclean"

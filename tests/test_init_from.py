@@ -16,7 +16,8 @@ from test_formats import REAL_FILES, msg, shared_file
 DPO_FILES = {name: fmt for name, fmt in REAL_FILES.items() if name != "orca_dpo_pairs.msfoundry_validation.jsonl"}
 SWAPS = {"hh_rlhf": ("chosen", "rejected"), "sharegpt": ("chosen", "rejected"), "orca": ("chosen", "rejected"),
          "llamafactory_messages": ("chosen_messages", "rejected_messages"),
-         "openai_dpo": ("preferred_output", "non_preferred_output"), "trl_conversational": ("chosen", "rejected")}
+         "openai_dpo": ("preferred_output", "non_preferred_output"), "trl_conversational": ("chosen", "rejected"),
+         "trl_standard": ("chosen", "rejected")}
 
 
 def use_fake_judge(root: Path, server, **vars) -> None:
@@ -44,15 +45,27 @@ def swapped(row: dict, columns: tuple[str, str]) -> dict:
     return {**row, a: row[b], b: row[a]}
 
 
-def check_round_trip(root: Path, inputs: list[dict], cleaned: list[dict], fmt: str) -> tuple[int, int]:
+def check_round_trip(root: Path, inputs: list[dict], cleaned: list[dict], fmt: str, *,
+                     lines: tuple[list[str], list[str]] | None = None) -> tuple[int, int]:
     """Every kept row is its input row exactly, every flipped one with its responses exchanged, in order; every
-    input row is judged or excluded with a reason. Returns (kept, flipped)."""
+    input row is judged or excluded with a reason. `lines`: (input lines, output lines) of JSONL files: a kept
+    row's line is its input line byte for byte, a flipped row's has the input's keys in the same order.
+    Returns (kept, flipped)."""
     verdicts = decisions(root)
     assert len(verdicts) == len(inputs)
     assert all(d is not None or r is not None for _, d, r in verdicts)  # accounted for
     expected = [inputs[i - 1] if d == "keep" else swapped(inputs[i - 1], SWAPS[fmt])
                 for i, d, _ in verdicts if d in ("keep", "flip")]
     assert cleaned == expected
+    if lines is not None:
+        source_lines, out_lines = lines
+        written = iter(out_lines)
+        for i, d, _ in verdicts:
+            if d == "keep":
+                assert next(written) == source_lines[i - 1].rstrip()
+            elif d == "flip":
+                assert list(json.loads(next(written))) == list(json.loads(source_lines[i - 1]))  # same key order
+        assert next(written, None) is None
     summary = json.loads((root / "target/summary.json").read_text(encoding="utf-8"))
     assert (summary["rows_in"], summary["unaccounted"]) == (len(inputs), 0)
     assert summary["excluded"] == {r: sum(1 for *_, x in verdicts if x == r) for r in {x for *_, x in verdicts} - {None}}
@@ -71,9 +84,11 @@ def test_init_from_a_real_file_builds_and_writes_kept_rows_exactly_as_read(name,
     build(run_cli, root)
     stem = source.stem.replace(".", "_").replace("-", "_").lower()
     out = root / f"target/exports/{stem}_cleaned.jsonl"
-    inputs = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
-    cleaned = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    kept, flipped = check_round_trip(root, inputs, cleaned, DPO_FILES[name])
+    source_lines = source.read_text(encoding="utf-8").splitlines()
+    out_lines = out.read_text(encoding="utf-8").splitlines()
+    inputs = [json.loads(line) for line in source_lines]
+    cleaned = [json.loads(line) for line in out_lines]
+    kept, flipped = check_round_trip(root, inputs, cleaned, DPO_FILES[name], lines=(source_lines, out_lines))
     assert kept > 0 and flipped > 0
     assert (root / "prefclean.yml").read_text(encoding="utf-8").count(str(source)) == 1  # read in place
 
@@ -302,3 +317,50 @@ def test_a_named_format_that_does_not_fit_the_source_is_one_line_naming_its_colu
     assert result.exit_code == 2, result
     assert "is set to format 'hh_rlhf'" in result.output and "conversations STRUCT" in result.output
     assert "it looks like 'sharegpt'" in result.output and "Traceback" not in result.output
+
+
+def test_kept_jsonl_rows_come_back_byte_for_byte_and_flipped_ones_keep_their_key_order(tmp_path, run_cli, fake_judge):
+    """Key order, spacing and number formatting as the file has them (DuckDB's own JSON writer would change all
+    three); a flipped row has its responses exchanged and every key where it was."""
+    lines = [f'{{"id":{i}, "rejected" : "bad {i}",  "score": 1.50, "chosen": "good {i}", "prompt": "q{i}?",'
+             f' "meta": {{"b": 2, "a": [1e3, true]}}, "note": "caf\\u00e9"}}' for i in range(8)]
+    source = tmp_path / "odd.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_cli("init", "proj", "--from", source, cwd=tmp_path)
+    assert "format: trl_standard (detected, dpo)" in result.output, result
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge)
+    build(run_cli, root)
+    out_lines = (root / "target/exports/odd_cleaned.jsonl").read_text(encoding="utf-8").splitlines()
+    inputs = [json.loads(line) for line in lines]
+    kept, flipped = check_round_trip(root, inputs, [json.loads(x) for x in out_lines], "trl_standard",
+                                     lines=(lines, out_lines))
+    assert kept > 0 and flipped > 0
+
+
+def test_a_tool_calling_response_is_judged_turn_by_turn_and_written_back_unchanged(tmp_path, run_cli, fake_judge):
+    call = {"role": "assistant", "content": "",
+            "tool_calls": [{"type": "function", "function": {"name": "weather", "arguments": "{\"city\": \"Paris\"}"}}]}
+    rows = [{"prompt": [{"role": "user", "content": [{"type": "text", "text": f"Weather in city {i}?"}]}],
+             "chosen": [call, {"role": "tool", "content": "21 C"}, msg("assistant", f"It is 21 C in city {i}.")],
+             "rejected": [msg("assistant", "I cannot know.")]} for i in range(4)]
+    rows.append({"prompt": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}]}],
+                 "chosen": [msg("assistant", "A cat.")], "rejected": [msg("assistant", "A dog.")]})
+    source = tmp_path / "tools.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = run_cli("init", "proj", "--from", source, cwd=tmp_path)
+    assert "format: trl_conversational (detected, dpo)" in result.output, result
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge)
+    fake_judge.control(record_prompts=True)
+    build(run_cli, root)
+    prompts = fake_judge.stats()["prompts"]
+    assert len(prompts) == 4 and all("Weather in city" in p for p in prompts)
+    for p in prompts:
+        assert p.index("[assistant]\ntool_calls: ") < p.index("[tool]\n21 C") < p.index("[assistant]\nIt is 21 C")
+    out_lines = (root / "target/exports/tools_cleaned.jsonl").read_text(encoding="utf-8").splitlines()
+    source_lines = source.read_text(encoding="utf-8").splitlines()
+    kept, flipped = check_round_trip(root, rows, [json.loads(x) for x in out_lines], "trl_conversational",
+                                     lines=(source_lines, out_lines))
+    assert kept + flipped == 4
+    assert [r for *_, r in decisions(root)] == [None] * 4 + ["non_text_content"]

@@ -50,7 +50,8 @@ def remove_leftover_exports(project) -> list[Path]:
 
 
 def copy_to_file(con: duckdb.DuckDBPyConnection, select_sql: str, dest: Path, fmt: str, options: dict) -> int:
-    """COPY (select) to dest atomically; returns rows written."""
+    """COPY (select) to dest atomically; returns rows written. `lines`: the select's one column is written as
+    it is, one value a line (JSON text kept byte for byte)."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # e.g. a file where the path needs a folder
@@ -65,6 +66,8 @@ def copy_to_file(con: duckdb.DuckDBPyConnection, select_sql: str, dest: Path, fm
         opts = ["format json"]
     elif fmt == "csv":
         opts = ["format csv", "header true"]
+    elif fmt == "lines":  # no quoting, no escaping; chr(1) never occurs raw in JSON text, so nothing is quoted
+        opts = ["format csv", "header false", "quote ''", "escape ''", "delimiter e'\\x01'"]
     else:  # pragma: no cover - guarded by the registry
         raise ExportError(f"unknown file format {fmt}")
     try:
@@ -80,32 +83,65 @@ def copy_to_file(con: duckdb.DuckDBPyConnection, select_sql: str, dest: Path, fm
 
 
 JUDGMENT_COLUMN = "prefclean_judgment"  # a STRUCT a model adds beside rows written back in their own format
+LINE_COLUMN = "prefclean_source_line"  # a JSON-lines source's row as its line of text (formats.templates)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, rel: str) -> list[str]:
+    return [r[0] for r in con.execute(f"describe select * from {rel}").fetchall()]
+
+
+def _judgment_fields(con, rel: str, columns: list[str], with_judgments) -> list[tuple[str, str]]:
+    """[(field of prefclean_judgment, the name it is written as)] when `with_judgments: true`, else []."""
+    if not isinstance(with_judgments, bool):
+        raise ExportError(f"`with_judgments` must be true or false, got {with_judgments!r}")
+    if not with_judgments:
+        return []
+    if JUDGMENT_COLUMN not in columns:
+        raise ExportError(f"`with_judgments: true` needs a {JUDGMENT_COLUMN} column, which the model lacks")
+    fields = [r[0] for r in con.execute(f"describe select unnest({JUDGMENT_COLUMN}) from {rel}").fetchall()]
+    taken = set(columns)
+    return [(f, "prefclean_" + f if f in taken else f) for f in fields]
 
 
 def rows_select(con: duckdb.DuckDBPyConnection, rel: str, with_judgments) -> str:
     """What a file export writes: the model's rows, without its `prefclean_judgment` STRUCT unless
     `with_judgments: true`, which writes the STRUCT's fields (ratings, decision, reason) as columns
-    (prefixed with `prefclean_` where the rows already have a column of that name)."""
-    if not isinstance(with_judgments, bool):
-        raise ExportError(f"`with_judgments` must be true or false, got {with_judgments!r}")
-    columns = [r[0] for r in con.execute(f"describe select * from {rel}").fetchall()]
-    if JUDGMENT_COLUMN not in columns:
-        if with_judgments:
-            raise ExportError(f"`with_judgments: true` needs a {JUDGMENT_COLUMN} column, which the model lacks")
-        return f"select * from {rel}"
-    if not with_judgments:
-        return f"select * exclude ({JUDGMENT_COLUMN}) from {rel}"
-    fields = [r[0] for r in con.execute(f"describe select unnest({JUDGMENT_COLUMN}) from {rel}").fetchall()]
-    taken = set(columns)
-    extra = ", ".join(f'{JUDGMENT_COLUMN}."{f}" as "{"prefclean_" + f if f in taken else f}"' for f in fields)
-    return f"select * exclude ({JUDGMENT_COLUMN}), {extra} from {rel}"
+    (prefixed with `prefclean_` where the rows already have a column of that name), and never the
+    `prefclean_source_line` text."""
+    columns = _columns(con, rel)
+    fields = _judgment_fields(con, rel, columns, with_judgments)
+    hidden = [c for c in (JUDGMENT_COLUMN, LINE_COLUMN) if c in columns]
+    select = f"select * exclude ({', '.join(hidden)})" if hidden else "select *"
+    extra = "".join(f', {JUDGMENT_COLUMN}."{f}" as "{name}"' for f, name in fields)
+    return f"{select}{extra} from {rel}"
+
+
+def lines_select(con: duckdb.DuckDBPyConnection, rel: str, with_judgments) -> str | None:
+    """For a JSONL export of rows that carry their source line: each row's line as it was read; with
+    `with_judgments: true`, the judgment's fields added before the closing brace (the rest of the line
+    unchanged). None when the rows carry no line."""
+    columns = _columns(con, rel)
+    if LINE_COLUMN not in columns:
+        return None
+    fields = _judgment_fields(con, rel, columns, with_judgments)
+    if not fields:
+        return f"select {LINE_COLUMN} from {rel}"
+    extra = "to_json(struct_pack(" + ", ".join(f'"{name}" := {JUDGMENT_COLUMN}."{f}"' for f, name in fields) + "))::varchar"
+    line = f"rtrim({LINE_COLUMN})"
+    return (f"select left({line}, length({line}) - 1) "
+            f"|| case when json_array_length(json_keys({line})) = 0 then '' else ', ' end "
+            f"|| substr({extra}, 2) from {rel}")
 
 
 def _file_exporter(fmt: str, suffix: str):
     def export_file(con, project, export, rel):
         dest = _destination(project, export, suffix)
-        select = rows_select(con, rel, export.options.get("with_judgments", False))
-        rows = copy_to_file(con, select, dest, fmt, export.options)
+        with_judgments = export.options.get("with_judgments", False)
+        lines = lines_select(con, rel, with_judgments) if fmt == "jsonl" else None
+        if lines:  # rows read from JSON lines go back as those lines
+            rows = copy_to_file(con, lines, dest, "lines", export.options)
+        else:
+            rows = copy_to_file(con, rows_select(con, rel, with_judgments), dest, fmt, export.options)
         shown = dest.relative_to(project.root) if dest.is_relative_to(project.root) else dest
         return f"{rows} rows of {export.model} -> {shown} ({dest.stat().st_size / 1024:.1f} KiB)"
 

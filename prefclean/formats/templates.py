@@ -85,3 +85,59 @@ def format_kind(context, source_name: str, format: str | None = None, kind: str 
     """'dpo' or 'sft': what the source's format holds."""
     _, fmt, _ = _resolved(context, source_name, format, kind)
     return fmt.kind
+
+
+# Reader options that read_json_objects takes as read_json does; any other option (columns, records, ...) may
+# change what a row is, so the lines are not used and rows are written from their values instead.
+_LINE_OPTIONS = {"format", "compression"}
+
+
+def source_lines_sql(project, source) -> str | None:
+    """SQL of a JSON-lines source's rows as their original text (`source_row`, `line`: the line as the file
+    holds it, without its trailing whitespace), numbered as the staged rows are; None when the source is not
+    one JSON object per line read with plain options (its rows are then written back from their values)."""
+    from ..sources import _matching_files, _options_sql
+
+    options = dict(getattr(source, "options", {}) or {})
+    if source.type != "jsonl" or set(options) - _LINE_OPTIONS or options.get("format", "newline_delimited") != \
+            "newline_delimited":
+        return None
+    files = "[" + ", ".join("'" + str(f.resolve()).replace("'", "''") + "'" for f in _matching_files(source, project)) + "]"
+    options["format"] = "newline_delimited"
+    return (f"select row_number() over () as source_row, json::varchar as line "
+            f"from read_json_objects({files}{_options_sql(options)})")
+
+
+@jinja2.pass_context
+def format_lines(context, source_name: str) -> str:
+    """A relation of a JSON-lines source's rows as their original text (`source_row`, `line`), for writing
+    kept rows back byte for byte; '' when the source is not JSON lines (see source_lines_sql)."""
+    context["source"](source_name)  # records the dependency
+    compiler = context["source"].__self__.compiler
+    sql = source_lines_sql(compiler.project, compiler.project.sources[source_name])
+    return f"({sql})" if sql else ""
+
+
+@jinja2.pass_context
+def format_flipped_line(context, source_name: str, line_sql: str, format: str | None = None,
+                        kind: str | None = None) -> str:
+    """SQL: the JSON text of a flipped row: the line's keys in their order, the values of each swapped pair of
+    keys exchanged (the keys as the file names them, before `columns:` renames). Values are written as DuckDB
+    reads them, so a flipped row is equal in value, not always in bytes (1.50 becomes 1.5)."""
+    _, fmt, _ = _resolved(context, source_name, format, kind)
+    renamed = {new: old for old, new in (context["source"].__self__.compiler.project.sources[source_name].columns
+                                         or {}).items()}
+    cases = []
+    for a, b in fmt.swap:
+        a, b = renamed.get(a, a), renamed.get(b, b)
+        cases += [f"when {_sql_string(a)} then {_sql_string(b)}", f"when {_sql_string(b)} then {_sql_string(a)}"]
+    if not cases:
+        return line_sql
+    path = "'$.\"' || replace(replace({k}, '\\\\', '\\\\\\\\'), '\"', '\\\\\"') || '\"'"
+    source_key = f"(case k {' '.join(cases)} else k end)"
+    return (f"to_json(map(json_keys({line_sql}), list_transform(json_keys({line_sql}), "
+            f"lambda k: json_extract({line_sql}, {path.format(k=source_key)}))))::varchar")
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
