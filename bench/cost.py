@@ -2,28 +2,36 @@
 GGUF's own vocabulary and chat template (as `prefclean plan` counts them), and dollars at a stated price.
 
 Ways compared: today's default (ratings and full rationales, both bias-check passes), structured output,
-ratings only (`rationale: none`), the uncertain-only bias check, the batch discount; the reference is
-distilabel 1.5's UltraFeedback prompt for the same pairs (its messages built by distilabel itself in
-bench/.venv-distilabel, the venv vs_reference.py installs; only their token count is used).
+ratings only (`rationale: none`), the uncertain-only bias check at several margins, the batch discount; the
+reference is distilabel 1.5's UltraFeedback prompt for the same pairs (its messages built by distilabel itself
+in bench/.venv-distilabel, the venv vs_reference.py installs; only their token count is used).
 
-Ratings are drawn from real judge answers (shared/data: the distinct rated pairs of
-ultrafeedback_judge_raw_outputs.distilabel_docs.jsonl and judge_answers_real.jsonl) and planted for the fake
-judge; the completions counted are those real answers (their rationales), rewritten in each way's format.
-The request counts of the bias checks come from real builds of the example project against the fake judge.
+The completions counted are real judge answers (shared/data: the distinct rated pairs of
+ultrafeedback_judge_raw_outputs.distilabel_docs.jsonl and judge_answers_real.jsonl), rewritten in each way's
+format. The ratings planted for the fake judge (their spread decides what the uncertain bias check re-checks)
+come from `--ratings`: JSONL files of real judge scores of a pair's two responses (`score_chosen`,
+`score_rejected` on UltraFeedback's 1-10 scale, at the top level or under `metadata`, as
+trl-lib/ultrafeedback_binarized has them), put on the judge's 1-5 scale (half, rounded half up); without it,
+the 6 shared answers' own ratings. A share of the pairs (`--biased-share`) is judged by a position-biased judge:
+one point more for whichever response is shown first (fake_judge.py's first_position_bonus). The request
+counts of the bias checks come from real builds of the example project against the fake judge.
 
-    python bench/cost.py [--n 1000] [--margin 1] [--price-in 0.88] [--price-out 0.88] [--batch-discount 0.5]
+    python bench/cost.py [--n 1000] [--ratings FILE ...] [--margins 0,1,2] [--biased-share 0.2]
+                         [--price-in 0.88] [--price-out 0.88] [--batch-discount 0.5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import yaml
 
@@ -76,28 +84,40 @@ def answer_text(a: dict, style: Style) -> str:
     return a["raw"]
 
 
-def make_pairs(n: int, answers: list[dict], seed: int, biased_share: float) -> list[dict]:
+def real_spread(paths: list[Path]) -> list[tuple[int, int]]:
+    """(chosen, rejected) ratings on the judge's 1-5 scale from real 1-10 scores of a pair's two responses."""
+    half = lambda score: min(5, max(1, math.floor(float(score) / 2 + 0.5)))  # noqa: E731
+    out = []
+    for path in paths:
+        for line in path.open(encoding="utf-8"):
+            row = json.loads(line)
+            scores = row.get("metadata") if "score_chosen" not in row else row
+            out.append((half(scores["score_chosen"]), half(scores["score_rejected"])))
+    return out
+
+
+def make_pairs(n: int, answers: list[dict], spread: list[tuple[int, int]], seed: int, biased_share: float) -> list[dict]:
     rng = random.Random(seed)
+    ratings = rng.sample(spread, n) if n <= len(spread) else [rng.choice(spread) for _ in range(n)]
     pairs = []
-    for i in range(n):
-        a = rng.choice(answers)
-        c, r = a["ratings"]
+    for i, (c, r) in enumerate(ratings):
         q = f"Question {i}: how many apples are left if we start with {i} and eat three? Show the steps."
         chosen = f"Start with {i} apples and eat three, which leaves {i - 3}. The steps are plain and checked."
         rejected = f"It is {i} apples, nothing changes, since eating does not count as taking away."
-        # a position-biased judge where the gap is small: no marker, the fake judge rates by position
-        biased = abs(c - r) <= 1 and rng.random() < biased_share
-        if not biased:
-            chosen, rejected = f"{chosen} [[rate={c}]]", f"{rejected} [[rate={r}]]"
-        pairs.append({"system": "", "question": q, "chosen": chosen, "rejected": rejected, "answer": a})
+        # the position-biased judge: one point more for the response shown first, on this share of the pairs
+        tag = " [[biased]]" if rng.random() < biased_share else ""
+        pairs.append({"system": "", "question": q, "chosen": f"{chosen} [[rate={c}]]{tag}",
+                      "rejected": f"{rejected} [[rate={r}]]{tag}", "answer": rng.choice(answers),
+                      "ratings": (c, r)})
     return pairs
 
 
-def requests_of(work: Path, pairs: list[dict], check, margin: float) -> dict:
+def requests_of(work: Path, pairs: list[dict], check, margin: float, margins: tuple = (), min_margin: int = 1,
+                poor_max: int = 2) -> dict:
     source = write_pairs(work / "pairs.parquet", pa.Table.from_pylist(
         [{k: p[k] for k in ("system", "question", "chosen", "rejected")} for p in pairs]))
     with FakeJudge() as server:
-        server.control(position_ratings=[4, 3])
+        server.control(first_position_bonus=1)
         root = make_project(work / f"project-{check}", source, {"base_url": server.url, "concurrency": 16},
                             bias_check=True, export=False)
         config = yaml.safe_load((root / "prefclean.yml").read_text())
@@ -106,7 +126,24 @@ def requests_of(work: Path, pairs: list[dict], check, margin: float) -> dict:
         prefclean(root, sample_memory=False)
         sent = server.stats()["requests"]
     summary = json.loads((root / "target" / "summary.json").read_text())
-    return {"requests": sent, **summary["position_bias"]}
+    con = duckdb.connect(str(root / "target" / "prefclean.duckdb"), read_only=True)
+    # the verdict changes that change a decision: pairs the first pass alone would keep, dropped as biased
+    kept_otherwise = con.execute(
+        "select count(*) from main.pair_decisions where position_flipped and chosen_rating - rejected_rating >= ? "
+        "and greatest(chosen_rating, rejected_rating) > ?", [min_margin, poor_max]).fetchone()[0]
+    flipped = {r[0] for r in con.execute("select pair_id from main.pair_decisions where position_flipped").fetchall()}
+    # what re-checking only the close pairs the first pass would keep would send and catch (the swap cannot
+    # change a pair that is dropped anyway): computed from this build's first passes, not a mode of prefclean
+    keep_only = {}
+    if check is True:
+        for k in margins:
+            keep_only[k] = con.execute(
+                "select count(*), count(*) filter (where position_flipped) from main.pair_decisions "
+                "where chosen_rating - rejected_rating between ? and ? and greatest(chosen_rating, rejected_rating) > ?",
+                [min_margin, k, poor_max]).fetchone()
+    con.close()
+    return {"requests": sent, **summary["position_bias"], "kept_but_biased": kept_otherwise, "flipped": flipped,
+            "keep_only": keep_only}
 
 
 def distilabel_prompts(pairs: list[dict]) -> list[list[dict]] | None:
@@ -124,8 +161,11 @@ def distilabel_prompts(pairs: list[dict]) -> list[list[dict]] | None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--margin", type=float, default=1)
-    ap.add_argument("--biased-share", type=float, default=0.2, help="of the close pairs, rated by position")
+    ap.add_argument("--ratings", type=Path, nargs="*", default=[],
+                    help="JSONL files of real 1-10 scores (score_chosen, score_rejected) for the rating spread")
+    ap.add_argument("--margins", default="0,1,2", help="bias_check_margin values of the uncertain builds")
+    ap.add_argument("--margin", type=float, default=1, help="the margin whose uncertain check goes in the cost table")
+    ap.add_argument("--biased-share", type=float, default=0.2, help="pairs judged with a first-position bonus")
     ap.add_argument("--price-in", type=float, default=0.88, help="USD per million prompt tokens")
     ap.add_argument("--price-out", type=float, default=0.88, help="USD per million completion tokens")
     ap.add_argument("--batch-discount", type=float, default=0.5)
@@ -136,9 +176,13 @@ def main() -> None:
     vocab = GgufVocabulary(GGUF)
     task = make_task("ultrafeedback", None)
     answers = real_answers()
-    pairs = make_pairs(args.n, answers, args.seed, args.biased_share)
-    gaps = [abs(a["ratings"][0] - a["ratings"][1]) for a in answers]
-    print(f"real answers: {len(answers)}, rating gaps {sorted(gaps)}; load {load_average()}")
+    spread = real_spread(args.ratings) if args.ratings else [tuple(a["ratings"]) for a in answers]
+    pairs = make_pairs(args.n, answers, spread, args.seed, args.biased_share)
+    gaps = [abs(c - r) for c, r in (p["ratings"] for p in pairs)]
+    share = {g: gaps.count(g) / len(gaps) for g in sorted(set(gaps))}
+    print(f"rating spread: {len(spread)} real pairs ({', '.join(str(p) for p in args.ratings) or 'shared/data answers'}); "
+          f"gaps of the {args.n} pairs on the 1-5 scale: "
+          + ", ".join(f"{g}: {100 * v:.1f}%" for g, v in share.items()) + f"; load {load_average()}")
 
     def completion_tokens(text: str) -> int:
         return len(vocab.llama.tokenize(text.encode(), add_bos=False, special=False))
@@ -149,11 +193,28 @@ def main() -> None:
         c = sum(completion_tokens(answer_text(x["answer"], style)) for x in pairs)
         return p / len(pairs), c / len(pairs)
 
+    margins = [float(m) for m in args.margins.split(",")]
+    if args.margin not in margins:
+        margins.append(args.margin)
     with tempfile.TemporaryDirectory() as tmp:
-        both = requests_of(Path(tmp) / "all", pairs, True, args.margin)
-        unsure = requests_of(Path(tmp) / "uncertain", pairs, "uncertain", args.margin)
-    print(f"bias check true: {both}\nbias check uncertain (margin {args.margin:g}): {unsure}")
-    passes_all, passes_unsure = both["requests"] / args.n, unsure["requests"] / args.n
+        both = requests_of(Path(tmp) / "all", pairs, True, 1, margins=tuple(margins))
+        unsure = {k: requests_of(Path(tmp) / f"uncertain-{k:g}", pairs, "uncertain", k) for k in margins}
+    print(f"\nbias check true: {both['requests']} requests, verdict changed on {both['verdict_changed']} pairs, "
+          f"{both['kept_but_biased']} of them pairs the first pass alone would keep")
+    rows = []
+    for k, u in unsure.items():
+        assert u["flipped"] <= both["flipped"]  # the same deterministic judge: a re-checked pair flips both times
+        rows.append([f"{k:g}", u["requests"], f"{100 * u['requests'] / both['requests']:.0f}%",
+                     u.get("swapped_requests_saved"), f"{u['verdict_changed']} of {both['verdict_changed']}",
+                     f"{u['kept_but_biased']} of {both['kept_but_biased']}"])
+    for k, (sent, caught) in both["keep_only"].items():
+        rows.append([f"{k:g}, kept pairs only*", args.n + sent, f"{100 * (args.n + sent) / both['requests']:.0f}%",
+                     args.n - sent, "-", f"{caught} of {both['kept_but_biased']}"])
+    print(table(["bias_check_margin", "requests", "of the full check's", "swapped requests saved",
+                 "verdict changes caught", "decision-changing ones caught"], rows))
+    print("* computed from the full check's first passes: the swapped pass only for pairs rated min_margin..k apart "
+          "that the first pass alone would keep (a drop cannot be changed by the swap); not a mode of prefclean")
+    passes_all, passes_unsure = both["requests"] / args.n, unsure[args.margin]["requests"] / args.n
 
     cost = lambda p, c, disc=0.0: (p * args.price_in + c * args.price_out) / 1e6 * (1 - disc) * args.n  # noqa: E731
     rows, ref = [], None
@@ -163,14 +224,15 @@ def main() -> None:
         rc = sum(completion_tokens(x["answer"]["raw"]) for x in pairs) / len(pairs)
         ref = rp + rc
         rows.append(["distilabel UltraFeedback (one pass)", 1.0, rp, rc, ref, "1.00x", cost(rp, rc)])
+    k = f"k={args.margin:g}"
     ways = [("default (rationales, bias check true)", Style(), passes_all, 0.0),
-            ("structured output, bias check true", Style(structured=True), passes_all, 0.0),
+            ("structured output, bias check true", Style(structured="json_schema"), passes_all, 0.0),
             ("ratings only, bias check true", Style(rationale="none"), passes_all, 0.0),
             ("default, one pass (no bias check)", Style(), 1.0, 0.0),
             ("ratings only, one pass", Style(rationale="none"), 1.0, 0.0),
-            ("ratings only + structured, one pass", Style(rationale="none", structured=True), 1.0, 0.0),
-            (f"default, bias check uncertain (k={args.margin:g})", Style(), passes_unsure, 0.0),
-            (f"ratings only, bias check uncertain (k={args.margin:g})", Style(rationale="none"), passes_unsure, 0.0),
+            ("ratings only + structured, one pass", Style(rationale="none", structured="json_schema"), 1.0, 0.0),
+            (f"default, bias check uncertain ({k})", Style(), passes_unsure, 0.0),
+            (f"ratings only, bias check uncertain ({k})", Style(rationale="none"), passes_unsure, 0.0),
             (f"ratings only, uncertain, batch -{args.batch_discount:.0%}", Style(rationale="none"), passes_unsure,
              args.batch_discount)]
     for name, style, passes, disc in ways:
@@ -178,14 +240,15 @@ def main() -> None:
         total = (p + c) * passes
         rows.append([name, passes, p * passes, c * passes, total,
                      f"{ref / total:.2f}x" if ref else "-", cost(p * passes, c * passes, disc)])
+    fixed = vocab.count(task.prompt("", ["", ""], "overall-rating", None, Style()).messages)
     print(f"\n{args.n} pairs; tokens per pair (SmolLM2 GGUF vocabulary and chat template); "
-          f"${args.price_in}/M prompt, ${args.price_out}/M completion tokens")
+          f"${args.price_in}/M prompt, ${args.price_out}/M completion tokens; the built-in prompt's fixed part "
+          f"(no texts): {fixed} tokens")
     print(table(["way", "requests/pair", "prompt tok/pair", "completion tok/pair", "total tok/pair",
                  "fewer than distilabel", f"USD per {args.n}"], rows))
-    print(f"\nuncertain-only bias check: {unsure['requests']} requests vs {both['requests']} "
-          f"({100 * unsure['requests'] / both['requests']:.0f}%); verdict changes caught: "
-          f"{unsure['verdict_changed']} of {both['verdict_changed']} the full check finds; "
-          f"swapped requests saved (summary): {unsure.get('swapped_requests_saved')}")
+    if ref_prompts is not None:
+        empty = sum(vocab.count(m) for m in distilabel_prompts([{"question": "", "chosen": "", "rejected": ""}]))
+        print(f"distilabel's prompt without the texts: {empty} tokens")
 
 
 if __name__ == "__main__":

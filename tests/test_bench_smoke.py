@@ -115,3 +115,11 @@ def test_adaptive_concurrency_small(tmp_path):
     rows = dict(re.findall(r"^\| (4|auto) +\| ([\d.]+) ", out, re.M))
     assert set(rows) == {"4", "auto"} and all(float(v) > 0 for v in rows.values()), out
     assert "best fixed: 4" in out and "CHECK FAILED" not in out
+
+
+def test_cost_small():
+    out = run_bench("cost.py", "--n", 40, "--margins", "0,1")
+    assert "bias check true: 80 requests" in out
+    sent = {k: int(cell(out, k).replace(",", "")) for k in ("0", "1")}
+    assert 40 <= sent["0"] <= sent["1"] <= 80  # a wider margin re-checks at least as many pairs
+    assert "ratings only + structured, one pass" in out

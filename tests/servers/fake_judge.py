@@ -8,6 +8,8 @@ Ratings, per text (first rule that applies):
   1. a marker in the text: `[[rate=K]]` (any judge) or `[[rate:MODEL=K]]` (only the judge whose model is MODEL);
   2. `position_ratings` from /control: a list giving the rating by position (simulates a position-biased judge);
   3. `default_rating` (3).
+A text that also carries `[[biased]]` gets `first_position_bonus` (from /control) added when it is shown first
+(clamped to 1-5): a judge that favours whatever comes first, as much as that, on the pairs so marked.
 Prometheus prompts get "Feedback: ... [RESULT] K" (absolute) or "[RESULT] A|B" (relative, the higher-rated wins).
 
 Faults, set with POST /control (JSON); counters reset with POST /reset; GET /stats returns what happened:
@@ -55,7 +57,7 @@ TEXT_BLOCK = re.compile(r"<text (\d+)>\n(.*?)\n</text \1>", re.S)
 PROMETHEUS_RESPONSE = re.compile(r"<response((?: [AB])?)>\n(.*?)\n</response\1>", re.S)  # group 1 always takes part
 MARKER = re.compile(r"\[\[rate(?::([\w.\-/]+))?=(\d)\]\]")
 DEFAULTS = {
-    "latency_ms": 0.0, "default_rating": 3, "position_ratings": None,
+    "latency_ms": 0.0, "default_rating": 3, "position_ratings": None, "first_position_bonus": 0,
     "fail_first_n": 0, "fail_status": 500, "fail_every": 0,
     "rate_limit_first_n": 0, "retry_after": 0.2,
     "garbage_first_n": 0, "odd_shape_first_n": 0, "hang_first_n": 0, "hang_ms": 30_000,
@@ -67,6 +69,13 @@ DEFAULTS = {
 
 
 def rating_for(text: str, model: str, position: int, settings: dict) -> int:
+    rating = _rating(text, model, position, settings)
+    if position == 0 and settings["first_position_bonus"] and "[[biased]]" in text:
+        rating = min(5, max(1, rating + int(settings["first_position_bonus"])))
+    return rating
+
+
+def _rating(text: str, model: str, position: int, settings: dict) -> int:
     generic = None
     for target, value in MARKER.findall(text):
         if target == model:
