@@ -142,3 +142,13 @@ def test_https_is_spoken_with_the_system_trust_store_and_refused_for_an_untruste
         first, second = post(Endpoint(tls.url + "/v1/chat/completions", {}), "plain", "chunked")
         assert first.body == BODY and second.body == BODY
         assert first.headers["x-connection"] == second.headers["x-connection"]
+
+
+def test_a_body_orjson_refuses_is_sent_as_the_json_module_writes_it():
+    """A lone surrogate in the data, or a YAML mapping with integer keys in extra_body (logit_bias)."""
+    engine = OpenAIEngine(OpenAIJudge(name="j", engine="openai", model="m", base_url="http://127.0.0.1:9/v1",
+                                      extra_body={"logit_bias": {50256: -100}}))
+    messages = [{"role": "user", "content": "bad \ud800 surrogate"}]
+    payload = engine._payload(messages, GenerationParams())
+    assert json.loads(payload) == json.loads(json.dumps(engine.body(messages, GenerationParams())))
+    assert b"\\ud800" in payload

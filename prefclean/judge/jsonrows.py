@@ -12,13 +12,19 @@ from __future__ import annotations
 import json
 from array import array
 
+import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
 
 def json_line(value) -> bytes:
-    """One value as a JSON line. Text a judge sent with invalid UTF-8 (a lone surrogate) gets '?' there."""
-    return json.dumps(value, ensure_ascii=False).encode("utf-8", "replace")
+    """One value as a JSON line. Text a judge sent with invalid UTF-8 (a lone surrogate) gets '?' there.
+    orjson first: ~0.4 µs instead of ~5.5 µs for a judgment's row, and a judgment makes three (its result,
+    its cache row, its call); what it refuses (a surrogate, an integer past 64 bits) takes the json module."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value, ensure_ascii=False).encode("utf-8", "replace")
 
 
 def table_from_json_lines(lines: list[bytes], schema: pa.Schema) -> pa.Table:

@@ -14,6 +14,8 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+import orjson
+
 from ...errors import JudgeError
 from ...redact import add_secret, redact, without_userinfo
 from ..concurrency import AUTO_MAX, AdaptiveLimit
@@ -60,6 +62,15 @@ class Replica:
     def mark_ok(self) -> None:
         self.failures = 0
         self.down_until = 0.0
+
+
+def _json(value) -> bytes:
+    """A request body's JSON (UTF-8). orjson: ~0.4 µs instead of ~8 µs for a judge prompt's messages; what it
+    refuses (a lone surrogate in the data, an integer past 64 bits) goes as the json module writes it."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value).encode()
 
 
 def _retry_after(headers) -> float | None:
@@ -197,13 +208,13 @@ class OpenAIEngine(Engine):
     def _payload(self, messages, params: GenerationParams, grammar=None, response_format=None) -> bytes:
         """The request body: the messages encoded per request, the rest once per set of parameters."""
         if response_format:
-            return json.dumps(self.body(messages, params, grammar, response_format)).encode()
+            return _json(self.body(messages, params, grammar, response_format))
         tail = self._tails.get((params, grammar))
         if tail is None:
             rest = self.body([], params, grammar)
             del rest["messages"]
-            tail = self._tails[params, grammar] = b"," + json.dumps(rest)[1:].encode()
-        return b'{"messages": ' + json.dumps(messages).encode() + tail
+            tail = self._tails[params, grammar] = b"," + _json(rest)[1:]
+        return b'{"messages":' + _json(messages) + tail
 
     def body(self, messages, params: GenerationParams, grammar=None, response_format=None) -> dict:
         """One chat-completions request body."""
@@ -252,7 +263,7 @@ class OpenAIEngine(Engine):
         if status == 200:
             replica.mark_ok()
             try:
-                data = json.loads(raw)
+                data = orjson.loads(raw)
                 text = _content_text(data["choices"][0]["message"]["content"])
                 usage = data.get("usage") or {}
                 return Completion(text, data.get("model") or self.model, usage.get("prompt_tokens"),
