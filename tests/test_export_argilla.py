@@ -461,3 +461,21 @@ def test_review_queue_with_three_annotators_and_the_calibration_report_by_hand(
     assert r["human_vs_human"] == {"pairs": 3, "agreement": 0.6667, "kappa": 0.5}
     assert "the random calibration sample only (3 reviewed pairs of the uncertain queue left out" in result.output
     assert argilla_server.search_proxy.scripts_applied >= 13  # each response indexed through the proxy's script
+
+
+def test_a_dataset_made_before_review_queues_gets_the_queue_metadata_added(review_project, run_cli, owner):
+    from prefclean.export.argilla import ADDED_METADATA, Layout
+
+    ws = owner.workspaces(name=WORKSPACE) or rg.Workspace(name=WORKSPACE, client=owner).create()
+    old = Layout(n=2).settings()
+    old.metadata = [m for m in old.metadata if m.name not in ADDED_METADATA]
+    rg.Dataset(name="before_queues", workspace=ws, settings=old, client=owner).create()
+    root = review_project("before_queues", calibration=1, min_submitted=3)
+    result = run_cli("export", "argilla", cwd=root)
+    assert result.exit_code == 0, result
+    assert "1 calibration (1 of 1 in the dataset)" in result.output
+    ds = dataset_or_none(owner, "before_queues")
+    assert {"queue", "uncertainty"} <= {m.name for m in ds.settings.metadata}
+    assert ds.settings.distribution.min_submitted == 3
+    queues = sorted(r.metadata["queue"] for r in ds.records)
+    assert queues == ["all", "all", "calibration"]
