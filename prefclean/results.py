@@ -261,6 +261,7 @@ class JudgePlan:
     # escalation); `requests` (and its tokens, cost, time) is then the most, `requests_at_least` those sent
     # whatever the verdicts, and `estimate` (requests, prompt_tokens, completion_tokens, cost_usd, seconds,
     # from_cached_verdicts, taken_as_ties) what is expected if unknown verdicts spread like the cached ones
+    in_open_batches: int = 0  # a batch judge's rows in a batch an earlier build submitted: collected, not sent
     requests_count: str = "exact"
     requests_at_least: int | None = None
     estimate: dict[str, Any] | None = None
@@ -277,7 +278,8 @@ class JudgePlan:
                                                  if self.seconds_bound_by == "completion_window"
                                                  else f", ~{self.seconds:g}s ({self.seconds_bound_by})")
         seen = "mean seen" if self.completion_tokens_seen else "max_tokens"
-        out = (f"judge {self.name}: {self.rows} rows, {self.cached} cached, {self.deduplicated} deduplicated -> "
+        waiting = f", {self.in_open_batches} in open batches" if self.in_open_batches else ""
+        out = (f"judge {self.name}: {self.rows} rows, {self.cached} cached{waiting}, {self.deduplicated} deduplicated -> "
                f"{self.requests} requests; tokens {self.prompt_tokens} prompt ({self.token_count}"
                f"{': ' + self.token_count_why if self.token_count_why else ''}) + "
                f"{self.completion_tokens} completion ({seen}){cost}{secs}")

@@ -155,6 +155,10 @@ def test_lines_still_in_a_batch_stay_held_and_the_build_that_collects_them_repor
     first = summary_json(root)["this_run_judges"]["fake"]
     assert first["spent"]["requests"] == 5 and first["spent"]["tokens"] == 0
     assert first["held"]["requests"] == 5 and first["held"]["cost_usd"] > 0
+    # the plan knows they are submitted: nothing more to send or pay for
+    p = plan(run_cli, root)
+    assert (p["rows"], p["in_open_batches"], p["requests"], p["cost_usd"]) == (5, 5, 0, 0.0)
+    assert batch_server.stats()["batches_created"] == 1
 
     batch_server.control(hold=False)
     out, _ = build(run_cli, root)

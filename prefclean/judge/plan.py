@@ -57,7 +57,7 @@ class _Tally:
 
     def __init__(self, config: JudgeConfig, serial: bool, counter, batch: bool = False):
         self.config, self.serial, self.batch, self.counter = config, serial, batch, counter
-        self.rows = self.cached = self.deduplicated = self.unjudgeable = 0
+        self.rows = self.cached = self.deduplicated = self.unjudgeable = self.in_open_batches = 0
         self.keys: dict[str, int] = {}  # distinct requests to send -> their prompt tokens
         self.seen: set[str] = set()  # every key met (cached or not)
 
@@ -98,6 +98,20 @@ class Planner:
                                      "where key in (select unnest(?::varchar[]))", [keys]).fetchall()
         at = CACHE_NAMES.index("key")
         return {r[at]: dict(zip(CACHE_NAMES, r)) for r in rows}
+
+    def _in_open_batches(self, keys: list[str]) -> set[str]:
+        """Those of `keys` in a provider batch an earlier build submitted and no build has collected yet."""
+        if self._con is None or not keys:
+            return set()
+        with self.lock:
+            try:
+                rows = self._con.execute(
+                    "select r.custom_id from batch_requests r join batches b using (batch_id) where b.collected_at "
+                    "is null and b.status <> 'exported' and r.custom_id in (select unnest(?::varchar[]))",
+                    [keys]).fetchall()
+            except duckdb.CatalogException:  # a cache from before provider batches: none
+                return set()
+        return {r[0] for r in rows}
 
     def _seen_in_cache(self, judge: str) -> tuple[float | None, float | None]:
         """The mean completion tokens of this judge's cached judgments and the mean latency of its answered calls."""
@@ -183,6 +197,7 @@ class Planner:
             prompts.setdefault(key, prompt.messages)
             sizes[key] = prompt.n
         cached = self._cached(list(prompts))
+        waiting = self._in_open_batches([k for k in prompts if k not in cached]) if tally.batch else set()
         with self.lock:
             tally.rows += len(instructions)
             for key in keys:
@@ -190,10 +205,12 @@ class Planner:
                     continue
                 if key in cached:
                     tally.cached += 1
+                elif key in waiting:  # submitted by an earlier build: collected, not sent again
+                    tally.in_open_batches += 1
                 elif key in tally.seen:
                     tally.deduplicated += 1
                 tally.seen.add(key)
-            new = [k for k in prompts if k not in cached and k not in tally.keys]
+            new = [k for k in prompts if k not in cached and k not in waiting and k not in tally.keys]
             for k in new:
                 tally.keys[k] = 0
         counts = {k: self.shared.tokens[k] if k in self.shared.tokens else tally.counter.count(prompts[k]) for k in new}
@@ -264,7 +281,7 @@ def judge_plan(t: _Tally, completion_mean: float | None, latency_ms: float | Non
         cost_usd=None if cost is None else round(cost, 6), cost_usd_max=None if cost_max is None else round(cost_max, 6),
         seconds=None if bound is None else round(limits[bound], 1), seconds_bound_by=bound,
         latency_ms_seen=None if latency_ms is None else round(latency_ms, 1), token_count=t.counter.kind,
-        token_count_why=getattr(t.counter, "why", None),
+        token_count_why=getattr(t.counter, "why", None), in_open_batches=t.in_open_batches,
         budget=b.as_dict() if b is not None else {}, over_budget=tuple(over))
 
 
@@ -283,6 +300,7 @@ def union(a: _Tally | None, b: _Tally | None) -> _Tally:
         return a or b
     out = _Tally(b.config, b.serial, b.counter, b.batch)
     out.rows, out.cached, out.deduplicated, out.unjudgeable = b.rows, b.cached, b.deduplicated, b.unjudgeable
+    out.in_open_batches = b.in_open_batches
     out.keys = {**a.keys, **b.keys}
     return out
 
