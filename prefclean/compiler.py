@@ -23,9 +23,10 @@ from . import plugins
 from .errors import CompileError
 from .project import Project
 from . import modelconfig, relnames
-from .context import (MACRO_CALLS, MODULES, Adapter, Exceptions, Log, QueryResult, Relation, env_var, jinja_return, make_environment,
+from .context import (FUNCTIONS, MACRO_CALLS, MODULES, Adapter, Exceptions, Log, QueryResult, Relation, env_var, jinja_return, make_environment,
                       target)
 from .properties import load_properties
+from .dbtforms import refuse_dbt_only_files, undefined_hint
 from .seeds import discover_seeds, seed_sql
 from .state import macro_checksums
 from .warehouse import MODELS_SCHEMA, SOURCES_SCHEMA, relation
@@ -94,23 +95,6 @@ def _test_blocks_as_macros(text: str) -> str:
     """dbt's `{% test name(model, column_name) %}...{% endtest %}` is a macro named test_name."""
     text = _TEST_OPEN.sub(lambda m: f"{m.group(1)}macro{m.group(2)}{_TEST_PREFIX}{m.group(3)}(", text)
     return _TEST_CLOSE.sub(lambda m: f"{m.group(1)}endmacro{m.group(2)}", text)
-
-
-# dbt files that would otherwise sit in a project unread.
-_DBT_ONLY_FILES = {
-    "dbt_project.yml": "move its models:, seeds:, vars: and on-run-start/on-run-end into prefclean.yml, then remove it",
-    "packages.yml": "packages are not supported by prefclean; copy the macros you use into macros/",
-    "dependencies.yml": "packages are not supported by prefclean; copy the macros you use into macros/",
-}
-
-
-def _refuse_dbt_only_files(root: Path) -> None:
-    for name, what in _DBT_ONLY_FILES.items():
-        if (root / name).exists():
-            raise CompileError(f"{name} is not read by prefclean: {what}")
-    if any((root / "snapshots").rglob("*.sql")):
-        raise CompileError("snapshots/ is not supported by prefclean (an incremental model with a unique_key keeps "
-                           "the latest version of each row)")
 
 
 def _check_on_schema_change(owner: str, mode: Any) -> None:
@@ -231,6 +215,30 @@ class _RenderContext:
         return self.incremental and self.model.materialized == "incremental"
 
 
+class _Config:
+    """dbt's `config`: config(key=value, ...) or config({...}) sets, config.get(key, default) and
+    config.require(key) read the model's config as known so far (folder, property file, earlier calls)."""
+
+    def __init__(self, ctx: _RenderContext):
+        self._ctx = ctx
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        if len(args) > 1 or args and not isinstance(args[0], dict):
+            raise CompileError(f"{self._ctx.owner}: config() takes key=value arguments, or one mapping")
+        return self._ctx.config(**{**(args[0] if args else {}), **kwargs})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        model = self._ctx.model
+        value = model.materialized if key == "materialized" else model.config.get(key)
+        return default if value is None else value
+
+    def require(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise CompileError(f"{self._ctx.owner}: config.require('{key}'): `{key}` is not set")
+        return value
+
+
 class Compiler:
     """Loads a project's models and macros and renders them."""
 
@@ -242,13 +250,13 @@ class Compiler:
         self.namespace: dict[str, Any] = {name: functools.partial(fn, project) if getattr(fn, "with_project", False)
                                           else fn for name, fn in plugins.load_all(plugins.TEMPLATE_GLOBALS).items()}
         self.namespace.update({"return": jinja_return, "target": target(project, _threads(connection)),
-                               "modules": MODULES})
+                               "modules": MODULES, "project_name": project.name, **FUNCTIONS})
         self.executing = False  # True while models build: run_query() runs and `execute` is true, as in dbt
         self.logger = Log()
         self.namespace["project_vars"] = project.vars
         self.connection = connection
         self.namespace["relation_exists"] = self.relation_exists
-        _refuse_dbt_only_files(project.root)
+        refuse_dbt_only_files(project.root, project.models_dir)
         modelconfig.check_folder_tree(project.models_config, "prefclean.yml: models", project.models_dir, project.name)
         modelconfig.check_folder_tree(project.seeds_config, "prefclean.yml: seeds", project.root / "seeds", project.name,
                                       "seed")
@@ -398,7 +406,7 @@ class Compiler:
                      extra: dict[str, Any] | None = None) -> str:
         ctx = ctx or _RenderContext(self, model, False)
         database = self.project.warehouse.stem
-        self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=ctx.config,
+        self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=_Config(ctx),
                               is_incremental=ctx.is_incremental, model_name=model.name,
                               this=Relation(model.schema, model.identifier, database,
                                             sql=this if ("this",) not in self.mocks else f"({self.mocks[('this',)]}\n)"),
@@ -415,7 +423,9 @@ class Compiler:
             except CompileError:
                 raise
             except jinja2.UndefinedError as exc:
-                raise CompileError(f"model '{model.name}' ({model.path}): {exc.message}") from None
+                name = re.match(r"'(\w+)' is undefined", exc.message or "")
+                raise CompileError(f"model '{model.name}' ({model.path}): {exc.message}"
+                                   + undefined_hint(name and name.group(1))) from None
             except jinja2.TemplateError as exc:
                 raise CompileError(f"model '{model.name}' ({model.path}): {exc}") from None
             except Exception as exc:  # a macro or template global raised: still the user's template at fault

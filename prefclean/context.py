@@ -1,5 +1,6 @@
 """The parts of dbt's Jinja context that are not about the model being rendered: relations, `env_var`, `target`,
-`log`, `run_query`, `return`, `exceptions`, `adapter.dispatch` and `modules`.
+`log`, `run_query`, `return`, `exceptions`, `adapter.dispatch`, `modules` and the pure helpers (`tojson`,
+`fromjson`, `toyaml`, `fromyaml`, `local_md5`, `set`, `zip`).
 
 compiler.py binds them to a model while it renders (see `_RenderContext`); this module only defines them.
 """
@@ -7,13 +8,16 @@ compiler.py binds them to a model while it renders (see `_RenderContext`); this 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import itertools
+import json
 import os
 import re
 import sys
 from typing import Any, Callable
 
 import jinja2
+import yaml
 from jinja2.runtime import Context, Macro
 
 from .errors import CompileError
@@ -226,6 +230,41 @@ class _Columns(list):
 
 
 MODULES = {"datetime": datetime, "re": re, "itertools": itertools}
+
+
+def _tojson(value: Any, default: Any = None) -> Any:
+    try:
+        return json.dumps(value, sort_keys=False, default=str)
+    except (TypeError, ValueError):
+        return default
+
+
+def _fromjson(text: str, default: Any = None) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return default
+
+
+def _toyaml(value: Any, default: Any = None) -> Any:
+    try:
+        return yaml.safe_dump(value, sort_keys=False)
+    except yaml.YAMLError:
+        return default
+
+
+def _fromyaml(text: str, default: Any = None) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return default
+
+
+# dbt's pure helper functions (no state, nothing that differs between runs).
+FUNCTIONS = {"tojson": _tojson, "fromjson": _fromjson, "toyaml": _toyaml, "fromyaml": _fromyaml,
+             "local_md5": lambda text: hashlib.md5(str(text).encode()).hexdigest(),
+             "set": lambda value: set(value), "set_strict": lambda value: set(value),
+             "zip": lambda *args: list(zip(*args)), "zip_strict": lambda *args: list(zip(*args))}
 
 
 def make_environment() -> jinja2.Environment:

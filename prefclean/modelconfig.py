@@ -22,7 +22,7 @@ SEED_CONFIG_KEYS = ("column_types", "delimiter", "enabled", "tags", "meta", "ful
 # dbt config keys that prefclean knows and does not do; each is refused by name.
 UNSUPPORTED_CONFIG = {
     "database": " (every model is in the project's warehouse)", "partition_by": "", "cluster_by": "",
-    "contract": "", "constraints": "", "grants": "", "persist_docs": "", "sql_header": "",
+    "contract": "", "constraints": "", "quoting": "", "grants": "", "persist_docs": "", "sql_header": "",
     "incremental_predicates": "", "merge_update_columns": "", "merge_exclude_columns": "", "group": "",
     "access": "", "on_configuration_change": "", "indexes": "", "location": "", "format": "", "options": "",
     "strategy": " (snapshots are not supported)", "updated_at": " (snapshots are not supported)",

@@ -43,7 +43,12 @@ def parse_vars(text: str | None) -> dict[str, Any]:
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ProjectError(f"--vars is not valid YAML/JSON: {exc}") from None
+        where = getattr(exc, "problem_mark", None)
+        at = f" at column {where.column + 1}" if where is not None and where.line == 0 else \
+            (f" at line {where.line + 1}, column {where.column + 1}" if where is not None else "")
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProjectError(f"--vars is not valid YAML/JSON: {problem}{at} (write a mapping, e.g. "
+                           "'{\"seed\": 7}' or 'seed: 7')") from None
     if not isinstance(value, dict):
         raise ProjectError(f"--vars must be a mapping like '{{\"seed\": 7}}', got {json.dumps(value)}")
     return value
