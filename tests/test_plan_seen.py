@@ -43,3 +43,9 @@ def test_plan_expects_the_cached_mean_completion_and_the_logged_latency(tmp_path
     assert j["cost_usd"] == pytest.approx((j["prompt_tokens"] * 1.0 + j["completion_tokens"] * 4.0) / 1e6, abs=1e-6)
     assert j["seconds_bound_by"] == "latency" and j["latency_ms_seen"] == pytest.approx(latency_ms, abs=0.1)
     assert j["seconds"] == pytest.approx(round(6 * latency_ms / 1000 / 2, 1))
+
+    # Asked for ratings only now: the mean of answers with rationales would overstate it; none seen yet
+    config["judges"]["fake"]["rationale"] = "none"
+    (root / "prefclean.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    j = plan(run_cli, root)
+    assert j["requests"] == 6 and j["completion_tokens_seen"] is False and j["completion_tokens"] == 6 * 300

@@ -114,12 +114,19 @@ class Planner:
         return {r[0] for r in rows}
 
     def _seen_in_cache(self, judge: str) -> tuple[float | None, float | None]:
-        """The mean completion tokens of this judge's cached judgments and the mean latency of its answered calls."""
+        """The mean completion tokens of this judge's cached judgments for the tasks planned and answered as it
+        is asked now (ratings only or with rationales: `rationale: none` after full ones answers in a tenth of the
+        tokens), and the mean latency of its answered calls."""
         if self._con is None:
             return None, None
+        tasks = [task for name, task in self.identities if name == judge]
+        tally = self.tallies.get(judge)
+        ratings_only = tally is not None and judge_style(tally.config).rationale == "none"
         with self.lock:
-            completion = self._con.execute("select avg(completion_tokens) from judgments where judge = ?",
-                                           [judge]).fetchone()[0]
+            completion = self._con.execute(
+                "select avg(completion_tokens) from judgments where judge = ? and task in (select unnest(?::varchar[])) "
+                "and coalesce(list_bool_and(list_transform(rationales, lambda r: r is null)), true) = ?",
+                [judge, tasks, ratings_only]).fetchone()[0]
             latency = self._con.execute("select avg(latency_ms) from calls where judge = ? and status = 'ok'",
                                         [judge]).fetchone()[0]
         return completion, latency
