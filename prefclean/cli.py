@@ -83,7 +83,9 @@ def init(directory, name, from_, fmt, kind):
             created = made.root
             click.echo(f"format: {made.format} ({'named' if fmt else 'detected'}, {made.kind}): {made.description}")
             click.echo("columns: " + ", ".join(f"{c} {t}" for c, t in made.columns.items()))
-            click.echo(f"cleaned rows, in the same format: {made.cleaned_path}")
+            click.echo(f"preference pairs built from the rated completions, in TRL's conversational format: "
+                       f"{made.cleaned_path}" if made.kind == "completions"
+                       else f"cleaned rows, in the same format: {made.cleaned_path}")
     except PrefcleanError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)

@@ -22,6 +22,7 @@ REAL_FILES = {
     "llamafactory_v1_dpo_demo.jsonl": "llamafactory_messages",
     "msfoundry_orca_dpo_validation.openai_dpo.jsonl": "openai_dpo",
     "orca_dpo_pairs.msfoundry_validation.jsonl": "orca",
+    "orca_dpo_pairs.llamafactory_v1_demo.jsonl": "orca",
 }
 
 
@@ -118,6 +119,18 @@ def test_hh_transcripts_split_into_turns_and_malformed_ones_are_excluded_with_re
     assert [r["excluded_reason"] for r in rows[1:]] == ["no_final_assistant_turn", "ends_on_user_turn", "prompts_differ"]
 
 
+def test_an_hh_answer_that_runs_on_into_another_assistant_turn_is_still_one_answer(tmp_path):
+    prompt = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: 2+2?"
+    _, rows = stage(tmp_path, [
+        {"chosen": prompt + "\n\nAssistant: 4\n\nAssistant: really 4", "rejected": prompt + "\n\nAssistant: 5"},
+        {"chosen": prompt + "\n\nAssistant: 4", "rejected": prompt + "\n\nAssistant: 5\n\nHuman: no?"},
+        {"chosen": "Intro\n\nAssistant: 4", "rejected": "Intro\n\nAssistant: 5"},
+    ], "hh_rlhf")
+    assert rows[0]["messages"] == [msg("user", "Hi"), msg("assistant", "Hello!"), msg("user", "2+2?")]
+    assert (rows[0]["chosen"], rows[0]["rejected"], rows[0]["excluded_reason"]) == ("4\n\nAssistant: really 4", "5", None)
+    assert [r["excluded_reason"] for r in rows[1:]] == ["ends_on_user_turn", "text_before_first_turn"]
+
+
 def test_sft_formats_put_the_response_in_chosen(tmp_path):
     _, rows = stage(tmp_path, [{"instruction": "Add", "input": "2 and 2", "output": "4"}])
     assert _ == "alpaca" and rows[0]["messages"] == [msg("user", "Add\n2 and 2")] and rows[0]["chosen"] == "4"
@@ -155,9 +168,9 @@ def test_each_real_file_is_detected_and_staged(name):
     fitting = [r for r in rows if r["excluded_reason"] is None]
     assert all(r["messages"][-1]["role"] == "user" and r["chosen"] is not None and r["rejected"] is not None
                for r in fitting)  # (a few hh answers are empty: still a response to judge)
-    excluded = {r["excluded_reason"] for r in rows} - {None}
-    # the hh test split holds 5 pairs whose two transcripts differ before the last answer (a "Human:" inside a turn)
-    assert (len(rows) - len(fitting), excluded) == ((5, {"prompts_differ"}) if fmt == "hh_rlhf" else (0, set()))
+    assert len(fitting) == len(rows)  # every real row fits its format
+    if fmt == "hh_rlhf":  # 5 answers run on into an "\n\nAssistant:" turn of their own: still one answer each
+        assert sum(1 for r in rows if "\n\nAssistant:" in r["chosen"] + r["rejected"]) == 5
 
 
 def test_sharegpt_real_rows_keep_multi_turn_conversations():
@@ -248,3 +261,10 @@ def test_content_that_is_text_in_some_messages_and_parts_in_others_is_read_as_te
     assert fmt == "trl_conversational"
     assert [r["messages"][0]["content"] for r in rows[:2]] == ["Plain question", "Parts question"]
     assert rows[1]["rejected"] == "5" and [r["excluded_reason"] for r in rows] == [None, None, "non_text_content"]
+
+
+def test_distilabel_generations_are_n_completions_too(tmp_path):
+    fmt, rows = stage(tmp_path, [{"instruction": "Capital of Spain?", "generations": ["Madrid", "Barcelona"],
+                                  "model_name": "m"}])
+    assert fmt == "completions" and rows[0]["responses"] == ["Madrid", "Barcelona"]
+    assert rows[0]["excluded_reason"] is None

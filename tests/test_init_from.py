@@ -13,7 +13,7 @@ import yaml
 from judge_fixtures import build, judge_config
 from test_formats import REAL_FILES, msg, shared_file
 
-DPO_FILES = {name: fmt for name, fmt in REAL_FILES.items() if name != "orca_dpo_pairs.msfoundry_validation.jsonl"}
+DPO_FILES = dict(REAL_FILES)  # every preference file in ../shared/data
 SWAPS = {"hh_rlhf": ("chosen", "rejected"), "sharegpt": ("chosen", "rejected"), "orca": ("chosen", "rejected"),
          "llamafactory_messages": ("chosen_messages", "rejected_messages"),
          "openai_dpo": ("preferred_output", "non_preferred_output"), "trl_conversational": ("chosen", "rejected"),

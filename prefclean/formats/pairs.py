@@ -80,25 +80,25 @@ def _hh_turns(prompt: str) -> str:
 
 
 def _hh(src: str, cols: dict) -> str:
-    # The final response is the text after the last "\n\nAssistant:" (split_part -1), the prompt everything
-    # before it. String functions only, not a greedy regular expression (10x faster on long transcripts), and
-    # the rejected prompt is compared in place (starts_with) rather than cut out.
-    marker = "e'\\n\\nAssistant:'"
-    prompt_length = "length({t}) - length({t}_last) - 12"
+    # The final response starts at the first "\n\nAssistant:" after the last "\n\nHuman:" (an answer that
+    # itself holds "\n\nAssistant:", a model running on, stays one answer), the prompt is everything before it.
+    # String functions only (split_part, strpos), not a greedy regular expression (10x faster on long
+    # transcripts); the rejected transcript is checked to start with that prompt in place, not cut apart.
+    human, assistant = "e'\\n\\nHuman:'", "e'\\n\\nAssistant:'"
     return f"""select source_row, {_hh_turns('c_prompt')} as messages, c_prompt as prompt_key,
-  {_no_leading_space('chosen_last')} as chosen,
-  {_no_leading_space('rejected_last')} as rejected,
+  {_no_leading_space('substr(c_tail, c_at + 12)')} as chosen,
+  {_no_leading_space('substr(rejected, length(c_prompt) + 13)')} as rejected,
   case when chosen is null or rejected is null then 'missing_response'
-       when not contains(chosen, {marker}) or not contains(rejected, {marker}) then 'no_final_assistant_turn'
-       when contains(chosen_last, e'\\n\\nHuman:') or contains(rejected_last, e'\\n\\nHuman:')
-         then 'ends_on_user_turn'
-       when {prompt_length.format(t='rejected')} <> length(c_prompt) or not starts_with(rejected, c_prompt)
+       when not contains(chosen, {assistant}) or not contains(rejected, {assistant}) then 'no_final_assistant_turn'
+       when c_at = 0 then 'ends_on_user_turn'
+       when not starts_with(rejected, c_prompt) or substr(rejected, length(c_prompt) + 1, 12) <> {assistant}
          then 'prompts_differ'
-       when not starts_with(c_prompt, e'\\n\\nHuman:') then 'text_before_first_turn'
+       when contains(substr(rejected, length(c_prompt) + 13), {human}) then 'ends_on_user_turn'
+       when not starts_with(c_prompt, {human}) then 'text_before_first_turn'
   end as reason
-from (select *, left(chosen, {prompt_length.format(t='chosen')}) as c_prompt
-      from (select *, split_part(chosen, {marker}, -1) as chosen_last, split_part(rejected, {marker}, -1) as rejected_last
-            from {src}))"""
+from (select *, left(chosen, length(chosen) - length(c_tail) + c_at - 1) as c_prompt
+      from (select *, strpos(c_tail, {assistant}) as c_at
+            from (select *, split_part(chosen, {human}, -1) as c_tail from {src})))"""
 
 
 register_format(Format(
