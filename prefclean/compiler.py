@@ -6,7 +6,6 @@ from the templates themselves.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import os
@@ -16,23 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import jinja2
 
-from . import plugins
+from . import modelconfig, plugins, relnames
 from .errors import CompileError
 from .project import Project
-from . import modelconfig, relnames
-from .context import (FUNCTIONS, MACRO_CALLS, MODULES, Adapter, Exceptions, Log, QueryResult, Relation, env_var, jinja_return, make_environment,
-                      target)
+from .context import (FUNCTIONS, MACRO_CALLS, MODULES, Adapter, Exceptions, Log, Relation, jinja_return,
+                      make_environment, target)
 from .properties import load_properties
+from .rendering import MATERIALIZATIONS, ON_SCHEMA_CHANGE, Config, RenderContext, check_on_schema_change  # noqa: F401 (ON_SCHEMA_CHANGE: re-exported)
 from .dbtforms import refuse_dbt_only_files, undefined_hint
 from .seeds import discover_seeds, seed_sql
 from .state import macro_checksums
-from .warehouse import MODELS_SCHEMA, SOURCES_SCHEMA, relation
+from .warehouse import MODELS_SCHEMA, relation
 
-MATERIALIZATIONS = ("view", "table", "incremental", "ephemeral")
-ON_SCHEMA_CHANGE = ("fail", "append_new_columns", "sync_all_columns")  # dbt's, less `ignore`
 BUILTIN_MACROS_DIR = Path(__file__).parent / "macros"
 
 
@@ -97,146 +93,13 @@ def _test_blocks_as_macros(text: str) -> str:
     return _TEST_CLOSE.sub(lambda m: f"{m.group(1)}endmacro{m.group(2)}", text)
 
 
-def _check_on_schema_change(owner: str, mode: Any) -> None:
-    if mode is not None and mode not in ON_SCHEMA_CHANGE:
-        why = (" (dbt's default: it would silently leave new columns out; prefclean fails by default and says so)"
-               if mode == "ignore" else "")
-        raise CompileError(f"{owner}: on_schema_change='{mode}' is not supported by prefclean{why}; use one of "
-                           f"{', '.join(ON_SCHEMA_CHANGE)}")
-
-
 def _threads(connection) -> int | None:
     """DuckDB's `threads` on the build's connection (what --threads sets), for target.threads."""
     return None if connection is None else int(connection.execute("select current_setting('threads')").fetchall()[0][0])
 
 
-def _suggest(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else (f"; known: {', '.join(sorted(choices))}" if choices else "")
-
-
 def _template_error(path: Path, exc: jinja2.TemplateSyntaxError) -> CompileError:
     return CompileError(f"{path}:{exc.lineno}: Jinja syntax error: {exc.message}")
-
-
-class _RenderContext:
-    """The functions a model sees while it renders; records refs, sources and config."""
-
-    def __init__(self, compiler: "Compiler", model: Model, incremental: bool):
-        self.compiler, self.model, self.incremental = compiler, model, incremental
-        self.set_keys: set[str] = set()  # what the model's own config() calls set
-
-    @property
-    def owner(self) -> str:
-        return f"model '{self.model.name}' ({self.model.path})"
-
-    def ref(self, name: str, *more: str, **kwargs: Any) -> Relation:
-        version = kwargs.pop("v", kwargs.pop("version", None))
-        if version is not None:
-            raise CompileError(f"{self.owner}: ref('{more[-1] if more else name}', v={version!r}): model versions are "
-                               "not supported by prefclean (name each version as its own model)")
-        if kwargs:
-            raise CompileError(f"{self.owner}: ref() takes no argument {', '.join(sorted(kwargs))}")
-        if len(more) > 1:
-            raise CompileError(f"{self.owner}: ref() takes a model name, or a package and a model name")
-        name = more[-1] if more else name  # dbt allows ref('package', 'model')
-        if name in self.compiler.disabled:
-            raise CompileError(f"{self.owner}: ref('{name}') names a disabled model (enabled: false); enable it "
-                               "or remove the ref")
-        if name not in self.compiler.model_names:
-            raise CompileError(f"{self.owner}: ref('{name}') names no model"
-                               + _suggest(name, self.compiler.model_names))
-        self.model.refs.add(name)
-        database = self.compiler.project.warehouse.stem
-        parent = self.compiler.models[name]
-        mock = self.compiler.mocks.get(("ref", name))
-        if mock is not None:  # a unit test's given rows
-            return Relation(parent.schema, parent.identifier, database, sql=f"({mock}\n)")
-        if self.compiler.ephemeral.get(name) is not None:  # the newline ends a trailing -- comment
-            return Relation(parent.schema, parent.identifier, database, sql=f"({self.compiler.ephemeral[name]}\n)")
-        return Relation(parent.schema, parent.identifier, database)
-
-    def source(self, name: str, table: str | None = None) -> Relation:
-        name = table or name  # source('group', 'table') reads as the table name
-        if name not in self.compiler.project.sources:
-            raise CompileError(f"{self.owner}: source('{name}') is not in prefclean.yml"
-                               + _suggest(name, list(self.compiler.project.sources)))
-        self.model.sources.add(name)
-        mock = self.compiler.mocks.get(("source", name))
-        return Relation(SOURCES_SCHEMA, name, self.compiler.project.warehouse.stem,
-                        sql=f"({mock}\n)" if mock is not None else None)
-
-    def env_var(self, name: str, default: Any = None) -> str:
-        return env_var(self.owner, name, default)
-
-    def log(self, message: Any, info: bool = False) -> str:
-        return self.compiler.logger(self.model.name, message, info)
-
-    def run_query(self, sql: str) -> QueryResult | None:
-        """dbt's run_query(): runs while models build (`execute` is true), returns None while parsing."""
-        self.model.runs_queries = True
-        if not self.compiler.executing or self.compiler.connection is None:
-            return None
-        try:
-            cursor = self.compiler.connection.execute(str(sql))
-            rows = cursor.fetchall() if cursor.description else []
-            names = [d[0] for d in cursor.description or []]
-        except duckdb.Error as exc:
-            raise CompileError(f"{self.owner}: run_query failed: {' '.join(str(exc).split())}") from None
-        return QueryResult(names, rows)
-
-    _NO_DEFAULT = object()
-
-    def var(self, name: str, default: Any = _NO_DEFAULT) -> Any:
-        if name in self.compiler.var_overrides:
-            return self.compiler.var_overrides[name]
-        if name in self.compiler.project.vars:
-            return self.compiler.project.vars[name]
-        if default is self._NO_DEFAULT:
-            raise CompileError(f"model '{self.model.name}' ({self.model.path}): var('{name}') is not set and has no default "
-                               f"(set it under `vars:` in prefclean.yml or pass --vars '{{\"{name}\": ...}}')")
-        return default
-
-    def config(self, **kwargs: Any) -> str:
-        materialized = kwargs.get("materialized", self.model.materialized)
-        if materialized not in MATERIALIZATIONS:
-            raise CompileError(f"model '{self.model.name}' ({self.model.path}): materialized='{materialized}' "
-                               f"is not one of {', '.join(MATERIALIZATIONS)}")
-        _check_on_schema_change(self.owner, kwargs.get("on_schema_change"))
-        self.model.materialized = materialized
-        self.model.unique_key = kwargs.get("unique_key", self.model.unique_key)
-        self.model.config = modelconfig.merge(self.model.config, kwargs)
-        self.set_keys |= set(modelconfig.normalize(kwargs))
-        return ""
-
-    def is_incremental(self) -> bool:
-        if "is_incremental" in self.compiler.macro_overrides:  # a unit test's overrides.macros
-            return bool(self.compiler.macro_overrides["is_incremental"])
-        return self.incremental and self.model.materialized == "incremental"
-
-
-class _Config:
-    """dbt's `config`: config(key=value, ...) or config({...}) sets, config.get(key, default) and
-    config.require(key) read the model's config as known so far (folder, property file, earlier calls)."""
-
-    def __init__(self, ctx: _RenderContext):
-        self._ctx = ctx
-
-    def __call__(self, *args: Any, **kwargs: Any) -> str:
-        if len(args) > 1 or args and not isinstance(args[0], dict):
-            raise CompileError(f"{self._ctx.owner}: config() takes key=value arguments, or one mapping")
-        return self._ctx.config(**{**(args[0] if args else {}), **kwargs})
-
-    def get(self, key: str, default: Any = None) -> Any:
-        model = self._ctx.model
-        value = model.materialized if key == "materialized" else model.config.get(key)
-        return default if value is None else value
-
-    def require(self, key: str) -> Any:
-        value = self.get(key)
-        if value is None:
-            raise CompileError(f"{self._ctx.owner}: config.require('{key}'): `{key}` is not set")
-        return value
 
 
 class Compiler:
@@ -344,7 +207,7 @@ class Compiler:
             model.compiled_sql = seed_sql(self.project, model)
             model.content_digest = hashlib.sha256((self.project.root / model.path).read_bytes()).hexdigest()
             return model.compiled_sql
-        ctx = _RenderContext(self, model, incremental)
+        ctx = RenderContext(self, model, incremental)
         sql = self._render_text(model, model.template, ctx=ctx, this=this)
         if model.resource_type == "model":
             self._check_config(model, ctx, owner, props.config if props else {})
@@ -373,11 +236,11 @@ class Compiler:
         owner = Model(name=name, path=Path("prefclean.yml"), template=text, resource_type="hook")
         return self._render_text(owner, text).strip()
 
-    def _check_config(self, model: Model, ctx: "_RenderContext", owner: str, props: dict[str, Any]) -> None:
+    def _check_config(self, model: Model, ctx: RenderContext, owner: str, props: dict[str, Any]) -> None:
         if model.materialized not in MATERIALIZATIONS:  # (config() checks its own; this is the YAML's)
             raise CompileError(f"{owner}: materialized='{model.materialized}' is not one of {', '.join(MATERIALIZATIONS)}")
         modelconfig.check(owner, model.config)
-        _check_on_schema_change(owner, model.config.get("on_schema_change"))
+        check_on_schema_change(owner, model.config.get("on_schema_change"))
         if "on_schema_change" in ctx.set_keys and model.materialized != "incremental":
             raise CompileError(f"model '{model.name}' ({model.path}): on_schema_change applies to incremental models "
                                f"only (this one is materialized='{model.materialized}')")
@@ -402,11 +265,11 @@ class Compiler:
             raise CompileError(f"{{% test {macro.name[len('test_'):]} %}} renders to empty SQL")
         return sql
 
-    def _render_text(self, model: Model, text: str, *, ctx: "_RenderContext | None" = None, this: str | None = None,
+    def _render_text(self, model: Model, text: str, *, ctx: RenderContext | None = None, this: str | None = None,
                      extra: dict[str, Any] | None = None) -> str:
-        ctx = ctx or _RenderContext(self, model, False)
+        ctx = ctx or RenderContext(self, model, False)
         database = self.project.warehouse.stem
-        self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=_Config(ctx),
+        self.namespace.update(ref=ctx.ref, source=ctx.source, var=ctx.var, config=Config(ctx),
                               is_incremental=ctx.is_incremental, model_name=model.name,
                               this=Relation(model.schema, model.identifier, database,
                                             sql=this if ("this",) not in self.mocks else f"({self.mocks[('this',)]}\n)"),
