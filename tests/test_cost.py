@@ -203,6 +203,17 @@ def test_a_bad_price_or_budget_key_is_one_line_naming_it(tmp_path, fake_judge, r
     _set_judge(root, budget={"max_requests": -1})
     result = run_cli("build", "--project-dir", root)
     assert result.exit_code == 2 and "judges.fake.budget.max_requests" in result.output
+    _set_judge(root, budget={"max_cost_usd": 1})  # no price: no request would ever count against it
+    result = run_cli("plan", "--project-dir", root)
+    assert result.exit_code == 2 and "`judges.fake.budget.max_cost_usd` needs the judge's `price:" in result.output
+
+
+def test_max_cost_says_when_a_judge_has_no_price_to_count(tmp_path, fake_judge, run_cli):
+    rows = [{"id": 1, "instruction": "q", "generations": ["a", "b"]}]
+    root = judge_project_for(tmp_path, fake_judge, rows)
+    out, _ = build(run_cli, root, "--max-cost", "0.01")
+    assert "WARNING --max-cost: judge fake has no `price:`, so its requests count nothing against the cap" in out.output
+    assert fake_judge.stats()["requests"] == 1
 
 
 @pytest.mark.llm

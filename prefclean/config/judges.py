@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from .base import ConfigModel, config_error
@@ -106,6 +106,13 @@ class JudgeConfig(ConfigModel):
     rationale: Literal["none", "short", "full"] = Field(
         "full", description="explanations asked for: none (ratings only, a few tokens), short or full")
     escalate: Escalate | None = Field(None, description="a stronger judge for the pairs this one is unsure of")
+
+    @model_validator(mode="after")
+    def _cost_needs_a_price(self):
+        if self.budget is not None and self.budget.max_cost_usd is not None and self.price is None:
+            raise config_error("needs the judge's `price: {input_per_million: X, output_per_million: Y}` (USD), or "
+                               "no request would count against it", key="budget.max_cost_usd")
+        return self
 
     def most_in_flight(self) -> int:
         """The most requests in flight per replica (an engine without the key: one)."""

@@ -100,6 +100,9 @@ class Judging:
                 stats = Stats()
                 budget = self.budgets.setdefault(config.name, BudgetGuard(
                     config.budget, config.price, config.max_tokens, self.cap, batch=getattr(engine, "batch", False)))
+                if self.cap.max_cost_usd is not None and config.price is None and not engine.serial:
+                    self.ctx.note_once(f"WARNING --max-cost: judge {config.name} has no `price:`, so its requests "
+                                       "count nothing against the cap")
                 dispatcher = Dispatcher(config, engine, task, stats, budget=budget)
                 style = judge_style(config)
                 identity = session_identity(engine, task_name, dispatcher.params, style, task)
