@@ -161,6 +161,13 @@ def scaffold(directory: Path, name: str | None = None) -> Path:
     return directory
 
 
+def _starts_with_bracket(path: Path) -> bool:
+    """Whether a .json file holds one JSON array (its first non-blank character is '[')."""
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1] == b"["
+
+
 def source_for(spec: str) -> tuple[str, dict]:
     """(dataset name, source config) for a file path or a Hugging Face dataset id."""
     path = Path(spec).expanduser()
@@ -172,8 +179,8 @@ def source_for(spec: str) -> tuple[str, dict]:
             raise PrefcleanError(f"--from {spec}: cannot read a {path.suffix or 'suffix-less'} file "
                                  f"(one of {', '.join(sorted(_FILE_TYPES))}, or a Hugging Face dataset id)")
         source = {"type": kind, "path": str(path.resolve())}
-        if path.suffix.lower() == ".json":
-            source["options"] = {"format": "auto"}  # a JSON array or one object per line
+        if path.suffix.lower() == ".json":  # a JSON array, or one object per line
+            source["options"] = {"format": "array" if _starts_with_bracket(path) else "newline_delimited"}
         return _identifier(path.stem), source
     if re.fullmatch(r"[\w.-]+/[\w.-]+", spec):
         return _identifier(spec.split("/")[-1]), {"type": "huggingface", "path": spec, "split": "train"}
@@ -200,6 +207,11 @@ def scaffold_from(directory: Path, spec: str, *, fmt: str | None = None, kind: s
     source = {**source, "format": chosen.name}
     exports = _exports(dataset, source["type"] if source["type"] != "huggingface" else "parquet",
                        hub=source["type"] == "huggingface", kind=chosen.kind)
+    if source.get("options", {}).get("format") and chosen.kind != "completions":  # a .json file: the same kind out
+        cleaned = exports["cleaned"]
+        cleaned["path"] = cleaned["path"][:-len(".jsonl")] + ".json"
+        if source["options"]["format"] == "array":
+            cleaned["array"] = True
     name = name or _identifier(directory.name)
     files = {"prefclean.yml": _project_text(name, dataset, source, exports, chosen.kind),
              **_template_files(chosen.kind), ".gitignore": "target/\n"}

@@ -364,3 +364,19 @@ def test_a_tool_calling_response_is_judged_turn_by_turn_and_written_back_unchang
                                      lines=(source_lines, out_lines))
     assert kept + flipped == 4
     assert [r for *_, r in decisions(root)] == [None] * 4 + ["non_text_content"]
+
+
+def test_a_json_array_file_comes_back_as_a_json_array(tmp_path, run_cli, fake_judge):
+    """LLaMA-Factory ships its datasets as JSON arrays (dpo_en_demo.json): the cleaned file is one too."""
+    lines = shared_file("llamafactory_dpo_en_demo.jsonl").read_text(encoding="utf-8").splitlines()[:12]
+    rows = [json.loads(line) for line in lines]
+    source = tmp_path / "dpo_en_demo.json"
+    source.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
+    result = run_cli("init", "proj", "--from", source, cwd=tmp_path)
+    assert "format: sharegpt (detected, dpo)" in result.output and "dpo_en_demo_cleaned.json\n" in result.output
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge)
+    build(run_cli, root)
+    cleaned = json.loads((root / "target/exports/dpo_en_demo_cleaned.json").read_text(encoding="utf-8"))
+    kept, flipped = check_round_trip(root, rows, cleaned, "sharegpt")
+    assert kept > 0 and flipped > 0

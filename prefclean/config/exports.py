@@ -50,6 +50,8 @@ class ParquetExport(_FileExport):
 
 class JsonlExport(_FileExport):
     target: Literal["jsonl"]
+    array: bool = Field(False, description="write one JSON array (as a .json dataset file holds it) instead of "
+                                           "one object per line")
 
 
 class CsvExport(_FileExport):

@@ -63,7 +63,7 @@ def copy_to_file(con: duckdb.DuckDBPyConnection, select_sql: str, dest: Path, fm
         if options.get("row_group_size"):
             opts.append(f"row_group_size {int(options['row_group_size'])}")
     elif fmt == "jsonl":
-        opts = ["format json"]
+        opts = ["format json"] + (["array true"] if options.get("array") else [])
     elif fmt == "csv":
         opts = ["format csv", "header true"]
     elif fmt == "lines":  # no quoting, no escaping; chr(1) never occurs raw in JSON text, so nothing is quoted
@@ -137,7 +137,7 @@ def _file_exporter(fmt: str, suffix: str):
     def export_file(con, project, export, rel):
         dest = _destination(project, export, suffix)
         with_judgments = export.options.get("with_judgments", False)
-        lines = lines_select(con, rel, with_judgments) if fmt == "jsonl" else None
+        lines = lines_select(con, rel, with_judgments) if fmt == "jsonl" and not export.options.get("array") else None
         if lines:  # rows read from JSON lines go back as those lines
             rows = copy_to_file(con, lines, dest, "lines", export.options)
         else:
