@@ -268,3 +268,17 @@ def test_distilabel_generations_are_n_completions_too(tmp_path):
                                   "model_name": "m"}])
     assert fmt == "completions" and rows[0]["responses"] == ["Madrid", "Barcelona"]
     assert rows[0]["excluded_reason"] is None
+
+
+def test_source_lines_that_no_longer_match_the_staged_rows_fail_instead_of_shifting(tmp_path):
+    from prefclean.formats.templates import _checked_lines
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2}\n', encoding="utf-8")
+    lines = f"select row_number() over () as source_row, json::varchar as line from read_json_objects('{path}')"
+    con = duckdb.connect()
+    con.execute("create table staged as select * from range(2)")
+    assert con.execute(_checked_lines(lines, "staged", "pairs")).fetchall() == [(1, '{"a": 1}'), (2, '{"a": 2}')]
+    con.execute("insert into staged values (3)")
+    with pytest.raises(duckdb.Error, match="source 'pairs': its file no longer has as many JSON lines"):
+        con.execute(_checked_lines(lines, "staged", "pairs")).fetchall()

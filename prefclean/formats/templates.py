@@ -104,18 +104,26 @@ def source_lines_sql(project, source) -> str | None:
         return None
     files = "[" + ", ".join("'" + str(f.resolve()).replace("'", "''") + "'" for f in _matching_files(source, project)) + "]"
     options["format"] = "newline_delimited"
-    return (f"select row_number() over () as source_row, json::varchar as line "
-            f"from read_json_objects({files}{_options_sql(options)})")
+    return f"select row_number() over () as source_row, json::varchar as line from read_json_objects({files}{_options_sql(options)})"
+
+
+def _checked_lines(lines_sql: str, relation: str, source_name: str) -> str:
+    """The lines, failing the query (never writing a row's line for another row) when the file no longer holds
+    as many objects as the staged source has rows."""
+    message = (f"source '{source_name}': its file no longer has as many JSON lines as the staged rows; "
+               "rebuild to stage it again")
+    return (f"select * from ({lines_sql}) where case when (select count(*) from ({lines_sql})) = "
+            f"(select count(*) from {relation}) then true else error('{message.replace(chr(39), chr(39) * 2)}') end")
 
 
 @jinja2.pass_context
 def format_lines(context, source_name: str) -> str:
     """A relation of a JSON-lines source's rows as their original text (`source_row`, `line`), for writing
     kept rows back byte for byte; '' when the source is not JSON lines (see source_lines_sql)."""
-    context["source"](source_name)  # records the dependency
+    relation = context["source"](source_name)  # records the dependency
     compiler = context["source"].__self__.compiler
     sql = source_lines_sql(compiler.project, compiler.project.sources[source_name])
-    return f"({sql})" if sql else ""
+    return f"({_checked_lines(sql, relation, source_name)})" if sql else ""
 
 
 @jinja2.pass_context
