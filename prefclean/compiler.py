@@ -26,6 +26,7 @@ from .properties import load_properties
 from .rendering import MATERIALIZATIONS, ON_SCHEMA_CHANGE, Config, RenderContext, check_on_schema_change  # noqa: F401 (ON_SCHEMA_CHANGE: re-exported)
 from .dbtforms import refuse_dbt_only_files, undefined_hint
 from .seeds import discover_seeds, seed_sql
+from .jinjacache import TemplateCache, cache_folder
 from .state import macro_checksums
 from .warehouse import MODELS_SCHEMA, relation
 
@@ -108,6 +109,7 @@ class Compiler:
     def __init__(self, project: Project, connection=None):
         self.project = project
         self.env = make_environment()
+        self.templates = TemplateCache(self.env, cache_folder())  # compiled once, kept between builds
         # Python functions offered to every template: judge(), format_rows() and friends, and installed
         # packages' (plugins). One with `fn.with_project = True` gets the project as its first argument.
         self.namespace: dict[str, Any] = {name: functools.partial(fn, project) if getattr(fn, "with_project", False)
@@ -169,7 +171,7 @@ class Compiler:
             text = _test_blocks_as_macros(path.read_text(encoding="utf-8"))
             self.macro_checksums.update(macro_checksums(text))
             try:
-                template = self.env.from_string(text)
+                template = self.templates.from_string(text)
                 module = template.make_module(self.namespace, shared=True)
             except jinja2.TemplateSyntaxError as exc:
                 raise _template_error(shown, exc) from None
@@ -278,7 +280,7 @@ class Compiler:
                               adapter=Adapter(self.namespace, lambda: ctx.owner), **(extra or {}))
         try:
             try:
-                template = self.env.from_string(text)
+                template = self.templates.from_string(text)
             except jinja2.TemplateSyntaxError as exc:
                 raise _template_error(model.path, exc) from None
             try:
