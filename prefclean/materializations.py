@@ -196,6 +196,25 @@ def _run_hooks(con: duckdb.DuckDBPyConnection, model: Model, kind: str, hooks: l
                              f"{' '.join(str(exc).split())}; nothing of the model was changed") from None
 
 
+def persist_docs(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """dbt's `persist_docs`: the property file's descriptions become the relation's and its columns' comments
+    (DuckDB's COMMENT ON; duckdb_tables(), duckdb_views() and duckdb_columns() show them)."""
+    wanted = model.config.get("persist_docs") or {}
+    kind = "view" if relation_kind(con, model.schema, model.identifier) == "view" else "table"
+    if wanted.get("relation") and model.description:
+        con.execute(f"comment on {kind} {model.relation} is {_text(model.description)}")
+    if wanted.get("columns"):
+        have = _columns(con, model.relation)
+        for column, props in model.columns.items():  # every declared column, '' without a description, as dbt
+            if column in have:
+                con.execute(f"comment on column {model.relation}.{quote(column)} is "
+                            f"{_text(props.get('description') or '')}")
+
+
+def _text(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model, *, full_refresh: bool,
                 notes: list[str] | None = None) -> int | None:
     """Build one model with its strategy. Raises ModelError; on failure the previous version stays in place."""
@@ -215,6 +234,8 @@ def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model
                 _run_hooks(con, model, "pre_hook", model.pre_hooks)
                 rows = built.build(con, compiler, model, full_refresh=full_refresh, notes=notes)
                 _run_hooks(con, model, "post_hook", model.post_hooks)
+        if not built.inlined:
+            persist_docs(con, model)
         record_relation(con, model.name, None if built.inlined else model.schema, model.identifier)
         return rows
     except duckdb.Error as exc:

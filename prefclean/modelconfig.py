@@ -16,13 +16,14 @@ from .errors import CompileError
 # (its rows are counted as excluded, by reason), `source_columns` (checked against the sources it reads).
 # A new key that code reads goes here, or every model that sets it is refused.
 MODEL_CONFIG_KEYS = ("materialized", "unique_key", "on_schema_change", "incremental_strategy", "full_refresh",
-                     "enabled", "tags", "meta", "pre_hook", "post_hook", "schema", "alias", "audit", "excluded",
-                     "source_columns")
-SEED_CONFIG_KEYS = ("column_types", "delimiter", "enabled", "tags", "meta", "full_refresh", "schema", "alias")
+                     "enabled", "tags", "meta", "pre_hook", "post_hook", "schema", "alias", "persist_docs", "audit",
+                     "excluded", "source_columns")
+SEED_CONFIG_KEYS = ("column_types", "delimiter", "enabled", "tags", "meta", "full_refresh", "schema", "alias",
+                    "persist_docs")
 # dbt config keys that prefclean knows and does not do; each is refused by name.
 UNSUPPORTED_CONFIG = {
     "database": " (every model is in the project's warehouse)", "partition_by": "", "cluster_by": "",
-    "contract": "", "constraints": "", "quoting": "", "grants": "", "persist_docs": "", "sql_header": "",
+    "contract": "", "constraints": "", "quoting": "", "grants": "", "sql_header": "",
     "incremental_predicates": "", "merge_update_columns": "", "merge_exclude_columns": "", "group": "",
     "access": "", "on_configuration_change": "", "indexes": "", "location": "", "format": "", "options": "",
     "strategy": " (snapshots are not supported)", "updated_at": " (snapshots are not supported)",
@@ -71,6 +72,10 @@ def check(owner: str, config: dict[str, Any], kind: str = "model", *, partial: b
         close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
         raise CompileError(f"{owner}: unknown config `{key}`" + (f"; did you mean `{close[0]}`?" if close else
                                                                f" (known: {', '.join(known)})"))
+    docs = config.get("persist_docs")
+    if docs is not None and not (isinstance(docs, dict) and set(docs) <= {"relation", "columns"}
+                                 and all(isinstance(v, bool) for v in docs.values())):
+        raise CompileError(f"{owner}: `persist_docs` should be {{relation: true/false, columns: true/false}}")
     if kind == "seed":
         types = config.get("column_types") or {}
         if partial and "column_types" not in config:

@@ -3,7 +3,7 @@
 docs/dbt_shop is a small dbt-style shop of our own: seeds (column_types, an alias, a custom schema),
 staging views in `+schema: staging`, marts tables, an ephemeral model, an incremental model merged on a
 unique_key (built twice, the second time with another var), macros through adapter.dispatch and return(),
-folder and model hooks, on-run-start/end, YAML config, env_var/var/target/this, every test form (generic with
+folder and model hooks, on-run-start/end, YAML config, persist_docs, env_var/var/target/this, every test form (generic with
 `arguments:` and without, `config:` severity/where/error_if/warn_if/store_failures, a {% test %} block at column
 and model level, a singular test) and a unit test. Its dbt_project.yml and profiles.yml sit in dbt/; prefclean.yml
 says the same. dbt-duckdb runs from .venv-dbt (`bash .ci/install-dbt.sh`; CI installs it).
@@ -65,7 +65,8 @@ def _run_dbt(dbt: Path, root: Path, *args: str) -> dict:
 
 
 def _snapshot(path: Path, skip: tuple[str, ...] = ()) -> dict[tuple[str, str], tuple]:
-    """(schema, name) -> (kind, rows, md5 of the sorted rows as text, [(column, type)...]) for every relation."""
+    """(schema, name) -> (kind, rows, md5 of the sorted rows as text, [(column, type)...], comments) for every
+    relation."""
     con = duckdb.connect(str(path), read_only=True)
     try:
         out = {}
@@ -82,7 +83,13 @@ def _snapshot(path: Path, skip: tuple[str, ...] = ()) -> dict[tuple[str, str], t
                 "select column_name, data_type from information_schema.columns where table_catalog = "
                 "current_database() and table_schema = ? and table_name = ? order by ordinal_position",
                 [schema, name]).fetchall()
-            out[(schema, name)] = (kind, rows, digest, columns)
+            comments = con.execute(  # persist_docs: the relation's and its columns' comments
+                "select coalesce((select comment from duckdb_tables() where database_name = current_database() and "
+                "schema_name = $1 and table_name = $2), (select comment from duckdb_views() where database_name = "
+                "current_database() and schema_name = $1 and view_name = $2)), (select list(column_name || ': ' || "
+                "comment order by column_index) from duckdb_columns() where database_name = current_database() and "
+                "schema_name = $1 and table_name = $2 and comment is not null)", [schema, name]).fetchall()[0]
+            out[(schema, name)] = (kind, rows, digest, columns, comments)
         return out
     finally:
         con.close()
@@ -112,7 +119,7 @@ def test_prefclean_and_dbt_duckdb_build_the_same_warehouse_from_one_dbt_project(
     dbt_first = _run_dbt(dbt, theirs)
     _run_dbt(dbt, theirs, "--vars", "{batch: 2}")
 
-    assert outcomes == _dbt_outcomes(dbt_first) == {"pass": 17, "warn": 1, "fail": 0, "error": 0}
+    assert outcomes == _dbt_outcomes(dbt_first) == {"pass": 18, "warn": 1, "fail": 0, "error": 0}
     mine = _snapshot(ours / "target" / "prefclean.duckdb", skip=PREFCLEAN_OWN_SCHEMAS)
     dbts = _snapshot(theirs / "dbt.duckdb")
     assert sorted(mine) == sorted(dbts)
@@ -122,6 +129,8 @@ def test_prefclean_and_dbt_duckdb_build_the_same_warehouse_from_one_dbt_project(
     assert {("main_staging", "stg_orders"), ("main_raw", "payments_raw"), ("main", "fct_orders"),
             ("main_dbt_test__audit", "payments_strictly_positive")} <= set(mine)
     assert mine[("main", "order_events")][1] == 10 and mine[("main", "audit_log")][1] > 2
+    assert mine[("main_staging", "stg_orders")][4] == ("one row per order", [
+        "order_id: the shop's order number", "customer_id: ", "order_date: ", "status: "])
     con = duckdb.connect(str(ours / "target" / "prefclean.duckdb"), read_only=True)
     try:
         assert con.execute("select batch, count(*) from order_events group by 1 order by 1").fetchall() == [

@@ -87,3 +87,20 @@ def test_state_old_and_unmodified(make_project, run_cli, tmp_path, selector, exp
     (root / "models/plain.sql").write_text("select 3 as y")
     (root / "models/fresh.sql").write_text("select 4 as z")
     assert sorted(_listed(run_cli, root, state, selector)) == sorted(expected)
+
+
+def test_persist_docs_writes_comments_and_a_changed_description_is_modified_persisted_descriptions(
+        make_project, run_cli, tmp_path, query):
+    props = {"version": 2, "models": [{"name": "plain", "description": "two", "config": {
+        "persist_docs": {"relation": True, "columns": True}}, "columns": [{"name": "y", "description": "the y"}]}]}
+    root = make_project(config=CONFIG, models={**MODELS, "props.yml": props}, macros=MACROS,
+                        files={"seeds/raw_prices.csv": "cents\n150\n"})
+    assert run_cli("build", cwd=root).exit_code == EXIT_OK
+    assert query(root, "select comment from duckdb_views() where view_name = 'plain'") == [("two",)]
+    assert query(root, "select comment from duckdb_columns() where table_name = 'plain'") == [("the y",)]
+    state = tmp_path / "state"
+    shutil.copytree(root / "target", state, ignore=shutil.ignore_patterns("*.duckdb*"))
+    props["models"][0]["columns"][0]["description"] = "the y, again"
+    (root / "models/props.yml").write_text(__import__("yaml").safe_dump(props))
+    assert _listed(run_cli, root, state, "state:modified.persisted_descriptions") == ["plain"]
+    assert _listed(run_cli, root, state, "state:modified.body") == []
