@@ -72,7 +72,28 @@ def bench_engine(args) -> dict:
             "mean_latency_ms": 1000 * counts["request_seconds"] / max(1, counts["requests"])}
 
 
+# `prefclean build` with llama.cpp's evaluations counted: every token Llama.eval is handed is evaluated (the prompt
+# past the prefix it shares with the previous request, then one per generated token); CPU seconds at exit.
+BUILD_DRIVER = """
+import atexit, os, sys
+import llama_cpp
+evaluated = [0]
+evaluate = llama_cpp.Llama.eval
+def counting(self, tokens):
+    evaluated[0] += len(tokens)
+    return evaluate(self, tokens)
+llama_cpp.Llama.eval = counting
+def report():
+    t = os.times()
+    print(f"BENCH evaluated {evaluated[0]} cpu {t.user + t.system:.1f}", flush=True)
+atexit.register(report)
+from prefclean.cli import main
+main(sys.argv[1:], prog_name="prefclean")
+"""
+
+
 def bench_build() -> dict:
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "example"
         root.mkdir()
@@ -81,14 +102,16 @@ def bench_build() -> dict:
         for folder in ("data", "models", "macros", "udfs", "data_tests"):
             if (REPO / folder).is_dir():
                 shutil.copytree(REPO / folder, root / folder)
-        run = measure([sys.executable, "-m", "prefclean.cli", "build", "--project-dir", str(root)], cwd=root,
-                      env={"PREFCLEAN_PROGRESS": "0", "HF_HUB_OFFLINE": "1"})
+        run = measure([sys.executable, "-c", BUILD_DRIVER, "build", "--project-dir", str(root)], cwd=root,
+                      env={"PREFCLEAN_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)})
     if run.returncode != 0:
         raise SystemExit(f"prefclean build failed ({run.returncode}):\n{run.output[-3000:]}")
     judged = [tuple(map(int, m)) for m in re.findall(r"judged (\d+), failed (\d+).*?tokens (\d+)\+(\d+)", run.output)]
     totals = [sum(col) for col in zip(*judged)] if judged else [0, 0, 0, 0]
+    evaluated, cpu = re.search(r"BENCH evaluated (\d+) cpu ([\d.]+)", run.output).groups()
     return {"seconds": run.seconds, "peak_mib": run.peak_tree_mib, "judgments": totals[0], "failed": totals[1],
-            "prompt_tokens": totals[2], "completion_tokens": totals[3],
+            "prompt_tokens": totals[2], "completion_tokens": totals[3], "evaluated": int(evaluated),
+            "cpu_s": float(cpu), "load": f"{load_before} -> {load_average()}",
             "smoke_warning": "smoke-test judge" in run.output}
 
 
@@ -112,9 +135,14 @@ def main() -> None:
               f"completion {r['completion_tokens']} = {r['completion_tok_per_s']:.1f}/s")
     if args.mode in ("build", "both"):
         r = bench_build()
-        print(f"build: prefclean build of the example project in {r['seconds']:.1f}s (peak RSS {r['peak_mib']:.0f} MiB), "
+        k = max(1, r["judgments"])
+        print(f"build: prefclean build of the example project in {r['seconds']:.1f}s, {r['cpu_s']:.1f} CPU-s "
+              f"(peak RSS {r['peak_mib']:.0f} MiB; load {r['load']}), "
               f"{r['judgments']} judgments ({r['failed']} failed) = {r['judgments'] / r['seconds']:.2f} judgments/s, "
-              f"tokens {r['prompt_tokens']}+{r['completion_tokens']}; smoke-test warning shown: {r['smoke_warning']}")
+              f"tokens {r['prompt_tokens']}+{r['completion_tokens']}; per judgment {r['prompt_tokens'] / k:.0f} prompt "
+              f"tokens, {(r['evaluated'] - r['completion_tokens']) / k:.0f} of them evaluated, "
+              f"{r['completion_tokens'] / k:.0f} generated, {r['cpu_s'] / k:.2f} CPU-s (the whole build's CPU / judgments); "
+              f"smoke-test warning shown: {r['smoke_warning']}")
 
 
 if __name__ == "__main__":

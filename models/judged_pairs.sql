@@ -3,6 +3,8 @@
 -- uncertain ones when it is 'uncertain' (see the bias_check macros), none when false.
 -- A panel member whose judge has `escalate:` in prefclean.yml is asked first, and its stronger judge only about
 -- the pairs it is unsure of (the escalation macros); the swapped pass asks whichever judge made the judgment.
+-- With the check on every pair (and no escalation), both orders go to the judge in one call, each pair's
+-- swapped order right after it: a serial judge such as llama.cpp reuses what the two prompts share.
 -- Incremental on pair_id: a rebuild judges only new pairs, pairs whose judgment failed, and pairs judged by
 -- anything else than the panel as it is now (--refresh-judgments: every pair, asking the judge again).
 {{ config(materialized='incremental', unique_key='pair_id') }}
@@ -14,6 +16,39 @@
 {%- set panel_signature = (judge_identity(var('judges'), var('aspect')) ~ '|bias=' ~ bias_check_signature(bias))
                           | replace("'", "''") %}
 
+{%- set needs_judging -%}
+  {% if is_incremental() and not var('refresh_judgments', false) %}
+  where pair_id not in (
+    select pair_id from {{ this }}
+    where judged_with = '{{ panel_signature }}'
+      and {{ judgments_ok('judgments') }}
+      and {{ bias_check_done('judgments', 'judgments_reversed', bias) }}
+  )
+  {% endif %}
+{%- endset %}
+{%- set interleaved = bias.mode == 'all' and not escalates %}
+
+{% if interleaved -%}
+{#- both orders in one judge call, each pair's swapped order right after it (unnest keeps the two adjacent):
+    a judge that answers one request at a time (llama.cpp) then evaluates the swapped prompt only past
+    everything before the texts, instead of after another pair's prompt -#}
+with both_orders as materialized (
+  select
+    pair_id,
+    system,
+    instruction,
+    chosen,
+    rejected,
+    generations,
+    "order",
+    is_swapped,
+    {{ judge_panel('instruction', 'if(is_swapped, list_reverse(generations), generations)',
+                   judges=var('judges'), aspect=var('aspect')) }} as judgments
+  from (select *, unnest([false, true]) as is_swapped from {{ ref('shuffled_pairs') }} {{ needs_judging }})
+),
+judged as (select * exclude (is_swapped) from both_orders where not is_swapped),
+swapped as (select pair_id, judgments as judgments_reversed from both_orders where is_swapped)
+{%- else -%}
 with first_pass as materialized (
   select
     pair_id,
@@ -25,14 +60,7 @@ with first_pass as materialized (
     "order",
     {{ judge_panel('instruction', 'generations', judges=var('judges'), aspect=var('aspect')) }} as judgments
   from {{ ref('shuffled_pairs') }}
-  {% if is_incremental() and not var('refresh_judgments', false) %}
-  where pair_id not in (
-    select pair_id from {{ this }}
-    where judged_with = '{{ panel_signature }}'
-      and {{ judgments_ok('judgments') }}
-      and {{ bias_check_done('judgments', 'judgments_reversed', bias) }}
-  )
-  {% endif %}
+  {{ needs_judging }}
 ),
 {% if escalates -%}
 {#- each escalating member's stronger judge, in its own CTE over only the unsure rows (never a CASE around a call) -#}
@@ -92,6 +120,7 @@ swapped as (
   {% for e in escalation %}join swapped_{{ e.position }} s{{ e.position }} using (pair_id)
   {% endfor %}
 )
+{%- endif %}
 {%- endif %}
 select
   f.*,

@@ -36,11 +36,36 @@ def test_changing_the_aspect_rejudges_every_pair_and_changing_back_costs_nothing
     assert judged(root, "select distinct judgments[1].aspect as a from judged_pairs") == [{"a": "overall-rating"}]
 
 
+def test_each_pairs_swapped_order_is_sent_right_after_it_so_a_serial_judge_reuses_their_shared_prefix(
+        tmp_path, run_cli, fake_judge):
+    import re
+
+    import yaml
+
+    root = copy_example(tmp_path, fake_judge)
+    config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
+    config["judges"]["fake"]["concurrency"] = 1  # the order sent is the order the server sees
+    (root / "prefclean.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    fake_judge.control(record_prompts=True)
+    build(run_cli, root)
+    prompts = fake_judge.stats()["prompts"]
+    assert len(prompts) == 104
+
+    def parts(prompt):
+        texts = re.findall(r"<text (\d)>\n(.*?)\n</text \1>", prompt, re.DOTALL)
+        return prompt[:prompt.index("<text 1>")], [text for _, text in texts]
+
+    for first, second in zip(prompts[::2], prompts[1::2]):  # the same pair, its texts swapped
+        (before, texts), (before_swapped, texts_swapped) = parts(first), parts(second)
+        assert before == before_swapped and texts_swapped == texts[::-1] and texts[0] != texts[1]
+    assert len({parts(p)[0] for p in prompts[::2]}) == 52  # and each pair once
+
+
 def test_a_changed_incremental_query_asks_for_a_full_refresh(tmp_path, run_cli, fake_judge):
     root = copy_example(tmp_path, fake_judge, vars={"check_position_bias": False})
     build(run_cli, root)
     model = root / "models" / "judged_pairs.sql"
-    model.write_text(model.read_text(encoding="utf-8").replace("  pair_id,\n", "  pair_id,\n  42 as answer,\n", 1),
+    model.write_text(model.read_text(encoding="utf-8").replace("select\n  f.*,\n", "select\n  f.*,\n  42 as answer,\n"),
                      encoding="utf-8")
     result, _ = build(run_cli, root, ok=False)
     assert result.exit_code == 1

@@ -84,7 +84,7 @@ def test_the_smoke_test_judges_compact_answers_parse(gguf):
     prompt = task.prompt("What is the capital of France?", ["Paris.", "Berlin."], "overall-rating", None)
     completion = asyncio.run(engine.complete(prompt.messages, GenerationParams(max_tokens=60, temperature=0.8, seed=3),
                                              grammar=task.grammar(2)))
-    assert re.fullmatch(r"(Rating: [1-5]\nRationale: [^ \n]+( [^ \n]+)?\n){2}", completion.text), completion.text
+    assert re.fullmatch(r"(Score:[1-5]\nReason: [A-Za-z]{1,10}\n){2}", completion.text), completion.text
     verdict = task.parse(completion.text, 2)
     assert verdict.error is None and all(1 <= r <= 5 for r in verdict.ratings) and all(verdict.rationales)
 
@@ -102,6 +102,36 @@ def test_prometheus_grammars_answers_parse(gguf, task_name):
     assert verdict.error is None and verdict.winner in (1, 2)
 
 
+# -- the smoke-test model as it is run ---------------------------------------------------------------------
+
+def test_the_smoke_test_model_is_re_encoded_to_q8_0_once_and_answers_as_the_shipped_one_does(gguf, tmp_path,
+                                                                                            monkeypatch):
+    from prefclean.judge.engines.llamacpp import smoke_gguf
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    made = smoke_gguf()
+    assert made.parent.parent == tmp_path / "cache" / "prefclean" / "gguf" and made.name.endswith(".Q8_0.gguf")
+    assert [p.name for p in made.parent.iterdir()] == [made.name]  # no partial file left behind
+    stamp = made.stat().st_mtime_ns
+    assert smoke_gguf() == made and made.stat().st_mtime_ns == stamp  # made once, then reused
+    assert gguf.stat().st_size < made.stat().st_size < 2 * gguf.stat().st_size
+    # Same weights: a greedy answer of the re-encoded model is the shipped model's (rounding aside, on a short one).
+    from llama_cpp import Llama
+
+    prompt = "The capital of France is"
+    answers = [Llama(model_path=str(p), n_ctx=256, verbose=False)(prompt, max_tokens=4, temperature=0)["choices"][0]
+               ["text"] for p in (gguf, made)]
+    assert answers[0] == answers[1], answers
+
+
+def test_the_smoke_test_judge_runs_the_shipped_model_when_the_cache_cannot_be_written(gguf, tmp_path, monkeypatch):
+    from prefclean.judge.engines.llamacpp import smoke_gguf
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    assert smoke_gguf() == gguf
+
+
 # -- prefclean build with the embedded engine -------------------------------------------------------------
 
 def test_build_offline_with_smoke_test_judge(gguf, tmp_path):
@@ -116,7 +146,7 @@ def test_build_offline_with_smoke_test_judge(gguf, tmp_path):
     for _, ratings, rationales, error, cached, model, raw in rows:
         assert error is None, raw
         assert len(ratings) == 2 and all(1 <= r <= 5 for r in ratings)
-        assert all(rationales) and not cached and model == "SmolLM2-135M-Instruct.Q4_1"
+        assert all(rationales) and not cached and model == "SmolLM2-135M-Instruct.Q8_0"
     # A second build reads every judgment from the cache: same prompts, same engine identity.
     again = prefclean_cli("build", "--project-dir", str(root))
     assert again.returncode == 0, again.stdout + again.stderr

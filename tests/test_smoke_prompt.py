@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from prefclean.judge.grammar import ratings_grammar
+from prefclean.judge.grammar import compact_ratings_grammar
 from prefclean.judge.identity import template_hash
 from prefclean.judge.judges import is_smoke_test, smoke_test_judge
 from prefclean.judge.tasks import make_task
@@ -24,18 +24,25 @@ def test_the_smoke_test_judge_renders_a_short_prompt_whose_start_every_row_share
     full, compact = make_task("ultrafeedback", None), make_task("ultrafeedback", None, compact=True)
     one, two = user_prompt(compact, "Q1?", ["a", "b"]), user_prompt(compact, "Q2?", [LONG, "c"])
     assert len(user_prompt(compact, LONG, [LONG, LONG])) < len(user_prompt(full, LONG, [LONG, LONG])) / 3
-    assert one[:one.index("<instruction>")] == two[:two.index("<instruction>")]  # the shared prefix
+    assert one[:one.index("Instruction:")] == two[:two.index("Instruction:")]  # the shared prefix
     assert LONG.strip() not in two and "word word" in two  # each text cut short
-    assert "Q1?" in one and "<text 2>\nb\n</text 2>" in one
+    assert "Q1?" in one and "Answer 2: b" in one
 
 
-def test_the_compact_grammar_has_no_headers_and_its_answers_parse():
+def test_a_pair_and_its_swapped_order_share_the_prompt_up_to_the_first_text():
+    compact = make_task("ultrafeedback", None, compact=True)
+    pair, swapped = user_prompt(compact, "Q1?", ["alpha", "beta"]), user_prompt(compact, "Q1?", ["beta", "alpha"])
+    shared = len(pair[:pair.index("Answer 1:")])
+    assert pair[:shared] == swapped[:shared] and "Q1?" in pair[:shared]  # llama.cpp evaluates only the texts again
+
+
+def test_the_compact_grammar_has_short_labels_and_its_answers_parse():
     compact = make_task("ultrafeedback", None, compact=True)
     grammar = compact.grammar(2)
-    assert "#### Output" not in grammar and grammar == ratings_grammar(2, headers=False, words=compact.compact_words)
+    assert "#### Output" not in grammar and grammar == compact_ratings_grammar(2, compact.compact_words)
     assert "#### Output for Text 2" in make_task("ultrafeedback", None).grammar(2)
-    verdict = compact.parse("Rating: 4\nRationale: clear answer\nRating: 2\nRationale: wrong sum\n", 2)
-    assert verdict.error is None and verdict.ratings == [4, 2] and verdict.rationales == ["clear answer", "wrong sum"]
+    verdict = compact.parse("Score:4\nReason: clear\nScore:2\nReason: wrong\n", 2)
+    assert verdict.error is None and verdict.ratings == [4, 2] and verdict.rationales == ["clear", "wrong"]
     assert verdict.winner == 1
 
 

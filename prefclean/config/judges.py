@@ -205,7 +205,7 @@ class LlamaCppJudge(JudgeConfig):
     """A GGUF model in this process (llama-cpp-python), grammar-constrained; one request at a time."""
 
     engine_options: ClassVar[tuple[str, ...]] = ("filename", "n_ctx", "n_threads", "n_threads_batch",
-                                                 "n_gpu_layers", "grammar")
+                                                 "n_gpu_layers", "flash_attn", "grammar")
 
     engine: Literal["llamacpp"]
     model: str | None = Field(None, description="a .gguf path (relative to the project) or a Hub repo id")
@@ -214,6 +214,7 @@ class LlamaCppJudge(JudgeConfig):
     n_threads: int | None = Field(None, ge=1, description="threads for generation (default: the CPU cores)")
     n_threads_batch: int | None = Field(None, ge=1, description="threads for the prompt (default: n_threads)")
     n_gpu_layers: int | None = Field(None, ge=-1, description="layers offloaded to a GPU (-1: all)")
+    flash_attn: bool = Field(True, description="llama.cpp's flash attention (faster; false for a backend without it)")
     grammar: bool = Field(True, description="constrain the answer with the task's grammar")
     base_urls: ClassVar[tuple[str, ...]] = ()
     base_url: ClassVar[None] = None

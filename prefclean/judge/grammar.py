@@ -2,10 +2,10 @@
 
 llama.cpp samples only tokens the grammar allows, so even a tiny model answers with exactly one
 "#### Output for Text i / Rating / Rationale" block per text (see templates/ultrafeedback.jinja and
-parsing.py), or one "Feedback: ... [RESULT] x" line. Free text is one line with a bounded number of
-words of bounded length, so the whole answer fits a small `max_tokens` budget instead of being cut off
-before the last rating: a character bound is not enough, since a looping tiny model writes "1. 1. 1. ..."
-at one or two characters per token.
+parsing.py; the smoke-test judge: one "Score / Reason" pair), or one "Feedback: ... [RESULT] x" line.
+Free text is one line with a bounded number of words of bounded length, so the whole answer fits a small
+`max_tokens` budget instead of being cut off before the last rating: a character bound is not enough, since
+a looping tiny model writes "1. 1. 1. ..." at one or two characters per token.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ RATIONALE_WORDS = 20  # per text: even at 3 tokens a word, two blocks fit the sm
 FEEDBACK_WORDS = 80
 SHORT = 0.4  # `rationale: short` bounds the free text to this share of the words; `none` leaves it out
 WORD_CHARS = 20
+COMPACT_WORD_LETTERS = 10
 
 
 def _words(name: str, words: int, exclude: str = "") -> str:
@@ -26,20 +27,34 @@ def _bound(words: int, rationale: str) -> int:
     return max(1, round(words * SHORT)) if rationale == "short" else words
 
 
-def ratings_grammar(n: int, rationale: str = "full", headers: bool = True, words: int | None = None) -> str:
+def ratings_grammar(n: int, rationale: str = "full") -> str:
     """Exactly n UltraFeedback blocks, in order, then the end of the answer (without `Rationale:` lines
-    when rationale is none). Without `headers`, and with at most `words` of rationale (the smoke-test judge:
-    13 tokens a block instead of 20), the k-th Rating line is the k-th text's, as the parser reads it."""
+    when rationale is none)."""
     if n < 1:
         raise ValueError("a ratings grammar needs at least one text")
     why = ' "\\nRationale: " rationale' if rationale != "none" else ""
-    header = "#### Output for Text {}\\n" if headers else ""
-    blocks = [f'block{i} ::= "{header.format(i)}Rating: " rating{why} "\\n"' for i in range(1, n + 1)]
+    blocks = [f'block{i} ::= "#### Output for Text {i}\\nRating: " rating{why} "\\n"' for i in range(1, n + 1)]
     return "\n".join([
         "root ::= " + " ".join(f"block{i}" for i in range(1, n + 1)),
         *blocks,
         "rating ::= [1-5]",
-        *([_words("rationale", words or _bound(RATIONALE_WORDS, rationale))] if rationale != "none" else []),
+        *([_words("rationale", _bound(RATIONALE_WORDS, rationale))] if rationale != "none" else []),
+    ]) + "\n"
+
+
+def compact_ratings_grammar(n: int, words: int = 1) -> str:
+    """The smoke-test judge's answer: a `Score:4` and a `Reason: <word>` line per text, in order (the parser
+    reads the k-th Score line as the k-th text's). Every generated token costs the CPU of ~6 prompt tokens, so
+    the labels are the shortest the parser knows (`Score` and `Reason` are one token each, `Rating` two,
+    `Rationale` three), and a word starts with its space and has only letters (" clear" is one token; a looping
+    model spells at most COMPACT_WORD_LETTERS letters, one a token): 8 tokens a text at best, instead of 13
+    (`Rating: ` / `Rationale: `, two words of any characters)."""
+    if n < 1:
+        raise ValueError("a ratings grammar needs at least one text")
+    return "\n".join([
+        "root ::= " + " ".join(["block"] * n),
+        'block ::= "Score:" [1-5] "\\nReason:" reason "\\n"',
+        f'reason ::= (" " [a-zA-Z]{{1,{COMPACT_WORD_LETTERS}}}){{1,{words}}}',
     ]) + "\n"
 
 

@@ -51,6 +51,10 @@ def judge_fingerprint(project, config, task: str) -> dict:
         fields["base_urls"] = [without_userinfo(url) for url in config.base_urls]
     if config.engine == "llamacpp":  # the same path with another file in it (or another smoke-test model)
         fields["gguf_size"] = _gguf_size(config.model)
+    if is_smoke_test(config):  # the shipped model as it is run (re-encoded: engines/llamacpp.py)
+        from .engines.llamacpp import SMOKE_ENCODING
+
+        fields["encoding"] = SMOKE_ENCODING
     return fields
 
 

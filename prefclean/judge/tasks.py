@@ -68,7 +68,7 @@ class Task:
     #: For the offline smoke-test judge: a shorter template rendered instead of one of prefclean's own, and the
     #: words each free-text line of its grammar may have, without section headers (a short prompt and answer).
     compact_templates: dict[str, str] = {}
-    compact_words = 2
+    compact_words = 1
 
     def __init__(self, env: jinja2.Environment, substitutes: dict[str, str] | None = None):
         self.env = env
@@ -122,8 +122,8 @@ class Task:
             make = getattr(grammar, self.grammar_name)
             if self.grammar_name != "ratings_grammar":
                 self._grammars[n, rationale] = make(rationale)
-            elif self.substitutes:  # the compact task: no headers, a few words of rationale
-                self._grammars[n, rationale] = make(n, rationale, headers=False, words=self.compact_words)
+            elif self.substitutes:  # the compact task: short labels, a word of rationale
+                self._grammars[n, rationale] = grammar.compact_ratings_grammar(n, self.compact_words)
             else:
                 self._grammars[n, rationale] = make(n, rationale)
         return self._grammars[n, rationale]

@@ -4,6 +4,8 @@
 -- none when false.
 -- A panel member whose judge has `escalate:` in prefclean.yml is asked first, and its stronger judge only about
 -- the pairs it is unsure of (the escalation macros); the swapped pass asks whichever judge made the judgment.
+-- With the check on every pair (and no escalation), both orders go to the judge in one call, each pair's
+-- swapped order right after it: a serial judge such as llama.cpp reuses what the two prompts share.
 -- Incremental on pair_id: a rebuild judges only new pairs, pairs whose judgment failed, and pairs judged by
 -- anything else than the panel as it is now (--refresh-judgments: every pair, asking the judge again).
 {{ config(materialized='incremental', unique_key='pair_id') }}
@@ -15,13 +17,7 @@
 {%- set panel_signature = (judge_identity(var('judges'), var('aspect')) ~ '|bias=' ~ bias_check_signature(bias))
                           | replace("'", "''") %}
 
-with first_pass as materialized (
-  select
-    pair_id,
-    generations,
-    "order",
-    {{ judge_panel('conversation', 'generations', judges=var('judges'), aspect=var('aspect')) }} as judgments
-  from {{ ref('shuffled_pairs') }}
+{%- set needs_judging -%}
   {% if is_incremental() and not var('refresh_judgments', false) %}
   where pair_id not in (
     select pair_id from {{ this }}
@@ -30,6 +26,34 @@ with first_pass as materialized (
       and {{ bias_check_done('judgments', 'judgments_reversed', bias) }}
   )
   {% endif %}
+{%- endset %}
+{%- set interleaved = bias.mode == 'all' and not escalates %}
+
+{% if interleaved -%}
+{#- both orders in one judge call, each pair's swapped order right after it (unnest keeps the two adjacent):
+    a judge that answers one request at a time (llama.cpp) then evaluates the swapped prompt only past
+    everything before the texts, instead of after another pair's prompt -#}
+with both_orders as materialized (
+  select
+    pair_id,
+    generations,
+    "order",
+    is_swapped,
+    {{ judge_panel('conversation', 'if(is_swapped, list_reverse(generations), generations)',
+                   judges=var('judges'), aspect=var('aspect')) }} as judgments
+  from (select *, unnest([false, true]) as is_swapped from {{ ref('shuffled_pairs') }} {{ needs_judging }})
+),
+judged as (select * exclude (is_swapped) from both_orders where not is_swapped),
+swapped as (select pair_id, judgments as judgments_reversed from both_orders where is_swapped)
+{%- else -%}
+with first_pass as materialized (
+  select
+    pair_id,
+    generations,
+    "order",
+    {{ judge_panel('conversation', 'generations', judges=var('judges'), aspect=var('aspect')) }} as judgments
+  from {{ ref('shuffled_pairs') }}
+  {{ needs_judging }}
 ),
 {% if escalates -%}
 {#- each escalating member's stronger judge, in its own CTE over only the unsure rows (never a CASE around a call) -#}
@@ -89,6 +113,7 @@ swapped as (
   {% for e in escalation %}join swapped_{{ e.position }} s{{ e.position }} using (pair_id)
   {% endfor %}
 )
+{%- endif %}
 {%- endif %}
 select
   f.*,
