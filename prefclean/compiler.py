@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from . import modelconfig, plugins, relnames
+from . import contracts, modelconfig, plugins, relnames
 from .errors import CompileError
 from .project import Project
 from .context import (FUNCTIONS, MACRO_CALLS, MODULES, Adapter, Exceptions, Log, Relation, jinja_return,
@@ -214,6 +214,7 @@ class Compiler:
         if model.resource_type == "model":
             self._check_config(model, ctx, owner, props.config if props else {})
             model.schema, model.alias = relnames.resolve(self.namespace, model, owner)
+            contracts.check_declared(model, owner)
             model.pre_hooks = [self._render_text(model, h, ctx=ctx, this=this).strip()
                                for h in modelconfig.as_list(model.config.get("pre_hook"))]
             model.post_hooks = [self._render_text(model, h, ctx=ctx, this=this).strip()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from . import contracts
 from .compiler import ON_SCHEMA_CHANGE, Compiler, Model
 from .errors import ModelError
 from .warehouse import (count_rows, in_transaction, quote, record_relation, relation, relation_kind, swap_in_table,
@@ -225,6 +226,8 @@ def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model
             write_compiled(compiler, model)
         notes = notes if notes is not None else []
         built = strategy(model)
+        if contracts.enforced(model):  # (only tables and views have one: compiler.py checks)
+            model.compiled_sql = contracts.enforce(con, model)
         if not built.inlined:  # a custom `schema` (main_staging...) is made on first use, as dbt does
             con.execute(f"create schema if not exists {quote(model.schema)}")
         if not (model.pre_hooks or model.post_hooks):

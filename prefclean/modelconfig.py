@@ -16,14 +16,14 @@ from .errors import CompileError
 # (its rows are counted as excluded, by reason), `source_columns` (checked against the sources it reads).
 # A new key that code reads goes here, or every model that sets it is refused.
 MODEL_CONFIG_KEYS = ("materialized", "unique_key", "on_schema_change", "incremental_strategy", "full_refresh",
-                     "enabled", "tags", "meta", "pre_hook", "post_hook", "schema", "alias", "persist_docs", "audit",
+                     "enabled", "tags", "meta", "pre_hook", "post_hook", "schema", "alias", "persist_docs", "contract", "audit",
                      "excluded", "source_columns")
 SEED_CONFIG_KEYS = ("column_types", "delimiter", "enabled", "tags", "meta", "full_refresh", "schema", "alias",
                     "persist_docs")
 # dbt config keys that prefclean knows and does not do; each is refused by name.
 UNSUPPORTED_CONFIG = {
     "database": " (every model is in the project's warehouse)", "partition_by": "", "cluster_by": "",
-    "contract": "", "constraints": "", "quoting": "", "grants": "", "sql_header": "",
+    "constraints": "", "quoting": "", "grants": "", "sql_header": "",
     "incremental_predicates": "", "merge_update_columns": "", "merge_exclude_columns": "", "group": "",
     "access": "", "on_configuration_change": "", "indexes": "", "location": "", "format": "", "options": "",
     "strategy": " (snapshots are not supported)", "updated_at": " (snapshots are not supported)",

@@ -7,6 +7,7 @@
 - `state:modified.configs`: materialized, unique_key or any config() / property-file / prefclean.yml key.
 - `state:modified.relation`: the schema or alias it is built under (also a config change).
 - `state:modified.macros`: a macro it calls (directly or through other macros) changed, or is gone.
+- `state:modified.contract`: its contract config, or (under an enforced contract) a column's name or data_type.
 - `state:modified.persisted_descriptions`: with `persist_docs`, its description or a column's changed.
 - `state:modified.sources`: the definition of a source it reads changed in prefclean.yml. prefclean has no source
   nodes to select (dbt selects the source itself); the models reading it stand in, and `state:modified` has them.
@@ -24,10 +25,9 @@ from typing import Any
 from .errors import GraphError, ProjectError
 
 STATE_METHODS = ("new", "old", "modified", "unmodified", "modified.body", "modified.configs", "modified.relation",
-                 "modified.macros", "modified.sources", "modified.persisted_descriptions")
-# dbt's, for what prefclean does not have (contracts): refused by name.
-UNSUPPORTED_STATE = {"modified.contract": "model contracts",
-                     "modified.vars": "a var change that changes a model's SQL is state:modified.body"}
+                 "modified.macros", "modified.sources", "modified.persisted_descriptions", "modified.contract")
+# dbt's, for what prefclean does differently: refused by name.
+UNSUPPORTED_STATE = {"modified.vars": "a var change that changes a model's SQL is state:modified.body"}
 
 _MACRO_BLOCK = re.compile(r"\{%-?\s*macro\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(.*?\{%-?\s*endmacro\b[^%]*%\}", re.S)
 
@@ -107,6 +107,11 @@ def _reasons(model: Any, saved: dict[str, Any], state: SavedState) -> set[str]:
     if state.macros and called is not None and any(
             state.macros.get(m) != state.now_macros.get(m) for m in set(called) | model.macros):
         out.add("macros")
+    saved_config = saved.get("config") or {}
+    if saved_config.get("contract") != model.config.get("contract") or (model.config.get("contract") or {}).get(
+            "enforced") and {c: p.get("data_type") for c, p in (saved.get("columns") or {}).items()} != {
+            c: p.get("data_type") for c, p in model.columns.items()}:
+        out.add("contract")
     docs = model.config.get("persist_docs") or {}
     if docs.get("relation") and saved.get("description", "") != model.description or docs.get("columns") and {
             c: p.get("description", "") for c, p in (saved.get("columns") or {}).items()} != {

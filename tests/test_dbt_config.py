@@ -99,7 +99,7 @@ def test_enabled_false_takes_a_model_and_its_tests_out(make_project, run_cli, re
     ("database", "other", "`database` is not supported by prefclean (every model is in the project's warehouse)"),
     ("alias", 3, "`alias` should be a name (text), not 3"),
     ("grants", {"select": ["x"]}, "`grants` is not supported by prefclean"),
-    ("contract", {"enforced": True}, "`contract` is not supported by prefclean"),
+    ("contract", {"enforced": True}, "an enforced contract needs the model's columns, each with a data_type"),
     ("materialised", "table", "unknown config `materialised`; did you mean `materialized`?"),
     ("column_types", {"a": "int"}, "`column_types` is not supported by prefclean on a model"),
     ("materialized", "snapshot", "materialized='snapshot' is not one of view, table, incremental, ephemeral"),

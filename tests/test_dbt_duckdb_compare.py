@@ -3,7 +3,7 @@
 docs/dbt_shop is a small dbt-style shop of our own: seeds (column_types, an alias, a custom schema),
 staging views in `+schema: staging`, marts tables, an ephemeral model, an incremental model merged on a
 unique_key (built twice, the second time with another var), macros through adapter.dispatch and return(),
-folder and model hooks, on-run-start/end, YAML config, persist_docs, env_var/var/target/this, every test form (generic with
+folder and model hooks, on-run-start/end, YAML config, persist_docs, an enforced contract, env_var/var/target/this, every test form (generic with
 `arguments:` and without, `config:` severity/where/error_if/warn_if/store_failures, a {% test %} block at column
 and model level, a singular test) and a unit test. Its dbt_project.yml and profiles.yml sit in dbt/; prefclean.yml
 says the same. dbt-duckdb runs from .venv-dbt (`bash .ci/install-dbt.sh`; CI installs it).

@@ -33,8 +33,8 @@ REFUSED = [
     ("+docs show false", {"models": {"+docs": {"show": False}}}, {}, ["compile"],
      "models.+docs: `docs` is not supported by prefclean"),
     ("+grants", {"models": {"+grants": {"select": ["r"]}}}, {}, ["compile"], "`grants` is not supported by prefclean"),
-    ("+contract", {"models": {"+contract": {"enforced": True}}}, {}, ["compile"],
-     "`contract` is not supported by prefclean"),
+    ("+contract wrong shape", {"models": {"+contract": True}}, {}, ["compile"],
+     "`contract` should be {enforced: true/false}"),
     ("+quoting", {"models": {"+quoting": {"identifier": True}}}, {}, ["compile"],
      "models.+quoting: `quoting` is not supported by prefclean"),
     ("seeds +quote_columns", {"seeds": {"+quote_columns": True}}, {}, ["compile"],
@@ -67,8 +67,15 @@ REFUSED = [
      "model 'm': `versions` is not supported by prefclean"),
     ("model docs", {}, {"models/s.yml": _yml([{"name": "m", "docs": {"show": False}}])}, ["compile"],
      "model 'm': `docs` is not supported by prefclean"),
-    ("yaml contract", {}, {"models/s.yml": _yml([{"name": "m", "config": {"contract": {"enforced": True}}}])},
-     ["compile"], "model 'm' (models/m.sql): `contract` is not supported by prefclean"),
+    ("contract without data_type", {}, {"models/s.yml": _yml([{"name": "m", "config": {"contract": {"enforced": True}},
+                                                                "columns": [{"name": "id"}]}])},
+     ["compile"], "model 'm' (models/m.sql): an enforced contract needs a data_type for every column; missing for id"),
+    ("contract on an incremental model", {}, {"models/s.yml": _yml([{"name": "m", "config": {
+        "contract": {"enforced": True}, "materialized": "incremental"}, "columns": [{"name": "id", "data_type": "int"}]}])},
+     ["compile"], "an enforced contract is supported by prefclean on tables and views only"),
+    ("constraints with a contract", {}, {"models/s.yml": _yml([{"name": "m", "config": {"contract": {"enforced": True}},
+                                                                 "constraints": [{"type": "check"}]}])},
+     ["compile"], "`constraints` is not supported by prefclean"),
     ("config(quoting)", {}, {"models/c.sql": "{{ config(quoting={'identifier': true}) }} select 1 as x"},
      ["compile"], "`quoting` is not supported by prefclean"),
     ("config(grants)", {}, {"models/c.sql": "{{ config(grants={'select': ['r']}) }} select 1 as x"}, ["compile"],
@@ -91,8 +98,9 @@ REFUSED = [
     ("test_type: selector", {}, {}, ["ls", "-s", "test_type:generic"], "the `test_type:` selector is not supported"),
     ("result: selector", {}, {}, ["ls", "-s", "result:error"], "the `result:` selector is not supported"),
     ("exposure: selector", {}, {}, ["ls", "-s", "exposure:x"], "the `exposure:` selector is not supported"),
-    ("state:modified.contract", {}, {}, ["ls", "-s", "state:modified.contract", "--state", "target"],
-     "`state:modified.contract` is not supported by prefclean (model contracts)"),
+    ("state:modified.vars", {}, {}, ["ls", "-s", "state:modified.vars", "--state", "target"],
+     "`state:modified.vars` is not supported by prefclean (a var change that changes a model's SQL is "
+     "state:modified.body)"),
     ("--selector", {}, {}, ["ls", "--selector", "nightly"], "No such option '--selector'"),
     ("--defer", {}, {}, ["build", "--defer"], "No such option '--defer'"),
     ("--empty", {}, {}, ["build", "--empty"], "No such option '--empty'"),
@@ -160,3 +168,22 @@ def test_plus_m_plus_selects_both_directions(make_project, run_cli):
                                 "c": "select * from {{ ref('b') }}", "d": "select 2 as y"})
     result = run_cli("ls", "-s", "+b+", cwd=root)
     assert [line.split()[0] for line in result.output.splitlines()] == ["a", "b", "c"], result
+
+
+CONTRACT = {"version": 2, "models": [{"name": "c", "config": {"contract": {"enforced": True}, "materialized": "table"},
+                                      "columns": [{"name": "id", "data_type": "int"},
+                                                  {"name": "label", "data_type": "text"}]}]}
+
+
+def test_an_enforced_contract_builds_in_its_column_order_and_a_mismatch_fails_naming_each(make_project, run_cli, query):
+    root = make_project(models={"c": "select 'a' as label, 1 as id", "props.yml": CONTRACT})
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == EXIT_OK, result
+    assert query(root, "select column_name, data_type from information_schema.columns where table_name = 'c' "
+                       "order by ordinal_position") == [("id", "INTEGER"), ("label", "VARCHAR")]
+    (root / "models/c.sql").write_text("select 1.5 as id, 'a' as label, 2 as extra")
+    result = run_cli("build", cwd=root)
+    assert result.exit_code == 1, result
+    assert ("its enforced contract does not match its query (extra: not in the contract; id: the query gives "
+            "DECIMAL(2,1), the contract says INTEGER); the previous version is kept") in result.output, result
+    assert query(root, "select id, label from c") == [(1, "a")]

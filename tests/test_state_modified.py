@@ -104,3 +104,17 @@ def test_persist_docs_writes_comments_and_a_changed_description_is_modified_pers
     (root / "models/props.yml").write_text(__import__("yaml").safe_dump(props))
     assert _listed(run_cli, root, state, "state:modified.persisted_descriptions") == ["plain"]
     assert _listed(run_cli, root, state, "state:modified.body") == []
+
+
+def test_a_changed_contract_data_type_is_modified_contract(make_project, run_cli, tmp_path):
+    props = {"version": 2, "models": [{"name": "plain", "config": {"contract": {"enforced": True}},
+                                       "columns": [{"name": "y", "data_type": "integer"}]}]}
+    root = make_project(config=CONFIG, models={**MODELS, "props.yml": props}, macros=MACROS,
+                        files={"seeds/raw_prices.csv": "cents\n150\n"})
+    assert run_cli("build", cwd=root).exit_code == EXIT_OK
+    state = tmp_path / "state"
+    shutil.copytree(root / "target", state, ignore=shutil.ignore_patterns("*.duckdb*"))
+    assert _listed(run_cli, root, state, "state:modified.contract") == []
+    props["models"][0]["columns"][0]["data_type"] = "bigint"
+    (root / "models/props.yml").write_text(__import__("yaml").safe_dump(props))
+    assert _listed(run_cli, root, state, "state:modified.contract") == ["plain"]

@@ -70,9 +70,9 @@ def test_state_selector_mistakes_are_one_line_errors(make_project, run_cli, tmp_
     assert result.exit_code == EXIT_USER_ERROR and "needs --state DIR" in result.output, result
     result = run_cli("build", "-s", "state:modified", "--state", tmp_path / "nowhere", cwd=root)
     assert result.exit_code == EXIT_USER_ERROR and "no manifest.json there" in result.output, result
-    result = run_cli("ls", "-s", "state:modified.contract", "--state", state, cwd=root)
+    result = run_cli("ls", "-s", "state:modified.vars", "--state", state, cwd=root)
     assert result.exit_code == EXIT_USER_ERROR, result
-    assert "`state:modified.contract` is not supported by prefclean (model contracts)" in result.output
+    assert "`state:modified.vars` is not supported by prefclean" in result.output
     (state / "manifest.json").write_text("{not json")
     result = run_cli("ls", "-s", "state:new", "--state", state, cwd=root)
     assert result.exit_code == EXIT_USER_ERROR and "manifest.json cannot be read" in result.output, result

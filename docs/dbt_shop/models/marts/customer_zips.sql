@@ -1,0 +1,1 @@
+select zip, count(*) as customers from {{ ref('stg_customers') }} group by zip
