@@ -62,6 +62,12 @@ def test_judge_throughput_small(tmp_path):
 
 
 
+def test_judge_cpu_small(tmp_path):
+    out = run_bench("judge_cpu.py", "--n", 60, "--rounds", 2, "--concurrency", 8, "--work", tmp_path)
+    assert re.findall(r"^\| ([01]) +\|", out, re.M) == ["0", "1"], out  # both rounds: every row sent, then cached
+    assert re.search(r"client CPU per request: -?\d+ µs, of which the judge loop thread \d+ µs", out), out
+
+
 def test_stage_shuffle_small(tmp_path):
     out = run_bench("stage_shuffle.py", "--n", 400, "--work", tmp_path)
     row = re.search(r"^\| datasets\.map +\|.*\| ([\d,]+) +\|$", out, re.M)
