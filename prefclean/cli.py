@@ -309,7 +309,7 @@ def pull():
 @click.argument("name")
 @common_options
 def pull_argilla(load, name):
-    """Load submitted Argilla reviews of export NAME into the table human.reviews."""
+    """Load every Argilla review of export NAME (submitted, draft, discarded) into the table human.reviews."""
     from . import api
 
     counts = api.pull_argilla(load(), name)
