@@ -121,8 +121,9 @@ def _pick(con, plan: QueuePlan, existing: dict[str, str | None]) -> QueuePick:
     drawn_set = set(drawn)
     if plan.review == "uncertain":
         out.already_sent = len(existing)
+        enough = (plan.budget or 0) + len(existing) + len(drawn_set)  # what the budget can need, skips included
         ranked = con.execute("select pair_id, uncertainty from review_candidates where judged "
-                             "order by uncertainty desc, gap, place").fetchall()
+                             "order by uncertainty desc, gap, place limit ?", [enough]).fetchall()
         for pid, score in ranked:
             if out.uncertain_new >= (plan.budget or 0):
                 break
