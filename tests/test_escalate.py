@@ -77,6 +77,17 @@ def test_the_swapped_pass_asks_the_judge_that_made_the_first_judgment(tmp_path, 
     assert d["even"]["reason"] == "judge_prefers_rejected"  # the strong judge's 2-5, both ways: no flip
 
 
+def test_in_a_panel_only_the_escalating_member_asks_the_strong_judge_again(tmp_path, run_cli, fake_judge, strong):
+    root = project(tmp_path, fake_judge, strong, judges=["fake", "strong"], min_agreement=0.5)
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 5
+    assert strong.stats()["requests"] == 5  # its own place in the panel; the escalations are the same requests
+    rows = judged(root, "select s.instruction, r.judge, r.escalated from pair_ratings r "
+                        "join shuffled_pairs s using (pair_id) order by 1, 2")
+    escalated = [(r["instruction"].split()[-1], r["judge"]) for r in rows if r["escalated"]]
+    assert sorted(escalated) == [("close", "strong"), ("even", "strong")] and len(rows) == 10
+
+
 def test_a_changed_strong_judge_or_margin_rejudges_and_the_cache_answers_the_cheap_judge(tmp_path, run_cli,
                                                                                          fake_judge, strong):
     root = project(tmp_path, fake_judge, strong)

@@ -123,9 +123,9 @@
   end, true)
 {%- endmacro %}
 
-{# The judges a panel escalates to, as a SQL list of names ('[]' when none does). #}
+{# Per panel member, the judge it escalates to (NULL for none), as a SQL list: index it with the member's position. #}
 {% macro escalation_targets(judges) -%}
-  [{% for e in judge_escalation(judges) if e.to %}'{{ e.to | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor %}]::varchar[]
+  [{% for e in judge_escalation(judges) %}{% if e.to %}'{{ e.to | replace("'", "''") }}'{% else %}null{% endif %}{{ ", " if not loop.last }}{% endfor %}]::varchar[]
 {%- endmacro %}
 
 {# Which response a margin (chosen - rejected) favours: 'chosen', 'rejected' or 'tie'. #}

@@ -6,7 +6,8 @@ with per_judge as (
     pair_id,
     "order",
     unnest(judgments) as j,
-    unnest(judgments_reversed) as r
+    unnest(judgments_reversed) as r,
+    unnest(range(1, len(judgments) + 1)) as member
   from {{ ref('judged_pairs') }}
   -- judged_pairs keeps judgments of pairs that left the source (a returning pair costs nothing); only
   -- the pairs in the source now go on
@@ -24,7 +25,7 @@ select
   {{ rating_of('r', '"order"', 'rejected', reversed=true) }} as rejected_rating_swapped,
   r is not null as bias_checked,
   -- judged by the stronger judge a panel member escalated to (escalate: in prefclean.yml)
-  list_contains({{ escalation_targets(var('judges')) }}, j.judge) as escalated,
+  coalesce(({{ escalation_targets(var('judges')) }})[member] = j.judge, false) as escalated,
   j.error as error,
   r.error as swapped_error,
   j.raw as raw,
