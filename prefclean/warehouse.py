@@ -181,10 +181,14 @@ def record_relation(con: duckdb.DuckDBPyConnection, model: str, schema: str | No
 def model_relations(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
     """model -> (schema, identifier) of every model as last built (a warehouse from before model_relations
     has none: its models are all main.NAME)."""
-    try:
-        rows = con.execute(f"select model, schema_name, identifier from {META_SCHEMA}.model_relations").fetchall()
-    except duckdb.CatalogException:
+    # Ask the catalog first: with the table missing, DuckDB would look for a Python object of that name in
+    # the caller's frames (a replacement scan) and find this very function.
+    exists = con.execute("select count(*) from duckdb_tables() where database_name = current_database() and schema_name = ? "
+                         "and table_name = 'model_relations'",
+                         [META_SCHEMA]).fetchall()[0][0]
+    if not exists:
         return {}
+    rows = con.execute(f"select model, schema_name, identifier from {META_SCHEMA}.model_relations").fetchall()
     return {m: (s, i) for m, s, i in rows}
 
 
