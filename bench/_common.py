@@ -130,6 +130,7 @@ class Measured:
     peak_proc_mib: float
     returncode: int
     output: str
+    cpu_seconds: float = 0.0  # user + system CPU of the process (its threads; not of the fake judges)
 
 
 def measure(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None, timeout: float = 3600,
@@ -164,7 +165,8 @@ def measure(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None,
         sampler.join()
     reader.join(10)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(seconds, peak[0] / 1024, usage.ru_maxrss / 1024, proc.returncode, "".join(chunks))
+    return Measured(seconds, peak[0] / 1024, usage.ru_maxrss / 1024, proc.returncode, "".join(chunks),
+                    usage.ru_utime + usage.ru_stime)
 
 
 def prefclean(root: Path, *args: str, env: dict | None = None, sample_memory: bool = True) -> Measured:

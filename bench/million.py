@@ -3,7 +3,12 @@
 The judge is one or more zero-latency fake judge servers (replicas listed in `base_urls`), so what is
 measured is prefclean's own overhead per row; on a small machine the fake servers share its cores.
 
-    python bench/million.py [--n 1000000] [--replicas 2] [--concurrency 64] [--no-rerun]
+    python bench/million.py [--n 1000000] [--replicas 2] [--concurrency 64] [--no-rerun] [--full-refresh]
+    python bench/million.py --reuse --full-refresh     # the last run's project and cache: only the full refresh
+
+`--full-refresh` adds a `prefclean build --full-refresh --no-tests` after the other builds: every model rebuilt,
+every judgment from the cache (issue 16 §2). `--reuse` keeps the work folder's pairs, project and judgment cache
+(e.g. from a run with another prefclean) and runs only that build, against fresh fake judges.
 
 Peak memory is that of the `prefclean build` process tree (the fake judges are not its children).
 """
@@ -18,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from _common import REPO, FakeJudge, load_average, make_project, prefclean, synthetic_pairs, table, write_pairs
 
 STAGES = {  # model -> stage of the pipeline
@@ -42,30 +48,40 @@ def stage_times(output: str, wall: float) -> dict[str, float]:
 
 
 def run(n: int, replicas: int, concurrency: int, work: Path, *, rerun: bool, tests: bool,
-        bias_check: bool) -> list[dict]:
-    shutil.rmtree(work, ignore_errors=True)
-    start = time.perf_counter()
-    source = write_pairs(work / "pairs.parquet", synthetic_pairs(n))
-    generated = time.perf_counter() - start
-    print(f"generated {n:,} pairs ({source.stat().st_size / 2**20:.0f} MiB Parquet) in {generated:.1f}s", flush=True)
+        bias_check: bool, full_refresh: bool = False, reuse: bool = False) -> list[dict]:
+    source = work / "pairs.parquet"
+    if not reuse:
+        shutil.rmtree(work, ignore_errors=True)
+        start = time.perf_counter()
+        write_pairs(source, synthetic_pairs(n))
+        generated = time.perf_counter() - start
+        print(f"generated {n:,} pairs ({source.stat().st_size / 2**20:.0f} MiB Parquet) in {generated:.1f}s",
+              flush=True)
     runs = []
     with contextlib.ExitStack() as stack:
         judges = [stack.enter_context(FakeJudge()) for _ in range(replicas)]
-        root = make_project(work / "project", source, {"base_urls": [j.url for j in judges],
-                                                       "concurrency": concurrency}, bias_check=bias_check)
+        judge = {"base_urls": [j.url for j in judges], "concurrency": concurrency}
+        if reuse:  # the same project and cache, the new judges' addresses (not part of any key)
+            root = (work / "project").resolve()
+            config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
+            config["judges"]["default"].update(judge)
+            (root / "prefclean.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        else:
+            root = make_project(work / "project", source, judge, bias_check=bias_check)
         args = [] if tests else ["--no-tests"]
-        for label in ("cold", "rerun")[: 2 if rerun else 1]:
+        labels = [] if reuse else ["cold", "rerun"][: 2 if rerun else 1]
+        for label in labels + (["full refresh"] if full_refresh else []):
             load = load_average()
-            m = prefclean(root, *args)
+            m = prefclean(root, *(["--full-refresh", "--no-tests"] if label == "full refresh" else args))
             requests = sum(j.stats()["requests"] for j in judges)
             for j in judges:
                 j.reset()
             times = stage_times(m.output, m.seconds)
-            runs.append({"label": label, "wall": m.seconds, "times": times, "requests": requests,
+            runs.append({"label": label, "wall": m.seconds, "cpu": m.cpu_seconds, "times": times, "requests": requests,
                          "peak_tree_mib": m.peak_tree_mib, "peak_proc_mib": m.peak_proc_mib, "load": load,
                          "rows": dict((model, int(rows)) for model, rows, _ in MODEL_LINE.findall(m.output))})
-            print(f"{label}: {m.seconds:.1f}s, {requests:,} requests, peak RSS {m.peak_tree_mib:.0f} MiB "
-                  f"(load before {load})", flush=True)
+            print(f"{label}: {m.seconds:.1f}s ({m.cpu_seconds:.1f} CPU-s), {requests:,} requests, peak RSS "
+                  f"{m.peak_tree_mib:.0f} MiB (load before {load}, after {load_average()})", flush=True)
         cache = root / "target" / "judgments.duckdb"
         runs[0]["cache_mib"] = cache.stat().st_size / 2**20 if cache.exists() else 0
     return runs
@@ -80,10 +96,15 @@ def main(argv=None) -> int:
     parser.add_argument("--no-tests", action="store_true", help="build without the data tests")
     parser.add_argument("--bias-check", action="store_true",
                         help="judge every pair twice (check_position_bias: true): 2 requests per pair")
+    parser.add_argument("--full-refresh", action="store_true",
+                        help="then a --full-refresh --no-tests build (every judgment from the cache)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the work folder's project and cache; run only the --full-refresh build")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "million")
     args = parser.parse_args(argv)
     runs = run(args.n, args.replicas, args.concurrency, args.work, rerun=not args.no_rerun,
-               tests=not args.no_tests, bias_check=args.bias_check)
+               tests=not args.no_tests, bias_check=args.bias_check, full_refresh=args.full_refresh or args.reuse,
+               reuse=args.reuse)
     cold = runs[0]
     print(f"\n{args.n:,} pairs; {args.replicas} zero-latency fake judge replica(s), concurrency {args.concurrency} "
           f"each; position-bias check {'on' if args.bias_check else 'off'}; data tests "
@@ -91,6 +112,7 @@ def main(argv=None) -> int:
     stages = list(cold["times"])
     rows = [[stage] + [f"{r['times'][stage]:.2f}" for r in runs] for stage in stages]
     rows.append(["total wall"] + [f"{r['wall']:.2f}" for r in runs])
+    rows.append(["total CPU (build process)"] + [f"{r['cpu']:.2f}" for r in runs])
     print(table(["stage (s)"] + [r["label"] for r in runs], rows))
     judging = cold["times"]["judging"]
     print()

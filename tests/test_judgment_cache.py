@@ -130,7 +130,8 @@ def test_the_migrated_tables_have_exactly_the_records_columns(tmp_path):
     cache = JudgmentCache(tmp_path / "judgments.duckdb")
     cache.close()
     con = duckdb.connect(str(tmp_path / "judgments.duckdb"), read_only=True)
-    for table, record, extra in (("judgments", Judgment, {"created_at"}), ("calls", Call, {"called_at"})):
+    for table, record, extra in (("judgments", Judgment, {"created_at", "key_hash", "prompt_hash"}),  # the key index's
+                                 ("calls", Call, {"called_at"})):
         have = {name: type_ for name, type_, *_ in con.execute(f"describe {table}").fetchall()}
         want = {c.name: c.sql for c in columns(record) if c.cached}
         assert {k: v for k, v in have.items() if k not in extra} == want, table

@@ -12,15 +12,20 @@ from __future__ import annotations
 import re
 import shlex
 import threading
+from array import array
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from ..errors import JudgeError
 from ..migrations import Migrations
 from ..warehouse import transaction
 from .jsonrows import json_line, table_from_json_lines
+from .keyindex import NO_ROWID, KeyIndex
+from .keys import key_hash_sql, key_hashes
 from .record import CACHE_NAMES, CACHE_SCHEMA, CALL_SCHEMA, Judgment
 
 MIGRATIONS = Migrations("the judgment cache")
@@ -58,7 +63,21 @@ def provider_batches(con: duckdb.DuckDBPyConnection) -> None:
         outcome varchar, primary key (custom_id, batch_id))""")
 
 
+@MIGRATIONS.step
+def key_index(con: duckdb.DuckDBPyConnection) -> None:
+    """Keys from a row's inputs (keys.py): each judgment keeps its prompt's key too (NULL in older rows, whose
+    key is their prompt's), and both keys' 64-bit hashes, which the in-memory key index (keyindex.py) is read
+    from. Older rows get their key's hash here, so an older cache answers as before."""
+    con.execute("alter table judgments add column if not exists prompt_key varchar")
+    con.execute("alter table judgments add column if not exists key_hash ubigint")
+    con.execute("alter table judgments add column if not exists prompt_hash ubigint")
+    con.execute(f"update judgments set key_hash = {key_hash_sql('key')}")
+
+
 CACHE_MEMORY_LIMIT = "512MB"
+RUN_GAP = 2048  # rowids further apart than this (a DuckDB vector) start another run of a look-up's hits
+RUNS = 8  # hits in at most this many runs are read by rowid range; more, row group by row group
+ROW_GROUP = 122_880  # DuckDB's rows per row group
 
 
 def cache_unusable(path: Path, exc: Exception) -> JudgeError:
@@ -106,29 +125,104 @@ class JudgmentCache:
             if isinstance(exc, duckdb.Error):  # damaged past its header
                 raise cache_unusable(path, exc) from None
             raise
+        self._index: KeyIndex | None = None  # keys' hashes, read by the first look-up (keyindex.py)
+        self._prompts: KeyIndex | None = None  # prompt keys' hashes, read by the first look-up of prompt keys
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="prefclean-judgment-cache")
         self._writes: list[Future] = []
         self._writes_lock = threading.Lock()
 
-    def lookup(self, keys: list[str]) -> dict[str, dict]:
-        """Cached judgments for these keys (their cached columns, for `record.from_cache`), in one query
-        (never one row at a time). The keys go in as a list parameter: building an Arrow table of them would
-        import pandas (see jsonrows) before the first requests of a build could leave."""
+    def lookup(self, keys: list[str], prompts: bool = False) -> dict[str, dict]:
+        """Cached judgments for these keys (their cached columns, for `record.from_cache`); `prompts`: the keys
+        are prompt keys (keys.py), matching a judgment's prompt key or an older judgment's key."""
+        table, matched = self.lookup_table(keys, ", ".join(CACHE_NAMES), prompts=prompts)
+        rows = table.to_pylist() if table.num_rows else []
+        return {key: row for key, row in zip(matched, rows)}
+
+    def lookup_table(self, keys: list[str], select: str, params: list | None = None, *,
+                     prompts: bool = False) -> tuple[pa.Table, list[str]]:
+        """The cached judgments of these keys as an Arrow table of `select` (SQL over the judgments table, with
+        `params`), one row per key found, and the keys they answer, in the same order. The key index (see
+        keyindex.py) tells which keys are cached: keys it does not hold cost no query at all."""
         if not keys:
-            return {}
+            return pa.table({}), []
         self.wait()
         with self._lock:
-            cur = self._con.cursor()
+            cur = self._con.cursor()  # raises on a cache closed with its build
             try:
-                rows = cur.execute(
-                    f"select j.{', j.'.join(CACHE_NAMES)} from judgments j "
-                    "semi join (select unnest(?::varchar[]) as key) w on j.key = w.key", [keys]).fetchall()
+                hashes = key_hashes(keys)
+                positions, rowids = self._key_index(cur).candidates(hashes)
+                if prompts:  # and by prompt key: rowids -2 - r (see _fetch)
+                    more, more_rowids = self._prompt_index(cur).candidates(hashes)
+                    positions, rowids = np.concatenate([positions, more]), np.concatenate([rowids, more_rowids])
+                if not len(positions):
+                    return pa.table({}), []
+                return self._fetch(cur, keys, positions, rowids, select, params or [])
             except duckdb.Error as exc:  # a file damaged past what opening it read
                 raise cache_unusable(self.path, exc) from None
             finally:
                 cur.close()
-        at = CACHE_NAMES.index("key")
-        return {row[at]: dict(zip(CACHE_NAMES, row)) for row in rows}
+
+    def _key_index(self, cur) -> KeyIndex:
+        if self._index is None:
+            found = cur.execute("select key_hash, rowid from judgments").fetchnumpy()
+            self._index = KeyIndex(np.asarray(found["key_hash"], dtype=np.uint64),
+                                   np.asarray(found["rowid"], dtype=np.int64))
+        return self._index
+
+    def _prompt_index(self, cur) -> KeyIndex:
+        """The prompt keys' index, read only by a build that looks prompt keys up (one whose rows are not all
+        cached): a fully cached rebuild never needs it."""
+        if self._prompts is None:
+            found = cur.execute("select prompt_hash, -2 - rowid as rowid from judgments where prompt_hash is not null"
+                                ).fetchnumpy()
+            rowids = np.asarray(found["rowid"], dtype=np.int64)
+            self._prompts = KeyIndex(np.asarray(found["prompt_hash"], dtype=np.uint64), rowids)
+            self._prompts.max_rowid = int(-2 - rowids.min()) if len(rowids) else -1
+        return self._prompts
+
+    def _fetch(self, cur, keys: list[str], positions, rowids, select: str, params: list) -> tuple[pa.Table, list[str]]:
+        """The rows of these candidates (rowids >= 0: by key's hash; <= -2: by prompt key's hash, rowid -2 - r;
+        NO_ROWID: stored this build), checked against the keys they are candidates for."""
+        wanted = {keys[p] for p in positions}
+        by_prompt = rowids <= -2
+        known = np.where(by_prompt, -2 - rowids, rowids)
+        near = np.unique(known[known >= 0])
+        runs = np.split(near, np.flatnonzero(np.diff(near) > RUN_GAP) + 1) if len(near) else []
+        parts: list[pa.Table] = []
+        if len(runs) <= RUNS:  # near one another (a rebuild reads them in the order it stored them)
+            for run in runs:
+                lo, hi = int(run[0]), int(run[-1])
+                if hi - lo < 4 * len(run) + RUN_GAP:  # dense: the whole range (`_match` keeps the rows asked for)
+                    parts.append(self._query(cur, "rowid between ? and ?", [lo, hi], select, params))
+                else:
+                    parts.append(self._query(cur, "rowid between ? and ? and rowid in (select unnest(?::bigint[]))",
+                                             [lo, hi, run.tolist()], select, params))
+        else:  # scattered: a query per row group that holds some (each scans one row group, not the table)
+            groups = np.split(near, np.flatnonzero(np.diff(near // ROW_GROUP)) + 1)
+            for group in groups:
+                parts.append(self._query(cur, "rowid between ? and ? and rowid in (select unnest(?::bigint[]))",
+                                         [int(group[0]), int(group[-1]), group.tolist()], select, params))
+        unfetched = {keys[p] for p, r in zip(positions.tolist(), rowids.tolist()) if r == NO_ROWID}
+        if unfetched:
+            parts.append(self._by_key(cur, sorted(unfetched), select, params))
+        table, matched = _match(parts, wanted)
+        moved = wanted - set(matched) - unfetched
+        if moved:  # candidates whose rowid no longer holds them (or a hash shared by another key)
+            again, found = _match([self._by_key(cur, sorted(moved), select, params)], moved)
+            if found:  # rows moved: read the indexes again next time
+                self._index = self._prompts = None
+                table, matched = pa.concat_tables([table, again]), matched + found
+        return table.drop_columns(["_key", "_prompt_key"]), matched
+
+    def _query(self, cur, where: str, where_params: list, select: str, params: list) -> pa.Table:
+        return cur.sql(f"select key as _key, prompt_key as _prompt_key, {select} from judgments where {where}",
+                       params=params + where_params).to_arrow_table()
+
+    def _by_key(self, cur, keys: list[str], select: str, params: list) -> pa.Table:
+        """Rows by their keys, for the few the key index has no rowid for: a semi join, which scans the table
+        (an IN list of constants would be an index scan, but at 10M keys it pins more of the index than the
+        cache's memory limit allows)."""
+        return self._query(cur, "key in (select unnest(?::varchar[]))", [keys], select, params)
 
     def store(self, judgments: list[Judgment], calls: list[dict]) -> None:
         """Insert successful judgments (replacing same keys) and the call log, in one transaction."""
@@ -141,13 +235,40 @@ class JudgmentCache:
                     if judgments:
                         rows = [json_line(j.cache_row()) for j in judgments]
                         cur.register("new_judgments", table_from_json_lines(rows, CACHE_SCHEMA))
-                        cur.execute(f"insert or replace into judgments ({', '.join(CACHE_NAMES)}) "
-                                    f"select {', '.join(CACHE_NAMES)} from new_judgments")
+                        cur.execute(f"insert or replace into judgments ({', '.join(CACHE_NAMES)}, key_hash, "
+                                    f"prompt_hash) select {', '.join(CACHE_NAMES)}, {key_hash_sql('key')}, "
+                                    f"{key_hash_sql('prompt_key')} from new_judgments")
+                        self._index_stored(cur, judgments)
                     if calls:
                         cur.register("new_calls", table_from_json_lines(list(map(json_line, calls)), CALL_SCHEMA))
                         cur.execute(f"insert into calls ({', '.join(CALL_SCHEMA.names)}) select * from new_calls")
             finally:
                 cur.close()
+
+    def _index_stored(self, cur, judgments: list[Judgment]) -> None:
+        """Add the rows just stored to the key indexes read so far: their rowids are those past the last one the
+        key index knows (a replaced row keeps its rowid); a key whose rowid is not found is fetched by key."""
+        if self._index is None and self._prompts is None:
+            return
+        since = max(i.max_rowid for i in (self._index, self._prompts) if i is not None)
+        tail = cur.execute("select key_hash, prompt_hash, rowid from judgments where rowid > ?", [since]).fetchnumpy()
+        rowids = np.asarray(tail["rowid"], dtype=np.int64)
+        key_h = np.asarray(np.ma.getdata(tail["key_hash"]), dtype=np.uint64)
+        if self._prompts is not None:
+            prompt_h = tail["prompt_hash"]
+            has_prompt = ~np.ma.getmaskarray(prompt_h)
+            self._prompts.add(np.asarray(np.ma.getdata(prompt_h)[has_prompt], dtype=np.uint64),
+                              -2 - rowids[has_prompt], rowids.max() if len(rowids) else -1)
+        if self._index is None:
+            return
+        self._index.add(key_h, rowids)
+        # A stored key the tail did not show is a replaced row that kept its rowid (the index has it), or one
+        # DuckDB put below the last rowid known: fetched by its key.
+        stored = np.setdiff1d(key_hashes([j.key for j in judgments]), key_h)
+        if len(stored):
+            positions, _ = self._index.candidates(stored)
+            unknown = np.setdiff1d(np.arange(len(stored)), positions)
+            self._index.add(stored[unknown], np.full(len(unknown), NO_ROWID, np.int64))
 
     def store_later(self, judgments: list[Judgment], calls: list[dict]) -> None:
         """`store` in the writer thread. An earlier write that failed raises here."""
@@ -219,3 +340,19 @@ class JudgmentCache:
             self._writer.shutdown()
             with self._lock:
                 self._con.close()
+
+
+def _match(parts: list[pa.Table], wanted: set[str]) -> tuple[pa.Table, list[str]]:
+    """The rows of `parts` that answer a wanted key (by their key or prompt key), one per key, and the keys."""
+    if not parts:
+        return pa.table({"_key": pa.array([], pa.string()), "_prompt_key": pa.array([], pa.string())}), []
+    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    taken, matched, seen = array("q"), [], set()
+    for i, (key, prompt_key) in enumerate(zip(table.column("_key").to_pylist(), table.column("_prompt_key").to_pylist())):
+        for k in (key, prompt_key):
+            if k in wanted and k not in seen:
+                seen.add(k)
+                matched.append(k)
+                taken.append(i)
+    indices = pa.Array.from_buffers(pa.int64(), len(taken), [None, pa.py_buffer(taken)])
+    return table.take(indices), matched

@@ -61,6 +61,13 @@ class ArrowRows:
         self._count += 1
         return self._count - 1
 
+    def add_array(self, values: pa.Array) -> int:
+        """Collect values already in Arrow (of this type); returns the position of the first."""
+        self.convert()
+        self._chunks.append(values)
+        self._count += len(values)
+        return self._count - len(values)
+
     def convert(self) -> None:
         """Convert what was added since the last call."""
         if self._pending:

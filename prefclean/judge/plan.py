@@ -36,7 +36,8 @@ from .jsonrows import array_from_json_lines, json_line
 from .judges import is_smoke_test, resolve_judge
 from .record import CACHE_NAMES, RESULT_TYPE, Judgment, from_cache
 from .tokens import token_counter
-from .udf import judge_style, judge_task, request_key, session_identity
+from .keys import input_key, inputs_identity, request_key
+from .udf import judge_style, judge_task, session_identity
 
 PLANNED = "not judged: plan"
 TIE = 3  # the stand-in rating of every response in an unknown verdict taken as a tie
@@ -90,14 +91,35 @@ class Planner:
         self.unsampled_of: dict[str, int] = {}  # unknown="sample": rows with no cached verdict to draw from (ties)
         self._samples: dict[tuple, list] = {}
 
-    def _cached(self, keys: list[str]) -> dict[str, dict]:
+    def _cached(self, keys: list[str], prompt_keys: dict[str, str]) -> dict[str, dict]:
+        """key -> the cached judgment a build would answer it with: by its key, or by its prompt's (keys.py)."""
         if self._con is None or not keys:
             return {}
+        wanted = set(keys)
+        by_prompt = {prompt_keys[k]: k for k in keys if prompt_keys.get(k, k) != k}
         with self.lock:
-            rows = self._con.execute(f"select {', '.join(CACHE_NAMES)} from judgments "
-                                     "where key in (select unnest(?::varchar[]))", [keys]).fetchall()
-        at = CACHE_NAMES.index("key")
-        return {r[at]: dict(zip(CACHE_NAMES, r)) for r in rows}
+            names = self._cache_names()
+            select = f"select {', '.join(names)} from judgments where"
+            rows = self._con.execute(f"{select} key in (select unnest(?::varchar[]))",
+                                     [keys + list(by_prompt)]).fetchall()
+            if by_prompt and "prompt_key" in names:
+                rows += self._con.execute(f"{select} prompt_key in (select unnest(?::varchar[]))",
+                                          [list(by_prompt)]).fetchall()
+        found: dict[str, dict] = {}
+        for r in rows:
+            row = dict(zip(names, r))
+            for k in (row["key"], row.get("prompt_key")):
+                target = k if k in wanted else by_prompt.get(k)
+                if target is not None and target not in found:
+                    found[target] = row
+        return found
+
+    def _cache_names(self) -> list[str]:
+        """The cached columns this cache has: one from before input keys (the plan opens it read-only, so it is
+        not migrated) has no prompt_key."""
+        have = {r[0] for r in self._con.execute("select column_name from duckdb_columns() where table_name = "
+                                                "'judgments'").fetchall()}
+        return [name for name in CACHE_NAMES if name in have]
 
     def _in_open_batches(self, keys: list[str]) -> set[str]:
         """Those of `keys` in a provider batch an earlier build submitted and no build has collected yet."""
@@ -176,15 +198,17 @@ class Planner:
                 params = GenerationParams(max_tokens=config.max_tokens, temperature=config.temperature,
                                           seed=config.seed, top_p=config.top_p)  # as the Dispatcher's
                 style = judge_style(config)  # the prompt and key follow rationale/structured output, as in a build
-                self.identities[(config.name, task_name)] = (session_identity(engine, task_name, params, style, task),
+                identity = session_identity(engine, task_name, params, style, task)
+                self.identities[(config.name, task_name)] = (identity, inputs_identity(identity, task),
                                                              {} if style.default else {"style": style})
                 if config.name not in self.shared.counters:
                     self.shared.counters[config.name] = token_counter(config, ctx.project.root)
                 self.tallies.setdefault(config.name, _Tally(config, engine.serial, self.shared.counters[config.name],
                                                             getattr(engine, "batch", False)))
-            identity, styled = self.identities[(config.name, task_name)]
+            identity, inputs, styled = self.identities[(config.name, task_name)]
             tally = self.tallies[config.name]
         prompts: dict[str, list[dict]] = {}
+        prompt_keys: dict[str, str] = {}
         keys: list[str | None] = []  # per row; None: cannot be judged
         sizes: dict[str, int] = {}
         for i, instruction in enumerate(instructions):
@@ -199,11 +223,13 @@ class Planner:
                 tally.unjudgeable += 1
                 keys.append(None)
                 continue
-            key = request_key(identity, prompt.messages)
+            prompt_key = request_key(identity, prompt.messages)  # keyed as a build keys it (keys.py)
+            key = input_key(inputs, instruction, gens, aspect, references[i]) if inputs else prompt_key
             keys.append(key)
             prompts.setdefault(key, prompt.messages)
+            prompt_keys.setdefault(key, prompt_key)
             sizes[key] = prompt.n
-        cached = self._cached(list(prompts))
+        cached = self._cached(list(prompts), prompt_keys)
         waiting = self._in_open_batches([k for k in prompts if k not in cached]) if tally.batch else set()
         with self.lock:
             tally.rows += len(instructions)

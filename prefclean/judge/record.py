@@ -58,6 +58,7 @@ class Judgment:
     attempts: int = column(pa.int32(), "INTEGER", cached=False, default=0)  # requests sent for it
     key: str | None = column(pa.string(), "VARCHAR")  # hash of judge identity and prompt: the cache's key
     engine: str | None = column(pa.string(), "VARCHAR", result=False)
+    prompt_key: str | None = column(pa.string(), "VARCHAR", result=False)  # request_key of its prompt (keys.py)
 
     def result_row(self) -> dict:
         """The UDF's STRUCT value, as a dict for the JSON rows (jsonrows)."""
@@ -103,3 +104,22 @@ CALL_SCHEMA = pa.schema([(c.name, c.arrow) for c in columns(Call)])
 def from_cache(row: dict, **changes) -> Judgment:
     """A cached judgment (its `CACHE_NAMES` columns) as this call's: `changes` override, e.g. judge, aspect."""
     return Judgment(**{**row, **changes, "cached": True, "attempts": 0})
+
+
+def from_cache_sql(overrides: tuple[str, ...] = ("judge", "task", "aspect")) -> str:
+    """`from_cache` in SQL over the cache's table: the UDF's result columns of cached rows, the `overrides`
+    given as parameters (in this order), so a batch's hits go from DuckDB to its result as Arrow, row-free."""
+    fixed = {"cached": "true", "attempts": "0"}
+    parts = []
+    for c in JUDGMENT_COLUMNS:
+        if not c.result:
+            continue
+        if c.name in overrides:
+            parts.append(f"?::{c.sql} as {c.name}")
+        elif c.name in fixed:
+            parts.append(f"{fixed[c.name]}::{c.sql} as {c.name}")
+        elif c.cached:
+            parts.append(f"{c.name}::{c.sql} as {c.name}")
+        else:
+            parts.append(f"null::{c.sql} as {c.name}")
+    return ", ".join(parts)

@@ -69,6 +69,10 @@ class Task:
     #: words each free-text line of its grammar may have, without section headers (a short prompt and answer).
     compact_templates: dict[str, str] = {}
     compact_words = 1
+    #: Its prompt is a function of the row's fields, its templates and its module's code only, so the judgment
+    #: cache can key a row without rendering it (keys.py). Declared by each class itself: a subclass that
+    #: overrides `prompt` may read more.
+    keys_from_inputs = False
 
     def __init__(self, env: jinja2.Environment, substitutes: dict[str, str] | None = None):
         self.env = env
@@ -171,6 +175,7 @@ class UltraFeedback(Task):
 
     name, grammar_name, schema_name = "ultrafeedback", "ratings_grammar", "ratings_schema"
     templates = ("ultrafeedback_system.jinja", "ultrafeedback.jinja", "_conversation.jinja")
+    keys_from_inputs = True
     compact_templates = {"ultrafeedback.jinja": "ultrafeedback_smoke.jinja"}
 
     def check(self, aspect):
@@ -196,6 +201,7 @@ class PrometheusAbsolute(Task):
 
     name, grammar_name, schema_name = "prometheus-absolute", "prometheus_absolute_grammar", "prometheus_absolute_schema"
     templates = ("prometheus_absolute.jinja", "_conversation.jinja")
+    keys_from_inputs = True
 
     def prompt(self, instruction, generations, aspect, reference, style=DEFAULT_STYLE):
         if len(generations) != 1:
@@ -215,6 +221,7 @@ class PrometheusRelative(Task):
 
     name, grammar_name, schema_name = "prometheus-relative", "prometheus_relative_grammar", "prometheus_relative_schema"
     templates = ("prometheus_relative.jinja", "_conversation.jinja")
+    keys_from_inputs = True
 
     def prompt(self, instruction, generations, aspect, reference, style=DEFAULT_STYLE):
         if len(generations) != 2:

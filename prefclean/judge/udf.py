@@ -9,7 +9,6 @@ its error, the build goes on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -30,11 +29,12 @@ from .engines import create_engine, engine_class
 from .jsonrows import ArrowRows, array_from_json_lines, json_line
 from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, is_smoke_test, resolve_judge, smoke_test_judge
 from .progress import JudgeProgress
-from .record import RESULT_SQL, RESULT_TYPE, Judgment, from_cache
+from .keys import inputs_identity
+from .keying import BatchKeying
+from .record import RESULT_SQL, RESULT_TYPE, Judgment
 from .tasks import Style, make_task
 
 FIRST_PART = 128  # rows of a batch sent before the rest is rendered
-PAUSE_EVERY = 32  # rows rendered between two pauses for the judge loop (~1 ms of rendering)
 FLUSH_EVERY = 4096  # pending cache rows (one DuckDB transaction per flush: flushing every few hundred rows
 # cost a fifth of the CPU at high throughput)
 FLUSH_SECONDS = 0.5  # ...or this old: Ctrl-C or a crash loses little, and the flush after the last answer is short
@@ -54,9 +54,10 @@ class JudgeSession:
     style: Style = Style()  # how the judge is asked to answer (rationale, structured output)
     batch: "BatchJudging | None" = None  # a batch engine's requests (batching.py) instead of the dispatcher
     answered: int = 0  # requests the judge answered in this build (see judge_batch: when none ever is)
+    inputs: str | None = None  # what keys a row from its fields (keys.py); None: keyed by its rendered prompt
 
 
-class Judging:
+class Judging(BatchKeying):
     """Per-build state shared by all judge UDF calls: sessions, cache, stats, progress."""
 
     def __init__(self, ctx: RunContext):
@@ -108,7 +109,8 @@ class Judging:
                 identity = session_identity(engine, task_name, dispatcher.params, style, task)
                 progress = JudgeProgress(config.name, self.ctx.report)
                 self.sessions[key] = JudgeSession(config.name, dispatcher, identity, config.name == SMOKE_TEST_JUDGE,
-                                                  progress, stats, JudgingStats(), style)
+                                                  progress, stats, JudgingStats(), style,
+                                                  inputs=inputs_identity(identity, task))
                 if getattr(engine, "batch", False):
                     from .batching import BatchJudging, Shared
 
@@ -212,21 +214,23 @@ class Judging:
         distinct: set[str] = set()
         judgments = ArrowRows(RESULT_TYPE)  # converted to Arrow as they arrive (see jsonrows)
         outcomes: dict[str, int] = {}  # key -> its judgment's position in `judgments`
+        prompt_keys: dict[str, str] = {}  # a sent row's key -> its prompt's (stored with its judgment)
         sending = self._sender(session)
         batch = session.batch
         if batch is not None:
             batch.begin()  # collects what finished since, before the cache is asked
-        # The first rows are rendered, looked up and sent on their own, so requests are in flight while the
-        # rest of the batch is rendered (a cache look-up per part: two per batch, not one per request).
+        # The first rows are keyed, looked up, rendered and sent on their own, so requests are in flight while
+        # the rest of the batch is prepared (a cache look-up per part: two per batch, not one per request).
         try:
             for part in (range(0, min(FIRST_PART, n_rows)), range(min(FIRST_PART, n_rows), n_rows)):
-                requests = self._prepare(session, task, task_name, aspect, part, instructions, generations,
-                                         references, results, row_keys, distinct,
-                                         pause=sending.let_loop_run if part.start else None)
-                cached = {} if self.refresh else self.cache.lookup(list(requests))
-                for key, row in cached.items():
-                    outcomes[key] = judgments.add(
-                        from_cache(row, judge=session.name, task=task_name, aspect=aspect).result_row())
+                pause = sending.let_loop_run if part.start else None
+                prepared = self._prepare(session, task, task_name, aspect, part, instructions, generations,
+                                         references, results, row_keys, distinct, pause=pause)
+                if not self.refresh:
+                    self._add_cached(session, task_name, aspect, list(prepared), judgments, outcomes)
+                requests = self._render_missing(session, task, task_name, aspect, prepared, outcomes, judgments,
+                                                (instructions, generations, references), results, row_keys,
+                                                distinct, prompt_keys, part, pause)
                 missing = [r for k, r in requests.items() if k not in outcomes]
                 if batch is None:
                     sending.add(missing)
@@ -255,7 +259,7 @@ class Judging:
                 if k is not None and k not in outcomes:
                     rows_per_key[k] = rows_per_key.get(k, 0) + 1
             answered, unanswered = 0, None  # requests in this batch the judge answered; the last it did not
-            for arrived in self._receive(session, sending, task_name, aspect):
+            for arrived in self._receive(session, sending, task_name, aspect, prompt_keys):
                 judged = failed = unsent = 0
                 for judgment in arrived:
                     count = rows_per_key[judgment.key]
@@ -298,40 +302,6 @@ class Judging:
         raise JudgeError(f"judge '{session.name}': every request failed ({len(keys)} of {len(keys)}), "
                          f"e.g. {unanswered.error}; `prefclean judges` checks the judge")
 
-    def _prepare(self, session: JudgeSession, task, task_name: str, aspect: str, part: range, instructions: list,
-                 generations: list, references: list, results: list, row_keys: list, distinct: set,
-                 pause=None) -> dict[str, Request]:
-        """Render and hash the prompts of these rows: the requests for keys not seen before in the batch.
-        A row that cannot be judged gets its failure in `results` instead. `pause` is called every PAUSE_EVERY
-        rows, to let requests already sent make progress."""
-        requests: dict[str, Request] = {}
-        engine, style = session.dispatcher.engine, session.style
-        grammar = engine.accepts_grammar
-        schema = style.structured and engine.accepts_schema
-        styled = {} if style.default else {"style": style}  # a plugin's task may not take the keyword
-        for i in part:
-            if pause is not None and (i - part.start) % PAUSE_EVERY == PAUSE_EVERY - 1:
-                pause()
-            gens = generations[i]
-            if instructions[i] is None or not gens or any(g is None for g in gens):
-                results[i] = self._failure(session, task_name, aspect, "missing instruction or generation")
-                continue
-            try:
-                prompt = task.prompt(instructions[i], gens, aspect, references[i], **styled)
-            except JudgeError as exc:  # a mistake in the model (unknown aspect...): say it once, not only per row
-                results[i] = self._failure(session, task_name, aspect, str(exc))
-                self._note_once(str(exc))
-                continue
-            key = request_key(session.identity, prompt.messages)
-            row_keys[i] = key
-            if key not in distinct:
-                distinct.add(key)
-                requests[key] = Request(key, prompt.messages, prompt.n,
-                                        task.grammar(prompt.n, style.rationale) if grammar else None,
-                                        task.response_format(prompt.n, style.rationale, style.structured)
-                                        if schema else None)
-        return requests
-
     def _sender(self, session: JudgeSession):
         """Where a batch's missing requests go: the judge loop (sent as they are added), or a Ray executor
         (sent together once the batch is complete)."""
@@ -340,7 +310,7 @@ class Judging:
             return RequestStream(self.loop, dispatcher.judge_one, 2 * dispatcher.slots, INTERRUPTED)
         return ExecutorBatch(self.executor, session)
 
-    def _receive(self, session: JudgeSession, sending, task_name: str, aspect: str):
+    def _receive(self, session: JudgeSession, sending, task_name: str, aspect: str, prompt_keys: dict):
         """Judgments as their answers arrive, a list at a time, storing successes in batches so an interrupt
         loses little."""
         pending_judgments, pending_calls = [], []
@@ -360,7 +330,8 @@ class Judging:
                     v = o.verdict
                     judgment = Judgment(v.ratings, v.rationales, v.winner, session.name, o.model, task_name, aspect,
                                         o.raw, v.error, o.prompt_tokens, o.completion_tokens, o.latency_ms,
-                                        attempts=o.attempts, key=o.key, engine=engine)
+                                        attempts=o.attempts, key=o.key, engine=engine,
+                                        prompt_key=prompt_keys.get(o.key))
                     made.append(judgment)
                     if o.ok:
                         pending_judgments.append(judgment)
@@ -387,11 +358,6 @@ def session_identity(engine, task_name: str, params, style: Style = Style(), tas
     compact = f"|compact_words={task.compact_words}" if task is not None and task.substitutes else ""
     return json.dumps([engine.cache_identity() + style.identity(), task_name, params.max_tokens, params.temperature,
                        params.seed, params.top_p]) + compact
-
-
-def request_key(identity: str, messages: list[dict]) -> str:
-    """The judgment cache's key of one request."""
-    return hashlib.sha256((identity + json.dumps(messages)).encode()).hexdigest()
 
 
 class ExecutorBatch:
