@@ -159,7 +159,7 @@ def test_a_template_edit_that_leaves_the_prompt_as_it_was_is_answered_from_the_c
     fake_judge.reset()
     result, _ = build(run_cli, root, "--full-refresh")
     assert fake_judge.stats()["requests"] == 0 and judge_note(result.output)["cached"] == 6
-    template.write_text(source.replace("Rate every answer", "Rate each answer"), encoding="utf-8")
+    template.write_text(source + "\nBe strict.\n", encoding="utf-8")
     fake_judge.reset()
     build(run_cli, root, "--full-refresh")
     assert fake_judge.stats()["requests"] == 6  # the prompt changed: judged again
