@@ -141,7 +141,11 @@ def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: d
             "agreement_rate": round(verdicts.get("chosen", 0) / judged, 4) if judged else None,
         }
     if {"bias_checked", "position_flipped"} <= cols:
-        checked, flipped = q(f"select count(*) filter (where bias_checked), count(*) filter (where bias_checked and position_flipped) from {rel}")[0]
+        # a pair counts as checked only when both passes were answered: one not sent (budget, a pending batch)
+        # or failed was not checked, and its missing verdict is no flip
+        answered = "bias_checked and not coalesce(failed, false)" if "failed" in cols else "bias_checked"
+        checked, flipped = q(f"select count(*) filter (where {answered}), "
+                             f"count(*) filter (where {answered} and position_flipped) from {rel}")[0]
         out["position_bias"] = {"checked": checked, "verdict_changed": flipped,
                                 "rate": round(flipped / checked, 4) if checked else None}
         if "bias_check_skipped" in cols:  # NULL unless the bias check ran as 'uncertain'

@@ -222,7 +222,7 @@ class ErrorContext:
         if cls is None:
             return f"unknown key `{path}`"
         keys = cls.config_keys()
-        hint = did_you_mean(key, keys)
+        hint = _nested_home(cls, key) or did_you_mean(key, keys)
         if cls is self.top:
             return f"unknown top-level key `{key}`" + (hint or f" (expected one of {', '.join(sorted(keys))})")
         siblings = self.sections.get(parts[0], {})
@@ -232,6 +232,15 @@ class ErrorContext:
         if hint:
             return f"unknown key `{path}`{f' for {named}' if named else ''}{hint}"
         return f"unknown key `{path}`{f' for {named}' if named else ''} (expected one of {', '.join(keys)})"
+
+
+def _nested_home(cls: type[ConfigModel], key: str) -> str:
+    """A key written one level too high (`max_requests` beside `budget:` rather than in it): where it belongs."""
+    for name, field in cls.model_fields.items():
+        for t in (*typing.get_args(field.annotation), field.annotation):
+            if isinstance(t, type) and issubclass(t, ConfigModel) and key in t.config_keys():
+                return f"; did you mean `{field.alias or name}.{key}`?"
+    return ""
 
 
 def project_error(exc: ValidationError, context: ErrorContext, file: str = PROJECT_FILE) -> ProjectError:

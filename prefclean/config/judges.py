@@ -44,8 +44,9 @@ def _url(value: Any) -> Any:
 class Price(ConfigModel):
     """`price:` USD per million tokens, for `prefclean plan` and the build's cost accounting."""
 
-    input_per_million: float = Field(0.0, ge=0, description="USD per million prompt tokens")
-    output_per_million: float = Field(0.0, ge=0, description="USD per million completion tokens")
+    # both required: a price missing one of them would count those tokens as free without saying so
+    input_per_million: float = Field(ge=0, description="USD per million prompt tokens")
+    output_per_million: float = Field(ge=0, description="USD per million completion tokens")
     batch_discount: float = Field(0.0, ge=0, le=1, description="the share a batch engine takes off (0.5: half)")
 
     def cost(self, prompt_tokens: int, completion_tokens: int, *, batch: bool = False) -> float:
@@ -88,6 +89,8 @@ class JudgeConfig(ConfigModel):
     aliases: ClassVar[dict[str, str]] = {"max_new_tokens": "max_tokens"}
     #: The keys of this engine that `options` returns (the engine reads them from there).
     engine_options: ClassVar[tuple[str, ...]] = ()
+    #: Whether this engine judges through a provider's batch API, the only place `price.batch_discount` applies.
+    batch_engine: ClassVar[bool] = False
 
     name: SkipJsonSchema[str] = Field("", exclude=True)
     engine: str
@@ -112,6 +115,9 @@ class JudgeConfig(ConfigModel):
         if self.budget is not None and self.budget.max_cost_usd is not None and self.price is None:
             raise config_error("needs the judge's `price: {input_per_million: X, output_per_million: Y}` (USD), or "
                                "no request would count against it", key="budget.max_cost_usd")
+        if (self.price is not None and "batch_discount" in self.price.model_fields_set and not self.batch_engine):
+            raise config_error(f"applies only to batch engines (openai-batch); the {self.engine} engine pays the full "
+                               "price, so it would be ignored", key="price.batch_discount")
         return self
 
     def most_in_flight(self) -> int:
@@ -167,6 +173,7 @@ class OpenAIBatchJudge(OpenAIJudge):
     """The OpenAI Files + Batch API (or a compatible provider's): requests uploaded as a JSONL file, answered within
     the completion window at a discount. How it submits, polls and collects: prefclean/judge/batching.py."""
 
+    batch_engine: ClassVar[bool] = True
     engine: Literal["openai-batch"]  # type: ignore[assignment]
     poll_seconds: float = Field(30.0, gt=0, description="seconds between two looks at a submitted batch")
     wait: bool = Field(True, description="wait for the batches to finish (false, or build --no-wait: submit and "

@@ -1,0 +1,46 @@
+"""A new user's pass over issue 15/18 features: what the run summary reports must match the audit table."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from judge_fixtures import build, copy_example, summary_json
+
+
+def _set_judge(root, **settings) -> None:
+    path = root / "prefclean.yml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["judges"]["fake"].update(settings)
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def test_the_position_bias_check_counts_only_pairs_whose_both_passes_were_answered(tmp_path, fake_judge, run_cli,
+                                                                                  query):
+    root = copy_example(tmp_path, fake_judge)
+    _set_judge(root, budget={"max_requests": 30})
+    out, _ = build(run_cli, root)
+    both = query(root, "select count(*) from judged_pairs where list_bool_and(list_transform("
+                       "judgments || judgments_reversed, lambda j: j.error is null))")[0][0]
+    assert 0 < both < 52  # the budget left most pairs unsent
+    pb = summary_json(root)["position_bias"]
+    assert pb["checked"] == both, pb
+    assert f"of {both} swapped pairs" in out.output
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"max_requests": 3}, "unknown key `judges.fake.max_requests` for the openai engine; did you mean "
+                          "`budget.max_requests`?"),
+    ({"margin": 1}, "unknown key `judges.fake.margin` for the openai engine; did you mean `escalate.margin`?"),
+    ({"price": {"input_per_million": 1.0}}, "`judges.fake.price.output_per_million` must be USD per million "
+                                            "completion tokens, got nothing"),
+    ({"price": {"input_per_million": 1.0, "output_per_million": 2.0, "batch_discount": 0.5}},
+     "`judges.fake.price.batch_discount` applies only to batch engines (openai-batch)"),
+])
+def test_a_cost_key_in_the_wrong_place_or_half_given_is_one_line_naming_it(tmp_path, fake_judge, run_cli, settings,
+                                                                         message):
+    root = copy_example(tmp_path, fake_judge)
+    _set_judge(root, **settings)
+    result = run_cli("plan", "--project-dir", root)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
