@@ -160,6 +160,7 @@ def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: d
             out["escalated"] = escalated  # pairs the stronger judge of an `escalate:` judged
     if "failed" in cols:
         unsent = " and not coalesce(not_judged, false)" if "not_judged" in cols else ""
+        unsent += " and reason is distinct from 'batch_pending'"  # waiting in a provider batch: not failed
         out["judge_failures"] = q(f"select count(*) from {rel} where (failed or failed is null){unsent}")[0][0]
     if "not_judged" in cols:
         out["not_judged_budget"] = q(f"select count(*) from {rel} where not_judged")[0][0]

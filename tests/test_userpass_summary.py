@@ -36,11 +36,42 @@ def test_the_position_bias_check_counts_only_pairs_whose_both_passes_were_answer
                                             "completion tokens, got nothing"),
     ({"price": {"input_per_million": 1.0, "output_per_million": 2.0, "batch_discount": 0.5}},
      "`judges.fake.price.batch_discount` applies only to batch engines (openai-batch)"),
+    ({"structured_output": "json_objet"}, "`judges.fake.structured_output` must be true, false, json_schema or "
+                                          "json_object, got 'json_objet'; did you mean 'json_object'?"),
 ])
-def test_a_cost_key_in_the_wrong_place_or_half_given_is_one_line_naming_it(tmp_path, fake_judge, run_cli, settings,
+def test_a_cost_or_output_key_in_the_wrong_place_half_given_or_misspelled_is_one_line_naming_it(tmp_path, fake_judge, run_cli, settings,
                                                                          message):
     root = copy_example(tmp_path, fake_judge)
     _set_judge(root, **settings)
     result = run_cli("plan", "--project-dir", root)
     assert result.exit_code == 2 and message in result.output, result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def batch_server():
+    from servers.fake_batch import FakeBatch
+
+    with FakeBatch() as server:
+        yield server
+
+
+def test_no_wait_leaves_the_batch_alone_after_its_model_and_counts_pending_pairs_as_no_failures(
+        tmp_path, fake_judge, batch_server, run_cli, query):
+    rows = [{"system": "", "instruction": f"q{i}", "chosen": f"good {i} [[rate=5]]", "rejected": f"bad {i} [[rate=2]]"}
+            for i in range(4)]
+    root = copy_example(tmp_path, fake_judge, rows=rows)
+    path = root / "prefclean.yml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["judges"]["fake"] = {"engine": "openai-batch", "base_url": batch_server.url, "model": "fake-judge",
+                                "poll_seconds": 0.05, "timeout": 10}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    out, _ = build(run_cli, root, "--no-wait")
+    # the models after judged_pairs never asked the judge: none of them looked at the batch (each look moves the
+    # fake batch on; the third would have collected it and rebuilt cleaned_rows with judged_pairs' counters)
+    assert batch_server.stats()["gets"] == 1
+    assert "-8 rows" not in out.output and out.output.count("8 rows not judged: batch pending") == 1
+    assert dict(query(root, "select reason, count(*) from pair_decisions group by 1")) == {"batch_pending": 4}
+    assert summary_json(root)["judge_failures"] == 0 and "judge failures: 0" in out.output
+    build(run_cli, root)  # the next build collects and fills every pair
+    assert "batch_pending" not in dict(query(root, "select reason, count(*) from pair_decisions group by 1"))

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from .base import ConfigModel, config_error
+from .base import ConfigModel, config_error, did_you_mean
 
 
 def _url_list(value: Any) -> Any:
@@ -75,7 +75,16 @@ class Escalate(ConfigModel):
 
 
 #: true (OpenAI's json_schema response_format) or json_object (with the schema: llama-cpp-python's server)
-StructuredOutput = Union[bool, Literal["json_schema", "json_object"]]  # noqa: UP007
+def _structured_output(value: Any) -> Any:
+    """One line naming every accepted value: a union's own errors would list only "true or false"."""
+    if isinstance(value, bool) or value in ("json_schema", "json_object"):
+        return value
+    hint = did_you_mean(value, ("json_schema", "json_object"), quote="'") if isinstance(value, str) else ""
+    raise config_error(f"must be true, false, json_schema or json_object, got {value!r}{hint}")
+
+
+StructuredOutput = Annotated[Union[bool, Literal["json_schema", "json_object"]],  # noqa: UP007
+                             BeforeValidator(_structured_output)]
 STRUCTURED_OUTPUT = ("send the answer's JSON schema as response_format: true (type json_schema) or json_object "
                      "(llama-cpp-python's server)")
 

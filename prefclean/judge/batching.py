@@ -171,6 +171,10 @@ class BatchJudging:
         """Submit what the model recorded, wait for (or, without waiting, just look at) the judge's batches and
         collect what ended. True when the model should be built again from the cache."""
         with self.lock:
+            if self.model != self.judging.ctx.model:
+                # called after every model: one that never asked this judge has nothing to submit or fill, and
+                # collecting for it would rebuild it with the judging model's counters (negative pending rows)
+                return False
             recorded, self.recorded = list(self.recorded.values()), {}
             if self.export_to is not None:
                 self._export(recorded)
