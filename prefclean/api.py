@@ -109,6 +109,7 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = quiet)
     """The models with their data tests (runner.Build), then the run summary, then the exports."""
     from .export import run_exports
     from .runner import Build
+    from .calibration_data import summary_section
     from .summary import compute_summary, max_drop_rate, write_summary
 
     start = time.perf_counter()
@@ -127,6 +128,9 @@ def run_build(project: Project, options: BuildOptions, report: Reporter = quiet)
                 summary = compute_summary(build.con, m.name, judging, build.compiler.models, judges,
                                           drop_threshold)
                 if summary:
+                    calibration = summary_section(build.con, project.vars, m.name)  # when reviews were pulled
+                    if calibration:
+                        summary["calibration"] = calibration
                     report(SummaryReady(summary))
                     write_summary(build.con, project.target_dir, build.run_id, summary)
         if options.run_exports and project.exports and not build.failed:
@@ -294,37 +298,23 @@ def pull_argilla(project: ProjectLike, name: str) -> dict[str, int]:
 def calibrate(project: ProjectLike = ".", *, model: str = "pair_decisions", vars: dict[str, Any] | str | None = None,
               seed: int = 0, samples: int = 1000) -> dict:
     """`prefclean calibrate`: the judge's verdicts against the human reviews in human.reviews (`prefclean pull
-    argilla`), at the project's min_margin and poor_max (prefclean/calibration.py says what is measured).
+    argilla`), at the project's decision thresholds (prefclean/calibration.py says what is measured).
     Returns the report and writes it into target/summary.json under `calibration`."""
     import json
 
-    from . import calibration
     from .artifacts import write_json_atomic
+    from .calibration_data import measure
     from .errors import ProjectError
-    from .warehouse import connect, model_relation, relation, relation_kind
+    from .warehouse import connect
 
     project = _project(project, vars)
     if not project.warehouse.exists():
         raise ProjectError(f"no warehouse at {project.warehouse}: run `prefclean build` first")
     con = connect(project.warehouse, read_only=True)
     try:
-        if relation_kind(con, "human", "reviews") is None:
-            raise ProjectError("no human reviews in the warehouse (table human.reviews): "
-                               "run `prefclean pull argilla NAME` first")
-        schema, name = model_relation(con, model)  # (its `schema` / `alias` config may move it from main)
-        if relation_kind(con, schema, name) is None:
-            raise ProjectError(f"no model '{model}' in the warehouse: run `prefclean build` first")
-        sample = calibration.review_sample(con)  # the calibration sample when there is one
-        rows = calibration.read_rows(con, relation(schema, name), sample["where"])
-        missing = calibration.unknown_pairs(con, relation(schema, name), sample["where"])
+        report = measure(con, project.vars, model=model, seed=seed, samples=samples)
     finally:
         con.close()
-    numbers = {k: project.vars.get(k) for k in ("min_margin", "poor_max")}
-    for name, value in numbers.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ProjectError(f"var '{name}' is {value!r}; calibrate needs a number (prefclean.yml `vars:` or --vars)")
-    report = {**calibration.report(rows, samples=samples, seed=seed, **numbers), "not_in_model": missing,
-              **{k: v for k, v in sample.items() if k != "where"}}
     path = project.target_dir / "summary.json"
     summary = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     write_json_atomic(path, {**summary, "calibration": report})

@@ -325,7 +325,7 @@ def pull_argilla(load, name):
 def calibrate(load, model, seed):
     """Measure the judge against the human reviews pulled by `prefclean pull argilla`; writes summary.json."""
     from . import api
-    from .calibration import format_report
+    from .calibration_format import format_report
 
     for line in format_report(api.calibrate(load(), model=model, seed=seed)):
         click.echo(line)

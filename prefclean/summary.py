@@ -203,6 +203,14 @@ def format_summary(s: dict) -> list[str]:
         lines.append(f"  escalated: {s['escalated']} pairs judged by the stronger judge (the first was unsure)")
     if "judge_failures" in s:
         lines.append(f"  judge failures: {s['judge_failures']}")
+    cal = s.get("calibration")
+    if cal:
+        jh = cal["judge_vs_human"]
+        kappa = "-" if jh["kappa"] is None else f"{jh['kappa']:.2f}"
+        ci = f" (95% CI {jh['kappa_ci95'][0]:.2f} to {jh['kappa_ci95'][1]:.2f})" if jh["kappa_ci95"] else ""
+        lines.append(f"  calibration: judge vs human on {jh['pairs']} reviewed pairs ({cal.get('sample', 'all')} "
+                     f"sample), kappa {kappa}{ci}" + ("; too few to conclude" if cal["too_small"] else "")
+                     + "; `prefclean calibrate` for the report")
     run = s.get("this_run")
     if run:
         lines.append(f"  this run: {run.get('requests', 0)} requests, {run.get('cached', 0)} cached rows, "

@@ -162,3 +162,57 @@ def test_a_sample_of_30_or_more_pairs_is_not_called_too_small():
              "reviews": [(5, 1) if i % 3 else (1, 5)]} for i in range(30)]
     r = calibration.report(rows, min_margin=1, poor_max=2, samples=50)
     assert r["too_small"] is False and r["judge_vs_human"]["agreement"] == 0.6667
+
+
+def test_the_bootstrap_interval_matches_the_large_sample_standard_error_of_kappa():
+    # Fleiss, Cohen & Everitt (1969) for the 50-item table of kappa 0.4: var = (A + B - C) / (n (1 - p_e)^2) with
+    # A = .4(1 - 1.1*.6)^2 + .3(1 - .9*.6)^2 = .10972, B = .6^2 (.1*1.1^2 + .2*.9^2) = .10188, C = (.4 - .5*.6)^2
+    # = .01 -> var = .2016 / 12.5 = .016128, SE .127: the 95% interval 0.4 -/+ 1.96 SE = 0.151 to 0.649
+    a, b = table({("yes", "yes"): 20, ("yes", "no"): 5, ("no", "yes"): 10, ("no", "no"): 15})
+    se = (0.016128) ** 0.5
+    lo, hi = bootstrap_kappa(a, b, samples=4000, seed=0)
+    assert lo == pytest.approx(0.4 - 1.96 * se, abs=0.03) and hi == pytest.approx(0.4 + 1.96 * se, abs=0.03)
+
+
+def test_the_bootstrap_of_perfect_agreement_is_exactly_one_to_one():
+    a = ["chosen", "rejected", "tie"] * 4
+    assert bootstrap_kappa(a, a, samples=200, seed=5) == (1.0, 1.0)
+
+
+def test_each_aspect_and_each_judge_get_their_own_agreement_when_several_aspects_are_rated():
+    # two judges rate helpfulness, one honesty; the humans say chosen, chosen, rejected, rejected
+    def judges(help_a, help_b, honesty):
+        return [{"judge": "a", "aspect": "helpfulness", "chosen": help_a[0], "rejected": help_a[1]},
+                {"judge": "b", "aspect": "helpfulness", "chosen": help_b[0], "rejected": help_b[1]},
+                {"judge": "c", "aspect": "honesty", "chosen": honesty[0], "rejected": honesty[1]}]
+    rows = [{"pair_id": "p1", "judge_verdict": "chosen", "judge_chosen": 5, "judge_rejected": 2,
+             "judges": judges((5, 2), (4, 2), (5, 1)), "reviews": [(5, 1)]},
+            {"pair_id": "p2", "judge_verdict": "chosen", "judge_chosen": 4, "judge_rejected": 2,
+             "judges": judges((5, 1), (1, 5), (2, 4)), "reviews": [(5, 1)]},   # helpfulness mean 3 v 3: tie
+            {"pair_id": "p3", "judge_verdict": "rejected", "judge_chosen": 2, "judge_rejected": 4,
+             "judges": judges((2, 4), (2, 4), (2, 4)), "reviews": [(1, 5)]},
+            {"pair_id": "p4", "judge_verdict": "chosen", "judge_chosen": 4, "judge_rejected": 2,
+             "judges": judges((4, 2), (1, 4), (1, 3)), "reviews": [(1, 5)]}]   # helpfulness 2.5 v 3: tie
+    r = calibration.report(rows, min_margin=1, poor_max=2, samples=50)
+    assert r["aspects"] == ["helpfulness", "honesty"]
+    # helpfulness (means): chosen, tie, rejected, tie -> 2 of 4; honesty: chosen, rejected, rejected, rejected -> 3 of 4
+    assert r["per_aspect"]["helpfulness"]["agreement"] == 0.5 and r["per_aspect"]["honesty"]["agreement"] == 0.75
+    # judge a: chosen, chosen, rejected, chosen -> 3 of 4; b: chosen, rejected, rejected, rejected -> 3 of 4
+    assert r["per_judge"]["a"]["confusion"]["chosen"] == {"chosen": 2, "rejected": 1, "tie": 0}
+    assert r["per_judge"]["b"]["confusion"]["rejected"] == {"chosen": 1, "rejected": 2, "tie": 0}
+    assert r["per_judge"]["c"]["kappa"] == round(cohen_kappa(["chosen", "rejected", "rejected", "rejected"],
+                                                             ["chosen", "chosen", "rejected", "rejected"]), 4)
+    from prefclean.calibration_format import format_report
+
+    text = "\n".join(format_report({**r, "not_in_model": 0}))
+    assert "per aspect:\n    helpfulness: 4 pairs, agreement 50%" in text and "too few to conclude" in text
+
+
+def test_a_flipped_pair_counts_as_right_when_the_human_prefers_the_rejected_response():
+    rows = [{"pair_id": "p1", "judge_verdict": "rejected", "judge_chosen": 1, "judge_rejected": 5, "human": "rejected"},
+            {"pair_id": "p2", "judge_verdict": "rejected", "judge_chosen": 1, "judge_rejected": 4, "human": "chosen"},
+            {"pair_id": "p3", "judge_verdict": "chosen", "judge_chosen": 5, "judge_rejected": 1, "human": "chosen"}]
+    from prefclean.calibration_sweeps import Settings, outcome
+
+    assert outcome(rows, Settings(allow_flip=False)) == {"kept": 1, "share_kept": 0.3333, "precision": 1.0}
+    assert outcome(rows, Settings(allow_flip=True)) == {"kept": 3, "share_kept": 1.0, "precision": 0.6667}

@@ -19,7 +19,8 @@ from aiohttp import web
 from ..errors import PrefcleanError
 from ..project import Project
 from ..readonly import QueryRefused
-from . import charts, queries
+from ..calibration import VERDICTS
+from . import calibration_charts, charts, queries
 from .guard import Access, middleware
 from .runs import NODE_H, NODE_W, TargetFiles, lineage
 from .sqlbox import Busy, Limits, SqlBox
@@ -105,6 +106,18 @@ async def charts_page(request: web.Request) -> web.Response:
     except queries.Unavailable as exc:
         return _missing(request, "charts.html", exc)
     return _page(request, "charts.html", charts=charts.charts_for(data))
+
+
+async def calibration_page(request: web.Request) -> web.Response:
+    """The calibration report as the last build or `prefclean calibrate` wrote it into target/summary.json."""
+    files = TargetFiles.load(request.app[PROJECT_KEY].target_dir)
+    report = (files.summary or {}).get("calibration")
+    if not report:
+        return _page(request, "calibration.html", report=None)
+    return _page(request, "calibration.html", report=report, verdicts=VERDICTS,
+                 shades=calibration_charts.heat(report["judge_vs_human"]["confusion"]),
+                 kp=calibration_charts.kappa_plot(report), value=calibration_charts.value,
+                 curves=[calibration_charts.curve(name, sweep) for name, sweep in report["thresholds"].items()])
 
 
 async def pairs(request: web.Request) -> web.Response:
@@ -200,6 +213,7 @@ def create_app(project: Project, *, hosts: frozenset, access: Access | None = No
     app.router.add_get("/", overview)
     app.router.add_get("/charts", charts_page)
     app.router.add_get("/pairs", pairs)
+    app.router.add_get("/calibration", calibration_page)
     app.router.add_get("/pairs/{pair_id}", pair)
     app.router.add_get("/lineage", lineage_page)
     app.router.add_get("/sql", sql)

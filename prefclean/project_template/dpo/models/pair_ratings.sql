@@ -17,6 +17,7 @@ select
   pair_id,
   j.judge as judge,
   j.model as judge_model,
+  j.aspect as aspect,  -- the rated aspect (the calibration report splits by it)
   {{ rating_of('j', '"order"', 'chosen') }} as chosen_rating,
   {{ rating_of('j', '"order"', 'rejected') }} as rejected_rating,
   {{ rationale_of('j', '"order"', 'chosen') }} as chosen_rationale,
