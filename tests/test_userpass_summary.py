@@ -75,3 +75,24 @@ def test_no_wait_leaves_the_batch_alone_after_its_model_and_counts_pending_pairs
     assert summary_json(root)["judge_failures"] == 0 and "judge failures: 0" in out.output
     build(run_cli, root)  # the next build collects and fills every pair
     assert "batch_pending" not in dict(query(root, "select reason, count(*) from pair_decisions group by 1"))
+
+
+def test_batch_import_of_a_requests_file_or_a_damaged_line_is_one_line_naming_the_line(tmp_path, fake_judge,
+                                                                                      batch_server, run_cli):
+    rows = [{"system": "", "instruction": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(2)]
+    root = copy_example(tmp_path, fake_judge, rows=rows)
+    path = root / "prefclean.yml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["judges"]["fake"] = {"engine": "openai-batch", "base_url": batch_server.url, "model": "fake-judge"}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    requests = tmp_path / "requests.jsonl"
+    assert run_cli("batch", "export", "--project-dir", root, "-o", requests).exit_code == 0
+    assert len(requests.read_text().splitlines()) == 4
+    result = run_cli("batch", "import", requests, "--project-dir", root)  # the requests, not their results
+    assert result.exit_code == 2, result.output
+    assert f"{requests}: line 1 is a request line (method, url, body), not a result" in result.output
+    damaged = tmp_path / "results.jsonl"
+    damaged.write_text('{"custom_id": "a", "response": null, "error": null}\n{"custom_id": "b", "resp\n')
+    result = run_cli("batch", "import", damaged, "--project-dir", root)
+    assert result.exit_code == 2 and f"{damaged}: line 2 is not JSON" in result.output, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1

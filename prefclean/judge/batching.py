@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import JudgeError
+from ..errors import JudgeError, ProjectError
 from ..events import BatchProgress
 from ..interrupts import INTERRUPTED
 from ..redact import redact_known
@@ -387,17 +387,29 @@ def read_answers(content: bytes, lines: dict, judge: str, model: str, task_for) 
     return out
 
 
+def _result_id(path: Path, number: int, raw_line: bytes) -> str:
+    """A result line's custom_id; a line that is no result is the user's mistake, named before anything is stored
+    (a requests file imported by mistake, or a damaged one, would otherwise import nothing and say nothing)."""
+    try:
+        item = json.loads(raw_line)
+    except ValueError as exc:
+        raise ProjectError(f"{path}: line {number} is not JSON ({exc})") from None
+    if not isinstance(item, dict) or not isinstance(item.get("custom_id"), str):
+        raise ProjectError(f"{path}: line {number} has no `custom_id`: not a batch output line")
+    if "response" not in item and "error" not in item:
+        what = "a request line (method, url, body)" if "body" in item else "neither `response` nor `error`"
+        raise ProjectError(f"{path}: line {number} is {what}, not a result: import the output file a batch "
+                           "runner wrote for it (`vllm run-batch -o`, a provider's output_file_id)")
+    return item["custom_id"]
+
+
 def import_results(cache, path: Path, task_for) -> tuple[int, int, int]:
     """`prefclean batch import`: the answers in an output file (OpenAI's batch output format, as `vllm run-batch`
     writes it) to request lines prefclean exported or submitted, stored in the judgment cache.
     Returns (answers stored, lines failed or unparseable, lines whose custom_id prefclean never wrote)."""
     content = path.read_bytes()
-    ids = []
-    for raw_line in content.splitlines():
-        try:
-            ids.append(json.loads(raw_line)["custom_id"])
-        except (ValueError, KeyError, TypeError):
-            continue
+    ids = [_result_id(path, number, raw_line) for number, raw_line in enumerate(content.splitlines(), 1)
+           if raw_line.strip()]
     by_judge: dict[str, dict] = {}
     for custom_id, judge, task, aspect, n in cache.execute(
             "select custom_id, any_value(judge), any_value(task), any_value(aspect), any_value(n) from batch_requests "
