@@ -166,10 +166,26 @@ def test_the_dashboard_calibration_page_draws_the_report(project):
         assert '<a href="/calibration" class="active">Calibration</a>' in html
         assert "the random calibration sample only" in html and "Too few to conclude" in html
         assert html.count('class="curve"') == 4  # precision vs share kept, one per threshold
+        assert ">0.5–3</text>" in html  # every min_margin keeps the same four pairs: one point for them all
         assert 'id="confusion"' in html and re.search(r'<td class="n heat\d">3</td>', html)
         assert html.count('class="kappa-row"') == 4  # the panel and three judges
         assert "<script" not in html
         status, overview, _ = http(app.url)
         assert '<a href="/calibration">Calibration</a>' in overview
+    finally:
+        stop(app)
+
+
+def test_the_calibration_page_says_how_to_get_a_report_when_there_is_none(tmp_path):
+    from test_dashboard import http
+
+    root = tmp_path / "empty"
+    root.mkdir()
+    (root / "prefclean.yml").write_text("name: empty\n")
+    app = start_dashboard(root)
+    try:
+        status, html, _ = http(app.url + "calibration")
+        assert status == 200 and 'id="missing"' in html and "No calibration report yet" in html
+        assert "prefclean pull argilla NAME" in html and "<svg" not in html
     finally:
         stop(app)

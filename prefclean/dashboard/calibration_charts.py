@@ -62,9 +62,24 @@ def curve(name: str, sweep: dict) -> Curve:
                               value(s[name]), f"{name} {value(s[name])}: keeps {_pct(s['share_kept'])} "
                               f"({s['kept']} pairs) at precision {_pct(s['precision'])}"
                               + (f" [{kind}]" if kind else ""), kind))
+    c.points = _merged(c.points)
     ordered = sorted(c.points, key=lambda p: (p.x, -p.y))
     c.path = " ".join(f"{'M' if i == 0 else 'L'}{p.x},{p.y}" for i, p in enumerate(ordered))
     return c
+
+
+def _merged(points: list[Point]) -> list[Point]:
+    """Settings that keep the same pairs land on one spot: one point, labelled with all their values."""
+    spots: dict[tuple[float, float], list[Point]] = {}
+    for p in points:
+        spots.setdefault((p.x, p.y), []).append(p)
+    out = []
+    for (x, y), same in spots.items():
+        labels = [p.label for p in same]
+        kinds = sorted({k for p in same for k in p.kind.split()})
+        out.append(Point(x, y, labels[0] if len(labels) == 1 else f"{labels[0]}–{labels[-1]}",
+                         "\n".join(p.tooltip for p in same), " ".join(kinds)))
+    return out
 
 
 @dataclass
