@@ -110,3 +110,12 @@ def test_changing_the_alias_is_a_modified_config_and_rebuilds_there(make_project
     assert result.output.split()[:1] == ["stg_orders"], result
     assert run_cli("build", "-s", "state:modified+", "--state", str(saved), cwd=root).exit_code == EXIT_OK
     assert relation_type(root, "orders_v2", "main_staging") == "BASE TABLE"
+
+
+def test_a_warehouse_without_prefclean_s_tables_has_every_model_in_main():
+    import duckdb
+
+    from prefclean.warehouse import model_relation, model_relations
+
+    con = duckdb.connect()  # (no _prefclean schema: an older warehouse, or a bare connection)
+    assert model_relations(con) == {} and model_relation(con, "m") == ("main", "m")
