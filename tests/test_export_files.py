@@ -54,7 +54,9 @@ def test_export_command(make_project, run_cli):
     assert only.exit_code == EXIT_OK and "export cs OK" in only.output and "export pq" not in only.output
     assert (root / "out/final.csv").exists()
     unknown = run_cli("export", "nope", cwd=root)
-    assert unknown.exit_code == EXIT_FAILED and "no export named 'nope'" in unknown.output
+    assert unknown.exit_code == EXIT_USER_ERROR and "no export named 'nope'" in unknown.output
+    misspelled = run_cli("export", "csv", cwd=root)
+    assert misspelled.exit_code == EXIT_USER_ERROR and "did you mean 'cs'?" in misspelled.output
 
 
 def test_export_before_build_says_so(make_project, run_cli):

@@ -9,7 +9,8 @@ from typing import Callable
 import duckdb
 
 from .. import plugins
-from ..errors import ExportError, PrefcleanError
+from ..config.base import did_you_mean
+from ..errors import ExportError, PrefcleanError, ProjectError
 from ..events import ExportFinished, Reporter, quiet
 from ..project import ExportConfig, Project
 from ..results import ExportRun
@@ -35,7 +36,10 @@ def run_exports(con: duckdb.DuckDBPyConnection, project: Project, names: list[st
     selected = list(project.exports) if not names else names
     unknown = [n for n in selected if n not in project.exports]
     if unknown:
-        raise ExportError(f"no export named '{unknown[0]}' in prefclean.yml (known: {', '.join(project.exports) or 'none'})")
+        # the user's mistake (exit 2), like a model name a selector does not match
+        hint = did_you_mean(unknown[0], project.exports, quote="'")
+        raise ProjectError(f"no export named '{unknown[0]}' in prefclean.yml (known: "
+                           f"{', '.join(project.exports) or 'none'}){hint}")
     runs = []
     for name in selected:
         export = project.exports[name]
