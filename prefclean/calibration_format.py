@@ -70,6 +70,8 @@ def format_report(r: dict) -> list[str]:
         cells = ", ".join(f"{_setting(x[name])}: keeps {_pct(x['share_kept'])} at precision {_pct(x['precision'])}"
                           for x in s["settings"])
         note = f" ({s['note']})" if s.get("note") else ""
+        if "checked" in s and s.get("flipped"):
+            note = f" ({s['flipped']} of {s['checked']} reviewed pairs judged swapped changed verdict)"
         lines.append(f"  {name} (now {_setting(s['current'])}; suggested {_setting(s['suggested'])}): {cells}{note}")
     if r["too_small"]:
         lines.append(f"  (suggestions from fewer than {MIN_PAIRS} pairs are not worth acting on)")

@@ -216,3 +216,18 @@ def test_a_flipped_pair_counts_as_right_when_the_human_prefers_the_rejected_resp
 
     assert outcome(rows, Settings(allow_flip=False)) == {"kept": 1, "share_kept": 0.3333, "precision": 1.0}
     assert outcome(rows, Settings(allow_flip=True)) == {"kept": 3, "share_kept": 1.0, "precision": 0.6667}
+
+
+def test_calibrate_on_a_model_without_the_verdict_columns_names_them_exit_2(make_project, run_cli):
+    root = calibration_project(make_project, run_cli)
+    (root / "models" / "thin.sql").write_text("{{ config(materialized='table') }} select pair_id from {{ source('s') }}")
+    assert run_cli("build", "--project-dir", root).exit_code == 0
+    result = run_cli("calibrate", "--project-dir", root, "--model", "thin")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result
+    assert "model 'thin' has no column chosen_rating, majority_verdict, order, rejected_rating" in result.output
+
+
+def test_calibrate_with_a_switch_that_is_not_true_or_false_is_one_line(make_project, run_cli):
+    root = calibration_project(make_project, run_cli)
+    result = run_cli("calibrate", "--project-dir", root, "--vars", "{drop_position_biased: 'yes'}")
+    assert result.exit_code == 2 and "var 'drop_position_biased' is 'yes'; calibrate needs true or false" in result.output

@@ -151,6 +151,7 @@ def test_calibrate_prints_the_splits_the_sweeps_and_the_rule(project):
     assert "one aspect rated (overall-rating): no per-aspect split" in out
     assert "min_agreement (now 1; suggested 1): 0.6666: keeps 64% at precision 57%, 1: keeps 36% at precision 75%" in out
     assert "drop_position_biased (now true; suggested " in out
+    assert "(2 of 11 reviewed pairs judged swapped changed verdict)" in out
     assert "keeps the most pairs among those whose precision is within 0.05 of the best" in out
     assert "suggestions from fewer than 30 pairs are not worth acting on" in out
 
