@@ -67,13 +67,15 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.waiter is None:  # bytes nobody asked for, on an idle connection: not one to send on again
+            self.close()
+            return
         self.received = True
         self.buffer += data
-        if self.waiter is not None:
-            try:
-                self._parse()
-            except HTTPFailure as exc:
-                self._fail(exc)
+        try:
+            self._parse()
+        except HTTPFailure as exc:
+            self._fail(exc)
 
     def eof_received(self):
         if self.waiter is not None and self.headers is not None and self.length < 0 and not self.chunked:
@@ -92,8 +94,6 @@ class _Connection(asyncio.Protocol):
         self._reset()
         self.waiter = self.loop.create_future()
         self.transport.write(request)
-        if self.buffer:  # the server spoke first (an early error answer): read it now
-            self.data_received(b"")
         return self.waiter
 
     def expire(self) -> None:
@@ -110,7 +110,7 @@ class _Connection(asyncio.Protocol):
     def _finish(self, body: bytes) -> None:
         waiter, self.waiter = self.waiter, None
         self.used = True
-        if not self.keep_alive:
+        if not self.keep_alive or self.buffer:  # (bytes past the answer: the next one could not be read)
             self.close()
         if waiter is not None and not waiter.done():
             waiter.set_result(Response(self.status, self.headers, body))
