@@ -152,3 +152,8 @@ def test_a_body_orjson_refuses_is_sent_as_the_json_module_writes_it():
     payload = engine._payload(messages, GenerationParams())
     assert json.loads(payload) == json.loads(json.dumps(engine.body(messages, GenerationParams())))
     assert b"\\ud800" in payload
+
+
+def test_a_gzip_answer_nobody_asked_for_is_decompressed(server):
+    (answer,) = post(Endpoint(server.url + "/v1/chat/completions", {}), "gzip")
+    assert answer.body == BODY and answer.headers["content-encoding"] == "gzip"

@@ -5,6 +5,7 @@ and keeps connections open; this one answers each POST as its JSON body's "mode"
   plain       200 with Content-Length                 chunked   200, Transfer-Encoding: chunked, a trailer
   close       200 without a length, then closes       continue  "100 Continue", then a plain 200
   cut         a head promising 100 bytes, 10 of them, then closes the connection
+  gzip        a plain 200 whose body is gzip-compressed (Content-Encoding: gzip), unasked
   hang        never answers                           head      a plain 200 whose body is the request's head
   idle_close  a plain 200, then closes the connection while it waits for the next request (a keep-alive
               time-out)
@@ -68,6 +69,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, num
                 return
             else:
                 body = head if mode == "head" else BODY
+                if mode == "gzip":
+                    import gzip
+
+                    body = gzip.compress(body)
+                    tag += b"Content-Encoding: gzip\r\n"
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode() + b"\r\n" + tag
                              + b"\r\n" + body)
             await writer.drain()

@@ -7,7 +7,8 @@ does for a judgment. Here a request is one bytes object written to a kept-alive 
 part made once per replica), and the answer is parsed by a small asyncio Protocol: Content-Length or chunked
 bodies, keep-alive or close. TLS is asyncio's own (the system's trust store, as aiohttp's default). No proxy
 is used (aiohttp's default too: prefclean never set trust_env); no redirect is followed (an API that redirects
-a POST is misconfigured, and the 3xx is reported as a refused request); no compression is asked for.
+a POST is misconfigured, and the 3xx is reported as a refused request); no compression is asked for, but a
+gzip or deflate answer (some proxies send one anyway) is decompressed.
 
 A connection that a server closed while it sat idle is found when the next request gets nothing back: that
 request is sent once more on a new connection (as aiohttp does for a reused connection), so a keep-alive
@@ -20,6 +21,7 @@ import asyncio
 import base64
 import collections
 import ssl
+import zlib
 from urllib.parse import unquote, urlsplit
 
 MAX_HEAD = 64 * 1024  # a response head larger than this is not an HTTP server we can talk to
@@ -108,6 +110,13 @@ class _Connection(asyncio.Protocol):
         self.close()
 
     def _finish(self, body: bytes) -> None:
+        encoding = self.headers.get("content-encoding", "").lower() if self.headers else ""
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            try:
+                body = _decompress(body, encoding)
+            except zlib.error as exc:
+                self._fail(HTTPFailure(f"malformed {encoding} answer: {exc}"))
+                return
         waiter, self.waiter = self.waiter, None
         self.used = True
         if not self.keep_alive or self.buffer:  # (bytes past the answer: the next one could not be read)
@@ -195,6 +204,15 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _decompress(body: bytes, encoding: str) -> bytes:
+    if encoding != "deflate":
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    try:
+        return zlib.decompress(body)  # deflate as HTTP means it: zlib-wrapped
+    except zlib.error:
+        return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
 
 
 class Endpoint:
