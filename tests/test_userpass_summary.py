@@ -96,3 +96,21 @@ def test_batch_import_of_a_requests_file_or_a_damaged_line_is_one_line_naming_th
     result = run_cli("batch", "import", damaged, "--project-dir", root)
     assert result.exit_code == 2 and f"{damaged}: line 2 is not JSON" in result.output, result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_plan_calls_a_stronger_judge_an_escalation_only_when_the_judge_escalating_to_it_is_asked(
+        tmp_path, fake_judge, run_cli):
+    import json
+
+    from judge_fixtures import judge_config
+
+    rows = [{"system": "", "instruction": f"q{i}", "chosen": f"good {i} [[rate=4]]", "rejected": f"bad {i} [[rate=3]]"}
+            for i in range(3)]
+    root = copy_example(tmp_path, fake_judge, rows=rows, vars={"check_position_bias": False},
+                        extra_judges={"big": judge_config(fake_judge, model="big")})
+    _set_judge(root, escalate={"to": "big", "margin": 1})
+    plan = json.loads(run_cli("plan", "--project-dir", root, "--json").output)
+    assert {j["name"]: j["escalated_from"] for j in plan["judges"]} == {"fake": None, "big": "fake"}
+    # the panel is big alone: fake is never asked, so big judges every pair itself
+    plan = json.loads(run_cli("plan", "--project-dir", root, "--json", "--vars", "judges: [big]").output)
+    assert [(j["name"], j["escalated_from"], j["requests"]) for j in plan["judges"]] == [("big", None, 3)]

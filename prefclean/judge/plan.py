@@ -264,8 +264,10 @@ class Planner:
 
     def plan_of(self, name: str, tally: "_Tally | None" = None) -> JudgePlan:
         """A judge's plan from its counts in this run (or `tally`, e.g. two runs' union)."""
+        source = self.escalated_from.get(name)  # only an escalation when the judge escalating was asked here:
+        # a stronger judge that is itself the panel (vars.judges: [big]) judges every pair
         return replace(judge_plan(tally or self.tallies[name], *self._seen_in_cache(name)),
-                       escalated_from=self.escalated_from.get(name))
+                       escalated_from=source if source in self.tallies else None)
 
     def close(self) -> None:
         if self._con is not None:
