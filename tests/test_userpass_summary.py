@@ -114,3 +114,13 @@ def test_plan_calls_a_stronger_judge_an_escalation_only_when_the_judge_escalatin
     # the panel is big alone: fake is never asked, so big judges every pair itself
     plan = json.loads(run_cli("plan", "--project-dir", root, "--json", "--vars", "judges: [big]").output)
     assert [(j["name"], j["escalated_from"], j["requests"]) for j in plan["judges"]] == [("big", None, 3)]
+
+
+def test_a_tokenizer_path_that_is_no_file_is_one_line_for_every_command_not_only_plan(tmp_path, fake_judge, run_cli):
+    root = copy_example(tmp_path, fake_judge)
+    _set_judge(root, tokenizer="nothere/tokenizer.json")
+    for command in ("plan", "build"):
+        result = run_cli(command, "--project-dir", root)
+        assert result.exit_code == 2, result.output
+        assert f"`judges.fake.tokenizer`: no file {root.resolve() / 'nothere/tokenizer.json'}" in result.output
+        assert len(result.output.strip().splitlines()) == 1

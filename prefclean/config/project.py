@@ -166,6 +166,18 @@ def check_escalations(judges: dict[str, JudgeConfig]) -> None:
                                "escalation is one step")
 
 
+def check_tokenizers(root: Path, judges: dict[str, JudgeConfig]) -> None:
+    """`tokenizer:` is read only by `prefclean plan`; checked on load, so a wrong path is not silently ignored by
+    every build and then reported by the plan as a failed model."""
+    for name, judge in judges.items():
+        if judge.tokenizer:
+            path = Path(judge.tokenizer).expanduser()
+            path = path if path.is_absolute() else root / path
+            if not path.is_file():
+                raise ProjectError(f"{PROJECT_FILE}: `judges.{name}.tokenizer`: no file {path} (a tokenizer.json, "
+                                   "relative to the project)")
+
+
 def _anchor_gguf(root: Path, judge: JudgeConfig) -> JudgeConfig:
     """A GGUF path in prefclean.yml is relative to the project, like every other path there."""
     model = judge.model
@@ -181,6 +193,7 @@ def load_project(project_dir: str | Path = ".", cli_vars: dict[str, Any] | None 
         raise ProjectError(f"no {PROJECT_FILE} in {root} (run `prefclean init DIR` to make a project, or pass --project-dir)")
     config = validate_file(read_file(path))
     judges = {name: _anchor_gguf(root, judge.model_copy(update={"name": name})) for name, judge in config.judges.items()}
+    check_tokenizers(root, judges)
     return Project(
         root=root,
         name=config.name or root.name,
