@@ -327,7 +327,8 @@ class Plan:
                 "models": list(self.models), "errors": list(self.errors)}
 
     def lines(self) -> list[str]:
-        out = [j.line() for j in self.judges] or ["no judge call in the selected models"]
+        # with errors a model did not run: its judge calls are unknown, not absent
+        out = [j.line() for j in self.judges] or ([] if self.errors else ["no judge call in the selected models"])
         if len(self.judges) > 1:
             cost = "" if self.cost_usd is None else f", ${self.cost_usd:.4f}"
             out.append(f"total: {self.requests} requests{cost}")

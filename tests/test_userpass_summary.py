@@ -124,3 +124,14 @@ def test_a_tokenizer_path_that_is_no_file_is_one_line_for_every_command_not_only
         assert result.exit_code == 2, result.output
         assert f"`judges.fake.tokenizer`: no file {root.resolve() / 'nothere/tokenizer.json'}" in result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_plan_whose_judging_model_fails_names_the_error_and_does_not_say_there_is_no_judge_call(
+        tmp_path, fake_judge, run_cli):
+    root = copy_example(tmp_path, fake_judge)
+    (root / "models" / "judged_pairs.sql").write_text(
+        "select *, {{ judge('instruction', 'generations') }} as j from {{ ref('shuffled_pairs') }} "
+        "where no_such_column = 1\n", encoding="utf-8")
+    result = run_cli("plan", "--project-dir", root, "--select", "+judged_pairs")
+    assert result.exit_code == 1, result.output
+    assert "error in judged_pairs" in result.output and "no judge call" not in result.output
