@@ -97,10 +97,11 @@ def _reencode(source: Path, out: Path, threads: int) -> bool:
         logger.setLevel(level)
 
 
-def resolve_gguf(name: str, model: str | None, filename: str | None, threads: int = 1) -> Path:
-    """A GGUF path from `model` (a file, or a Hub repo with `filename`), or the smoke-test default."""
+def resolve_gguf(name: str, model: str | None, filename: str | None) -> Path:
+    """A GGUF path from `model` (a file, or a Hub repo with `filename`), or the shipped smoke-test model (its
+    vocabulary, for counting tokens; the engine runs its re-encoding, smoke_gguf)."""
     if not model:
-        return smoke_gguf(threads)
+        return default_gguf()
     path = Path(model).expanduser()
     if path.is_file():
         return path.resolve()
@@ -192,7 +193,8 @@ class LlamaCppEngine(Engine):
         self.n_gpu_layers = _int_option(config, "n_gpu_layers", 0)
         self.flash_attn = bool(config.options.get("flash_attn", True))  # CPU: ~20% less per prompt token
         self.accepts_grammar = bool(config.options.get("grammar", True))
-        self.path = resolve_gguf(config.name, config.model, filename, self.n_threads_batch)
+        self.path = (resolve_gguf(config.name, config.model, filename) if config.model
+                     else smoke_gguf(self.n_threads_batch))
         self.model = f"{config.model}/{filename}" if config.model and filename else (config.model or self.path.stem)
         self.loaded = self._load()  # now, so a file llama.cpp cannot read stops the model with one line
 
