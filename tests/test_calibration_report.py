@@ -170,6 +170,7 @@ def test_the_dashboard_calibration_page_draws_the_report(project):
         assert ">0.5–3</text>" in html  # every min_margin keeps the same four pairs: one point for them all
         assert 'id="confusion"' in html and re.search(r'<td class="n heat\d">3</td>', html)
         assert html.count('class="kappa-row"') == 4  # the panel and three judges
+        assert html.count("<h2>Confusion: judge ") == 3 and html.count('class="heat"') == 4
         assert "<script" not in html
         status, overview, _ = http(app.url)
         assert '<a href="/calibration">Calibration</a>' in overview

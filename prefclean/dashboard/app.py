@@ -115,7 +115,7 @@ async def calibration_page(request: web.Request) -> web.Response:
     if not report:
         return _page(request, "calibration.html", report=None)
     return _page(request, "calibration.html", report=report, verdicts=VERDICTS,
-                 shades=calibration_charts.heat(report["judge_vs_human"]["confusion"]),
+                 heat=calibration_charts.heat,
                  kp=calibration_charts.kappa_plot(report), value=calibration_charts.value,
                  curves=[calibration_charts.curve(name, sweep) for name, sweep in report["thresholds"].items()])
 
