@@ -32,11 +32,6 @@ class Settings:
     drop_position_biased: bool = True
     allow_flip: bool = False
 
-    @classmethod
-    def from_vars(cls, vars: dict) -> "Settings":
-        defaults = cls()
-        return cls(**{k: vars.get(k, getattr(defaults, k)) for k in cls.__dataclass_fields__})
-
 
 def decision(row: dict, s: Settings) -> str:
     """'keep', 'flip' or 'drop', as pair_decision decides from the panel's ratings (missing agreement: a
