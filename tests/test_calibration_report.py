@@ -174,6 +174,7 @@ def test_the_dashboard_calibration_page_draws_the_report(project):
         assert "<script" not in html
         status, overview, _ = http(app.url)
         assert '<a href="/calibration">Calibration</a>' in overview
+        assert re.search(r'id="calibration-card"><span class="big">[-0-9.]+</span> <a href="/calibration">', overview)
     finally:
         stop(app)
 

@@ -97,7 +97,8 @@ async def overview(request: web.Request) -> web.Response:
     except queries.Unavailable as exc:
         return _missing(request, "overview.html", exc)
     return _page(request, "overview.html", build=files.build_status(), summary=data["summary"],
-                 judges=data.get("judges"), this_run=(files.summary or {}).get("this_run"))
+                 judges=data.get("judges"), this_run=(files.summary or {}).get("this_run"),
+                 calibration=(files.summary or {}).get("calibration"))
 
 
 async def charts_page(request: web.Request) -> web.Response:
