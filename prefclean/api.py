@@ -51,6 +51,20 @@ def _project(project: ProjectLike, vars: dict[str, Any] | str | None) -> Project
     return project
 
 
+def _judged_by(project: Project, judge: str | None) -> Project:
+    """`judge=` (--judge) names a judge of prefclean.yml: checked before anything builds, as the user's mistake
+    (exit 2), not found by the first judging model after the models before it were built."""
+    if judge:
+        from .errors import JudgeError, ProjectError
+        from .judge.judges import resolve_judge
+
+        try:
+            resolve_judge(project, None, judge)
+        except JudgeError as exc:
+            raise ProjectError(f"--judge: {exc}") from None
+    return project
+
+
 def _reporter(reporter: Reporter | None) -> Reporter:
     if reporter is not None:
         return reporter
@@ -81,7 +95,7 @@ def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Sele
                            refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
                            max_cost=max_cost, state=state, threads=threads,
                            no_wait=not wait)
-    return run_build(_project(project, vars), options, _reporter(reporter))
+    return run_build(_judged_by(_project(project, vars), judge), options, _reporter(reporter))
 
 
 def plan(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
@@ -92,7 +106,7 @@ def plan(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selec
     nothing. The warehouse and the judgment cache are left as they were."""
     from .judge.plan import run_plan
 
-    return run_plan(_project(project, vars), _selectors(select), _selectors(exclude), judge, full_refresh, state)
+    return run_plan(_judged_by(_project(project, vars), judge), _selectors(select), _selectors(exclude), judge, full_refresh, state)
 
 
 def seed(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
@@ -334,7 +348,7 @@ def batch_export(project: ProjectLike, output: str | Path, *, select: Selectors 
     path.write_text("", encoding="utf-8")  # a fresh file: the build appends each model's lines
     options = BuildOptions(select=_selectors(select), exclude=_selectors(exclude), state=state, judge=judge,
                            run_tests=False, run_exports=False, batch_export=path)
-    run_build(_project(project, vars), options, _reporter(reporter))
+    run_build(_judged_by(_project(project, vars), judge), options, _reporter(reporter))
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
 

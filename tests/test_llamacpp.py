@@ -211,10 +211,13 @@ def test_unreadable_gguf_fails_the_model_with_one_line(tmp_path):
                              f"judge 'j': llama.cpp cannot load {bad} (")
 
 
-def test_unknown_judge_name_fails_the_model_with_one_line(tmp_path):
+def test_an_unknown_judge_name_on_the_command_line_is_one_line_before_anything_builds(tmp_path):
     root = write_judge_project(tmp_path / "p", ["engine: llamacpp", "model: whatever.gguf"])
-    assert_model_failed_with(prefclean_cli("build", "--project-dir", str(root), "--judge", "jj"), root,
-                             "no judge named 'jj' in prefclean.yml; did you mean 'j'?")
+    result = prefclean_cli("build", "--project-dir", str(root), "--judge", "jj")
+    out = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in out, out
+    assert out.strip() == "error: --judge: no judge named 'jj' in prefclean.yml; did you mean 'j'?", out
+    assert not (root / "target" / "tiny.duckdb").exists()
 
 
 def test_hub_repo_without_filename_says_what_to_add():
