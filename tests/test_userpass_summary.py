@@ -137,9 +137,11 @@ def test_a_plan_whose_judging_model_fails_names_the_error_and_does_not_say_there
     assert "error in judged_pairs" in result.output and "no judge call" not in result.output
 
 
-@pytest.mark.parametrize("command", [("plan",), ("build",), ("batch", "export", "-o", "requests.jsonl")])
+@pytest.mark.parametrize("command", [("plan",), ("build",), ("batch", "export", "-o")])
 def test_a_misspelled_judge_option_is_one_line_before_any_model_builds(tmp_path, fake_judge, run_cli, command):
     root = copy_example(tmp_path, fake_judge)
+    if command[-1] == "-o":
+        command = (*command, tmp_path / "requests.jsonl")
     result = run_cli(*command, "--project-dir", root, "--judge", "fak")
     assert result.exit_code == 2, result.output
     assert result.output.strip() == "error: --judge: no judge named 'fak' in prefclean.yml; did you mean 'fake'?"
