@@ -343,12 +343,13 @@ def batch_export(project: ProjectLike, output: str | Path, *, select: Selectors 
     (their rows are pending); returns how many lines. For offline runners such as `vllm run-batch`."""
     from .runner import BuildOptions
 
+    project = _judged_by(_project(project, vars), judge)  # before the output file is made or emptied
     path = Path(output).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("", encoding="utf-8")  # a fresh file: the build appends each model's lines
     options = BuildOptions(select=_selectors(select), exclude=_selectors(exclude), state=state, judge=judge,
                            run_tests=False, run_exports=False, batch_export=path)
-    run_build(_judged_by(_project(project, vars), judge), options, _reporter(reporter))
+    run_build(project, options, _reporter(reporter))
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
 

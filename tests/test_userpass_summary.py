@@ -146,3 +146,4 @@ def test_a_misspelled_judge_option_is_one_line_before_any_model_builds(tmp_path,
     assert result.exit_code == 2, result.output
     assert result.output.strip() == "error: --judge: no judge named 'fak' in prefclean.yml; did you mean 'fake'?"
     assert not (root / "target" / "prefclean.duckdb").exists() and fake_judge.stats()["requests"] == 0
+    assert not (tmp_path / "requests.jsonl").exists()  # batch export makes no output file either
