@@ -57,3 +57,9 @@ def test_progress_lines_are_spaced_out_and_quiet_at_first():
     plain.show(JudgingPaused("fake"))  # the next model starts quiet again
     at(15.0, 500)
     assert len(lines) == 3
+
+
+def test_a_judge_slower_than_a_row_a_second_shows_rows_per_minute_not_zero_per_second():
+    from prefclean.reporter import _rate
+    assert _rate(3, 10.0, "rows") == "18.0 rows/min"
+    assert _rate(100, 2.0, "rows") == "50 rows/s"
