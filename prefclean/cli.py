@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -40,6 +41,10 @@ def common_options(fn):
             sys.exit(130)
         except click.exceptions.Exit:
             raise
+        except BrokenPipeError:  # the reader went away (`prefclean plan | head -1`): stop quietly, as cat does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not raise again
+            sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a writer its reader left
         except Exception as exc:  # a bug: say so, keep the traceback for --debug
             if debug:
                 traceback.print_exc()

@@ -274,9 +274,14 @@ class JudgePlan:
 
     def line(self) -> str:
         cost = "" if self.cost_usd is None else f", ${self.cost_usd:.4f} (at most ${self.cost_usd_max:.4f})"
-        secs = "" if self.seconds is None else (f", at most {self.seconds:g}s (completion_window)"
-                                                 if self.seconds_bound_by == "completion_window"
-                                                 else f", ~{self.seconds:g}s ({self.seconds_bound_by})")
+        # no latency in the call log and no rate limit to go by: say so rather than leave the time out
+        unknown = ", time unknown (no latency seen yet, no requests_per_minute or tokens_per_minute)"
+        if self.seconds is None:
+            secs = unknown if self.requests else ""
+        elif self.seconds_bound_by == "completion_window":
+            secs = f", at most {self.seconds:g}s (completion_window)"
+        else:
+            secs = f", ~{self.seconds:g}s ({self.seconds_bound_by})"
         seen = "mean seen" if self.completion_tokens_seen else "max_tokens"
         waiting = f", {self.in_open_batches} in open batches" if self.in_open_batches else ""
         out = (f"judge {self.name}: {self.rows} rows, {self.cached} cached{waiting}, {self.deduplicated} deduplicated -> "

@@ -147,3 +147,30 @@ def test_a_misspelled_judge_option_is_one_line_before_any_model_builds(tmp_path,
     assert result.output.strip() == "error: --judge: no judge named 'fak' in prefclean.yml; did you mean 'fake'?"
     assert not (root / "target" / "prefclean.duckdb").exists() and fake_judge.stats()["requests"] == 0
     assert not (tmp_path / "requests.jsonl").exists()  # batch export makes no output file either
+
+
+def test_output_piped_into_a_reader_that_left_stops_quietly_not_as_an_internal_error(tmp_path, fake_judge):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = copy_example(tmp_path, fake_judge)
+    script = Path(sys.executable).with_name("prefclean")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-c", "from prefclean.cli import main; main()"]
+    read, write = os.pipe()
+    os.close(read)  # `prefclean plan | head -1` once head has exited
+    try:
+        done = subprocess.run([*cmd, "plan", "--project-dir", str(root)], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == "", done.stderr
+
+
+def test_a_plan_with_nothing_to_time_it_by_says_its_time_is_unknown(tmp_path, fake_judge, run_cli):
+    root = copy_example(tmp_path, fake_judge)
+    result = run_cli("plan", "--project-dir", root)
+    assert "time unknown (no latency seen yet, no requests_per_minute or tokens_per_minute)" in result.output
+    _set_judge(root, requests_per_minute=60)
+    assert "~104s (requests_per_minute)" in run_cli("plan", "--project-dir", root).output
