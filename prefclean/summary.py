@@ -96,14 +96,24 @@ def max_drop_rate(vars: dict) -> float:
     return float(value)
 
 
+#: Drop reasons of pairs that were not judged in this build; the next build judges them.
+NOT_JUDGED_YET = ("not_judged_budget", "batch_pending")
+
+
 def drop_warning(decisions: dict, reasons: list[dict], pairs: int, threshold: float) -> dict | None:
     """{rate, threshold, dropped, reasons: {reason: n}} when the dropped share passes the threshold."""
     dropped = decisions.get("drop", 0)
     if not pairs or dropped / pairs <= threshold:
         return None
     top = [r for r in reasons if r["decision"] == "drop"][:3]
-    return {"rate": round(dropped / pairs, 4), "threshold": threshold, "dropped": dropped,
-            "reasons": {str(r["reason"]): r["pairs"] for r in top}}
+    out = {"rate": round(dropped / pairs, 4), "threshold": threshold, "dropped": dropped,
+           "reasons": {str(r["reason"]): r["pairs"] for r in top}}
+    # pairs dropped only because they are not judged yet (a budget, a pending batch): not the cleaning's doing,
+    # and the next build judges them, so the warning says so rather than only blaming the thresholds
+    waiting = sum(r["pairs"] for r in reasons if r["decision"] == "drop" and r["reason"] in NOT_JUDGED_YET)
+    if waiting:
+        out["not_judged_yet"] = waiting
+    return out
 
 
 def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: dict | None = None,
@@ -187,7 +197,9 @@ def format_summary(s: dict) -> list[str]:
         main = ", ".join(f"{reason} {n}" for reason, n in dw["reasons"].items())
         lines.append(f"  WARNING: {dw['dropped']} of {s['pairs']} pairs dropped ({100 * dw['rate']:.0f}%, above "
                      f"max_drop_rate {100 * dw['threshold']:.0f}%); mostly {main}. Removing much more than ~30% of "
-                     "a preference dataset tends to hurt training: check the judge and the thresholds")
+                     "a preference dataset tends to hurt training: check the judge and the thresholds"
+                     + (f"; {dw['not_judged_yet']} of them are only not judged yet (budget, a pending batch): the "
+                        "next build judges them" if dw.get("not_judged_yet") else ""))
     la = s.get("label_agreement")
     if la and la["judged_pairs"]:
         lines.append(f"  judge agrees with the dataset's label on {la['judge_agrees_with_label']} of {la['judged_pairs']} "

@@ -26,6 +26,10 @@ def test_the_position_bias_check_counts_only_pairs_whose_both_passes_were_answer
     pb = summary_json(root)["position_bias"]
     assert pb["checked"] == both, pb
     assert f"of {both} swapped pairs" in out.output
+    # most pairs are dropped only because they were not sent: the drop warning says the next build judges them
+    s = summary_json(root)
+    assert s["drop_warning"]["not_judged_yet"] == s["not_judged_budget"] == 52 - both
+    assert f"; {52 - both} of them are only not judged yet (budget, a pending batch): the next build" in out.output
 
 
 @pytest.mark.parametrize("settings, message", [
