@@ -247,7 +247,10 @@ def which_run(ctx, xs):
 
 
 def test_a_context_udf_reads_the_typed_run_options_and_reports_through_the_context(make_project):
-    root = make_project(udfs={"ctx": CONTEXT_UDF},
+    # a judge named `missing` (never started: no model calls judge()), since --judge must name one of prefclean.yml
+    root = make_project(config={"judges": {"missing": {"engine": "openai", "base_url": "http://127.0.0.1:9/v1",
+                                                       "model": "m"}}},
+                        udfs={"ctx": CONTEXT_UDF},
                         models={"m": "{{ config(materialized='table') }} select which_run(range) as r from range(2)",
                                 "n": "{{ config(materialized='table') }} select which_run(range) as r from range(3)"})
     result = prefclean.build(root, refresh_judgments=True, reporter=prefclean.quiet)
