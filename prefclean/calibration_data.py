@@ -110,12 +110,12 @@ def measure(con, vars: dict, *, model: str = "pair_decisions", ratings_model: st
             seed: int = 0, samples: int = 1000) -> dict:
     """The calibration report on what the warehouse holds now (see calibration.report), with the sample it
     used (`sample`: calibration or all) and the reviewed pairs the audit model does not have (`not_in_model`)."""
-    if not has_reviews(con):
-        raise ProjectError("no human reviews in the warehouse (table human.reviews): "
-                           "run `prefclean pull argilla NAME` first")
     where_model = model_relation(con, model)  # (its `schema` / `alias` config may move it from main)
     if relation_kind(con, *where_model) is None:
         raise ProjectError(f"no model '{model}' in the warehouse: run `prefclean build` first")
+    if not has_reviews(con):
+        raise ProjectError("no human reviews in the warehouse (table human.reviews): "
+                           "run `prefclean pull argilla NAME` first")
     missing = NEEDED - _columns(con, *where_model)
     if missing:
         raise ProjectError(f"model '{model}' has no column {', '.join(sorted(missing))}: calibrate needs the "

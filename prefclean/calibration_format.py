@@ -31,6 +31,9 @@ def _split(label: str, a: dict) -> str:
 
 def format_report(r: dict) -> list[str]:
     jh, hh = r["judge_vs_human"], r["human_vs_human"]
+    if not r["reviewed_pairs"]:
+        return ["Calibration: no submitted review yet in human.reviews (nothing to measure): run "
+                "`prefclean pull argilla NAME` again once reviewers have submitted"]
     lines = [f"Calibration: {r['reviewed_pairs']} reviewed pairs, {jh['pairs']} with a judge verdict"
              + (f" ({r['not_judged']} not judged)" if r["not_judged"] else "")
              + (f"; {r['not_in_model']} reviewed pairs are not in the audit model (left out)"

@@ -231,3 +231,26 @@ def test_calibrate_with_a_switch_that_is_not_true_or_false_is_one_line(make_proj
     root = calibration_project(make_project, run_cli)
     result = run_cli("calibrate", "--project-dir", root, "--vars", "{drop_position_biased: 'yes'}")
     assert result.exit_code == 2 and "var 'drop_position_biased' is 'yes'; calibrate needs true or false" in result.output
+
+
+def test_calibrate_with_no_submitted_review_yet_says_so_in_one_line(make_project, run_cli):
+    root = calibration_project(make_project, run_cli)
+    import prefclean
+
+    con = duckdb.connect(str(prefclean.load_project(root).warehouse))
+    con.execute("delete from human.reviews where status = 'submitted'")
+    con.close()
+    result = run_cli("calibrate", "--project-dir", root)
+    assert result.exit_code == 0, result
+    lines = [line for line in result.output.splitlines() if line.startswith("Calibration")]
+    assert lines == ["Calibration: no submitted review yet in human.reviews (nothing to measure): run "
+                     "`prefclean pull argilla NAME` again once reviewers have submitted"], result.output
+    assert "confusion" not in result.output
+
+
+def test_calibrate_on_a_model_that_does_not_exist_names_it_even_without_reviews(make_project, run_cli):
+    root = make_project(config={"sources": {"s": {"type": "inline", "rows": PAIRS}}},
+                        models={"pair_decisions": "select * from {{ source('s') }}"})
+    assert run_cli("build", "--project-dir", root).exit_code == 0
+    result = run_cli("calibrate", "--project-dir", root, "--model", "nope")
+    assert result.exit_code == 2 and "no model 'nope'" in result.output, result
