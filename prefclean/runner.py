@@ -25,6 +25,7 @@ from .project import Project
 from .results import JudgeRun, ModelRun, TestRun
 from .sources import check_source_columns, stage_source
 from .udf import RunContext, RunOptions, all_udfs, register_udfs, start_warm_ups
+from .unread_vars import unread_vars_warning
 from .warehouse import connect, drop_leftovers, relation_kind, transaction
 
 
@@ -116,6 +117,9 @@ class Build:
         self.udfs = all_udfs(project)
         self.ctx = RunContext(project=project, options=options.run_options())
         self.ctx.report = _guarded(report, self.ctx)
+        unread = unread_vars_warning(project.root, project.vars)
+        if unread:  # shown under the first model built
+            self.ctx.note_once(unread)
         self.ctx.closers.append(watch_interrupts())  # Ctrl-C reaches the judge's threads until the build ends
         start_warm_ups(self.udfs, self.ctx)
         con = None
