@@ -84,6 +84,13 @@ def test_an_answer_cut_short_is_a_failure_not_a_short_body(server):
     assert isinstance(cut, HTTPFailure) and "server disconnected" in str(cut)
 
 
+def test_an_answer_with_a_contradictory_framing_is_a_failure_that_says_why(server):
+    malformed, after = post(Endpoint(server.url + "/v1/chat/completions", {}), "malformed", "plain")
+    assert isinstance(malformed, HTTPFailure) and not malformed.reused
+    assert str(malformed) == "malformed HTTP answer (Duplicate Content-Length)"
+    assert after.body == BODY  # on a new connection: the broken one was closed
+
+
 def test_an_answer_that_never_comes_times_out(server):
     (hung,) = post(Endpoint(server.url + "/v1/chat/completions", {}), "hang", timeout=0.3)
     assert isinstance(hung, asyncio.TimeoutError)

@@ -9,6 +9,7 @@ and keeps connections open; this one answers each POST as its JSON body's "mode"
   hang        never answers                           head      a plain 200 whose body is the request's head
   idle_close  a plain 200, then closes the connection while it waits for the next request (a keep-alive
               time-out)
+  malformed   a head with two different Content-Length values (a request-smuggling shape), then its body
 
 Every answer carries `x-connection`: how many connections the server had accepted when this one opened, so a
 test sees whether its client reused one. Run: python tests/servers/raw_http.py [PORT [CERT KEY]] -> prints
@@ -62,6 +63,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, num
                 await writer.drain()
                 writer.close()
                 return
+            elif mode == "malformed":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n" + tag + b"\r\nhello")
             elif mode == "cut":
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n" + tag + b"\r\n" + BODY[:10])
                 await writer.drain()

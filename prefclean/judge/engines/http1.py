@@ -4,11 +4,19 @@ Why not aiohttp for this: at a few hundred requests per second the judge's event
 and aiohttp's general-purpose request path (cookie jar, redirects, tracing, multidicts, URL objects, payload
 registry, a task per write) cost ~150 µs of CPU per request on this path: more than everything else prefclean
 does for a judgment. Here a request is one bytes object written to a kept-alive connection (the head's fixed
-part made once per replica), and the answer is parsed by a small asyncio Protocol: Content-Length or chunked
-bodies, keep-alive or close. TLS is asyncio's own (the system's trust store, as aiohttp's default). No proxy
-is used (aiohttp's default too: prefclean never set trust_env); no redirect is followed (an API that redirects
-a POST is misconfigured, and the 3xx is reported as a refused request); no compression is asked for, but a
-gzip or deflate answer (some proxies send one anyway) is decompressed.
+part made once per replica), read back by a small asyncio Protocol.
+
+What httptools does (MagicStack's binding of llhttp, Node.js's parser): it reads the answer's status line and
+headers, its framing (Content-Length, chunked with extensions and trailers, or until close), and says whether
+the connection may be kept alive; a malformed answer is its HttpParserError, reported as HTTPFailure.
+What remains ours: the connection pool, the request head, skipping 100 Continue for the answer that follows,
+ending a body delimited by the connection's end (llhttp has no end-of-input call in httptools), a limit on
+the head's size, gzip/deflate (zlib), time-outs, and sending a request again on a fresh connection.
+
+TLS is asyncio's own (the system's trust store, as aiohttp's default). No proxy is used (aiohttp's default
+too: prefclean never set trust_env); no redirect is followed (an API that redirects a POST is misconfigured,
+and the 3xx is reported as a refused request); no compression is asked for, but a gzip or deflate answer
+(some proxies send one anyway) is decompressed.
 
 A connection that a server closed while it sat idle is found when the next request gets nothing back: that
 request is sent once more on a new connection (as aiohttp does for a reused connection), so a keep-alive
@@ -23,6 +31,8 @@ import collections
 import ssl
 import zlib
 from urllib.parse import unquote, urlsplit
+
+import httptools
 
 MAX_HEAD = 64 * 1024  # a response head larger than this is not an HTTP server we can talk to
 
@@ -44,24 +54,24 @@ class Response:
 
 
 class _Connection(asyncio.Protocol):
-    """One kept-alive connection; one request at a time."""
+    """One kept-alive connection; one request at a time. httptools (llhttp) reads the answer's head, framing
+    and keep-alive and calls back here with its parts; 100 Continue, a body ended by the connection's end,
+    the head's size limit and decompression are ours."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future | None = None
         self.closed = False
         self.used = False  # it has carried a request before: a silent close means a stale connection
         self._reset()
 
     def _reset(self) -> None:
-        self.status = 0
-        self.headers: dict[str, str] | None = None
-        self.length = -1  # Content-Length; -1 unknown (chunked or until close)
-        self.chunked = False
+        self.headers: dict[str, str] | None = None  # set when the head is complete
+        self.fields: dict[str, str] = {}
         self.chunks: list[bytes] = []
-        self.keep_alive = True
+        self.head_bytes = 0
         self.received = False
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
@@ -73,15 +83,23 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self.received = True
-        self.buffer += data
         try:
-            self._parse()
-        except HTTPFailure as exc:
-            self._fail(exc)
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(HTTPFailure("malformed HTTP answer (101 Switching Protocols to a POST)"))
+            return
+        except httptools.HttpParserError as exc:
+            self._fail(HTTPFailure(f"malformed HTTP answer ({exc})"))
+            return
+        if self.headers is None and self.waiter is not None:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD:  # (llhttp sets no limit of its own)
+                self._fail(HTTPFailure("malformed HTTP answer (no end of its head)"))
 
     def eof_received(self):
-        if self.waiter is not None and self.headers is not None and self.length < 0 and not self.chunked:
-            self._finish(bytes(self.buffer))  # a body delimited by the end of the connection
+        if self.waiter is not None and self.headers is not None and "content-length" not in self.headers \
+                and "chunked" not in self.headers.get("transfer-encoding", "").lower():
+            self._finish()  # a body delimited by the end of the connection (llhttp has no end-of-input call)
         return False  # close the transport
 
     def connection_lost(self, exc) -> None:
@@ -90,6 +108,28 @@ class _Connection(asyncio.Protocol):
             reused = self.used and not self.received
             reason = f": {exc}" if exc else ""
             self._fail(HTTPFailure(f"server disconnected{reason}", reused=reused))
+
+    # -- httptools callbacks --------------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.waiter is None:  # bytes past the answer: the next one could not be read
+            self.close()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        fields, key, text = self.fields, name.decode("latin-1").lower(), value.decode("latin-1")
+        fields[key] = f"{fields[key]}, {text}" if key in fields else text
+
+    def on_headers_complete(self) -> None:
+        self.headers = self.fields
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if 100 <= self.parser.get_status_code() < 200:  # 100 Continue and friends: the real answer follows
+            self._reset()
+            self.received = True
+        else:
+            self._finish()
 
     # -- one exchange --------------------------------------------------------------------------------------
     def send(self, request: bytes) -> asyncio.Future:
@@ -104,13 +144,14 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, exc: Exception) -> None:
         waiter, self.waiter = self.waiter, None
-        self.keep_alive = False
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
         self.close()
 
-    def _finish(self, body: bytes) -> None:
-        encoding = self.headers.get("content-encoding", "").lower() if self.headers else ""
+    def _finish(self) -> None:
+        headers = self.headers
+        body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        encoding = headers.get("content-encoding", "").lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             try:
                 body = _decompress(body, encoding)
@@ -119,86 +160,10 @@ class _Connection(asyncio.Protocol):
                 return
         waiter, self.waiter = self.waiter, None
         self.used = True
-        if not self.keep_alive or self.buffer:  # (bytes past the answer: the next one could not be read)
+        if not self.parser.should_keep_alive():
             self.close()
         if waiter is not None and not waiter.done():
-            waiter.set_result(Response(self.status, self.headers, body))
-
-    def _parse(self) -> None:
-        buffer = self.buffer
-        while self.headers is None:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEAD:
-                    raise HTTPFailure("malformed HTTP answer (no end of its head)")
-                return
-            head = bytes(buffer[:end]).decode("latin-1")
-            del buffer[:end + 4]
-            self._head(head)
-            if 100 <= self.status < 200:  # 100 Continue and friends: the real answer follows
-                self._reset()
-                self.received = True
-        if self.chunked:
-            self._read_chunks()
-        elif self.length >= 0:
-            if len(buffer) >= self.length:
-                body = bytes(buffer[:self.length])
-                del buffer[:self.length]
-                self._finish(body)
-
-    def _head(self, head: str) -> None:
-        lines = head.split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-            raise HTTPFailure(f"malformed HTTP answer ({lines[0][:80]!r})")
-        self.status = int(parts[1])
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise HTTPFailure(f"malformed HTTP header ({line[:80]!r})")
-            name, value = name.strip().lower(), value.strip()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        self.headers = headers
-        connection = headers.get("connection", "").lower()
-        self.keep_alive = "close" not in connection and (parts[0] != "HTTP/1.0" or "keep-alive" in connection)
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            self.chunked = True
-        elif "content-length" in headers:
-            try:
-                self.length = int(headers["content-length"])
-            except ValueError:
-                raise HTTPFailure("malformed HTTP answer (Content-Length)") from None
-        elif self.status in (204, 304) or 100 <= self.status < 200:
-            self.length = 0
-        else:
-            self.keep_alive = False  # read until the server closes the connection
-
-    def _read_chunks(self) -> None:
-        buffer = self.buffer
-        while True:
-            end = buffer.find(b"\r\n")
-            if end < 0:
-                return
-            if self.length == -2:  # after the last chunk: trailers, up to an empty line
-                if end == 0:
-                    del buffer[:2]
-                    self._finish(b"".join(self.chunks))
-                    return
-                del buffer[:end + 2]
-                continue
-            try:
-                size = int(bytes(buffer[:end]).split(b";", 1)[0], 16)
-            except ValueError:
-                raise HTTPFailure("malformed HTTP answer (chunk size)") from None
-            if size == 0:
-                del buffer[:end + 2]
-                self.length = -2
-                continue
-            if len(buffer) < end + 2 + size + 2:
-                return
-            self.chunks.append(bytes(buffer[end + 2:end + 2 + size]))
-            del buffer[:end + 2 + size + 2]
+            waiter.set_result(Response(self.parser.get_status_code(), headers, body))
 
     def close(self) -> None:
         self.closed = True
