@@ -20,13 +20,11 @@ import hashlib
 import json
 from pathlib import Path
 
-import jinja2
-import jinja2.meta
-
 from ..errors import JudgeError
 from ..redact import without_userinfo
 from .judges import is_smoke_test, resolve_judge
 from .tasks import make_task
+from .template_tree import template_sources
 
 # Options that change how fast an engine answers, not what: left out so that tuning them re-judges nothing.
 SPEED_OPTIONS = frozenset({"n_threads", "n_threads_batch", "n_gpu_layers", "n_ctx"})
@@ -75,25 +73,11 @@ def template_hash(root: Path | None, task: str, compact: bool = False) -> str:
     """A hash of the source of every template the task renders, as this project resolves them (and of the
     compact task's grammar bound, for the smoke-test judge)."""
     built = make_task(task, root, compact)
-    env = built.env
     digest = hashlib.sha256()
     if built.substitutes:
         digest.update(f"compact\0{built.compact_words}\0".encode())
-    todo, seen = list(built.rendered_templates), set()
-    while todo:
-        name = todo.pop(0)
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            source, _, _ = env.loader.get_source(env, name)
-        except jinja2.TemplateNotFound:
-            source = "<missing>"
-        digest.update(f"{name}\0{source}\0".encode())
-        try:
-            todo.extend(sorted(n for n in jinja2.meta.find_referenced_templates(env.parse(source)) if n))
-        except jinja2.TemplateSyntaxError:
-            pass  # the judge reports it when it renders
+    for name, source, _ in template_sources(built.env, built.rendered_templates):  # (a syntax error is hashed
+        digest.update(f"{name}\0{source}\0".encode())  # as it is: the judge reports it when it renders)
     return digest.hexdigest()[:16]
 
 

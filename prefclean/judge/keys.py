@@ -21,8 +21,9 @@ import json
 import re
 
 import jinja2
-import jinja2.meta
 import numpy as np
+
+from .template_tree import template_sources
 
 _HEX16 = re.compile(r"[0-9a-fA-F]*")
 
@@ -50,24 +51,12 @@ def inputs_identity(identity: str, task) -> str | None:
         digest.update(inspect.getsource(inspect.getmodule(cls)).encode())
     except (OSError, TypeError):
         return None
-    env = task.env
-    todo, seen = list(task.rendered_templates), set()
-    while todo:
-        name = todo.pop(0)
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            source, _, _ = env.loader.get_source(env, name)
-            referenced = list(jinja2.meta.find_referenced_templates(env.parse(source)))
-        except jinja2.TemplateNotFound:
-            source, referenced = "<missing>", []
-        except jinja2.TemplateSyntaxError:
-            return None  # rendering reports it, row by row
+    for name, source, referenced in template_sources(task.env, task.rendered_templates):
+        if referenced is None:  # a syntax error: rendering reports it, row by row
+            return None
         if any(n is None for n in referenced):  # a template named at render time
             return None
         digest.update(f"{name}\0{source}\0".encode())
-        todo.extend(sorted(referenced))
     return digest.hexdigest()
 
 
