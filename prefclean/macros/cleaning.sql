@@ -68,14 +68,15 @@
   re-checked passes the bias check. bias_check_mode returns {'mode': 'all'|'uncertain'|'off', 'margin': k}.
 #}
 {% macro bias_check_mode(check, margin=1) -%}
+  {#- checked in every mode: a wrong margin beside `true` is a mistake waiting for the day it is switched on -#}
+  {{- expect_number(margin, 'bias_check_margin') -}}
+  {%- if margin < 0 -%}
+    {{ exceptions.raise_compiler_error("bias_check_margin must be 0 or more, got " ~ margin
+       ~ ": set var 'bias_check_margin' (prefclean.yml `vars:` or --vars)") }}
+  {%- endif -%}
   {%- if check is sameas true -%}{{ return({'mode': 'all', 'margin': none}) }}
   {%- elif check is sameas false -%}{{ return({'mode': 'off', 'margin': none}) }}
   {%- elif check == 'uncertain' -%}
-    {{- expect_number(margin, 'bias_check_margin') -}}
-    {%- if margin < 0 -%}
-      {{ exceptions.raise_compiler_error("bias_check_margin must be 0 or more, got " ~ margin
-         ~ ": set var 'bias_check_margin' (prefclean.yml `vars:` or --vars)") }}
-    {%- endif -%}
     {{ return({'mode': 'uncertain', 'margin': margin}) }}
   {%- else -%}
     {{ exceptions.raise_compiler_error("check_position_bias must be true, false or 'uncertain', got "
