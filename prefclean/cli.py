@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, processgc
 from .errors import EXIT_FAILED, EXIT_INTERNAL, PrefcleanError
 from .project import load_project, parse_vars
 
@@ -61,7 +61,15 @@ def common_options(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The `prefclean` group. Called itself (by the console script or `python -m prefclean.cli`), it runs the
+    process's one command: see processgc. Tests invoke `main.main(...)` in-process and keep Python's defaults."""
+
+    def __call__(self, *args, **kwargs):
+        return processgc.run_as_process(lambda: super(_Main, self).__call__(*args, **kwargs))
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="prefclean")
 def main():
     """Clean LLM preference datasets with an LLM judge: a dbt-like pipeline of SQL models in DuckDB."""
@@ -138,6 +146,18 @@ def _reporter():
     return TerminalReporter(_echo)
 
 
+def _releasing_gc(report):
+    """The reporter, resuming garbage collection when the first model starts (processgc)."""
+    from .events import ModelStarted
+
+    def reporter(event) -> None:
+        if isinstance(event, ModelStarted):
+            processgc.release()
+        report(event)
+
+    return reporter
+
+
 @main.command()
 def schema():
     """Print the JSON Schema of prefclean.yml, for editors: prefclean schema > prefclean.schema.json"""
@@ -197,10 +217,14 @@ def build(load, select, exclude, state, threads, full_refresh, judge, refresh_ju
     """Stage sources, build models in order with their data tests, then run exports."""
     from . import api
 
-    result = api.build(load(), select=select, exclude=exclude, full_refresh=full_refresh, judge=judge,
-                       refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
-                       tests=not no_tests, exports=not no_exports, fail_fast=fail_fast, max_cost=max_cost,
-                       state=state, threads=threads, wait=not no_wait, reporter=_reporter())
+    processgc.hold()  # until the first model starts (see processgc)
+    try:
+        result = api.build(load(), select=select, exclude=exclude, full_refresh=full_refresh, judge=judge,
+                           refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
+                           tests=not no_tests, exports=not no_exports, fail_fast=fail_fast, max_cost=max_cost,
+                           state=state, threads=threads, wait=not no_wait, reporter=_releasing_gc(_reporter()))
+    finally:
+        processgc.release()
     return 0 if result.ok else EXIT_FAILED
 
 
