@@ -68,6 +68,13 @@ def test_judge_cpu_small(tmp_path):
     assert re.search(r"client CPU per request: -?\d+ µs, of which the judge loop thread \d+ µs", out), out
 
 
+def test_cold_build_small(tmp_path):
+    out = run_bench("cold_build.py", "--n", 40, "--runs", 2, "--latency-ms", 5, "--concurrency", 8, "--work", tmp_path)
+    for phase in ("interpreter + `import prefclean.cli`", "first request to last request", "summary", "exit"):
+        assert float(cell(out, phase)) >= 0, out  # every phase of both builds was seen
+    assert re.search(r"cold build: median \d+\.\d+ s .*first request at \d+\.\d+ s", out), out
+
+
 def test_stage_shuffle_small(tmp_path):
     out = run_bench("stage_shuffle.py", "--n", 400, "--work", tmp_path)
     row = re.search(r"^\| datasets\.map +\|.*\| ([\d,]+) +\|$", out, re.M)
