@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from judge_fixtures import build, build_api, judge_note, judge_project, judged
@@ -14,7 +15,8 @@ from prefclean.judge import cache as cache_module
 from prefclean.judge import tasks as tasks_module
 from prefclean.judge.cache import JudgmentCache
 from prefclean.judge.keyindex import KeyIndex
-from prefclean.judge.keys import input_key, inputs_identity, key_hash_sql, key_hashes, request_key
+from prefclean.judge.keys import (input_key, input_keys, inputs_identity, key_hash_sql, key_hashes, key_hashes_of,
+                                  request_key)
 from prefclean.judge.record import Judgment
 from prefclean.judge.tasks import TEMPLATES_DIR, UltraFeedback, make_task
 
@@ -38,6 +40,22 @@ def test_the_input_key_changes_with_every_field_of_the_row():
             input_key(*base[:3], "truthfulness", None),
             input_key(*base[:4], "a reference")}
     assert len(keys) == 7
+
+
+def test_a_batchs_input_keys_are_its_rows_input_keys_and_null_where_a_row_cannot_be_judged():
+    rows = [("q", ["a", "b"], None), ("é€😀 \x00", ["1:2", ""], "ref"), (None, ["a"], None), ("q", [], None),
+            ("q", None, None), ("q", ["a", None], None), ("", [""], ""), ("x" * 5000, ["y:"] * 7, "n"),
+            ("1:a", ["b"], None), ("1", [":ab"], None)]  # field boundaries in other places: other keys
+    instructions = pa.array([r[0] for r in rows], pa.string())
+    generations = pa.array([r[1] for r in rows], pa.list_(pa.string()))
+    references = pa.array([r[2] for r in rows], pa.string())
+    for part in (slice(0, None), slice(1, 8), slice(5, None)):  # slices: arrays with an offset
+        keys = input_keys("id", instructions[part], generations[part], "honesty", references[part]).to_pylist()
+        assert keys == [input_key("id", i, g, "honesty", r) if i is not None and g and None not in g else None
+                        for i, g, r in rows[part]]
+    keys = [k for k in input_keys("id", instructions, generations, "honesty", references).to_pylist() if k]
+    assert len(set(keys)) == len(keys) == 6
+    assert key_hashes_of(pa.array(keys, pa.string())).tolist() == key_hashes(keys).tolist()
 
 
 def test_the_inputs_identity_follows_the_templates_and_their_includes(tmp_path):
@@ -181,3 +199,45 @@ def test_a_cache_keyed_by_prompts_answers_a_build_keyed_by_inputs(make_project, 
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("select count(*), count(prompt_key) from judgments").fetchone() == (12, 6)
     con.close()
+
+
+def test_one_batch_of_cached_new_repeated_and_unjudgeable_rows_accounts_for_every_row(make_project, run_cli,
+                                                                                     fake_judge):
+    root = judge_project(make_project, fake_judge, ROWS, dirname="p")
+    build(run_cli, root)
+    fake_judge.reset()
+    new = [{"id": 10 + i, "instruction": "new", "generations": ["n [[rate=5]]", "m [[rate=1]]"]} for i in range(3)]
+    bad = [{"id": 20, "instruction": None, "generations": ["a", "b"]}, {"id": 21, "instruction": "q", "generations": []}]
+    judge_project(make_project, fake_judge, ROWS + new + bad, dirname="p")
+    result = build_api(root, full_refresh=True)
+    assert fake_judge.stats()["requests"] == 1  # the three new rows are one prompt
+    counts = result.judging
+    assert (counts.rows, counts.cached, counts.judged, counts.failed, counts.deduplicated) == (11, 6, 3, 2, 2)
+    out = {r["id"]: r["j"] for r in judged(root)}
+    assert all(out[r["id"]]["cached"] and out[r["id"]]["ratings"] == [4, 2] for r in ROWS)
+    assert all(out[10 + i]["ratings"] == [5, 1] and not out[10 + i]["cached"] for i in range(3))
+    assert [out[i]["error"] for i in (20, 21)] == ["missing instruction or generation"] * 2
+    fake_judge.reset()
+    result = build_api(root, full_refresh=True)  # now the cache answers every row it can: no request
+    assert fake_judge.stats()["requests"] == 0 and (result.judging.cached, result.judging.failed) == (9, 2)
+
+
+def test_a_cache_whose_input_keys_another_format_wrote_answers_by_prompt_once(make_project, run_cli, fake_judge):
+    """An upgrade that changes how input keys are made (their format, or the task's code) finds every judgment by
+    its prompt key once, stores it under the new key, and sends nothing."""
+    root = judge_project(make_project, fake_judge, ROWS)
+    build(run_cli, root)
+    path = root / "target" / "judgments.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("update judgments set key = md5(key) || md5(key)")  # other keys, same prompts
+    con.execute(f"update judgments set key_hash = {key_hash_sql('key')}")
+    con.close()
+    fake_judge.reset()
+    assert build_api(root, full_refresh=True).judging.cached == 6 and fake_judge.stats()["requests"] == 0
+    rendered = []
+    original = tasks_module.Task.render
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tasks_module.Task, "render", lambda self, name, *a, **k: rendered.append(name) or
+                      original(self, name, *a, **k))
+        assert build_api(root, full_refresh=True).judging.cached == 6
+    assert [name for name in rendered if name != "ultrafeedback_system.jinja"] == []  # stored under the new keys

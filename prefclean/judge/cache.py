@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import shlex
 import threading
-from array import array
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,9 +22,10 @@ import pyarrow as pa
 from ..errors import JudgeError
 from ..migrations import Migrations
 from ..warehouse import transaction
+from .arrays import from_numpy, strings, valid
 from .jsonrows import json_line, table_from_json_lines
 from .keyindex import NO_ROWID, KeyIndex
-from .keys import key_hash_sql, key_hashes
+from .keys import key_hash_sql, key_hashes, key_hashes_of
 from .record import CACHE_NAMES, CACHE_SCHEMA, CALL_SCHEMA, Judgment
 
 MIGRATIONS = Migrations("the judgment cache")
@@ -140,27 +140,43 @@ class JudgmentCache:
 
     def lookup_table(self, keys: list[str], select: str, params: list | None = None, *,
                      prompts: bool = False) -> tuple[pa.Table, list[str]]:
-        """The cached judgments of these keys as an Arrow table of `select` (SQL over the judgments table, with
-        `params`), one row per key found, and the keys they answer, in the same order. The key index (see
-        keyindex.py) tells which keys are cached: keys it does not hold cost no query at all."""
+        """`answers` for a list of distinct keys: the table's rows one per key found, and the keys they answer,
+        in the same order."""
         if not keys:
             return pa.table({}), []
+        table, at = self.answers(strings(keys), select, params, prompts=prompts)
+        found = np.flatnonzero(at >= 0)
+        return table.take(from_numpy(at[found])), [keys[i] for i in found.tolist()]
+
+    def answers(self, keys: pa.Array, select: str, params: list | None = None, *,
+                prompts: bool = False) -> tuple[pa.Table, np.ndarray]:
+        """The cached judgments of these keys (a string array; a NULL asks nothing) as an Arrow table of `select`
+        (SQL over the judgments table, with `params`), and for each key the row of that table that answers it, or
+        -1: a batch's cached rows go from DuckDB to the judge's result without a Python object per row. The key
+        index (see keyindex.py) tells which keys are cached: keys it does not hold cost no query at all."""
+        at = np.full(len(keys), -1, np.int64)
+        present = np.flatnonzero(valid(keys))
+        if not len(present):
+            return pa.table({}), at
+        asked = keys if len(present) == len(keys) else keys.take(from_numpy(present))
         self.wait()
         with self._lock:
             cur = self._con.cursor()  # raises on a cache closed with its build
             try:
-                hashes = key_hashes(keys)
+                hashes = key_hashes_of(asked)
                 positions, rowids = self._key_index(cur).candidates(hashes)
                 if prompts:  # and by prompt key: rowids -2 - r (see _fetch)
                     more, more_rowids = self._prompt_index(cur).candidates(hashes)
                     positions, rowids = np.concatenate([positions, more]), np.concatenate([rowids, more_rowids])
                 if not len(positions):
-                    return pa.table({}), []
-                return self._fetch(cur, keys, positions, rowids, select, params or [])
+                    return pa.table({}), at
+                table, found = self._fetch(cur, asked, positions, rowids, select, params or [], prompts)
             except duckdb.Error as exc:  # a file damaged past what opening it read
                 raise cache_unusable(self.path, exc) from None
             finally:
                 cur.close()
+        at[present] = found
+        return table, at
 
     def _key_index(self, cur) -> KeyIndex:
         if self._index is None:
@@ -180,10 +196,10 @@ class JudgmentCache:
             self._prompts.max_rowid = int(-2 - rowids.min()) if len(rowids) else -1
         return self._prompts
 
-    def _fetch(self, cur, keys: list[str], positions, rowids, select: str, params: list) -> tuple[pa.Table, list[str]]:
+    def _fetch(self, cur, keys: pa.Array, positions, rowids, select: str, params: list,
+               prompts: bool) -> tuple[pa.Table, np.ndarray]:
         """The rows of these candidates (rowids >= 0: by key's hash; <= -2: by prompt key's hash, rowid -2 - r;
-        NO_ROWID: stored this build), checked against the keys they are candidates for."""
-        wanted = {keys[p] for p in positions}
+        NO_ROWID: stored this build), checked against the keys they are candidates for; for each key, its row."""
         by_prompt = rowids <= -2
         known = np.where(by_prompt, -2 - rowids, rowids)
         near = np.unique(known[known >= 0])
@@ -202,27 +218,29 @@ class JudgmentCache:
             for group in groups:
                 parts.append(self._query(cur, "rowid between ? and ? and rowid in (select unnest(?::bigint[]))",
                                          [int(group[0]), int(group[-1]), group.tolist()], select, params))
-        unfetched = {keys[p] for p, r in zip(positions.tolist(), rowids.tolist()) if r == NO_ROWID}
-        if unfetched:
-            parts.append(self._by_key(cur, sorted(unfetched), select, params))
-        table, matched = _match(parts, wanted)
-        moved = wanted - set(matched) - unfetched
-        if moved:  # candidates whose rowid no longer holds them (or a hash shared by another key)
-            again, found = _match([self._by_key(cur, sorted(moved), select, params)], moved)
-            if found:  # rows moved: read the indexes again next time
+        unfetched = np.unique(positions[rowids == NO_ROWID])
+        if len(unfetched):
+            parts.append(self._by_key(cur, keys.take(from_numpy(unfetched)), select, params))
+        table = _concat(parts)
+        found = _match(table, keys, prompts)
+        moved = np.setdiff1d(np.unique(positions[found[positions] < 0]), unfetched)
+        if len(moved):  # candidates whose rowid no longer holds them (or a hash shared by another key)
+            again = self._by_key(cur, keys.take(from_numpy(moved)), select, params)
+            if again.num_rows:  # rows moved: read the indexes again next time
                 self._index = self._prompts = None
-                table, matched = pa.concat_tables([table, again]), matched + found
-        return table.drop_columns(["_key", "_prompt_key"]), matched
+                table = _concat([table, again])
+                found = _match(table, keys, prompts)
+        return table.drop_columns(["_key", "_prompt_key"]), found
 
     def _query(self, cur, where: str, where_params: list, select: str, params: list) -> pa.Table:
         return cur.sql(f"select key as _key, prompt_key as _prompt_key, {select} from judgments where {where}",
                        params=params + where_params).to_arrow_table()
 
-    def _by_key(self, cur, keys: list[str], select: str, params: list) -> pa.Table:
+    def _by_key(self, cur, keys: pa.Array, select: str, params: list) -> pa.Table:
         """Rows by their keys, for the few the key index has no rowid for: a semi join, which scans the table
         (an IN list of constants would be an index scan, but at 10M keys it pins more of the index than the
         cache's memory limit allows)."""
-        return self._query(cur, "key in (select unnest(?::varchar[]))", [keys], select, params)
+        return self._query(cur, "key in (select unnest(?::varchar[]))", [keys.to_pylist()], select, params)
 
     def store(self, judgments: list[Judgment], calls: list[dict]) -> None:
         """Insert successful judgments (replacing same keys) and the call log, in one transaction."""
@@ -342,17 +360,20 @@ class JudgmentCache:
                 self._con.close()
 
 
-def _match(parts: list[pa.Table], wanted: set[str]) -> tuple[pa.Table, list[str]]:
-    """The rows of `parts` that answer a wanted key (by their key or prompt key), one per key, and the keys."""
+def _concat(parts: list[pa.Table]) -> pa.Table | None:
     if not parts:
-        return pa.table({"_key": pa.array([], pa.string()), "_prompt_key": pa.array([], pa.string())}), []
-    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-    taken, matched, seen = array("q"), [], set()
-    for i, (key, prompt_key) in enumerate(zip(table.column("_key").to_pylist(), table.column("_prompt_key").to_pylist())):
-        for k in (key, prompt_key):
-            if k in wanted and k not in seen:
-                seen.add(k)
-                matched.append(k)
-                taken.append(i)
-    indices = pa.Array.from_buffers(pa.int64(), len(taken), [None, pa.py_buffer(taken)])
-    return table.take(indices), matched
+        return None
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def _match(table: pa.Table | None, keys: pa.Array, prompts: bool) -> np.ndarray:
+    """For each key, the first row of `table` that answers it (by its key, or with `prompts` its prompt key too),
+    or -1."""
+    import pyarrow.compute as pc  # imported on first use (see arrays.py)
+    if table is None or not table.num_rows:
+        return np.full(len(keys), -1, np.int64)
+    at = pc.index_in(keys, value_set=table.column("_key").combine_chunks())
+    if prompts:
+        at = pc.coalesce(at, pc.index_in(keys, value_set=table.column("_prompt_key").combine_chunks()))
+    values = np.frombuffer(at.buffers()[1], np.int32, count=len(at), offset=at.offset * 4).astype(np.int64)
+    return np.where(valid(at), values, -1)

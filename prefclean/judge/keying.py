@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from ..errors import JudgeError
 from .dispatch import Request
-from .keys import input_key, request_key
+from .keys import request_key
 from .record import RESULT_TYPE, from_cache, from_cache_sql
 
 if TYPE_CHECKING:
@@ -27,10 +27,11 @@ class BatchKeying:
 
     def _prepare(self, session: JudgeSession, task, task_name: str, aspect: str, part: range, instructions: list,
                  generations: list, references: list, results: list, row_keys: list, distinct: set,
-                 pause=None) -> dict[str, Request | int]:
+                 pause=None, keys: list | None = None) -> dict[str, Request | int]:
         """Key these rows: key -> its request, or the row to render it from (a task keyed by its inputs, see
-        keys.py: only rows the cache does not answer are rendered). A row that cannot be judged gets its failure
-        in `results` instead. `pause` is called every PAUSE_EVERY rows, to let requests already sent go on."""
+        keys.py, whose `keys` the batch computed: only rows the cache does not answer are rendered). A row that
+        cannot be judged gets its failure in `results` instead. `pause` is called every PAUSE_EVERY rows, to let
+        requests already sent go on."""
         keyed: dict[str, Request | int] = {}
         styled = {} if session.style.default else {"style": session.style}  # a plugin's task may not take it
         inputs = session.inputs
@@ -44,7 +45,7 @@ class BatchKeying:
                 results[i] = self._failure(session, task_name, aspect, "missing instruction or generation")
                 continue
             if inputs is not None:
-                key = input_key(inputs, instructions[i], gens, aspect, references[i])
+                key = keys[i]
                 row_keys[i] = key
                 if key not in distinct:
                     distinct.add(key)
@@ -76,10 +77,18 @@ class BatchKeying:
         table, found = self.cache.lookup_table(keys, from_cache_sql(), [session.name, task_name, aspect])
         if not found:
             return
-        base = judgments.add_array(pa.StructArray.from_arrays(
-            [table.column(f.name).combine_chunks().cast(f.type) for f in RESULT_TYPE], fields=list(RESULT_TYPE)))
+        base = judgments.add_array(result_struct(table))
         for offset, key in enumerate(found):
             outcomes[key] = base + offset
+
+    def _add_answers(self, keys: list, table: pa.Table, at, judgments, outcomes: dict) -> None:
+        """A batch's answers from the cache (`JudgmentCache.answers` of its keys) into its results."""
+        if not table.num_rows:
+            return
+        base = judgments.add_array(result_struct(table))
+        for key, row in zip(keys, at.tolist()):
+            if row >= 0:
+                outcomes[key] = base + row
 
     def _render_missing(self, session: JudgeSession, task, task_name: str, aspect: str, keyed: dict, outcomes: dict,
                         judgments, rows: tuple, results: list, row_keys: list, distinct: set, prompt_keys: dict,
@@ -131,3 +140,8 @@ class BatchKeying:
             self.cache.store_later(copies, [])
         return requests
 
+
+def result_struct(table: pa.Table) -> pa.StructArray:
+    """The judge UDF's result STRUCTs from a table of its columns (the cache's `from_cache_sql`)."""
+    return pa.StructArray.from_arrays([table.column(f.name).combine_chunks().cast(f.type) for f in RESULT_TYPE],
+                                      fields=list(RESULT_TYPE))

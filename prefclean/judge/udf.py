@@ -1,9 +1,10 @@
 """The judge as a DuckDB UDF: what the judge() helper's SQL (helpers.py) calls.
 
-DuckDB hands the UDF up to 2,048 rows per call, from several threads. Per call: render prompts, hash
-them, look the hashes up in the cache, send each distinct missing prompt once (concurrently, through the
-shared dispatcher; the first 128 rows go out before the rest is rendered), store successes as they
-arrive, and return one STRUCT per row. Every failure is caught per row: the row gets NULL ratings and
+DuckDB hands the UDF up to 2,048 rows per call, from several threads. Per call: key the rows (a task keyed by
+its inputs: the whole batch in Arrow, see keys.py; else each rendered prompt), look the keys up in the cache
+(a batch it answers whole is returned as the cache's Arrow columns, with no Python object per row), render and
+send each distinct missing prompt once (concurrently, through the shared dispatcher; the first 128 rows go out
+before the rest is rendered), store successes as they arrive, and return one STRUCT per row. Every failure is caught per row: the row gets NULL ratings and
 its error, the build goes on.
 """
 
@@ -29,9 +30,10 @@ from .engines import create_engine, engine_class
 from .jsonrows import ArrowRows, array_from_json_lines, json_line
 from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, is_smoke_test, resolve_judge, smoke_test_judge
 from .progress import JudgeProgress
-from .keys import inputs_identity
-from .keying import BatchKeying
-from .record import RESULT_SQL, RESULT_TYPE, Judgment
+from .arrays import from_numpy
+from .keys import input_keys, inputs_identity
+from .keying import BatchKeying, result_struct
+from .record import RESULT_SQL, RESULT_TYPE, Judgment, from_cache_sql
 from .tasks import Style, make_task
 
 FIRST_PART = 128  # rows of a batch sent before the rest is rendered
@@ -203,30 +205,41 @@ class Judging(BatchKeying):
             self.executor.close()
 
     # -- one UDF call ---------------------------------------------------------------------------------
-    def judge_batch(self, task_name: str, judge_name: str, aspect: str, instructions: list, generations: list,
-                    references: list) -> pa.Array:
+    def judge_batch(self, task_name: str, judge_name: str, aspect: str, instructions: pa.Array, generations: pa.Array,
+                    references: pa.Array) -> pa.Array:
         n_rows = len(instructions)
         session = self.session(judge_name, task_name)
         task = session.dispatcher.task  # the smoke-test judge's is the compact one
         task.check(aspect)
+        batch = session.batch
+        if batch is not None:
+            batch.begin()  # collects what finished since, before the cache is asked
+        keys = cached = None
+        if session.inputs is not None:  # keyed by their inputs: the whole batch hashed and looked up at once
+            keys = input_keys(session.inputs, instructions, generations, aspect, references)
+            if not self.refresh:
+                cached = self.cache.answers(keys, from_cache_sql(), [session.name, task_name, aspect])
+                if batch is None and (cached[1] >= 0).all():
+                    return self._all_cached(session, keys, *cached)
+        instructions, generations, references = (a.to_pylist() for a in (instructions, generations, references))
         results: list[Judgment | None] = [None] * n_rows  # rows that cannot be judged: their failure
         row_keys: list[str | None] = [None] * n_rows
         distinct: set[str] = set()
         judgments = ArrowRows(RESULT_TYPE)  # converted to Arrow as they arrive (see jsonrows)
         outcomes: dict[str, int] = {}  # key -> its judgment's position in `judgments`
         prompt_keys: dict[str, str] = {}  # a sent row's key -> its prompt's (stored with its judgment)
+        input_keys_ = keys.to_pylist() if keys is not None else None
+        if cached is not None:
+            self._add_answers(input_keys_, *cached, judgments, outcomes)
         sending = self._sender(session)
-        batch = session.batch
-        if batch is not None:
-            batch.begin()  # collects what finished since, before the cache is asked
-        # The first rows are keyed, looked up, rendered and sent on their own, so requests are in flight while
-        # the rest of the batch is prepared (a cache look-up per part: two per batch, not one per request).
+        # The first rows are keyed, looked up (rows keyed by their inputs: done above, for the whole batch),
+        # rendered and sent on their own, so requests are in flight while the rest of the batch is prepared.
         try:
             for part in (range(0, min(FIRST_PART, n_rows)), range(min(FIRST_PART, n_rows), n_rows)):
                 pause = sending.let_loop_run if part.start else None
                 prepared = self._prepare(session, task, task_name, aspect, part, instructions, generations,
-                                         references, results, row_keys, distinct, pause=pause)
-                if not self.refresh:
+                                         references, results, row_keys, distinct, pause=pause, keys=input_keys_)
+                if not self.refresh and keys is None:
                     self._add_cached(session, task_name, aspect, list(prepared), judgments, outcomes)
                 requests = self._render_missing(session, task, task_name, aspect, prepared, outcomes, judgments,
                                                 (instructions, generations, references), results, row_keys,
@@ -283,6 +296,15 @@ class Judging(BatchKeying):
             self._check_answered(session, answered, unanswered, list(rows_per_key))
         return judgments.take([outcomes[key] if key is not None else judgments.add(results[i].result_row())
                                for i, key in enumerate(row_keys)])
+
+    def _all_cached(self, session: JudgeSession, keys: pa.Array, table: pa.Table, at) -> pa.Array:
+        """A batch the cache answers whole: its rows taken from the cache's Arrow columns, no Python per row."""
+        import pyarrow.compute as pc  # imported on first use (see arrays.py)
+        n_rows = len(keys)
+        session.stats.add(rows=n_rows, deduplicated=n_rows - pc.count_distinct(keys).as_py(), cached=n_rows)
+        session.progress.add_total(n_rows)
+        session.progress.advance(n_rows, session.stats.as_dict())
+        return result_struct(table).take(from_numpy(at))
 
     def _check_answered(self, session: JudgeSession, answered: int, unanswered, keys: list[str]) -> None:
         """A judge that has answered none of this build's requests fails its model (a server refusing every
@@ -404,6 +426,10 @@ def judge_style(config) -> Style:
     return Style(getattr(config, "rationale", "full"), "json_schema" if structured is True else structured or "")
 
 
+def _array(values) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
 def _judging(ctx: RunContext) -> Judging:
     return ctx.shared("judging", lambda: Judging(ctx))
 
@@ -455,8 +481,8 @@ def prefclean_judge(ctx: RunContext, task, judge_name, aspect, instruction, gene
                                                    instruction.to_pylist(), generations.to_pylist(),
                                                    reference.to_pylist())
         judging = _judging(ctx)
-        return judging.judge_batch(task[0].as_py(), judge_name[0].as_py(), aspect[0].as_py(),
-                                   instruction.to_pylist(), generations.to_pylist(), reference.to_pylist())
+        return judging.judge_batch(task[0].as_py(), judge_name[0].as_py(), aspect[0].as_py(), _array(instruction),
+                                   _array(generations), _array(reference))
     except JudgeError as exc:
         # A configuration problem (unknown judge, engine unavailable, llama-cpp missing): no row can be judged,
         # so the model fails with this one line (the runner reads it here) and its previous version stays.
