@@ -29,6 +29,8 @@ from .results import BuildResult, ExportRun, ExportsResult, JudgeStatus, Judging
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from .judge.batching import Imported
+
     from .compiler import Model
     from .judge.plan import Plan
     from .runner import BuildOptions
@@ -100,13 +102,15 @@ def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Sele
 
 def plan(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
          vars: dict[str, Any] | str | None = None, judge: str | None = None, full_refresh: bool = False,
-         state: str | Path | None = None) -> "Plan":
+         state: str | Path | None = None, max_cost: float | None = None) -> "Plan":
     """`prefclean plan`: per judge, what a build of these models would send (rows, cached, requests, tokens,
     cost, time), found by running the models on a throwaway copy of the warehouse with a judge that sends
-    nothing. The warehouse and the judgment cache are left as they were."""
+    nothing, and (with budgets or `max_cost`, the build's --max-cost) how many requests the limits let
+    through. The warehouse and the judgment cache are left as they were."""
     from .judge.plan import run_plan
 
-    return run_plan(_judged_by(_project(project, vars), judge), _selectors(select), _selectors(exclude), judge, full_refresh, state)
+    return run_plan(_judged_by(_project(project, vars), judge), _selectors(select), _selectors(exclude), judge,
+                    full_refresh, state, max_cost)
 
 
 def seed(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
@@ -354,10 +358,11 @@ def batch_export(project: ProjectLike, output: str | Path, *, select: Selectors 
         return sum(1 for line in f if line.strip())
 
 
-def batch_import(project: ProjectLike, path: str | Path) -> tuple[int, int, int]:
+def batch_import(project: ProjectLike, path: str | Path) -> "Imported":
     """`prefclean batch import FILE`: the answers in a batch output file (OpenAI's format, as `vllm run-batch`
-    writes it) to lines prefclean exported or submitted, into the judgment cache; the next build uses them.
-    Returns (judgments stored, lines failed or unparseable, lines with a custom_id prefclean never wrote)."""
+    writes it) to lines prefclean exported or submitted, into the judgment cache, each with its call (usage
+    and cost at the judge's `price`) in the call log; the next build uses them. Returns what was imported
+    (judge/batching.py `Imported`: stored, failed, unknown custom_ids, usage and cost per judge)."""
     from .judge.batching import import_results
     from .judge.cache import JudgmentCache
     from .judge.tasks import make_task
@@ -365,6 +370,6 @@ def batch_import(project: ProjectLike, path: str | Path) -> tuple[int, int, int]
     project = _project(project, None)
     cache = JudgmentCache(project.judgment_cache)
     try:
-        return import_results(cache, Path(path), lambda name: make_task(name, project.root))
+        return import_results(cache, Path(path), lambda name: make_task(name, project.root), project.judges.get)
     finally:
         cache.close()

@@ -233,15 +233,17 @@ def build(load, select, exclude, state, threads, full_refresh, judge, refresh_ju
 @click.option("--full-refresh", is_flag=True, help="Plan a --full-refresh build (incremental models from scratch).")
 @click.option("--judge", default=None, help="Plan with this named judge for every judge() call.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--max-cost", type=click.FloatRange(min=0), default=None,
+              help="Try a build's --max-cost: how many requests fit in this many USD, and which judge it stops.")
 @common_options
-def plan(load, select, exclude, state, full_refresh, judge, as_json):
+def plan(load, select, exclude, state, full_refresh, judge, as_json, max_cost):
     """What a build would ask the judges (requests, tokens, cost, time), sending no request."""
     import json
 
     from . import api
 
     result = api.plan(load(), select=select, exclude=exclude, judge=judge, full_refresh=full_refresh,
-                      state=state)
+                      state=state, max_cost=max_cost)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
@@ -324,9 +326,8 @@ def batch_import(load, file):
     """Read a batch output file (OpenAI's format) into the judgment cache; the next build uses it."""
     from . import api
 
-    stored, failed, unknown = api.batch_import(load(), file)
-    click.echo(f"stored {stored} judgments, {failed} failed, {unknown} line{'' if unknown == 1 else 's'} with an "
-               "unknown custom_id; `prefclean build` uses them")
+    imported = api.batch_import(load(), file)
+    click.echo(f"{imported.line()}; `prefclean build` uses them")
 
 
 @main.group()

@@ -266,6 +266,9 @@ class JudgePlan:
     requests_at_least: int | None = None
     estimate: dict[str, Any] | None = None
     escalated_from: str | None = None  # the judge that escalates to this one: its rows are at most these
+    # with a budget or --max-cost (judge/fits.py): {requests, requests_at_least, cost_usd, stopped_by}, what the
+    # limits let through of `requests`; None when no limit applies to this judge
+    within_budget: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -301,6 +304,13 @@ class JudgePlan:
                    f"{self.escalated_from} is unsure of are sent): " + out.split(": ", 1)[1])
         if self.over_budget:
             out += f"; over its budget ({', '.join(self.over_budget)}): the build stops sending there"
+        w = self.within_budget
+        if w is not None:
+            cost = "" if w["cost_usd"] is None else f", ${w['cost_usd']:.4f}"
+            least = "" if w["requests_at_least"] == w["requests"] else \
+                f" (at least {w['requests_at_least']} whatever the answers' lengths)"
+            out += (f"; within budget: {w['requests']} of {self.requests} requests{least}{cost}"
+                    + (f", then stopped by {w['stopped_by']}" if w["stopped_by"] else ", all of them"))
         return out
 
 
@@ -311,6 +321,8 @@ class Plan:
     judges: tuple[JudgePlan, ...]
     models: tuple[str, ...]  # the models the plan ran (on a throwaway copy of the warehouse)
     errors: tuple[str, ...] = ()  # models that failed in the plan: the build would fail them too
+    max_cost_usd: float | None = None  # --max-cost, as the plan was asked to try it
+    warnings: tuple[str, ...] = ()  # what the build would warn of before sending (an unread var, ...)
 
     @property
     def requests(self) -> int:
@@ -329,7 +341,13 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         return {"judges": [j.as_dict() for j in self.judges], "requests": self.requests, "cost_usd": self.cost_usd,
-                "models": list(self.models), "errors": list(self.errors)}
+                "models": list(self.models), "errors": list(self.errors), "max_cost_usd": self.max_cost_usd,
+                "stopped_by_max_cost": self.stopped_by_max_cost, "warnings": list(self.warnings)}
+
+    @property
+    def stopped_by_max_cost(self) -> list[str]:
+        """The judges --max-cost stops (a later judge gets nothing once an earlier one spent the cap)."""
+        return [j.name for j in self.judges if j.within_budget and str(j.within_budget["stopped_by"]).startswith("--max-cost")]
 
     def lines(self) -> list[str]:
         # with errors a model did not run: its judge calls are unknown, not absent
@@ -337,6 +355,12 @@ class Plan:
         if len(self.judges) > 1:
             cost = "" if self.cost_usd is None else f", ${self.cost_usd:.4f}"
             out.append(f"total: {self.requests} requests{cost}")
+        if self.max_cost_usd is not None:
+            fit = sum(j.within_budget["requests"] if j.within_budget else j.requests for j in self.judges)
+            stopped = self.stopped_by_max_cost
+            out.append(f"--max-cost ${self.max_cost_usd:g}: {fit} of {self.requests} requests fit"
+                       + (f"; it stops judge {', '.join(stopped)}" if stopped else ""))
+        out += [f"WARNING {w}" if not w.startswith("WARNING") else w for w in self.warnings]
         out += [f"error in {e}" for e in self.errors]
         out.append("nothing was sent: a plan only renders prompts and reads the judgment cache")
         return out

@@ -32,3 +32,106 @@ def test_the_examples_margin_beside_a_full_bias_check_is_no_error(tmp_path, run_
     result = run_cli("plan", "--project-dir", root, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["judges"][0]["requests"] == 2 * len(PAIRS)
+
+
+PRICE_IN = {"input_per_million": 1000.0, "output_per_million": 0}  # answers free: the prompt decides what fits
+
+
+def tokenized_project(tmp_path, fake_judge, **settings):
+    """20 requests whose prompts the judge's tokenizer counts at ~4x the four-characters estimate (a run of x's
+    is a token each for a tokenizer trained on other text)."""
+    from test_cost import judge_project_for
+    from test_tokenizer_json import train_tokenizer
+
+    pytest.importorskip("tokenizers")
+    rows = [{"id": i, "instruction": f"q{i} " + "x" * 400, "generations": [f"a{i}", f"b{i}"]} for i in range(20)]
+    root = judge_project_for(tmp_path, fake_judge, rows, price=PRICE_IN, max_tokens=16, concurrency=4,
+                             tokenizer="tok/tokenizer.json", **settings)
+    train_tokenizer(root / "tok")
+    return root
+
+
+def plan_json(run_cli, root, *args) -> dict:
+    result = run_cli("plan", "--project-dir", root, "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def _without_tokenizer(root):
+    import yaml
+
+    path = root / "prefclean.yml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del config["judges"]["fake"]["tokenizer"]
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+
+def test_plan_max_cost_says_how_many_requests_fit_and_the_build_sends_exactly_those(tmp_path, fake_judge, run_cli,
+                                                                                     query):
+    root = tokenized_project(tmp_path, fake_judge)
+    other = tokenized_project(tmp_path / "estimated", fake_judge)
+    _without_tokenizer(other)
+    (j,) = plan_json(run_cli, root)["judges"]
+    (e,) = plan_json(run_cli, other)["judges"]
+    assert (j["requests"], j["token_count"], j["within_budget"]) == (20, "exact", None)  # no limit: nothing to fit
+    cap = 0.4 * j["cost_usd"]
+    assert e["token_count"] == "estimated" and e["cost_usd"] < cap  # estimated, all 20 would fit
+
+    plan = plan_json(run_cli, root, "--max-cost", f"{cap:.6f}")
+    (p,) = plan["judges"]
+    # the issue's keys are all there, with the new ones beside them
+    assert {"name", "requests", "cached", "prompt_tokens", "completion_tokens", "cost_usd", "seconds",
+            "token_count", "within_budget"} <= set(p)
+    assert plan["max_cost_usd"] == pytest.approx(cap, rel=1e-4) and plan["stopped_by_max_cost"] == ["fake"]
+    fit = p["within_budget"]
+    assert 0 < fit["requests"] < 20 and fit["requests_at_least"] == fit["requests"]  # answers cost nothing here
+    assert fit["stopped_by"].startswith("--max-cost") and fit["cost_usd"] <= cap
+    text = run_cli("plan", "--project-dir", root, "--max-cost", f"{cap:.6f}").output
+    assert f"within budget: {fit['requests']} of 20 requests" in text
+    assert f"{fit['requests']} of 20 requests fit; it stops judge fake" in text
+    assert fake_judge.stats()["requests"] == 0
+
+    # The server reports no usage, so the build spends what it counts: counted as the plan counts, it stops at
+    # the same request (reserving four characters a token, it sent all 20). Four in flight at a time, so the
+    # first reservations hold a bound and are counted exactly once one does not fit.
+    fake_judge.control(omit_usage=True, latency_ms=30)
+    result = run_cli("build", "--project-dir", root, "--max-cost", f"{cap:.6f}")
+    assert result.exit_code == 0, result.output
+    assert fake_judge.stats()["requests"] == fit["requests"], result.output
+    logged = query(root / "target" / "judgments.duckdb", "select count(*), sum(cost_usd) from calls")[0]
+    assert logged[0] == fit["requests"] and logged[1] == pytest.approx(fit["cost_usd"])
+
+
+def test_batch_import_logs_each_answers_usage_and_cost_and_says_what_it_spent(tmp_path, fake_judge, run_cli, query):
+    from servers.fake_judge import DEFAULTS, answer_for
+    from test_batch_cost import PRICE, billed, set_judge
+
+    root = copy_example(tmp_path, fake_judge, rows=PAIRS, vars={"check_position_bias": False})
+    set_judge(root, engine="openai-batch", base_url="http://127.0.0.1:9/v1", model="fake-judge", price=PRICE)
+    requests = tmp_path / "requests.jsonl"
+    assert run_cli("batch", "export", "--project-dir", root, "-o", requests).exit_code == 0
+    lines = [json.loads(line) for line in requests.read_text().splitlines()]
+    results = tmp_path / "results.jsonl"  # as `vllm run-batch` writes them: line i used 100+i prompt, 7 completion
+    with open(results, "w") as f:
+        for i, line in enumerate(lines):
+            prompt = "\n".join(m["content"] for m in line["body"]["messages"])
+            body = {"model": "fake-judge", "choices": [{"message": {"content": answer_for(prompt, "x", dict(DEFAULTS))}}],
+                    "usage": {"prompt_tokens": 100 + i, "completion_tokens": 7}}
+            f.write(json.dumps({"id": f"r{i}", "custom_id": line["custom_id"], "error": None,
+                                "response": {"status_code": 200, "body": body}}) + "\n")
+        f.write(json.dumps({"id": "e", "custom_id": lines[0]["custom_id"] + "x", "response": None,
+                            "error": {"message": "not ours"}}) + "\n")
+    result = run_cli("batch", "import", results, "--project-dir", root)
+    assert result.exit_code == 0, result.output
+    expected = sum(billed(100 + i, 7) for i in range(len(lines)))  # at the price less batch_discount
+    prompt_tokens = sum(100 + i for i in range(len(lines)))
+    assert (f"stored 3 judgments, 0 failed, 1 line with an unknown custom_id; judge fake: 3 answered, tokens "
+            f"{prompt_tokens}+21, ${expected:.4f}") in result.output
+    logged = query(root / "target" / "judgments.duckdb", "select count(*), sum(prompt_tokens), sum(completion_tokens), "
+                                                          "sum(cost_usd), any_value(model) from calls")[0]
+    assert logged[:3] == (3, prompt_tokens, 21) and logged[3] == pytest.approx(expected) and logged[4] == "fake-judge"
+
+    # the build that uses them prices what the cache saved from the imported calls
+    assert run_cli("build", "--project-dir", root).exit_code == 0
+    saved = json.loads((root / "target" / "summary.json").read_text())["this_run_judges"]["fake"]["saved_by_cache"]
+    assert saved == {"rows": 3, "cost_usd": pytest.approx(expected)}

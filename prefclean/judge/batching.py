@@ -19,7 +19,7 @@ a batch judge is built in two passes:
    failed with its line's error, or (with no wait) still pending. Its counters are those of the second pass.
 
 Budgets (judge/budget.py) are decided in the first pass: a key is recorded for submission only when its
-reservation (estimated prompt + `max_tokens`, at the batch price) fits what is left of the judge's budget and
+reservation (its prompt, counted as the plan counts it, + `max_tokens`, at the batch price) fits what is left of the judge's budget and
 the build's --max-cost; the others are "not judged: budget", never submitted, and the next build records them
 again. A collected line settles its reservation to the `usage` in the batch output; its cost (at the price
 less `batch_discount`) goes to the build's counters, the summary and the call log's `cost_usd`.
@@ -45,7 +45,7 @@ from ..errors import JudgeError, ProjectError
 from ..events import BatchProgress
 from ..interrupts import INTERRUPTED
 from ..redact import redact_known
-from .budget import NOT_JUDGED_BUDGET, estimate_tokens
+from .budget import NOT_JUDGED_BUDGET
 from .engines.base import EngineError
 from .engines.openai_batch import TERMINAL, completion_of
 from .record import Judgment
@@ -61,7 +61,7 @@ class Shared:
 
     failed: dict = field(default_factory=dict)  # keys whose line failed in this build -> why
     collected: set = field(default_factory=set)  # keys answered from a batch in this build
-    held: dict = field(default_factory=dict)  # key -> (its budget reservation, its prompt estimate)
+    held: dict = field(default_factory=dict)  # key -> its budget reservation (budget.Hold)
     over_budget: set = field(default_factory=set)  # keys the budget could not hold: not submitted
 
 
@@ -139,15 +139,14 @@ class BatchJudging:
             return False
         if self.second_pass:  # not met in the first pass (it would have been held or refused there)
             return True
-        estimate = estimate_tokens(request.messages)
-        held = self.budget.reserve(estimate)
+        held = self.budget.reserve(self.budget.prompt(request.messages, exact=True))  # held until collected
         if held is None:
             shared.over_budget.add(key)
             self.judging.ctx.note_once(
                 f"judge {self.session.name}: budget reached ({self.budget.stopped}): the lines not submitted are "
                 f"marked '{NOT_JUDGED_BUDGET}'; the next build judges them")
             return False
-        shared.held[key] = (held, estimate)
+        shared.held[key] = held
         return True
 
     def _release(self, key: str, prompt_tokens: int | None, completion_tokens: int | None) -> float:
@@ -156,7 +155,7 @@ class BatchJudging:
         held = self.shared.held.pop(key, None)
         if held is None:
             return self.budget.account_earlier(prompt_tokens, completion_tokens)
-        return self.budget.settle(held[0], prompt_tokens, completion_tokens, held[1])
+        return self.budget.settle(held, prompt_tokens, completion_tokens)
 
     def _row(self, task: str, aspect: str, key: str, error: str) -> Judgment:
         return Judgment(judge=self.session.name, model=self.engine.model, task=task, aspect=aspect, error=error,
@@ -403,10 +402,37 @@ def _result_id(path: Path, number: int, raw_line: bytes) -> str:
     return item["custom_id"]
 
 
-def import_results(cache, path: Path, task_for) -> tuple[int, int, int]:
+@dataclass
+class Imported:
+    """What `prefclean batch import` read: answers stored, lines failed, lines prefclean never wrote, and the
+    usage the answered lines report with its cost per judge (at its `price`, less `batch_discount` for a batch
+    judge, as a build collecting them would count it; None for a judge without a price)."""
+
+    stored: int = 0
+    failed: int = 0
+    unknown: int = 0
+    judges: dict = field(default_factory=dict)  # name -> {answered, prompt_tokens, completion_tokens, cost_usd}
+
+    @property
+    def cost_usd(self) -> float | None:
+        costs = [j["cost_usd"] for j in self.judges.values() if j["cost_usd"] is not None]
+        return round(sum(costs), 6) if costs else None
+
+    def line(self) -> str:
+        out = (f"stored {self.stored} judgments, {self.failed} failed, {self.unknown} line"
+               f"{'' if self.unknown == 1 else 's'} with an unknown custom_id")
+        for name, j in self.judges.items():
+            cost = "" if j["cost_usd"] is None else f", ${j['cost_usd']:.4f}"
+            out += (f"; judge {name}: {j['answered']} answered, tokens {j['prompt_tokens']}+"
+                    f"{j['completion_tokens']}{cost}")
+        return out
+
+
+def import_results(cache, path: Path, task_for, judge_for=lambda name: None) -> Imported:
     """`prefclean batch import`: the answers in an output file (OpenAI's batch output format, as `vllm run-batch`
-    writes it) to request lines prefclean exported or submitted, stored in the judgment cache.
-    Returns (answers stored, lines failed or unparseable, lines whose custom_id prefclean never wrote)."""
+    writes it) to request lines prefclean exported or submitted, stored in the judgment cache with their calls
+    (usage and cost, as a build logs a collected line's). `judge_for(name)`: the judge's config, for its model
+    and price (None: a judge no longer in prefclean.yml, logged without a cost)."""
     content = path.read_bytes()
     ids = [_result_id(path, number, raw_line) for number, raw_line in enumerate(content.splitlines(), 1)
            if raw_line.strip()]
@@ -415,9 +441,24 @@ def import_results(cache, path: Path, task_for) -> tuple[int, int, int]:
             "select custom_id, any_value(judge), any_value(task), any_value(aspect), any_value(n) from batch_requests "
             "where custom_id in (select unnest(?::varchar[])) group by custom_id", [ids]):
         by_judge.setdefault(judge, {})[custom_id] = (task, aspect, n)
-    stored = failed = 0
+    out = Imported()
     for judge, lines in by_judge.items():
-        read = read_answers(content, lines, judge, "", task_for)
+        config = judge_for(judge)
+        read = read_answers(content, lines, judge, getattr(config, "model", None) or "", task_for)
+        price = getattr(config, "price", None)
+        batch = getattr(config, "engine", None) == "openai-batch"
+        cost = 0.0
+        for call in read.calls:  # a failed line is not billed; an answered one (readable or not) at its usage
+            if price is None:
+                call["cost_usd"] = None
+                continue
+            call["cost_usd"] = 0.0 if call["status"] == "error" else price.cost(
+                call["prompt_tokens"] or 0, call["completion_tokens"] or 0, batch=batch)
+            cost += call["cost_usd"]
         cache.store(read.judgments, read.calls)
-        stored, failed = stored + len(read.judgments), failed + len(read.failed)
-    return stored, failed, len(set(ids) - {k for lines in by_judge.values() for k in lines})
+        out.stored, out.failed = out.stored + len(read.judgments), out.failed + len(read.failed)
+        out.judges[judge] = {"answered": sum(1 for c in read.calls if c["status"] != "error"),
+                             "prompt_tokens": read.prompt_tokens, "completion_tokens": read.completion_tokens,
+                             "cost_usd": round(cost, 6) if price is not None else None}
+    out.unknown = len(set(ids) - {k for lines in by_judge.values() for k in lines})
+    return out

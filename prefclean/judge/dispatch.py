@@ -302,13 +302,14 @@ class Dispatcher:
         tokens: list[int | None] = [None, None]  # summed over attempts; None while no answer said
         latency = 0.0
         grammar = request.grammar if self.use_grammar else None
-        estimate = estimate_tokens(request.messages)
+        prompt = self.budget.prompt(request.messages)  # counted once for every attempt
+        estimate = estimate_tokens(request.messages)  # what pacing goes by
         schema = {"response_format": request.response_format} if request.response_format else {}
         while True:
             if self.fatal is not None:
                 last_error = str(self.fatal)
                 break
-            held = self.budget.reserve(estimate)
+            held = self.budget.reserve(prompt)
             if held is None:  # nothing more may be sent: the row waits for the next build
                 return Outcome(request.key, Verdict(None, None, None, NOT_JUDGED_BUDGET), None, self.engine.model,
                                tokens[0], tokens[1], latency or None, attempt, calls)
@@ -337,7 +338,7 @@ class Dispatcher:
                         self.gate.release(elapsed, gated, dropped=error is not None and overloaded(error))
             answer = completion if error is None else None
             cost = self.budget.settle(held, answer.prompt_tokens if answer else 0,
-                                      answer.completion_tokens if answer else 0, estimate)
+                                      answer.completion_tokens if answer else 0)
             self._note_rate_limit(getattr(answer or error, "rate_limit", None), estimate + self.params.max_tokens)
             self.stats.add(requests=1, request_seconds=elapsed, cost_usd=cost)
             call = {"key": request.key, "judge": self.judge.name, "model": self.engine.model, "attempt": attempt,

@@ -32,6 +32,7 @@ from ..results import JudgePlan, Plan
 from .engines import create_engine
 from .engines.base import GenerationParams
 from .escalation import escalation_targets
+from .fits import within_budgets
 from .jsonrows import array_from_json_lines, json_line
 from .judges import is_smoke_test, resolve_judge
 from .record import CACHE_NAMES, RESULT_TYPE, Judgment, from_cache
@@ -341,9 +342,20 @@ def union(a: _Tally | None, b: _Tally | None) -> _Tally:
 
 
 def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...], judge: str | None = None,
-             full_refresh: bool = False, state: str | Path | None = None) -> Plan:
+             full_refresh: bool = False, state: str | Path | None = None, max_cost: float | None = None) -> Plan:
     """Build the selected models on a copy of the warehouse with a Planner as the judge, and again with other
-    stand-ins for the verdicts the cache does not hold when the first run met any (see the module)."""
+    stand-ins for the verdicts the cache does not hold when the first run met any (see the module). With
+    budgets or `max_cost` (--max-cost), each judge's plan says how many of its requests they let through."""
+    plan = _run_plan(project, select, exclude, judge, full_refresh, state)
+    tallies = plan.pop("tallies")
+    fits = within_budgets([(name, t.config, t.keys.values(), plan["judges"][name].completion_tokens /
+                            max(1, plan["judges"][name].requests), t.batch) for name, t in tallies.items()], max_cost)
+    judges = tuple(replace(p, within_budget=fits.get(name)) for name, p in plan["judges"].items())
+    return Plan(judges, plan["models"], plan["errors"], max_cost_usd=max_cost)
+
+
+def _run_plan(project: Project, select, exclude, judge, full_refresh, state) -> dict:
+    """The plan's runs: {judges: name -> JudgePlan, tallies: name -> the counts it came from, models, errors}."""
     shared = Shared()
 
     def run(unknown: str) -> tuple[Planner, list[str], list[str]]:
@@ -360,11 +372,12 @@ def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...]
     try:
         names = list(known.tallies)
         plans = {name: known.plan_of(name) for name in names}
+        tallies = dict(known.tallies)
         if known.unknown_verdicts:
             upper = run("tie")[0]
             runs.append(upper)
             names += [n for n in upper.tallies if n not in known.tallies]
-            most = {n: union(known.tallies.get(n), upper.tallies.get(n)) for n in names}
+            tallies = most = {n: union(known.tallies.get(n), upper.tallies.get(n)) for n in names}
             plans = {n: upper.plan_of(n, most[n]) for n in names}
             unsure = [n for n in names if len(most[n].keys) > len(known.tallies[n].keys if n in known.tallies else ())]
             drawn = upper if not any(known.verdicts_of(n) for n in unsure) else run("sample")[0]
@@ -387,7 +400,7 @@ def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...]
                                    estimate=estimate)
         else:
             plans = {n: replace(p, requests_at_least=p.requests) for n, p in plans.items()}
-        return Plan(tuple(plans.values()), tuple(models), tuple(errors))
+        return {"judges": plans, "tallies": tallies, "models": tuple(models), "errors": tuple(errors)}
     finally:
         for planner in runs:
             planner.close()

@@ -23,7 +23,7 @@ from ..migrations import MigrationError
 from ..redact import add_secrets_in_use, redact
 from ..results import JudgeRun, JudgingStats
 from ..udf import RunContext, udf
-from .budget import NOT_JUDGED_BUDGET, BudgetGuard, BuildCap
+from .budget import NOT_JUDGED_BUDGET, BudgetGuard, BuildCap, budget_guard
 from .cache import JudgmentCache
 from .dispatch import Dispatcher, LoopThread, Request, RequestStream, Stats
 from .engines import create_engine, engine_class
@@ -101,8 +101,10 @@ class Judging(BatchKeying):
                 engine = create_engine(config)
                 task = judge_task(self.ctx, task_name, compact=is_smoke_test(config))
                 stats = Stats()
-                budget = self.budgets.setdefault(config.name, BudgetGuard(
-                    config.budget, config.price, config.max_tokens, self.cap, batch=getattr(engine, "batch", False)))
+                if config.name not in self.budgets:  # with the judge's tokenizer when a limit counts tokens
+                    self.budgets[config.name] = budget_guard(config, self.project.root, self.cap,
+                                                             batch=getattr(engine, "batch", False))
+                budget = self.budgets[config.name]
                 if self.cap.max_cost_usd is not None and config.price is None and not engine.serial:
                     self.ctx.note_once(f"WARNING --max-cost: judge {config.name} has no `price:`, so its requests "
                                        "count nothing against the cap")

@@ -65,6 +65,7 @@ DEFAULTS = {
     "record_prompts": False,
     "max_concurrency": 0, "reject_above": 0,
     "ratelimit_requests": 0, "ratelimit_tokens": 0, "ratelimit_window_ms": 1000,
+    "omit_usage": False,  # answer without `usage`, as some self-hosted servers do: the client counts the tokens
 }
 
 
@@ -201,11 +202,14 @@ class JudgeServer:
                          "choices": [{"message": {"role": "assistant", "content": [
                              {"type": "text", "text": text[:half]}, {"type": "image_url", "image_url": {"url": "x"}},
                              {"type": "text", "text": text[half:]}]}}]}, {}
-        return 200, {
+        body = {
             "id": f"fake-{number}", "object": "chat.completion", "created": int(now), "model": model + echo,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": usage,
-        }, {}
+        }
+        if settings["omit_usage"]:
+            del body["usage"]
+        return 200, body, {}
 
     async def chat(self, request):
         from aiohttp import web
@@ -257,7 +261,7 @@ class JudgeServer:
             self._count(status)
             if status == 200:
                 for name in ("prompt_tokens", "completion_tokens"):
-                    stats[name] += int(float(payload["usage"][name]))
+                    stats[name] += int(float(payload.get("usage", {}).get(name, 0)))
                 stats["completions"] += 1
             return web.Response(body=body, status=status, headers=headers, content_type="application/json")
         finally:
