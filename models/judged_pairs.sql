@@ -1,6 +1,7 @@
 -- Every pair judged by the panel of judges (UltraFeedback: a 1-5 rating and a rationale per response),
--- and judged again with the two responses swapped: every pair when check_position_bias is true, only the
--- uncertain ones when it is 'uncertain' (see the bias_check macros), none when false.
+-- and judged again with the two responses swapped: every pair when check_position_bias is true, none when false,
+-- and when it is 'uncertain' only the close pairs the first pass would keep whose winner sat where the judge's
+-- position tilt could have put it (see the bias_check macros).
 -- A panel member whose judge has `escalate:` in prefclean.yml is asked first, and its stronger judge only about
 -- the pairs it is unsure of (the escalation macros); the swapped pass asks whichever judge made the judgment.
 -- With the check on every pair (and no escalation), both orders go to the judge in one call, each pair's
@@ -8,7 +9,8 @@
 -- Incremental on pair_id: a rebuild judges only new pairs, pairs whose judgment failed, and pairs judged by
 -- anything else than the panel as it is now (--refresh-judgments: every pair, asking the judge again).
 {{ config(materialized='incremental', unique_key='pair_id') }}
-{%- set bias = bias_check_mode(var('check_position_bias'), var('bias_check_margin', 1)) %}
+{%- set bias = bias_check_mode(var('check_position_bias'), var('bias_check_margin', 1),
+                               direction=var('bias_check_direction', 'auto'), keep=decision_settings()) %}
 {%- set escalation = judge_escalation(var('judges')) %}
 {%- set escalates = escalation | selectattr('to') | list | length > 0 %}
 {#- what made a row's judgments: the resolved judges (engine, model, parameters, prompt templates, escalation),
@@ -85,7 +87,31 @@ judged as (select * from first_pass),
 {%- endif %}
 {#- the swapped pass in its own CTE over only the rows that need it, so the judge is never called for the
     others (a CASE around the call would leave that to the engine's vectorized execution) -#}
-{%- set recheck = bias_check_needed('f.judgments', bias) if bias.mode == 'uncertain' else 'true' %}
+{%- set recheck = "f.pair_id in (select pair_id from checks where bias_check = 'swapped')"
+                  if bias.mode == 'uncertain' else 'true' %}
+{% if bias.mode == 'uncertain' -%}
+{%- if bias.direction == 'auto' %}
+{#- each judge's position tilt (bias_tilt), from this build's first passes and those of the rows already judged
+    under this signature (a small incremental batch alone says little) -#}
+tilt_sample as (
+  select judgments from judged
+  {%- if is_incremental() %}
+  union all
+  select judgments from {{ this }}
+  where judged_with = '{{ panel_signature }}' and pair_id not in (select pair_id from judged)
+    and pair_id in (select pair_id from {{ ref('shuffled_pairs') }})
+  {%- endif %}
+),
+tilts as (select list(judge) as judges, list(favoured) as favoured from ({{ bias_tilt('tilt_sample') }})),
+{%- endif %}
+{#- why each pair is or is not judged swapped (bias_check_status): only 'swapped' ones are -#}
+checks as materialized (
+  select f.pair_id,
+    {% if bias.direction == 'auto' %}{{ bias_check_status('f.judgments', 'f."order"', bias, 't.judges', 't.favoured') }}
+    {%- else %}{{ bias_check_status('f.judgments', 'f."order"', bias) }}{% endif %} as bias_check
+  from judged f{% if bias.direction == 'auto' %} cross join tilts t{% endif %}
+),
+{%- endif %}
 {% if bias.mode == 'off' %}
 swapped as (
   select null::varchar as pair_id, null::{{ judgment_type() }}[] as judgments_reversed where false

@@ -27,8 +27,9 @@ vars:
   shuffle_seed: 42
   judges: [default]            # the panel: names from `judges:` below (none named = the offline smoke-test judge)
   aspect: overall-rating       # overall-rating | helpfulness | honesty | instruction-following | truthfulness
-  check_position_bias: true    # judge each pair a second time with the responses swapped (uncertain: only close ones)
-  bias_check_margin: 1         # with check_position_bias: uncertain, re-check pairs rated at most this far apart
+  check_position_bias: true    # judge each pair a second time with the responses swapped (uncertain: close kept ones)
+  bias_check_margin: 1         # with check_position_bias: uncertain, re-check kept pairs rated at most this far apart
+  bias_check_direction: auto   # uncertain: only the winners in the position the judge tilts to (both: either)
   drop_position_biased: true   # drop pairs whose verdict changed when swapped
   min_margin: 1                # |chosen - rejected| below this is a tie -> drop
   poor_max: 2                  # both responses rated <= this -> drop

@@ -116,6 +116,35 @@ def drop_warning(decisions: dict, reasons: list[dict], pairs: int, threshold: fl
     return out
 
 
+#: The tilt rule of the uncertain bias check (cleaning.sql position_tilt): at least this many decisive first
+#: verdicts, and |z| above this, for a judge to count as favouring a position.
+TILT_MIN_VERDICTS, TILT_Z = 30, 2.58
+
+
+def position_tilt(first_wins: int, second_wins: int) -> tuple[int, float | None]:
+    """(favoured position: 1, 2 or 0 for none, z) of decisive verdicts by winning position, as the SQL decides."""
+    n = first_wins + second_wins
+    z = (first_wins - second_wins) / n ** 0.5 if n else None
+    if n < TILT_MIN_VERDICTS or abs(z) <= TILT_Z:
+        return 0, z
+    return (1 if first_wins > second_wins else 2), z
+
+
+def uncertain_check(q, rel: str) -> dict:
+    """What the uncertain check skipped, by reason, and the position tilt of the first passes it leant on
+    (the panel's mean verdict per pair; the build decides per judge, on the rows judged so far)."""
+    skipped = {r: int(n) for r, n in q(f"select bias_check, count(*) from {rel} where bias_check in "
+                                       "('clear', 'would_drop', 'against_tilt') group by 1 order by 1")}
+    first, second = q(f"select count(*) filter (where w = 1), count(*) filter (where w = 2) from (select case "
+                      "when chosen_rating > rejected_rating then list_position(\"order\", 'chosen') "
+                      "when rejected_rating > chosen_rating then list_position(\"order\", 'rejected') end as w "
+                      f"from {rel})")[0]
+    favoured, z = position_tilt(first, second)
+    return {"skipped": skipped, "tilt": {"first_wins": first, "second_wins": second,
+                                         "z": None if z is None else round(z, 2),
+                                         "favours": {1: "first", 2: "second"}.get(favoured)}}
+
+
 def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: dict | None = None,
                     models: dict | None = None, judges: dict | None = None,
                     drop_threshold: float = DEFAULT_MAX_DROP_RATE) -> dict | None:
@@ -164,6 +193,8 @@ def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: d
                                       f"count(bias_check_skipped) from {rel}")[0]
             if modes:
                 out["position_bias"].update({"not_rechecked": skipped, "swapped_requests_saved": int(saved)})
+                if "bias_check" in cols:
+                    out["position_bias"].update(uncertain_check(q, rel))
     if "escalated" in cols:
         escalated = q(f"select count(*) filter (where escalated) from {rel}")[0][0]
         if escalated:
@@ -209,8 +240,14 @@ def format_summary(s: dict) -> list[str]:
     if pb and (pb["checked"] or pb.get("not_rechecked")):
         lines.append(f"  position bias: verdict changed on {pb['verdict_changed']} of {pb['checked']} swapped pairs "
                      + (f"({100 * pb['rate']:.0f}%)" if pb["rate"] is not None else "(none re-checked)")
-                     + (f"; {pb['not_rechecked']} clear pairs not re-checked ({pb['swapped_requests_saved']} "
+                     + (f"; {pb['not_rechecked']} {_skipped(pb)} not re-checked ({pb['swapped_requests_saved']} "
                         "swapped requests saved)" if "not_rechecked" in pb else ""))
+        tilt = pb.get("tilt")
+        if tilt:
+            lines.append(f"  position tilt of the first verdicts: {tilt['first_wins']} won in position 1, "
+                         f"{tilt['second_wins']} in position 2"
+                         + (f" (z {tilt['z']:+.2f})" if tilt["z"] is not None else "")
+                         + (f": it favours the {tilt['favours']} position" if tilt["favours"] else ": no clear tilt"))
     if s.get("escalated"):
         lines.append(f"  escalated: {s['escalated']} pairs judged by the stronger judge (the first was unsure)")
     if "judge_failures" in s:
@@ -235,6 +272,15 @@ def format_summary(s: dict) -> list[str]:
     elif "tokens" in s:
         lines.append(f"  tokens: {s['tokens']['prompt']} prompt + {s['tokens']['completion']} completion")
     return lines
+
+
+def _skipped(pb: dict) -> str:
+    """'clear pairs' or, with the check on kept pairs, the pairs by why they were skipped."""
+    skipped = pb.get("skipped") or {}
+    if set(skipped) <= {"clear"}:
+        return "clear pairs"
+    names = {"clear": "clear", "would_drop": "dropped anyway", "against_tilt": "against the tilt"}
+    return "pairs (" + ", ".join(f"{n} {names[r]}" for r, n in skipped.items()) + ")"
 
 
 def format_spending(judges: dict) -> list[str]:

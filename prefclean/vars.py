@@ -30,7 +30,8 @@ def kind_of(value: Any) -> str | None:
 
 
 #: Vars whose value is one of a few choices of more than one type: any choice may replace any other.
-VAR_CHOICES: dict[str, tuple[Any, ...]] = {"check_position_bias": (True, False, "uncertain")}
+VAR_CHOICES: dict[str, tuple[Any, ...]] = {"check_position_bias": (True, False, "uncertain"),
+                                           "bias_check_direction": ("auto", "both")}
 
 
 def _is_choice(value: Any, choices: tuple[Any, ...]) -> bool:

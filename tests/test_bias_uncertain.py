@@ -1,89 +1,179 @@
-"""check_position_bias: uncertain — the swapped pass only for pairs whose first verdict is close (the panel's
-mean ratings at most bias_check_margin apart), counted at the fake judge; decisions and the summary's counts."""
+"""check_position_bias: uncertain — the swapped pass only where it can change a decision: close pairs (the
+panel's mean ratings at most bias_check_margin apart) that the first pass would keep, and with
+bias_check_direction auto only those whose winner sat in the position the judge tilts to. Counted at the fake
+judge; the audit's bias_check column, the summary's counts, rebuilds and changed settings."""
 
 from __future__ import annotations
+
+import json
 
 from judge_fixtures import build, copy_example, judged, summary_json
 
 
-def pair(name, chosen_rating, rejected_rating):
+def pair(name, chosen_rating, rejected_rating, tag=""):
     return {"system": "", "instruction": f"question {name}",
-            "chosen": f"chosen answer {name} [[rate={chosen_rating}]]",
-            "rejected": f"rejected answer {name} [[rate={rejected_rating}]]"}
+            "chosen": f"chosen answer {name} [[rate={chosen_rating}]]{tag}",
+            "rejected": f"rejected answer {name} [[rate={rejected_rating}]]{tag}"}
 
 
-# clear: 5-1 and 1-4 (gaps 4, 3); close: 4-3 and 3-3 (gaps 1, 0); biased: unmarked, rated by position 4-3
-ROWS = [pair("clear", 5, 1), pair("clear2", 1, 4), pair("close", 4, 3), pair("even", 3, 3),
-        {"system": "", "instruction": "question biased", "chosen": "plain a", "rejected": "plain b"}]
+# clear: gaps 4, 3; close and kept: close (4-3); close but dropped whatever the swap says: even (a tie),
+# poor (2-1: both poor), mislabelled (3-4: rejected preferred, no allow_flip)
+ROWS = [pair("clear", 5, 1), pair("clear2", 1, 4), pair("close", 4, 3), pair("even", 3, 3), pair("poor", 2, 1),
+        pair("mislabelled", 3, 4)]
+UNCERTAIN = {"check_position_bias": "uncertain", "bias_check_margin": 1}
 
 
 def rows_of(root):
-    rows = judged(root, "select instruction, decision, reason, bias_checked, bias_check_skipped, position_flipped "
-                        "from pair_decisions order by instruction")
+    rows = judged(root, "select instruction, \"order\", decision, reason, bias_checked, bias_check_skipped, "
+                        "bias_check, position_flipped from pair_decisions order by instruction")
     return {r["instruction"].split()[-1]: r for r in rows}
 
 
-def test_uncertain_sends_the_swapped_pass_only_for_close_pairs(tmp_path, run_cli, fake_judge):
-    fake_judge.control(position_ratings=[4, 3])
-    root = copy_example(tmp_path, fake_judge, rows=ROWS,
-                        vars={"check_position_bias": "uncertain", "bias_check_margin": 1})
+def test_uncertain_rechecks_only_the_close_pairs_the_first_pass_would_keep(tmp_path, run_cli, fake_judge):
+    root = copy_example(tmp_path, fake_judge, rows=ROWS, vars=UNCERTAIN)
     result, _ = build(run_cli, root)
-    assert fake_judge.stats()["requests"] == 5 + 3  # every first pass, then close, even and biased swapped
+    assert fake_judge.stats()["requests"] == 6 + 1  # every first pass, then only close swapped
     d = rows_of(root)
-    assert {k for k, r in d.items() if r["bias_checked"]} == {"close", "even", "biased"}
-    assert {k for k, r in d.items() if r["bias_check_skipped"]} == {"clear", "clear2"}
-    assert (d["biased"]["decision"], d["biased"]["reason"]) == ("drop", "position_bias")
-    assert (d["clear"]["decision"], d["clear"]["reason"]) == ("keep", "judge_agrees")
-    assert d["clear2"]["reason"] == "judge_prefers_rejected"  # not re-checked: passes the bias check
-    assert (d["close"]["decision"], d["close"]["reason"]) == ("keep", "judge_agrees")
-    assert d["even"]["reason"] == "tie"
-    s = summary_json(root)
-    assert s["position_bias"] == {"checked": 3, "verdict_changed": 1, "rate": 0.3333,
-                                  "not_rechecked": 2, "swapped_requests_saved": 2}
-    assert ("position bias: verdict changed on 1 of 3 swapped pairs (33%); 2 clear pairs not re-checked "
-            "(2 swapped requests saved)") in result.output
+    assert {k: r["bias_check"] for k, r in d.items()} == {
+        "clear": "clear", "clear2": "clear", "close": "swapped", "even": "would_drop", "poor": "would_drop",
+        "mislabelled": "would_drop"}
+    assert {k for k, r in d.items() if r["bias_check_skipped"]} == set(d) - {"close"}
+    assert [(d[k]["decision"], d[k]["reason"]) for k in ("close", "even", "poor", "mislabelled")] == [
+        ("keep", "judge_agrees"), ("drop", "tie"), ("drop", "both_poor"), ("drop", "judge_prefers_rejected")]
+    pb = summary_json(root)["position_bias"]
+    assert pb["checked"] == 1 and pb["not_rechecked"] == 5 and pb["swapped_requests_saved"] == 5
+    assert pb["skipped"] == {"clear": 2, "would_drop": 3}
+    assert pb["tilt"]["favours"] is None  # 5 decisive verdicts: too few to say
+    assert ("position bias: verdict changed on 0 of 1 swapped pairs (0%); 5 pairs (2 clear, 3 dropped anyway) not "
+            "re-checked (5 swapped requests saved)") in result.output
 
-    # Nothing changed: nothing sent again (a clear pair without a swapped pass is complete).
+    # Nothing changed: nothing sent again (a skipped pair is complete under the same signature).
     fake_judge.reset()
     build(run_cli, root)
     assert fake_judge.stats()["requests"] == 0
 
+    # allow_flip keeps the mislabelled pair (as a flip), so it is re-checked now: one request, the rest cached
+    build(run_cli, root, "--vars", '{"allow_flip": true}')
+    assert fake_judge.stats()["requests"] == 1
+    assert rows_of(root)["mislabelled"]["bias_check"] == "swapped"
 
-def test_a_wider_margin_rechecks_more_and_a_margin_of_zero_only_ties(tmp_path, run_cli, fake_judge):
-    fake_judge.control(position_ratings=[4, 3])
-    root = copy_example(tmp_path, fake_judge, rows=ROWS,
-                        vars={"check_position_bias": "uncertain", "bias_check_margin": 3})
+
+def test_a_wider_margin_rechecks_the_new_close_kept_pairs_and_going_back_costs_nothing(tmp_path, run_cli, fake_judge):
+    rows = ROWS + [pair("gap2", 5, 3), pair("gap2b", 4, 2)]
+    root = copy_example(tmp_path, fake_judge, rows=rows, vars=UNCERTAIN)
     build(run_cli, root)
-    assert fake_judge.stats()["requests"] == 5 + 4  # clear2 (gap 3) too; clear (gap 4) not
-    root0 = copy_example(tmp_path / "zero", fake_judge, rows=ROWS,
-                         vars={"check_position_bias": "uncertain", "bias_check_margin": 0})
-    build(run_cli, root0)
-    assert {k for k, r in rows_of(root0).items() if r["bias_checked"]} == {"even"}
+    assert fake_judge.stats()["requests"] == 8 + 1
+    fake_judge.reset()
+    build(run_cli, root, "--vars", '{"bias_check_margin": 2}')  # a new signature: every row re-evaluated
+    assert fake_judge.stats()["requests"] == 2  # the gap-2 pairs' swapped passes; first passes from the cache
+    assert {k for k, r in rows_of(root).items() if r["bias_checked"]} == {"close", "gap2", "gap2b"}
+    fake_judge.reset()
+    build(run_cli, root)  # back to 1: the gap-2 pairs count as clear again, nothing is asked
+    assert fake_judge.stats()["requests"] == 0
+    assert rows_of(root)["gap2"]["bias_check"] == "clear"
+    # a margin of 0 re-checks ties only, and a tie is dropped whatever the swap says: no swapped pass at all
+    build(run_cli, root, "--vars", '{"bias_check_margin": 0}')
+    assert fake_judge.stats()["requests"] == 0
+    assert {r["bias_check"] for r in rows_of(root).values()} == {"clear", "would_drop"}
 
-    # every pair clear: nothing re-checked, and the summary says so instead of failing on a rate of none
-    clear = [pair("clear", 5, 1), pair("clear2", 1, 4)]
-    root_clear = copy_example(tmp_path / "clear", fake_judge, rows=clear,
-                              vars={"check_position_bias": "uncertain", "bias_check_margin": 1})
-    result, _ = build(run_cli, root_clear)
-    assert summary_json(root_clear)["position_bias"] == {"checked": 0, "verdict_changed": 0, "rate": None,
-                                                         "not_rechecked": 2, "swapped_requests_saved": 2}
-    assert ("position bias: verdict changed on 0 of 0 swapped pairs (none re-checked); 2 clear pairs not "
-            "re-checked (2 swapped requests saved)") in result.output
+
+def tilted_rows():
+    """40 pairs of equal quality that a judge biased to the first position rates 4-3 for whichever it shows
+    first, and 20 fair close pairs (4-3 for chosen, unbiased): 50-60 decisive first verdicts won in position 1."""
+    return ([pair(f"tie{i:02d}", 3, 3, " [[biased]]") for i in range(40)]
+            + [pair(f"fair{i:02d}", 4, 3) for i in range(20)])
+
+
+def test_a_biased_judge_is_rechecked_only_where_its_tilt_can_flip_and_every_flip_is_still_caught(
+        tmp_path, run_cli, fake_judge):
+    fake_judge.control(first_position_bonus=1)
+    root = copy_example(tmp_path, fake_judge, rows=tilted_rows(), vars=UNCERTAIN)
+    result, _ = build(run_cli, root)
+    d = rows_of(root)
+    first = {k for k, r in d.items() if r["order"][0] == "chosen"}  # chosen shown first: kept at the first pass
+    ties, fair = {k for k in d if k.startswith("tie")}, {k for k in d if k.startswith("fair")}
+    assert ties & first and ties - first and fair & first and fair - first, "the shuffle must give both orders"
+    assert fake_judge.stats()["requests"] == 60 + len(ties & first) + len(fair & first)
+    assert {k for k, r in d.items() if r["bias_check"] == "swapped"} == (ties | fair) & first
+    # the fair pairs whose winner sat second: a judge that favours the first cannot have put it there
+    assert {k for k, r in d.items() if r["bias_check"] == "against_tilt"} == fair - first
+    # the biased verdicts the first pass would keep: every one caught by its swapped pass and dropped
+    assert all((d[k]["decision"], d[k]["reason"]) == ("drop", "position_bias") for k in ties & first)
+    assert all(d[k]["decision"] == "keep" for k in fair)
+    pb = summary_json(root)["position_bias"]
+    assert pb["tilt"]["favours"] == "first" and pb["tilt"]["first_wins"] == 40 + len(fair & first)
+    assert pb["skipped"] == {"would_drop": len(ties - first), "against_tilt": len(fair - first)}
+    assert "it favours the first position" in result.output and "against the tilt" in result.output
+
+    # direction both: the fair pairs shown second are re-checked too (a new signature; the cache answers the rest)
+    fake_judge.reset()
+    build(run_cli, root, "--vars", '{"bias_check_direction": "both"}')
+    assert fake_judge.stats()["requests"] == len(fair - first)
+    assert not [k for k, r in rows_of(root).items() if r["bias_check"] == "against_tilt"]
+
+
+def test_a_fair_judge_is_rechecked_in_both_directions(tmp_path, run_cli, fake_judge):
+    # shown first and second 25 times each (the shuffle's coin for these texts): no tilt at all
+    rows = [pair(f"close{i:02d}", 4, 3) for i in range(30)] + [pair(f"wide{i:02d}", 5, 1) for i in range(20)]
+    root = copy_example(tmp_path, fake_judge, rows=rows, vars=UNCERTAIN)
+    build(run_cli, root)
+    d = rows_of(root)
+    pb = summary_json(root)["position_bias"]
+    assert pb["tilt"]["first_wins"] + pb["tilt"]["second_wins"] == 50 and pb["tilt"]["favours"] is None
+    assert fake_judge.stats()["requests"] == 50 + 30  # every close kept pair, whichever position its winner had
+    assert {r["bias_check"] for k, r in d.items() if k.startswith("close")} == {"swapped"}
+    assert {d[k]["order"][0] for k in d if k.startswith("close")} == {"chosen", "rejected"}
+
+
+def test_the_tilt_of_a_small_incremental_batch_leans_on_the_rows_judged_before(tmp_path, run_cli, fake_judge):
+    fake_judge.control(first_position_bonus=1)
+    root = copy_example(tmp_path, fake_judge, rows=tilted_rows(), vars=UNCERTAIN)
+    build(run_cli, root)
+    # four new fair close pairs: alone, 4 verdicts show no tilt; with the 60 judged before, the tilt holds
+    new = [pair(f"new{i}", 4, 3) for i in range(4)]
+    config = root / "prefclean.yml"
+    import yaml
+    c = yaml.safe_load(config.read_text(encoding="utf-8"))
+    c["sources"]["pairs"]["rows"] = tilted_rows() + new
+    config.write_text(yaml.safe_dump(c, sort_keys=False), encoding="utf-8")
+    fake_judge.reset()
+    build(run_cli, root)
+    d = rows_of(root)
+    shown_first = {k for k in d if k.startswith("new") and d[k]["order"][0] == "chosen"}
+    assert 0 < len(shown_first) < 4, "the shuffle must give both orders"
+    assert fake_judge.stats()["requests"] == 4 + len(shown_first)
+    assert {k for k in d if k.startswith("new") and d[k]["bias_check"] == "against_tilt"} == \
+        {f"new{i}" for i in range(4)} - shown_first
+
+
+def test_a_failed_swapped_pass_is_retried_by_the_next_build(tmp_path, run_cli, fake_judge):
+    root = copy_example(tmp_path, fake_judge, rows=ROWS, vars=UNCERTAIN)
+    build(run_cli, root, "--select", "+shuffled_pairs")  # the order the judge will see, before asking it
+    order = judged(root, "select \"order\" from shuffled_pairs where instruction = 'question close'")[0]["order"]
+    shown_second = "rejected answer close" if order[0] == "chosen" else "chosen answer close"
+    fake_judge.control(fail_if_contains=f"<text 1>\n{shown_second}")  # only the swapped pass shows it first
+    build(run_cli, root)
+    d = rows_of(root)
+    assert (d["close"]["bias_check"], d["close"]["reason"]) == ("swapped", "judge_failed")
+    fake_judge.control(fail_if_contains=None)
+    fake_judge.reset()
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 1  # the swapped pass again; its first pass is cached
+    assert rows_of(root)["close"]["reason"] == "judge_agrees"
 
 
 def test_switching_from_uncertain_to_true_adds_the_missing_swapped_passes(tmp_path, run_cli, fake_judge):
-    fake_judge.control(position_ratings=[4, 3])
-    root = copy_example(tmp_path, fake_judge, rows=ROWS, vars={"check_position_bias": "uncertain"})
+    root = copy_example(tmp_path, fake_judge, rows=ROWS, vars=UNCERTAIN)
     build(run_cli, root)
     fake_judge.reset()
-    result, _ = build(run_cli, root, "--vars", '{"check_position_bias": true}')
-    # the first passes and the three swapped ones come from the judgment cache; the two clear pairs are asked
-    assert fake_judge.stats()["requests"] == 2
+    build(run_cli, root, "--vars", '{"check_position_bias": true}')
+    # the first passes and the one swapped pass come from the judgment cache; the five others are asked
+    assert fake_judge.stats()["requests"] == 5
     d = rows_of(root)
-    assert all(r["bias_checked"] for r in d.values())
+    assert all(r["bias_checked"] and r["bias_check"] == "swapped" for r in d.values())
     assert all(r["bias_check_skipped"] is None for r in d.values())
     s = summary_json(root)
-    assert s["position_bias"] == {"checked": 5, "verdict_changed": 1, "rate": 0.2}
+    assert s["position_bias"] == {"checked": 6, "verdict_changed": 0, "rate": 0.0}
 
 
 def test_a_bad_bias_check_value_is_one_line(tmp_path, run_cli, fake_judge):
@@ -97,3 +187,10 @@ def test_a_bad_bias_check_value_is_one_line(tmp_path, run_cli, fake_judge):
     result = run_cli("build", "--project-dir", str(root2))
     assert result.exit_code == 2
     assert "bias_check_margin must be a number" in result.output
+    result = run_cli("build", "--project-dir", str(root), "--vars", json.dumps({"bias_check_direction": "left"}))
+    assert result.exit_code == 2 and "bias_check_direction" in result.output and "both" in result.output
+    root3 = copy_example(tmp_path / "d", fake_judge, rows=ROWS, vars={**UNCERTAIN, "bias_check_direction": "left"})
+    result = run_cli("build", "--project-dir", str(root3))
+    assert result.exit_code == 2
+    assert "bias_check_direction must be 'auto' or 'both', got \"left\"" in result.output
+    assert "Traceback" not in result.output

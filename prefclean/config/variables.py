@@ -31,6 +31,7 @@ BUILTIN_VARS: dict[str, str] = {
     "check_position_bias": "a decision setting (the dataset card lists it)",
     "max_drop_rate": "the run summary warns when more than this share of the pairs is dropped (default 0.3)",
     "bias_check_margin": "a decision setting (the dataset card lists it)",
+    "bias_check_direction": "a decision setting (the dataset card lists it)",
 }
 #: Vars prefclean sets for the models to read, and the option that sets them.
 RESERVED_VARS: dict[str, str] = {"judge_override": "--judge NAME", "refresh_judgments": "--refresh-judgments"}

@@ -20,7 +20,7 @@ from ..warehouse import MODELS_SCHEMA
 from .files import copy_to_file
 
 THRESHOLD_VARS = ("min_margin", "poor_max", "min_agreement", "allow_flip", "drop_position_biased", "check_position_bias",
-                  "bias_check_margin")
+                  "bias_check_margin", "bias_check_direction")
 ROW_NUMBER = "__prefclean_row"
 
 

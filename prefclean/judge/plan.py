@@ -11,9 +11,13 @@ request is sent.
 
 A verdict that is not in the cache cannot be known before it is asked for, so when a first run met any, the
 plan runs again with other stand-ins: `unknown="tie"` (every unknown verdict a tie, the most uncertain one:
-whatever is re-checked or escalated for close verdicts is asked; the union with the first run is the upper
-bound), and, when that asks more and the cache holds verdicts of the judge, `unknown="sample"` (each unknown
+whatever is escalated for close verdicts is asked; the union with the first run is the upper bound), and,
+when that asks more and the cache holds verdicts of the judge, `unknown="sample"` (each unknown
 verdict drawn from the judge's cached ones: the estimate). `requests_count` says whether the count is exact.
+The uncertain bias check re-checks only close pairs the first pass keeps, leaning on the judge's position tilt
+(prefclean/macros/cleaning.sql), so an unknown verdict carries UNKNOWN: as a tie's raw answer it is re-checked
+and leaves its judge's tilt unsettled (both directions: the most), as the first run's error it leaves the tilt
+unsettled the other way (neither direction: the requests sent whatever the verdicts).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from .keys import input_key, inputs_identity, request_key
 from .udf import judge_style, judge_task, session_identity
 
 PLANNED = "not judged: plan"
+UNKNOWN = "not judged: plan, verdict unknown"  # a verdict not in the cache (cleaning.sql plan_unknown)
 TIE = 3  # the stand-in rating of every response in an unknown verdict taken as a tie
 SAMPLES = 2000  # cached verdicts per judge, task, aspect and size drawn from for the estimate
 
@@ -183,8 +188,8 @@ class Planner:
             with self.lock:
                 self.unsampled_of[judge] = self.unsampled_of.get(judge, 0) + 1
         if self.unknown in ("tie", "sample"):
-            return Judgment(ratings=[TIE] * n, judge=judge, task=task, aspect=aspect, key=key)
-        return Judgment(judge=judge, task=task, aspect=aspect, error=PLANNED)
+            return Judgment(ratings=[TIE] * n, raw=UNKNOWN, judge=judge, task=task, aspect=aspect, key=key)
+        return Judgment(judge=judge, task=task, aspect=aspect, error=UNKNOWN)
 
     def judge_batch(self, ctx, task_name: str, judge_name: str, aspect: str, instructions: list,
                     generations: list, references: list):

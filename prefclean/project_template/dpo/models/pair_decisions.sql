@@ -1,7 +1,8 @@
 -- The audit table: every pair once, with the panel's combined ratings, agreement, the position-bias check,
 -- the decision (keep / flip / drop) and why. Human reviews pulled from Argilla override the judges.
 {{ config(materialized='table', audit=true) }}
-{%- set bias = bias_check_mode(var('check_position_bias'), var('bias_check_margin', 1)) %}
+{%- set bias = bias_check_mode(var('check_position_bias'), var('bias_check_margin', 1),
+                               direction=var('bias_check_direction', 'auto'), keep=decision_settings()) %}
 
 with per_judge as (
   select
@@ -62,15 +63,14 @@ decided as (
     s.pair_id, s.system, s.instruction, s.messages, s.chosen, s.rejected, s.generations, s."order",
     p.judges, p.judge_models, p.chosen_rating, p.rejected_rating, p.margin, p.majority_verdict, p.agreement,
     p.failed, p.not_judged, p.position_flipped, p.bias_checked, p.escalated,
-    -- 'uncertain' bias check: a judged pair whose first verdict was clear, so it was not judged swapped
+    -- 'uncertain' bias check: a judged pair not judged swapped (bias_check says why)
     {% if bias.mode == 'uncertain' %}coalesce(not p.bias_checked and not p.failed, false){% else %}null::boolean{% endif %}
       as bias_check_skipped, p.chosen_rationale, p.rejected_rationale,
     p.raw_answers, p.errors, p.prompt_tokens, p.completion_tokens,
     h.human_chosen, h.human_rejected,
     {{ pair_decision('p.chosen_rating', 'p.rejected_rating', failed='p.failed', agreement='p.agreement',
-                     position_flipped='p.position_flipped', min_margin=var('min_margin'), poor_max=var('poor_max'),
-                     min_agreement=var('min_agreement'), allow_flip=var('allow_flip'),
-                     drop_biased=var('drop_position_biased'), not_judged='p.not_judged', pending='p.pending') }} as judged,
+                     position_flipped='p.position_flipped', not_judged='p.not_judged', pending='p.pending',
+                     **decision_settings()) }} as judged,
     {{ pair_decision('h.human_chosen', 'h.human_rejected', min_margin=1, poor_max=var('poor_max'),
                      allow_flip=true) }} as reviewed
   from {{ ref('shuffled_pairs') }} s
@@ -82,5 +82,8 @@ select
   case when human_chosen is not null then reviewed.decision else judged.decision end as decision,
   case when human_chosen is not null then 'human_review: ' || reviewed.reason else judged.reason end as reason,
   -- the judges' own decision, before any human review (the review queue's calibration draw is stratified by it)
-  judged.decision as judge_decision
+  judged.decision as judge_decision,
+  -- the bias check of the pair: swapped, or why not (clear, would_drop, against_tilt, first_pass_failed, off)
+  {{ bias_check_reason(bias, 'bias_checked', 'failed', 'chosen_rating', 'rejected_rating', 'judged.decision') }}
+    as bias_check
 from decided
