@@ -194,3 +194,20 @@ def test_a_bad_bias_check_value_is_one_line(tmp_path, run_cli, fake_judge):
     assert result.exit_code == 2
     assert "bias_check_direction must be 'auto' or 'both', got \"left\"" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_panel_is_rechecked_as_one_and_only_where_it_would_keep(tmp_path, run_cli, fake_judge):
+    from judge_fixtures import judge_config
+    rows = ROWS + [{"system": "", "instruction": "question split", "chosen": "chosen answer split [[rate:fake-judge=4]] "
+                    "[[rate:fake-other=3]] [[rate=3]]", "rejected": "rejected answer split [[rate:fake-other=4]] [[rate=3]]"}]
+    root = copy_example(tmp_path, fake_judge, rows=rows, vars={**UNCERTAIN, "judges": ["fake", "other"]},
+                        extra_judges={"other": judge_config(fake_judge, model="fake-other")})
+    build(run_cli, root)
+    # both members judge every pair; close is re-checked by both; split (4-3 vs 3-4: the panel disagrees, mean
+    # tie) is dropped whatever the swap says
+    assert fake_judge.stats()["requests"] == 2 * 7 + 2
+    d = rows_of(root)
+    assert d["close"]["bias_check"] == "swapped" and d["split"]["bias_check"] == "would_drop"
+    fake_judge.reset()
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 0

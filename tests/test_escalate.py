@@ -140,3 +140,26 @@ def test_a_wrong_escalate_is_one_line_naming_the_key(tmp_path, run_cli, fake_jud
     result = run_cli("build", "--project-dir", str(root))
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert fake_judge.stats()["requests"] == 0 and strong.stats()["requests"] == 0
+
+
+def test_uncertain_rechecks_each_close_kept_pair_with_the_judge_that_made_it(tmp_path, run_cli, fake_judge, strong):
+    fake_judge.control(garbage_if_contains="question garbled")
+    root = project(tmp_path, fake_judge, strong, margin=1, check_position_bias="uncertain", bias_check_margin=1)
+    build(run_cli, root)
+    # close (cheap 4-3) and even (3-3) escalate: the strong judge rates them 5-2 and 2-5, clear; garbled
+    # escalates as unreadable (strong 5-1, clear); clear and clear2 stay with the cheap judge, clear too
+    assert (fake_judge.stats()["requests"], strong.stats()["requests"]) == (5 + 1, 3)
+    checks = {r["instruction"].split()[-1]: r["bias_check"] for r in judged(
+        root, "select instruction, bias_check from pair_decisions")}
+    assert set(checks.values()) == {"clear"}
+    # a margin-0 escalation keeps close with the cheap judge: close and kept, its swapped pass asks the cheap
+    # judge; the strong judge's pairs are clear and need none
+    fake_judge.reset(), strong.reset()
+    fake_judge.control(garbage_if_contains="question garbled")
+    root0 = project(tmp_path / "zero", fake_judge, strong, margin=0, check_position_bias="uncertain")
+    build(run_cli, root0)
+    assert (fake_judge.stats()["requests"], strong.stats()["requests"]) == (5 + 1 + 1, 2)
+    d = decisions(root0)
+    assert judged(root0, "select bias_check from pair_decisions where instruction = 'question close'") == [
+        {"bias_check": "swapped"}]
+    assert not d["close"]["escalated"] and d["close"]["reason"] == "judge_agrees"
