@@ -2,7 +2,8 @@
 GGUF's own vocabulary and chat template (as `prefclean plan` counts them), and dollars at a stated price.
 
 Ways compared: today's default (ratings and full rationales, both bias-check passes), structured output,
-ratings only (`rationale: none`), the uncertain-only bias check at several margins, the batch discount; the
+ratings only (`rationale: none`), the uncertain-only bias check at several margins (re-checking close kept pairs
+in the judge's tilted direction, `bias_check_direction: auto`, and in both), the batch discount; the
 reference is distilabel 1.5's UltraFeedback prompt for the same pairs (its messages built by distilabel itself
 in bench/.venv-distilabel, the venv vs_reference.py installs; only their token count is used).
 
@@ -112,16 +113,17 @@ def make_pairs(n: int, answers: list[dict], spread: list[tuple[int, int]], seed:
     return pairs
 
 
-def requests_of(work: Path, pairs: list[dict], check, margin: float, margins: tuple = (), min_margin: int = 1,
+def requests_of(work: Path, pairs: list[dict], check, margin: float, direction: str = "auto", min_margin: int = 1,
                 poor_max: int = 2) -> dict:
     source = write_pairs(work / "pairs.parquet", pa.Table.from_pylist(
         [{k: p[k] for k in ("system", "question", "chosen", "rejected")} for p in pairs]))
     with FakeJudge() as server:
         server.control(first_position_bonus=1)
-        root = make_project(work / f"project-{check}", source, {"base_url": server.url, "concurrency": 16},
+        root = make_project(work / f"project-{check}-{direction}", source, {"base_url": server.url, "concurrency": 16},
                             bias_check=True, export=False)
         config = yaml.safe_load((root / "prefclean.yml").read_text())
-        config["vars"].update({"check_position_bias": check, "bias_check_margin": margin})
+        config["vars"].update({"check_position_bias": check, "bias_check_margin": margin,
+                               "bias_check_direction": direction})
         (root / "prefclean.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         prefclean(root, sample_memory=False)
         sent = server.stats()["requests"]
@@ -132,18 +134,8 @@ def requests_of(work: Path, pairs: list[dict], check, margin: float, margins: tu
         "select count(*) from main.pair_decisions where position_flipped and chosen_rating - rejected_rating >= ? "
         "and greatest(chosen_rating, rejected_rating) > ?", [min_margin, poor_max]).fetchone()[0]
     flipped = {r[0] for r in con.execute("select pair_id from main.pair_decisions where position_flipped").fetchall()}
-    # what re-checking only the close pairs the first pass would keep would send and catch (the swap cannot
-    # change a pair that is dropped anyway): computed from this build's first passes, not a mode of prefclean
-    keep_only = {}
-    if check is True:
-        for k in margins:
-            keep_only[k] = con.execute(
-                "select count(*), count(*) filter (where position_flipped) from main.pair_decisions "
-                "where chosen_rating - rejected_rating between ? and ? and greatest(chosen_rating, rejected_rating) > ?",
-                [min_margin, k, poor_max]).fetchone()
     con.close()
-    return {"requests": sent, **summary["position_bias"], "kept_but_biased": kept_otherwise, "flipped": flipped,
-            "keep_only": keep_only}
+    return {"requests": sent, **summary["position_bias"], "kept_but_biased": kept_otherwise, "flipped": flipped}
 
 
 def distilabel_prompts(pairs: list[dict]) -> list[list[dict]] | None:
@@ -197,24 +189,26 @@ def main() -> None:
     if args.margin not in margins:
         margins.append(args.margin)
     with tempfile.TemporaryDirectory() as tmp:
-        both = requests_of(Path(tmp) / "all", pairs, True, 1, margins=tuple(margins))
-        unsure = {k: requests_of(Path(tmp) / f"uncertain-{k:g}", pairs, "uncertain", k) for k in margins}
+        both = requests_of(Path(tmp) / "all", pairs, True, 1)
+        unsure = {(k, d): requests_of(Path(tmp) / f"uncertain-{k:g}", pairs, "uncertain", k, d)
+                  for d in ("auto", "both") for k in margins}
     print(f"\nbias check true: {both['requests']} requests, verdict changed on {both['verdict_changed']} pairs, "
           f"{both['kept_but_biased']} of them pairs the first pass alone would keep")
     rows = []
-    for k, u in unsure.items():
+    for (k, d), u in unsure.items():
         assert u["flipped"] <= both["flipped"]  # the same deterministic judge: a re-checked pair flips both times
-        rows.append([f"{k:g}", u["requests"], f"{100 * u['requests'] / both['requests']:.0f}%",
-                     u.get("swapped_requests_saved"), f"{u['verdict_changed']} of {both['verdict_changed']}",
-                     f"{u['kept_but_biased']} of {both['kept_but_biased']}"])
-    for k, (sent, caught) in both["keep_only"].items():
-        rows.append([f"{k:g}, kept pairs only*", args.n + sent, f"{100 * (args.n + sent) / both['requests']:.0f}%",
-                     args.n - sent, "-", f"{caught} of {both['kept_but_biased']}"])
-    print(table(["bias_check_margin", "requests", "of the full check's", "swapped requests saved",
-                 "verdict changes caught", "decision-changing ones caught"], rows))
-    print("* computed from the full check's first passes: the swapped pass only for pairs rated min_margin..k apart "
-          "that the first pass alone would keep (a drop cannot be changed by the swap); not a mode of prefclean")
-    passes_all, passes_unsure = both["requests"] / args.n, unsure[args.margin]["requests"] / args.n
+        skipped = u.get("skipped") or {}
+        tilt = u.get("tilt") or {}
+        rows.append([f"{k:g}", d, u["requests"], f"{100 * u['requests'] / both['requests']:.0f}%",
+                     u.get("swapped_requests_saved"), skipped.get("clear", 0), skipped.get("would_drop", 0),
+                     skipped.get("against_tilt", 0), f"{u['verdict_changed']} of {both['verdict_changed']}",
+                     f"{u['kept_but_biased']} of {both['kept_but_biased']}",
+                     f"{tilt.get('favours') or 'none'} ({tilt.get('first_wins')}:{tilt.get('second_wins')}, "
+                     f"z {tilt.get('z')})"])
+    print(table(["bias_check_margin", "direction", "requests", "of the full check's", "swapped requests saved",
+                 "skipped clear", "skipped would-drop", "skipped against tilt", "verdict changes caught",
+                 "decision-changing ones caught", "tilt (wins 1:2)"], rows))
+    passes_all, passes_unsure = both["requests"] / args.n, unsure[(args.margin, "auto")]["requests"] / args.n
 
     cost = lambda p, c, disc=0.0: (p * args.price_in + c * args.price_out) / 1e6 * (1 - disc) * args.n  # noqa: E731
     rows, ref = [], None

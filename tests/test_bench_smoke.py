@@ -133,6 +133,9 @@ def test_adaptive_concurrency_small(tmp_path):
 def test_cost_small():
     out = run_bench("cost.py", "--n", 40, "--margins", "0,1")
     assert "bias check true: 80 requests" in out
-    sent = {k: int(cell(out, k).replace(",", "")) for k in ("0", "1")}
-    assert 40 <= sent["0"] <= sent["1"] <= 80  # a wider margin re-checks at least as many pairs
+    sent = {(k, d): int(n.replace(",", ""))
+            for k, d, n in re.findall(r"^\| ([01])\s*\| (auto|both)\s*\| ([\d,]+)\s*\|", out, re.M)}
+    assert len(sent) == 4, out
+    assert 40 <= sent["0", "auto"] <= sent["1", "auto"] <= 80  # a wider margin re-checks at least as many pairs
+    assert all(sent[k, "auto"] <= sent[k, "both"] for k in "01")  # leaning on the tilt never re-checks more
     assert "ratings only + structured, one pass" in out
