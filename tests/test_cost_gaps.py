@@ -135,3 +135,55 @@ def test_batch_import_logs_each_answers_usage_and_cost_and_says_what_it_spent(tm
     assert run_cli("build", "--project-dir", root).exit_code == 0
     saved = json.loads((root / "target" / "summary.json").read_text())["this_run_judges"]["fake"]["saved_by_cache"]
     assert saved == {"rows": 3, "cost_usd": pytest.approx(expected)}
+
+
+def test_a_failing_models_error_in_the_plan_names_its_file_and_line_not_the_plans_copy(tmp_path, fake_judge,
+                                                                                         run_cli):
+    root = copy_example(tmp_path, fake_judge, rows=PAIRS)
+    path = root / "models" / "judged_pairs.sql"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("from "))  # a line without Jinja
+    lines.insert(at, "  , no_such_column")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_cli("plan", "--project-dir", root)
+    assert result.exit_code == 1
+    assert f"(models/judged_pairs.sql, line {at + 1})" in result.output, result.output
+    assert "prefclean-plan-" not in result.output and "compiled SQL:" not in result.output
+    # a line that Jinja wrote is named in the compiled SQL, which `prefclean compile` makes
+    lines[at] = "  , {{ 'no_such' }}_column"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_cli("plan", "--project-dir", root)
+    assert "(models/judged_pairs.sql; line " in result.output and "prefclean compile --select judged_pairs" in \
+        result.output and "prefclean-plan-" not in result.output, result.output
+
+
+@pytest.mark.parametrize("mistake, says", [
+    ({"vars": {"max_drop_rate": 2}}, "var 'max_drop_rate' is 2; it must be a share between 0 and 1"),
+    ({"models/schema.yml": "version: 2\nmodels:\n  - name: judged_pairs\n    columns:\n      - name: pair_id\n"
+                           "        data_tests: [not_nul]\n"}, "unknown test 'not_nul'"),
+])
+def test_plan_reports_what_a_build_would_refuse_before_sending(tmp_path, fake_judge, run_cli, mistake, says):
+    import yaml
+
+    root = copy_example(tmp_path, fake_judge, rows=PAIRS)
+    if "vars" in mistake:
+        config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
+        config["vars"].update(mistake["vars"])
+        (root / "prefclean.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    else:
+        for rel, text in mistake.items():
+            (root / rel).write_text(text, encoding="utf-8")
+    for command in ("plan", "build"):
+        result = run_cli(command, "--project-dir", root)
+        assert result.exit_code == 2 and says in result.output, (command, result.output)
+    assert fake_judge.stats()["requests"] == 0
+
+
+def test_plan_shows_the_warnings_a_build_would_give_before_it_sends(tmp_path, fake_judge, run_cli):
+    root = copy_example(tmp_path, fake_judge, rows=PAIRS, vars={"min_margn": 2})
+    result = run_cli("plan", "--project-dir", root, "--max-cost", "1")
+    assert result.exit_code == 0, result.output
+    assert "WARNING var 'min_margn' (did you mean 'min_margin'?)" in result.output
+    assert "WARNING --max-cost: judge fake has no `price:`" in result.output
+    warnings = json.loads(run_cli("plan", "--project-dir", root, "--json").output)["warnings"]
+    assert any("min_margn" in w for w in warnings)

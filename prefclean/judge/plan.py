@@ -32,11 +32,13 @@ import duckdb
 
 from ..errors import JudgeError, PrefcleanError
 from ..project import JudgeConfig, Project
+from ..summary import max_drop_rate
 from ..results import JudgePlan, Plan
 from .engines import create_engine
 from .engines.base import GenerationParams
 from .escalation import escalation_targets
 from .fits import within_budgets
+from .plan_terms import model_error, user_paths
 from .jsonrows import array_from_json_lines, json_line
 from .judges import is_smoke_test, resolve_judge
 from .record import CACHE_NAMES, RESULT_TYPE, Judgment, from_cache
@@ -351,28 +353,32 @@ def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...]
     """Build the selected models on a copy of the warehouse with a Planner as the judge, and again with other
     stand-ins for the verdicts the cache does not hold when the first run met any (see the module). With
     budgets or `max_cost` (--max-cost), each judge's plan says how many of its requests they let through."""
+    max_drop_rate(project.vars)  # what a build checks before anything runs, checked here too
     plan = _run_plan(project, select, exclude, judge, full_refresh, state)
     tallies = plan.pop("tallies")
     fits = within_budgets([(name, t.config, t.keys.values(), plan["judges"][name].completion_tokens /
                             max(1, plan["judges"][name].requests), t.batch) for name, t in tallies.items()], max_cost)
     judges = tuple(replace(p, within_budget=fits.get(name)) for name, p in plan["judges"].items())
-    return Plan(judges, plan["models"], plan["errors"], max_cost_usd=max_cost)
+    unpriced = [f"WARNING --max-cost: judge {name} has no `price:`, so its requests count nothing against the cap"
+                for name, t in tallies.items() if max_cost is not None and t.config.price is None and not t.serial]
+    return Plan(judges, plan["models"], plan["errors"], max_cost_usd=max_cost,
+                warnings=plan["warnings"] + tuple(unpriced))
 
 
 def _run_plan(project: Project, select, exclude, judge, full_refresh, state) -> dict:
     """The plan's runs: {judges: name -> JudgePlan, tallies: name -> the counts it came from, models, errors}."""
     shared = Shared()
 
-    def run(unknown: str) -> tuple[Planner, list[str], list[str]]:
+    def run(unknown: str) -> tuple[Planner, list[str], list[str], list[str]]:
         planner = Planner(project.judgment_cache, unknown, shared)
         try:
-            models, errors = _build_with(project, planner, select, exclude, judge, full_refresh, state)
+            models, errors, warnings = _build_with(project, planner, select, exclude, judge, full_refresh, state)
         except BaseException:
             planner.close()
             raise
-        return planner, models, errors
+        return planner, models, errors, warnings
 
-    known, models, errors = run("none")
+    known, models, errors, warnings = run("none")
     runs = [known]
     try:
         names = list(known.tallies)
@@ -405,15 +411,18 @@ def _run_plan(project: Project, select, exclude, judge, full_refresh, state) -> 
                                    estimate=estimate)
         else:
             plans = {n: replace(p, requests_at_least=p.requests) for n, p in plans.items()}
-        return {"judges": plans, "tallies": tallies, "models": tuple(models), "errors": tuple(errors)}
+        return {"judges": plans, "tallies": tallies, "models": tuple(models), "errors": tuple(errors),
+                "warnings": tuple(warnings)}
     finally:
         for planner in runs:
             planner.close()
 
 
 def _build_with(project: Project, planner: Planner, select, exclude, judge, full_refresh, state):
-    """One run of the plan: the selected models built on a throwaway copy with `planner` as the judge.
-    Returns the models built and the errors of those that failed."""
+    """One run of the plan: the selected models built on a throwaway copy with `planner` as the judge, after
+    the checks a build makes before it sends (its data tests' definitions; none is run). Returns the models
+    built, the errors of those that failed and the build's warnings, in the user's terms (plan_terms.py)."""
+    from ..datatests import load_tests
     from ..runner import Build, BuildOptions
 
     scratch = Path(tempfile.mkdtemp(prefix="prefclean-plan-"))
@@ -427,12 +436,23 @@ def _build_with(project: Project, planner: Planner, select, exclude, judge, full
         planned = replace(project, warehouse=copy, target_dir=scratch / "target", exports={})
         options = BuildOptions(select=select, exclude=exclude, full_refresh=full_refresh, run_tests=False,
                                run_exports=False, judge=judge, planner=planner, state=state)
-        build = Build(planned, options)
         try:
-            build.run()
-        finally:
-            build.close()
-        errors = [f"{m.name}: {m.error}" for m in build.results if m.status == "error"]
-        return [m.name for m in build.results if m.status == "success"], errors
+            build = Build(planned, options)
+            try:
+                load_tests(build.compiler)  # a test a build could not define fails it before anything is sent
+                build.run()
+            finally:
+                build.close()
+        except PrefcleanError as exc:
+            exc.args = (user_paths(str(exc), scratch, project),)
+            raise
+        errors, warnings = [], []
+        for m in build.results:
+            if m.status == "error":
+                model = build.compiler.models[m.name]
+                shown = str(planned.shown(build.compiler.compiled_path(model)))
+                errors.append(user_paths(f"{m.name}: {model_error(m.error, model, shown)}", scratch, project))
+            warnings += [w for w in m.warnings if w not in warnings]
+        return [m.name for m in build.results if m.status == "success"], errors, warnings
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
