@@ -15,19 +15,28 @@ import duckdb
 
 from .artifacts import write_json_atomic
 from .errors import ProjectError
-from .warehouse import META_SCHEMA, SOURCES_SCHEMA, model_relation, relation, relation_kind
+from .warehouse import META_SCHEMA, MODELS_SCHEMA, SOURCES_SCHEMA, model_relations, relation
 
 
-def _located(con, name: str) -> tuple[str, str] | None:
-    """(schema, identifier) of a built model (its `schema`/`alias` config may move it from main), or None."""
-    schema, identifier = model_relation(con, name)
-    return (schema, identifier) if relation_kind(con, schema, identifier) else None
+class _Catalog:
+    """Where the models stand and the columns of every relation, read once: the summary asked DuckDB's catalog
+    ~20 times (an information_schema query each, ~1-2 ms), after the build's last model."""
 
+    def __init__(self, con):
+        self.places = model_relations(con)
+        self.columns: dict[tuple[str, str], set[str]] = {}
+        for schema, name, column in con.execute(
+                "select schema_name, table_name, column_name from duckdb_columns() "
+                "where database_name = current_database()").fetchall():  # tables and views
+            self.columns.setdefault((schema, name), set()).add(column)
 
-def _columns(con, rel_schema: str, name: str) -> set[str]:
-    return {r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-        "and table_catalog = current_database()", [rel_schema, name]).fetchall()}
+    def located(self, name: str) -> tuple[str, str] | None:
+        """(schema, identifier) of a built model (its `schema`/`alias` config may move it from main), or None."""
+        where = self.places.get(name, (MODELS_SCHEMA, name))
+        return where if where in self.columns else None
+
+    def columns_of(self, schema: str, name: str) -> set[str]:
+        return self.columns.get((schema, name), set())
 
 
 def _upstream(models: dict, name: str) -> set[str]:
@@ -40,16 +49,18 @@ def _upstream(models: dict, name: str) -> set[str]:
     return seen
 
 
-def rows_accounting(con: duckdb.DuckDBPyConnection, audit_model: str, models: dict, pairs: int) -> dict:
+def rows_accounting(con: duckdb.DuckDBPyConnection, audit_model: str, models: dict, pairs: int,
+                    catalog: _Catalog | None = None) -> dict:
     """Where every source row went: {rows_in, sources, excluded: {reason: n}, excluded_models,
     [merged_duplicates], unaccounted}.
 
     unaccounted = rows_in - pairs - merged - sum(excluded): 0 when each source row is a pair, a repeat merged
     into a pair, or an excluded row."""
+    catalog = catalog or _Catalog(con)
     lineage = _upstream(models, audit_model) | {audit_model}
     sources = sorted(set().union(*(models[m].sources for m in lineage)))
     counts = {s: con.execute(f"select count(*) from {relation(SOURCES_SCHEMA, s)}").fetchall()[0][0]
-              for s in sources if relation_kind(con, SOURCES_SCHEMA, s)}
+              for s in sources if catalog.columns_of(SOURCES_SCHEMA, s)}
     excluded: dict[str, int] = {}
     excluded_models = []
     for name, model in sorted(models.items()):
@@ -57,8 +68,8 @@ def rows_accounting(con: duckdb.DuckDBPyConnection, audit_model: str, models: di
             continue
         if not set().union(*(models[m].sources for m in _upstream(models, name) | {name})) & set(sources):
             continue  # the excluded rows of another source
-        where = _located(con, name)
-        if where is None or "reason" not in _columns(con, *where):
+        where = catalog.located(name)
+        if where is None or "reason" not in catalog.columns_of(*where):
             continue
         excluded_models.append(name)
         for reason, n in con.execute(f"select coalesce(reason, 'unexplained'), count(*) from "
@@ -68,8 +79,8 @@ def rows_accounting(con: duckdb.DuckDBPyConnection, audit_model: str, models: di
     # per pair, as `prefclean init` projects do): those rows are accounted for by their pair.
     merged = 0
     for name in sorted(lineage - {audit_model}):
-        where = _located(con, name)
-        if where and "source_rows" in _columns(con, *where):
+        where = catalog.located(name)
+        if where and "source_rows" in catalog.columns_of(*where):
             merged += con.execute(f"select coalesce(sum(source_rows) - count(*), 0) from "
                                   f"{relation(*where)}").fetchall()[0][0]
     rows_in = sum(counts.values())
@@ -145,69 +156,93 @@ def uncertain_check(q, rel: str) -> dict:
                                          "favours": {1: "first", 2: "second"}.get(favoured)}}
 
 
+def _counts(con: duckdb.DuckDBPyConnection, rel: str, cols: set[str]) -> dict:
+    """The audit table's figures the summary reports besides its decisions, by name, from one query (only
+    those whose columns the table has)."""
+    figures: dict[str, str] = {}
+    if "majority_verdict" in cols:
+        figures.update(judged="count(majority_verdict)",
+                       **{name: f"count(*) filter (where majority_verdict = '{value}')"
+                          for name, value in (("chosen", "chosen"), ("rejected", "rejected"), ("ties", "tie"))})
+    if {"bias_checked", "position_flipped"} <= cols:
+        # a pair counts as checked only when both passes were answered: one not sent (budget, a pending batch)
+        # or failed was not checked, and its missing verdict is no flip
+        answered = "bias_checked and not coalesce(failed, false)" if "failed" in cols else "bias_checked"
+        figures.update(checked=f"count(*) filter (where {answered})",
+                       flipped=f"count(*) filter (where {answered} and position_flipped)")
+        if "bias_check_skipped" in cols:
+            figures.update(skipped="count(*) filter (where bias_check_skipped)",
+                           saved="coalesce(sum(judges) filter (where bias_check_skipped), 0)",
+                           modes="count(bias_check_skipped)")
+    if "escalated" in cols:
+        figures["escalated"] = "count(*) filter (where escalated)"
+    if "failed" in cols:
+        unsent = " and not coalesce(not_judged, false)" if "not_judged" in cols else ""
+        unsent += " and reason is distinct from 'batch_pending'"  # waiting in a provider batch: not failed
+        figures["failures"] = f"count(*) filter (where (failed or failed is null){unsent})"
+    if "not_judged" in cols:
+        figures["not_judged"] = "count(*) filter (where not_judged)"
+    if {"prompt_tokens", "completion_tokens"} <= cols:
+        figures.update(prompt_tokens="coalesce(sum(prompt_tokens), 0)",
+                       completion_tokens="coalesce(sum(completion_tokens), 0)")
+    if not figures:
+        return {}
+    return dict(zip(figures, con.execute(f"select {', '.join(figures.values())} from {rel}").fetchall()[0]))
+
+
 def compute_summary(con: duckdb.DuckDBPyConnection, audit_model: str, judging: dict | None = None,
                     models: dict | None = None, judges: dict | None = None,
                     drop_threshold: float = DEFAULT_MAX_DROP_RATE) -> dict | None:
     """`judging`: the build's judge counters; `judges`: each judge's, with its spending against its budget;
     `drop_threshold`: the dropped share above which the summary carries a `drop_warning`."""
-    where = _located(con, audit_model)
+    catalog = _Catalog(con)
+    where = catalog.located(audit_model)
     if where is None:
         return None
-    cols = _columns(con, *where)
+    cols = catalog.columns_of(*where)
     if not {"decision", "reason"} <= cols:
         return None
     rel = relation(*where)
     q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
-    pairs = q(f"select count(*) from {rel}")[0][0]
-    decisions = {d: n for d, n in q(f"select decision, count(*) from {rel} group by 1 order by 1")}
     reasons = [{"decision": d, "reason": r, "pairs": n}
                for d, r, n in q(f"select decision, reason, count(*) from {rel} group by all order by 3 desc, 1, 2")]
+    decisions: dict = {}
+    for r in sorted(reasons, key=lambda r: (r["decision"] is None, r["decision"] or "")):  # (decision order)
+        decisions[r["decision"]] = decisions.get(r["decision"], 0) + r["pairs"]
+    pairs = sum(decisions.values())
     out = {"model": audit_model, "pairs": pairs, "decisions": decisions, "reasons": reasons}
     warning = drop_warning(decisions, reasons, pairs, drop_threshold)
     if warning:
         out["drop_warning"] = warning
     if models is not None and audit_model in models:
-        out.update(rows_accounting(con, audit_model, models, pairs))
+        out.update(rows_accounting(con, audit_model, models, pairs, catalog))
+    counts = _counts(con, rel, cols)  # every other figure, in one scan
     if "majority_verdict" in cols:
-        rows = q(f"select majority_verdict, count(*) from {rel} where majority_verdict is not null group by 1")
-        verdicts = {v: n for v, n in rows}
-        judged = sum(verdicts.values())
+        judged, chosen = counts["judged"], counts["chosen"]
         out["label_agreement"] = {
             "judged_pairs": judged,
-            "judge_agrees_with_label": verdicts.get("chosen", 0),
-            "judge_prefers_rejected": verdicts.get("rejected", 0),
-            "ties": verdicts.get("tie", 0),
-            "agreement_rate": round(verdicts.get("chosen", 0) / judged, 4) if judged else None,
+            "judge_agrees_with_label": chosen,
+            "judge_prefers_rejected": counts["rejected"],
+            "ties": counts["ties"],
+            "agreement_rate": round(chosen / judged, 4) if judged else None,
         }
     if {"bias_checked", "position_flipped"} <= cols:
-        # a pair counts as checked only when both passes were answered: one not sent (budget, a pending batch)
-        # or failed was not checked, and its missing verdict is no flip
-        answered = "bias_checked and not coalesce(failed, false)" if "failed" in cols else "bias_checked"
-        checked, flipped = q(f"select count(*) filter (where {answered}), "
-                             f"count(*) filter (where {answered} and position_flipped) from {rel}")[0]
+        checked, flipped = counts["checked"], counts["flipped"]
         out["position_bias"] = {"checked": checked, "verdict_changed": flipped,
                                 "rate": round(flipped / checked, 4) if checked else None}
-        if "bias_check_skipped" in cols:  # NULL unless the bias check ran as 'uncertain'
-            skipped, saved, modes = q(f"select count(*) filter (where bias_check_skipped), "
-                                      f"coalesce(sum(judges) filter (where bias_check_skipped), 0), "
-                                      f"count(bias_check_skipped) from {rel}")[0]
-            if modes:
-                out["position_bias"].update({"not_rechecked": skipped, "swapped_requests_saved": int(saved)})
-                if "bias_check" in cols:
-                    out["position_bias"].update(uncertain_check(q, rel))
-    if "escalated" in cols:
-        escalated = q(f"select count(*) filter (where escalated) from {rel}")[0][0]
-        if escalated:
-            out["escalated"] = escalated  # pairs the stronger judge of an `escalate:` judged
+        if "bias_check_skipped" in cols and counts["modes"]:  # NULL unless the bias check ran as 'uncertain'
+            out["position_bias"].update({"not_rechecked": counts["skipped"],
+                                         "swapped_requests_saved": int(counts["saved"])})
+            if "bias_check" in cols:
+                out["position_bias"].update(uncertain_check(q, rel))
+    if "escalated" in cols and counts["escalated"]:
+        out["escalated"] = counts["escalated"]  # pairs the stronger judge of an `escalate:` judged
     if "failed" in cols:
-        unsent = " and not coalesce(not_judged, false)" if "not_judged" in cols else ""
-        unsent += " and reason is distinct from 'batch_pending'"  # waiting in a provider batch: not failed
-        out["judge_failures"] = q(f"select count(*) from {rel} where (failed or failed is null){unsent}")[0][0]
+        out["judge_failures"] = counts["failures"]
     if "not_judged" in cols:
-        out["not_judged_budget"] = q(f"select count(*) from {rel} where not_judged")[0][0]
+        out["not_judged_budget"] = counts["not_judged"]
     if {"prompt_tokens", "completion_tokens"} <= cols:
-        p, c = q(f"select coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0) from {rel}")[0]
-        out["tokens"] = {"prompt": int(p), "completion": int(c)}
+        out["tokens"] = {"prompt": int(counts["prompt_tokens"]), "completion": int(counts["completion_tokens"])}
     if judging:
         out["this_run"] = judging
     if judges:
