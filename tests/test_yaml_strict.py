@@ -41,3 +41,18 @@ def test_an_infinite_or_nan_number_is_refused(make_project, run_cli):
         result = run_cli("compile", cwd=root)
         assert result.exit_code == EXIT_USER_ERROR, (value, result.output)
         assert "judges.j.temperature" in result.output, (value, result.output)
+
+
+def test_yaml_reads_the_same_with_either_parser_and_a_refused_document_is_named_in_pyyamls_words(make_project,
+                                                                                                    run_cli):
+    import yaml
+
+    from prefclean.yamlfile import _StrictLoader, load_yaml
+
+    text = "a: 1\nb: [x, {c: 2.5, d: null}]\nc: &v {e: yes}\nd: *v\nf: '2024-01-01'\ng: 2024-01-01\n"
+    assert load_yaml(text) == yaml.load(text, Loader=_StrictLoader)  # noqa: S506
+    root = make_project(config="name: proj\nvars:\n\tmin_margin: 1\n" + SOURCE,
+                        models={"m": "select * from {{ source('pairs') }}"})
+    result = run_cli("compile", cwd=root)
+    assert result.exit_code == EXIT_USER_ERROR, result.output
+    assert "prefclean.yml line 3: invalid YAML: found character '\\t' that cannot start any token" in result.output
