@@ -302,16 +302,18 @@ class JudgePlan:
         if self.escalated_from:
             out = (f"judge {self.name}: escalation from {self.escalated_from}, at most (only the pairs "
                    f"{self.escalated_from} is unsure of are sent): " + out.split(": ", 1)[1])
-        if self.over_budget:
-            out += f"; over its budget ({', '.join(self.over_budget)}): the build stops sending there"
         w = self.within_budget
-        if w is not None:
-            cost = "" if w["cost_usd"] is None else f", ${w['cost_usd']:.4f}"
-            least = "" if w["requests_at_least"] == w["requests"] else \
-                f" (at least {w['requests_at_least']} whatever the answers' lengths)"
-            out += (f"; within budget: {w['requests']} of {self.requests} requests{least}{cost}"
-                    + (f", then stopped by {w['stopped_by']}" if w["stopped_by"] else ", all of them"))
-        return out
+        if w is None:
+            if self.over_budget:
+                out += f"; over its budget ({', '.join(self.over_budget)}): the build stops sending there"
+            return out
+        cost = "" if w["cost_usd"] is None else f", ${w['cost_usd']:.4f}"
+        least = "" if w["requests_at_least"] == w["requests"] else \
+            f" (at least {w['requests_at_least']} whatever the answers' lengths)"
+        also = [b for b in self.over_budget if b != w["stopped_by"]]
+        return out + (f"; within budget: {w['requests']} of {self.requests} requests{least}{cost}"
+                      + (f", then stopped by {w['stopped_by']}" if w["stopped_by"] else ", all of them")
+                      + (f" (also over {', '.join(also)})" if also else ""))
 
 
 @dataclass(frozen=True)

@@ -187,3 +187,21 @@ def test_plan_shows_the_warnings_a_build_would_give_before_it_sends(tmp_path, fa
     assert "WARNING --max-cost: judge fake has no `price:`" in result.output
     warnings = json.loads(run_cli("plan", "--project-dir", root, "--json").output)["warnings"]
     assert any("min_margn" in w for w in warnings)
+
+
+def test_a_budget_is_spent_to_its_end_not_stopped_by_the_reservations_of_requests_in_flight(tmp_path, fake_judge,
+                                                                                            run_cli):
+    """Each request in flight holds max_tokens for its answer; the answers use a few. A request that does not fit
+    beside them waits for them to be answered instead of ending the judge's build."""
+    from test_cost import judge_project_for
+
+    rows = [{"id": i, "instruction": f"q{i}", "generations": [f"a{i}", f"b{i}"]} for i in range(60)]
+    root = judge_project_for(tmp_path, fake_judge, rows, max_tokens=100, concurrency=8, budget={"max_tokens": 3000})
+    fake_judge.control(latency_ms=20)
+    result = run_cli("build", "--project-dir", root)
+    assert result.exit_code == 0, result.output
+    stats = fake_judge.stats()
+    used = stats["prompt_tokens"] + stats["completion_tokens"]
+    most_per_request = max(stats["prompt_tokens"] // stats["requests"] + 2, 1) + 100  # a prompt and max_tokens
+    assert used <= 3000 and 3000 - used < most_per_request, (stats["requests"], used)  # the next would not fit
+    assert "budget reached (max_tokens 3000)" in result.output

@@ -45,7 +45,8 @@ from ..errors import JudgeError, ProjectError
 from ..events import BatchProgress
 from ..interrupts import INTERRUPTED
 from ..redact import redact_known
-from .budget import NOT_JUDGED_BUDGET
+from .budget import LATER, NOT_JUDGED_BUDGET
+from .dispatch import SETTLE_POLL
 from .engines.base import EngineError
 from .engines.openai_batch import TERMINAL, completion_of
 from .record import Judgment
@@ -139,7 +140,11 @@ class BatchJudging:
             return False
         if self.second_pass:  # not met in the first pass (it would have been held or refused there)
             return True
-        held = self.budget.reserve(self.budget.prompt(request.messages, exact=True))  # held until collected
+        prompt = self.budget.prompt(request.messages, exact=True)
+        held = self.budget.reserve(prompt)  # held until collected
+        while held is LATER:  # under --max-cost, beside another judge's requests in flight: they settle soon
+            time.sleep(SETTLE_POLL)
+            held = self.budget.reserve(prompt)
         if held is None:
             shared.over_budget.add(key)
             self.judging.ctx.note_once(

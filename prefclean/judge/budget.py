@@ -11,8 +11,10 @@ longest answer of one request (an older key, which is why the budget's keys sit 
 
 A request is sent only when it fits what is left: each request in flight holds a reservation of its
 prompt's tokens plus `max_tokens` for the answer (the most it can cost), replaced by what the server reports
-once it answers. So concurrent requests cannot overshoot a budget together. What does not fit is not sent;
-its rows are "not judged: budget" (not failed, not cached) and the next build judges them.
+once it answers. So concurrent requests cannot overshoot a budget together. A request that does not fit beside
+the reservations in flight waits for them to be answered (most use a fraction of `max_tokens`), so near its end
+a budget sends one request at a time, as `prefclean plan` counts it; what does not fit with nothing in flight
+is not sent: its rows are "not judged: budget" (not failed, not cached) and the next build judges them.
 
 The prompt's tokens are counted as `prefclean plan` counts them (tokens.py: the GGUF's vocabulary, a
 `tokenizer:` file, else about four characters a token), so near its end a budget sends exactly what the plan
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from ..config.judges import Budget, Price
 
 NOT_JUDGED_BUDGET = "not judged: budget"
+LATER = "later"  # BudgetGuard.reserve: no room beside the requests in flight; ask again once one is answered
 BOUND_SLACK = 8  # tokens a bound adds for a template's boundary effects (a BOS, a merge across the markup)
 
 
@@ -141,9 +144,11 @@ class BudgetGuard:
         text = sum(len(str(m.get("content") or "").encode()) for m in messages)
         return PromptTokens(messages, bound=markup + 2 * text + BOUND_SLACK)
 
-    def reserve(self, prompt: PromptTokens) -> Hold | None:
-        """Room for one more request (its reservation), or None when it would pass a limit. When a bound is
-        what does not fit, the prompts held and this one are counted exactly and the question asked again."""
+    def reserve(self, prompt: PromptTokens) -> Hold | str | None:
+        """Room for one more request (its reservation); LATER when it does not fit beside the requests in flight
+        but may once they are answered (each holds `max_tokens` and most answers use a fraction); None when it
+        would pass a limit, for good. When a bound is what does not fit, the prompts held and this one are
+        counted exactly and the question asked again."""
         with self._lock:
             if self.stopped:
                 return None
@@ -152,6 +157,8 @@ class BudgetGuard:
                 self._count_exactly(prompt)
                 why = self._refusal(prompt.held)
             if why:
+                if self._may_settle(why):
+                    return LATER
                 self.stopped = why
                 return None
             hold = Hold(prompt, prompt.held + self.max_tokens, self._cost(prompt.held, self.max_tokens))
@@ -178,6 +185,14 @@ class BudgetGuard:
         if self.cap is not None and not self.cap.fits(cost):
             return f"--max-cost {self.cap.max_cost_usd:g}"
         return None
+
+    def _may_settle(self, why: str) -> bool:
+        """Whether requests in flight may yet leave room for the one `why` refused: held by a judge that
+        settles as it goes (a batch judge's lines are held until their batch is collected, after the model)."""
+        if why.startswith("max_requests"):
+            return False  # a request counts when it is sent, whatever it uses
+        guards = self.cap.guards if why.startswith("--max-cost") else (self,)
+        return any(g._held_requests and not g.batch for g in guards)
 
     def _has_bounds(self) -> bool:
         return any(g._holds for g in (self.cap.guards if self.cap is not None else (self,)))

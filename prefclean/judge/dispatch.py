@@ -20,7 +20,7 @@ from typing import Awaitable, Callable, Iterator
 
 from ..project import JudgeConfig
 from ..redact import redact_known
-from .budget import NOT_JUDGED_BUDGET, BudgetGuard, estimate_tokens
+from .budget import LATER, NOT_JUDGED_BUDGET, BudgetGuard, estimate_tokens
 from .concurrency import AdaptiveGate, AdaptiveLimit
 from .engines.base import Engine, EngineError, GenerationParams
 from .tasks import Task, Verdict
@@ -52,6 +52,7 @@ class LoopThread:
 
 
 COLLECT_EVERY = 0.01  # seconds between collections: waking per answer took the GIL from the loop each time
+SETTLE_POLL = 0.005  # seconds a request that waits for room in its budget waits between two looks
 
 
 class RequestStream:
@@ -310,6 +311,9 @@ class Dispatcher:
                 last_error = str(self.fatal)
                 break
             held = self.budget.reserve(prompt)
+            while held is LATER:  # no room beside the requests in flight: wait for one of them to be answered
+                await asyncio.sleep(SETTLE_POLL)
+                held = self.budget.reserve(prompt)
             if held is None:  # nothing more may be sent: the row waits for the next build
                 return Outcome(request.key, Verdict(None, None, None, NOT_JUDGED_BUDGET), None, self.engine.model,
                                tokens[0], tokens[1], latency or None, attempt, calls)

@@ -12,7 +12,7 @@ interleave, which the plan cannot know).
 
 from __future__ import annotations
 
-from .budget import BudgetGuard, BuildCap, PromptTokens
+from .budget import LATER, BudgetGuard, BuildCap, PromptTokens
 
 
 def limited(config, max_cost: float | None) -> bool:
@@ -26,7 +26,7 @@ def _run(guard: BudgetGuard, prompts: list[int], completion: int, settle: bool) 
     sent = 0
     for tokens in prompts:
         hold = guard.reserve(PromptTokens(exact=tokens))
-        if hold is None:
+        if hold is None or hold is LATER:  # (LATER: only while holding all, where none would be answered)
             break
         sent += 1
         if settle:
