@@ -44,7 +44,9 @@ class JudgingStats:
         return JudgingStats(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["cost_usd"] = round(out["cost_usd"], 6)  # a sum of floats: 0.004587599999999998 in summary.json
+        return out
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,7 @@ class JudgePlan:
             out = (f"judge {self.name}: escalation from {self.escalated_from}, at most (only the pairs "
                    f"{self.escalated_from} is unsure of are sent): " + out.split(": ", 1)[1])
         w = self.within_budget
-        if w is None:
+        if w is None or not self.requests:  # nothing to send: nothing for a budget to stop
             if self.over_budget:
                 out += f"; over its budget ({', '.join(self.over_budget)}): the build stops sending there"
             return out

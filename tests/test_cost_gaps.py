@@ -205,3 +205,21 @@ def test_a_budget_is_spent_to_its_end_not_stopped_by_the_reservations_of_request
     most_per_request = max(stats["prompt_tokens"] // stats["requests"] + 2, 1) + 100  # a prompt and max_tokens
     assert used <= 3000 and 3000 - used < most_per_request, (stats["requests"], used)  # the next would not fit
     assert "budget reached (max_tokens 3000)" in result.output
+
+
+def test_summary_costs_are_rounded_and_a_plan_with_nothing_to_send_says_nothing_of_budgets(tmp_path, fake_judge,
+                                                                                           run_cli):
+    import yaml
+
+    rows = [dict(p, instruction=f"{p['instruction']} {k}") for k in range(4) for p in PAIRS]  # a sum of 24 costs
+    root = copy_example(tmp_path, fake_judge, rows=rows)
+    config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
+    config["judges"]["fake"].update(price={"input_per_million": 0.15, "output_per_million": 0.6},
+                                    budget={"max_cost_usd": 1})
+    (root / "prefclean.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert run_cli("build", "--project-dir", root).exit_code == 0
+    s = json.loads((root / "target" / "summary.json").read_text(encoding="utf-8"))
+    for cost in (s["this_run"]["cost_usd"], s["this_run_judges"]["fake"]["stats"]["cost_usd"]):
+        assert cost > 0 and cost == round(cost, 6)
+    text = run_cli("plan", "--project-dir", root, "--full-refresh").output  # every row cached
+    assert "-> 0 requests" in text and "within budget" not in text and "over its budget" not in text
