@@ -201,6 +201,8 @@ def persist_docs(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     """dbt's `persist_docs`: the property file's descriptions become the relation's and its columns' comments
     (DuckDB's COMMENT ON; duckdb_tables(), duckdb_views() and duckdb_columns() show them)."""
     wanted = model.config.get("persist_docs") or {}
+    if not ((wanted.get("relation") and model.description) or wanted.get("columns")):
+        return  # (most models: no catalog query for nothing)
     kind = "view" if relation_kind(con, model.schema, model.identifier) == "view" else "table"
     if wanted.get("relation") and model.description:
         con.execute(f"comment on {kind} {model.relation} is {_text(model.description)}")

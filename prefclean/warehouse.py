@@ -173,9 +173,11 @@ def swap_in_view(con: duckdb.DuckDBPyConnection, schema: str, name: str, select_
 
 def record_relation(con: duckdb.DuckDBPyConnection, model: str, schema: str | None, identifier: str | None) -> None:
     """Remember where `model` now stands (None: nowhere, an ephemeral model), for model_relation()."""
-    con.execute(f"delete from {META_SCHEMA}.model_relations where model = ?", [model])
-    if schema is not None:
-        con.execute(f"insert into {META_SCHEMA}.model_relations values (?, ?, ?, now())", [model, schema, identifier])
+    if schema is None:
+        con.execute(f"delete from {META_SCHEMA}.model_relations where model = ?", [model])
+    else:  # one statement, one commit (model is the table's primary key)
+        con.execute(f"insert or replace into {META_SCHEMA}.model_relations values (?, ?, ?, now())",
+                    [model, schema, identifier])
 
 
 def model_relations(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
