@@ -102,15 +102,16 @@ def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Sele
 
 def plan(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,
          vars: dict[str, Any] | str | None = None, judge: str | None = None, full_refresh: bool = False,
-         state: str | Path | None = None, max_cost: float | None = None) -> "Plan":
+         state: str | Path | None = None, max_cost: float | None = None, refresh_judgments: bool = False) -> "Plan":
     """`prefclean plan`: per judge, what a build of these models would send (rows, cached, requests, tokens,
     cost, time), found by running the models on a throwaway copy of the warehouse with a judge that sends
     nothing, and (with budgets or `max_cost`, the build's --max-cost) how many requests the limits let
-    through. The warehouse and the judgment cache are left as they were."""
+    through; `refresh_judgments` plans a build that asks again what the cache holds. The warehouse and the
+    judgment cache are left as they were."""
     from .judge.plan import run_plan
 
     return run_plan(_judged_by(_project(project, vars), judge), _selectors(select), _selectors(exclude), judge,
-                    full_refresh, state, max_cost)
+                    full_refresh, state, max_cost, refresh_judgments)
 
 
 def seed(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,

@@ -235,15 +235,16 @@ def build(load, select, exclude, state, threads, full_refresh, judge, refresh_ju
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--max-cost", type=click.FloatRange(min=0), default=None,
               help="Try a build's --max-cost: how many requests fit in this many USD, and which judge it stops.")
+@click.option("--refresh-judgments", is_flag=True, help="Plan a --refresh-judgments build (the cache not consulted).")
 @common_options
-def plan(load, select, exclude, state, full_refresh, judge, as_json, max_cost):
+def plan(load, select, exclude, state, full_refresh, judge, as_json, max_cost, refresh_judgments):
     """What a build would ask the judges (requests, tokens, cost, time), sending no request."""
     import json
 
     from . import api
 
     result = api.plan(load(), select=select, exclude=exclude, judge=judge, full_refresh=full_refresh,
-                      state=state, max_cost=max_cost)
+                      state=state, max_cost=max_cost, refresh_judgments=refresh_judgments)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:

@@ -223,3 +223,14 @@ def test_summary_costs_are_rounded_and_a_plan_with_nothing_to_send_says_nothing_
         assert cost > 0 and cost == round(cost, 6)
     text = run_cli("plan", "--project-dir", root, "--full-refresh").output  # every row cached
     assert "-> 0 requests" in text and "within budget" not in text and "over its budget" not in text
+
+
+def test_plan_refresh_judgments_counts_what_a_refreshing_build_sends_again(tmp_path, fake_judge, run_cli):
+    root = copy_example(tmp_path, fake_judge, rows=PAIRS)
+    assert run_cli("build", "--project-dir", root).exit_code == 0
+    fake_judge.reset()
+    assert plan_json(run_cli, root)["judges"] == []  # nothing left to judge
+    (j,) = plan_json(run_cli, root, "--refresh-judgments")["judges"]
+    assert (j["rows"], j["cached"], j["requests"]) == (2 * len(PAIRS), 0, 2 * len(PAIRS))
+    assert run_cli("build", "--project-dir", root, "--refresh-judgments").exit_code == 0
+    assert fake_judge.stats()["requests"] == j["requests"]

@@ -237,7 +237,8 @@ class Planner:
             prompts.setdefault(key, prompt.messages)
             prompt_keys.setdefault(key, prompt_key)
             sizes[key] = prompt.n
-        cached = self._cached(list(prompts), prompt_keys)
+        # --refresh-judgments: the build asks again what the cache holds (and stores the answers)
+        cached = {} if ctx.options.refresh_judgments else self._cached(list(prompts), prompt_keys)
         waiting = self._in_open_batches([k for k in prompts if k not in cached]) if tally.batch else set()
         with self.lock:
             tally.rows += len(instructions)
@@ -349,12 +350,13 @@ def union(a: _Tally | None, b: _Tally | None) -> _Tally:
 
 
 def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...], judge: str | None = None,
-             full_refresh: bool = False, state: str | Path | None = None, max_cost: float | None = None) -> Plan:
+             full_refresh: bool = False, state: str | Path | None = None, max_cost: float | None = None,
+             refresh_judgments: bool = False) -> Plan:
     """Build the selected models on a copy of the warehouse with a Planner as the judge, and again with other
     stand-ins for the verdicts the cache does not hold when the first run met any (see the module). With
     budgets or `max_cost` (--max-cost), each judge's plan says how many of its requests they let through."""
     max_drop_rate(project.vars)  # what a build checks before anything runs, checked here too
-    plan = _run_plan(project, select, exclude, judge, full_refresh, state)
+    plan = _run_plan(project, select, exclude, judge, full_refresh, state, refresh_judgments)
     tallies = plan.pop("tallies")
     fits = within_budgets([(name, t.config, t.keys.values(), plan["judges"][name].completion_tokens /
                             max(1, plan["judges"][name].requests), t.batch) for name, t in tallies.items()], max_cost)
@@ -365,14 +367,15 @@ def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...]
                 warnings=plan["warnings"] + tuple(unpriced))
 
 
-def _run_plan(project: Project, select, exclude, judge, full_refresh, state) -> dict:
+def _run_plan(project: Project, select, exclude, judge, full_refresh, state, refresh_judgments=False) -> dict:
     """The plan's runs: {judges: name -> JudgePlan, tallies: name -> the counts it came from, models, errors}."""
     shared = Shared()
 
     def run(unknown: str) -> tuple[Planner, list[str], list[str], list[str]]:
         planner = Planner(project.judgment_cache, unknown, shared)
         try:
-            models, errors, warnings = _build_with(project, planner, select, exclude, judge, full_refresh, state)
+            models, errors, warnings = _build_with(project, planner, select, exclude, judge, full_refresh, state,
+                                                   refresh_judgments)
         except BaseException:
             planner.close()
             raise
@@ -418,7 +421,8 @@ def _run_plan(project: Project, select, exclude, judge, full_refresh, state) -> 
             planner.close()
 
 
-def _build_with(project: Project, planner: Planner, select, exclude, judge, full_refresh, state):
+def _build_with(project: Project, planner: Planner, select, exclude, judge, full_refresh, state,
+                refresh_judgments=False):
     """One run of the plan: the selected models built on a throwaway copy with `planner` as the judge, after
     the checks a build makes before it sends (its data tests' definitions; none is run). Returns the models
     built, the errors of those that failed and the build's warnings, in the user's terms (plan_terms.py)."""
@@ -435,7 +439,8 @@ def _build_with(project: Project, planner: Planner, select, exclude, judge, full
         # No exports: the plan writes no file of theirs (nor removes a leftover one).
         planned = replace(project, warehouse=copy, target_dir=scratch / "target", exports={})
         options = BuildOptions(select=select, exclude=exclude, full_refresh=full_refresh, run_tests=False,
-                               run_exports=False, judge=judge, planner=planner, state=state)
+                               run_exports=False, judge=judge, planner=planner, state=state,
+                               refresh_judgments=refresh_judgments)
         try:
             build = Build(planned, options)
             try:
