@@ -233,7 +233,7 @@ def build(load, select, exclude, state, threads, full_refresh, judge, refresh_ju
 @click.option("--full-refresh", is_flag=True, help="Plan a --full-refresh build (incremental models from scratch).")
 @click.option("--judge", default=None, help="Plan with this named judge for every judge() call.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option("--max-cost", type=click.FloatRange(min=0), default=None,
+@click.option("--max-cost", type=click.FloatRange(min=0), default=None, metavar="USD",
               help="Try a build's --max-cost: how many requests fit in this many USD, and which judge it stops.")
 @click.option("--refresh-judgments", is_flag=True, help="Plan a --refresh-judgments build (the cache not consulted).")
 @common_options
