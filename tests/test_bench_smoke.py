@@ -139,3 +139,10 @@ def test_cost_small():
     assert 40 <= sent["0", "auto"] <= sent["1", "auto"] <= 80  # a wider margin re-checks at least as many pairs
     assert all(sent[k, "auto"] <= sent[k, "both"] for k in "01")  # leaning on the tilt never re-checks more
     assert "ratings only + structured, one pass" in out
+
+
+def test_budget_tokens_small():
+    pytest.importorskip("tokenizers")
+    out = run_bench("budget_tokens.py", "--n", 120, "--concurrency", 8, "--repeat", 20)
+    rows = re.findall(r"^\| (tokenizer\.json|GGUF vocabulary) +\| 120 +\| [\d,]+ +\| ([\d,]+) +\| ([\d,]+) +\|", out, re.M)
+    assert rows and all(sent == every for _, sent, every in rows), out  # stopped where counting every prompt stops
