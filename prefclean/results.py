@@ -313,9 +313,12 @@ class JudgePlan:
         least = "" if w["requests_at_least"] == w["requests"] else \
             f" (at least {w['requests_at_least']} whatever the answers' lengths)"
         also = [b for b in self.over_budget if b != w["stopped_by"]]
+        # with no answer of this judge cached, each is taken at max_tokens: the most, and often 10x what one uses
+        guess = " (each answer taken at max_tokens, none of this judge's being cached yet: shorter answers leave " \
+                "room for more)" if w["stopped_by"] and not self.completion_tokens_seen else ""
         return out + (f"; within budget: {w['requests']} of {self.requests} requests{least}{cost}"
                       + (f", then stopped by {w['stopped_by']}" if w["stopped_by"] else ", all of them")
-                      + (f" (also over {', '.join(also)})" if also else ""))
+                      + (f" (also over {', '.join(also)})" if also else "") + guess)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ def test_plan_max_cost_says_how_many_requests_fit_and_the_build_sends_exactly_th
     text = run_cli("plan", "--project-dir", root, "--max-cost", f"{cap:.6f}").output
     assert f"within budget: {fit['requests']} of 20 requests" in text
     assert f"{fit['requests']} of 20 requests fit; it stops judge fake" in text
+    assert "each answer taken at max_tokens, none of this judge's being cached yet" in text  # says why it is the most
     assert fake_judge.stats()["requests"] == 0
 
     # The server reports no usage, so the build spends what it counts: counted as the plan counts, it stops at
