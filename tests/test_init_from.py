@@ -380,3 +380,22 @@ def test_a_json_array_file_comes_back_as_a_json_array(tmp_path, run_cli, fake_ju
     cleaned = json.loads((root / "target/exports/dpo_en_demo_cleaned.json").read_text(encoding="utf-8"))
     kept, flipped = check_round_trip(root, rows, cleaned, "sharegpt")
     assert kept > 0 and flipped > 0
+
+
+def test_a_scaffolded_pipeline_runs_the_uncertain_bias_check_on_close_kept_pairs(tmp_path, run_cli, fake_judge):
+    rows = [{"prompt": [msg("user", f"q{i}")], "chosen": [msg("assistant", f"good {i}")],
+             "rejected": [msg("assistant", f"bad {i}")]} for i in range(6)]
+    source = tmp_path / "conv.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    run_cli("init", "proj", "--from", source, cwd=tmp_path)
+    root = tmp_path / "proj"
+    use_fake_judge(root, fake_judge, check_position_bias="uncertain")
+    fake_judge.control(position_ratings=[4, 3])  # every pair close, and kept or flipped (allow_flip)
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 6 + 6  # too few verdicts for a tilt: both directions re-checked
+    con = duckdb.connect(str(root / "target/prefclean.duckdb"), read_only=True)
+    try:
+        assert con.execute("select distinct bias_check, reason from pair_decisions").fetchall() == [
+            ("swapped", "position_bias")]  # a judge that rates by position flips every verdict when swapped
+    finally:
+        con.close()
