@@ -29,7 +29,7 @@ from .results import BuildResult, ExportRun, ExportsResult, JudgeStatus, Judging
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .judge.batching import Imported
+    from .judge.batch_import import Imported
 
     from .compiler import Model
     from .judge.plan import Plan
@@ -363,8 +363,8 @@ def batch_import(project: ProjectLike, path: str | Path) -> "Imported":
     """`prefclean batch import FILE`: the answers in a batch output file (OpenAI's format, as `vllm run-batch`
     writes it) to lines prefclean exported or submitted, into the judgment cache, each with its call (usage
     and cost at the judge's `price`) in the call log; the next build uses them. Returns what was imported
-    (judge/batching.py `Imported`: stored, failed, unknown custom_ids, usage and cost per judge)."""
-    from .judge.batching import import_results
+    (judge/batch_import.py `Imported`: stored, failed, unknown custom_ids, usage and cost per judge)."""
+    from .judge.batch_import import import_results
     from .judge.cache import JudgmentCache
     from .judge.tasks import make_task
 
