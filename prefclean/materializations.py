@@ -230,18 +230,17 @@ def materialize(con: duckdb.DuckDBPyConnection, compiler: Compiler, model: Model
         built = strategy(model)
         if contracts.enforced(model):  # (only tables and views have one: compiler.py checks)
             model.compiled_sql = contracts.enforce(con, model)
-        if not built.inlined:  # a custom `schema` (main_staging...) is made on first use, as dbt does
-            con.execute(f"create schema if not exists {quote(model.schema)}")
-        if not (model.pre_hooks or model.post_hooks):
+        # The model with its hooks, its comments and where it now stands: all or nothing, and one commit (a WAL
+        # fsync: the three a model made cost tens of milliseconds each on a disk busy with other writes).
+        with transaction(con):
+            if not built.inlined:  # a custom `schema` (main_staging...) is made on first use, as dbt does
+                con.execute(f"create schema if not exists {quote(model.schema)}")
+            _run_hooks(con, model, "pre_hook", model.pre_hooks)
             rows = built.build(con, compiler, model, full_refresh=full_refresh, notes=notes)
-        else:
-            with transaction(con):  # hooks and the model commit together, or not at all
-                _run_hooks(con, model, "pre_hook", model.pre_hooks)
-                rows = built.build(con, compiler, model, full_refresh=full_refresh, notes=notes)
-                _run_hooks(con, model, "post_hook", model.post_hooks)
-        if not built.inlined:
-            persist_docs(con, model)
-        record_relation(con, model.name, None if built.inlined else model.schema, model.identifier)
+            _run_hooks(con, model, "post_hook", model.post_hooks)
+            if not built.inlined:
+                persist_docs(con, model)
+            record_relation(con, model.name, None if built.inlined else model.schema, model.identifier)
         return rows
     except duckdb.Error as exc:
         if "KeyboardInterrupt" in str(exc):  # Ctrl-C, seen first by a judge batch on a DuckDB thread
