@@ -1,5 +1,7 @@
-"""Cost control, the gaps a user pass found (issue 15): a wrong var is named by `plan` as by `build`, before
-anything is paid for, and `plan`'s errors name the user's files, not the throwaway copy it builds on."""
+"""Cost control, the gaps a user pass found (issue 15): budgets count prompts as `plan` counts them and are
+spent to their end, `plan --max-cost` says what a cap lets through and the build stops there, `batch import`
+logs what it spent, a wrong var is named by `plan` as by `build` before anything is paid for, and `plan`'s
+errors name the user's files, not the throwaway copy it builds on. Counts are the fake judge's own."""
 
 from __future__ import annotations
 
