@@ -67,6 +67,18 @@ def _judged_by(project: Project, judge: str | None) -> Project:
     return project
 
 
+def _max_cost(max_cost: float | None) -> float | None:
+    """`max_cost` (--max-cost) is USD, 0 or more: NaN passes click's range (every comparison with it is false)
+    and would cap nothing, a string or a bool would fail deep in the first judged batch."""
+    if max_cost is None:
+        return None
+    if isinstance(max_cost, bool) or not isinstance(max_cost, (int, float)) or not max_cost >= 0:
+        from .errors import ProjectError
+
+        raise ProjectError(f"max_cost (--max-cost) must be USD, a number 0 or more, got {max_cost!r}")
+    return float(max_cost)
+
+
 def _reporter(reporter: Reporter | None) -> Reporter:
     if reporter is not None:
         return reporter
@@ -95,7 +107,7 @@ def build(project: ProjectLike = ".", *, select: Selectors = None, exclude: Sele
     options = BuildOptions(select=_selectors(select), exclude=_selectors(exclude), full_refresh=full_refresh,
                            run_tests=tests, run_exports=exports, fail_fast=fail_fast, judge=judge,
                            refresh_judgments=refresh_judgments, executor=executor, ray_address=ray_address,
-                           max_cost=max_cost, state=state, threads=threads,
+                           max_cost=_max_cost(max_cost), state=state, threads=threads,
                            no_wait=not wait)
     return run_build(_judged_by(_project(project, vars), judge), options, _reporter(reporter))
 
@@ -111,7 +123,7 @@ def plan(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selec
     from .judge.plan import run_plan
 
     return run_plan(_judged_by(_project(project, vars), judge), _selectors(select), _selectors(exclude), judge,
-                    full_refresh, state, max_cost, refresh_judgments)
+                    full_refresh, state, _max_cost(max_cost), refresh_judgments)
 
 
 def seed(project: ProjectLike = ".", *, select: Selectors = None, exclude: Selectors = None,

@@ -237,3 +237,27 @@ def test_plan_refresh_judgments_counts_what_a_refreshing_build_sends_again(tmp_p
     assert (j["rows"], j["cached"], j["requests"]) == (2 * len(PAIRS), 0, 2 * len(PAIRS))
     assert run_cli("build", "--project-dir", root, "--refresh-judgments").exit_code == 0
     assert fake_judge.stats()["requests"] == j["requests"]
+
+
+@pytest.mark.parametrize("command", ["build", "plan"])
+@pytest.mark.parametrize("cap", ["nan", "NaN"])
+def test_a_max_cost_that_is_not_a_number_of_usd_is_one_line_not_no_cap_at_all(tmp_path, fake_judge, run_cli,
+                                                                                command, cap):
+    # click's FloatRange(min=0) lets NaN through (every comparison with it is false): a cap that caps nothing
+    root = copy_example(tmp_path, fake_judge, rows=[{"system": "", "instruction": "q", "chosen": "a", "rejected": "b"}])
+    result = run_cli(command, "--project-dir", str(root), "--max-cost", cap)
+    assert result.exit_code == 2, result.output
+    assert "--max-cost" in result.output and "Traceback" not in result.output
+    assert fake_judge.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("cap", [float("nan"), -1, "5", True])
+def test_the_apis_max_cost_is_checked_as_the_clis(tmp_path, fake_judge, cap):
+    import prefclean
+    from prefclean.errors import PrefcleanError
+
+    root = copy_example(tmp_path, fake_judge, rows=[{"system": "", "instruction": "q", "chosen": "a", "rejected": "b"}])
+    for call in (prefclean.build, prefclean.plan):
+        with pytest.raises(PrefcleanError, match="max_cost"):
+            call(root, max_cost=cap)
+    assert fake_judge.stats()["requests"] == 0
