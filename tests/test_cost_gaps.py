@@ -261,3 +261,13 @@ def test_the_apis_max_cost_is_checked_as_the_clis(tmp_path, fake_judge, cap):
         with pytest.raises(PrefcleanError, match="max_cost"):
             call(root, max_cost=cap)
     assert fake_judge.stats()["requests"] == 0
+
+
+@pytest.mark.llm
+def test_plan_says_the_smoke_test_judges_ratings_mean_nothing_as_the_build_does(tmp_path, run_cli, make_project):
+    rows = [{"id": 1, "instruction": "What is 2 + 2?", "generations": ["4", "5"]}]
+    root = make_project(config={"name": "smoke", "sources": {"pairs": {"type": "inline", "rows": rows}}},
+                        models={"judged": "{{ config(materialized='table') }}\nselect id, {{ judge('instruction', "
+                                          "'generations') }} as j from {{ source('pairs') }}"})
+    result = run_cli("plan", "--project-dir", root)
+    assert result.exit_code == 0 and "WARNING smoke-test judge: a 135M-parameter model" in result.output, result.output

@@ -40,7 +40,7 @@ from .escalation import escalation_targets
 from .fits import within_budgets
 from .plan_terms import model_error, user_paths
 from .jsonrows import array_from_json_lines, json_line
-from .judges import is_smoke_test, resolve_judge
+from .judges import SMOKE_TEST_WARNING, is_smoke_test, resolve_judge
 from .record import CACHE_NAMES, RESULT_TYPE, Judgment, from_cache
 from .tokens import token_counter
 from .keys import input_key, inputs_identity, request_key
@@ -363,8 +363,9 @@ def run_plan(project: Project, select: tuple[str, ...], exclude: tuple[str, ...]
     judges = tuple(replace(p, within_budget=fits.get(name)) for name, p in plan["judges"].items())
     unpriced = [f"WARNING --max-cost: judge {name} has no `price:`, so its requests count nothing against the cap"
                 for name, t in tallies.items() if max_cost is not None and t.config.price is None and not t.serial]
+    smoke = ["WARNING " + SMOKE_TEST_WARNING] if any(is_smoke_test(t.config) for t in tallies.values()) else []
     return Plan(judges, plan["models"], plan["errors"], max_cost_usd=max_cost,
-                warnings=plan["warnings"] + tuple(unpriced))
+                warnings=plan["warnings"] + tuple(unpriced + smoke))
 
 
 def _run_plan(project: Project, select, exclude, judge, full_refresh, state, refresh_judgments=False) -> dict:
