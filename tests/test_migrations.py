@@ -58,6 +58,20 @@ def test_a_failing_step_leaves_the_file_as_it_was():
     assert con.execute("select max(version) from migrations").fetchone()[0] == 2
 
 
+def test_the_missing_steps_commit_together_so_a_later_failure_undoes_the_earlier_ones():
+    con = duckdb.connect()
+    m = steps()
+
+    @m.step
+    def broken(con):
+        con.execute("select * from no_such_table")
+
+    with pytest.raises(MigrationError, match="schema step 3 'broken' failed"):
+        m.migrate(con)  # steps 1 and 2 ran first, in the same transaction
+    assert con.execute("select count(*) from duckdb_tables() where table_name in ('items', 'migrations')"
+                       ).fetchone()[0] == 0
+
+
 def test_a_file_from_a_newer_prefclean_is_refused():
     con = duckdb.connect()
     steps().migrate(con)
