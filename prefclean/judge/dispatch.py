@@ -364,10 +364,12 @@ class Dispatcher:
                 break
             self._answered, self._unreachable_streak = True, 0
             latency += elapsed * 1000
-            for i, count in enumerate((completion.prompt_tokens, completion.completion_tokens)):
+            # a server that reports no usage: the prompt as the budget counted (and priced) it
+            prompt_tokens = completion.prompt_tokens if completion.prompt_tokens is not None else held.prompt.held
+            for i, count in enumerate((prompt_tokens, completion.completion_tokens)):
                 if count is not None:
                     tokens[i] = (tokens[i] or 0) + count
-            self.stats.add(prompt_tokens=completion.prompt_tokens or 0, completion_tokens=completion.completion_tokens or 0)
+            self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=completion.completion_tokens or 0)
             # A server may echo a key even in a 200: masked before the answer is read (rationales) or stored (raw).
             last_text = redact_known(completion.text)
             try:
@@ -376,7 +378,7 @@ class Dispatcher:
                 verdict = Verdict(None, None, None, f"parser error: {type(exc).__name__}: {exc}")
             last_verdict = verdict
             calls.append({**call, "status": "ok" if verdict.error is None else "unparsed", "error": verdict.error,
-                          "http_status": 200, "prompt_tokens": completion.prompt_tokens,
+                          "http_status": 200, "prompt_tokens": prompt_tokens,
                           "completion_tokens": completion.completion_tokens})
             if verdict.error is None:
                 return Outcome(request.key, verdict, last_text, completion.model or self.engine.model,
