@@ -211,3 +211,26 @@ def test_a_panel_is_rechecked_as_one_and_only_where_it_would_keep(tmp_path, run_
     fake_judge.reset()
     build(run_cli, root)
     assert fake_judge.stats()["requests"] == 0
+
+
+def test_a_three_judge_panels_mean_gap_of_exactly_the_margin_is_that_gap_not_its_float_rounding(
+        tmp_path, run_cli, fake_judge):
+    """Means of three integer ratings are thirds: 8/3 - 5/3 is 0.9999999999999998 in floating point and 7/3 - 4/3
+    is 1.0000000000000002. A gap of exactly min_margin is not a tie, and one of exactly bias_check_margin is close."""
+    from judge_fixtures import judge_config
+
+    def rated(name, chosen, rejected):  # each judge's rating of each response, by the judge's model
+        marks = lambda ratings: " ".join(f"[[rate:fake-{m}={r}]]" for m, r in zip("abc", ratings))
+        return {"system": "", "instruction": f"question {name}", "chosen": f"chosen answer {name} {marks(chosen)}",
+                "rejected": f"rejected answer {name} {marks(rejected)}"}
+
+    rows = [rated("third", (3, 3, 2), (2, 2, 1)),  # every judge: chosen by 1 -> kept, a gap of 1: re-checked
+            rated("close", (3, 2, 2), (2, 1, 1))]  # the same
+    judges = {m: judge_config(fake_judge, model=f"fake-{m}") for m in "abc"}
+    root = copy_example(tmp_path, fake_judge, rows=rows, vars={**UNCERTAIN, "judges": list("abc")},
+                        extra_judges=judges)
+    build(run_cli, root)
+    d = rows_of(root)
+    assert {k: (r["decision"], r["reason"], r["bias_check"]) for k, r in d.items()} == {
+        "third": ("keep", "judge_agrees", "swapped"), "close": ("keep", "judge_agrees", "swapped")}
+    assert fake_judge.stats()["requests"] == 3 * 2 * 2

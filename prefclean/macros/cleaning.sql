@@ -117,8 +117,16 @@
    leans on the second. Keep in step with prefclean/judge/plan.py UNKNOWN. #}
 {% macro plan_unknown() %}not judged: plan, verdict unknown{% endmacro %}
 
+{# The gap between two mean ratings, as the thresholds compare it. A panel's means are fractions (thirds for three
+   judges) whose floating-point difference misses the exact one: 8/3 - 5/3 is 0.9999999999999998, a tie at
+   min_margin 1 though every judge rated chosen a point higher. Rounded to 9 places: far finer than any mean of
+   1-5 ratings can differ, far coarser than the rounding. #}
+{% macro rating_gap(first_rating, second_rating) -%}
+  round(abs({{ first_rating }} - {{ second_rating }}), 9)
+{%- endmacro %}
+
 {% macro close_verdict(first_rating, second_rating, margin) -%}
-  abs({{ first_rating }} - {{ second_rating }}) <= {{ margin }}
+  {{ rating_gap(first_rating, second_rating) }} <= {{ margin }}
 {%- endmacro %}
 
 {# The position (1 or 2) a judgment rated higher, 0 for a tie. #}
@@ -309,7 +317,7 @@
     {% endif %}
     when greatest({{ chosen_rating }}, {{ rejected_rating }}) <= {{ poor_max }}
       then {'decision': 'drop', 'reason': 'both_poor'}
-    when abs({{ chosen_rating }} - {{ rejected_rating }}) < {{ min_margin }}
+    when {{ rating_gap(chosen_rating, rejected_rating) }} < {{ min_margin }}
       then {'decision': 'drop', 'reason': 'tie'}
     when {{ rejected_rating }} > {{ chosen_rating }}
       then {'decision': '{{ "flip" if allow_flip else "drop" }}', 'reason': 'judge_prefers_rejected'}
