@@ -18,6 +18,7 @@ import duckdb
 from . import contracts
 from .compiler import ON_SCHEMA_CHANGE, Compiler, Model
 from .errors import ModelError
+from .memory import out_of_memory_message
 from .warehouse import (count_rows, in_transaction, quote, record_relation, relation, relation_kind, swap_in_table,
                         swap_in_view, transaction)
 
@@ -184,7 +185,10 @@ def write_compiled(compiler: Compiler, model: Model) -> None:
 
 
 def _sql_error(model: Model, compiler: Compiler, exc: duckdb.Error) -> str:
-    message = str(exc).strip().replace("\n", " ")
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        message = out_of_memory_message(exc)
+    else:
+        message = str(exc).strip().replace("\n", " ")
     return f"{message} (compiled SQL: {compiler.project.shown(compiler.compiled_path(model))})"
 
 

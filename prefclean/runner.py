@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from .graph import Graph
 from .state import load_state
 from .interrupts import watch_interrupts
 from .materializations import materialize
+from .memory import bound_memory
 from .project import Project
 from .results import JudgeRun, ModelRun, TestRun
 from .sources import check_source_columns, stage_source
@@ -99,21 +99,6 @@ def import_in_background(modules: tuple[str, ...]) -> None:
                 return
 
     threading.Thread(target=run, name="prefclean-imports", daemon=True).start()
-
-
-DEFAULT_MEMORY_LIMIT = "1GB"
-
-
-def bound_memory(con: duckdb.DuckDBPyConnection) -> None:
-    """Cap DuckDB's memory so big models spill to disk (next to the warehouse) instead of growing with the data.
-
-    DuckDB's own default is 80% of RAM: a million pairs then took 4 GB for the cleaning joins alone. Set
-    PREFCLEAN_MEMORY_LIMIT (a DuckDB size such as 8GB) to give a build more."""
-    limit = os.environ.get("PREFCLEAN_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
-    try:
-        con.execute(f"set memory_limit = '{limit.replace(chr(39), '')}'")
-    except duckdb.Error:
-        raise PrefcleanError(f"PREFCLEAN_MEMORY_LIMIT is {limit!r}: expected a size such as 2GB or 512MB") from None
 
 
 def _guarded(report: Reporter, ctx: RunContext) -> Reporter:
