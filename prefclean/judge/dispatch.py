@@ -364,12 +364,13 @@ class Dispatcher:
                 break
             self._answered, self._unreachable_streak = True, 0
             latency += elapsed * 1000
-            # a server that reports no usage: the prompt as the budget counted (and priced) it
-            prompt_tokens = completion.prompt_tokens if completion.prompt_tokens is not None else held.prompt.held
-            for i, count in enumerate((prompt_tokens, completion.completion_tokens)):
+            for i, count in enumerate((completion.prompt_tokens, completion.completion_tokens)):
                 if count is not None:
                     tokens[i] = (tokens[i] or 0) + count
-            self.stats.add(prompt_tokens=prompt_tokens, completion_tokens=completion.completion_tokens or 0)
+            # the record and the call log keep what the server said (None: nothing readable); the build's totals,
+            # like its cost, count a prompt it said nothing of as the budget counted it
+            counted = completion.prompt_tokens if completion.prompt_tokens is not None else held.prompt.held
+            self.stats.add(prompt_tokens=counted, completion_tokens=completion.completion_tokens or 0)
             # A server may echo a key even in a 200: masked before the answer is read (rationales) or stored (raw).
             last_text = redact_known(completion.text)
             try:
@@ -378,7 +379,7 @@ class Dispatcher:
                 verdict = Verdict(None, None, None, f"parser error: {type(exc).__name__}: {exc}")
             last_verdict = verdict
             calls.append({**call, "status": "ok" if verdict.error is None else "unparsed", "error": verdict.error,
-                          "http_status": 200, "prompt_tokens": prompt_tokens,
+                          "http_status": 200, "prompt_tokens": completion.prompt_tokens,
                           "completion_tokens": completion.completion_tokens})
             if verdict.error is None:
                 return Outcome(request.key, verdict, last_text, completion.model or self.engine.model,
