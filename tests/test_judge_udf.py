@@ -455,3 +455,36 @@ def test_a_task_declares_every_template_its_prompts_use(name, generations):
     assert sorted(compiled) == sorted(task.templates)
     task.prompt("question", generations, "overall-rating" if name == "ultrafeedback" else "a rubric", None)
     assert task._templates == compiled  # nothing loaded on the way
+
+
+def test_a_request_cancelled_in_flight_gives_back_its_budget_hold(fake_judge):
+    """A batch that fails (or Ctrl-C) cancels its requests in flight: each one's reservation must go with it, or
+    a later request under a token or cost limit waits for room that never comes (the judge's guard lives for
+    the whole build, across models)."""
+    import threading
+
+    from prefclean.config.judges import Budget
+    from prefclean.judge.budget import BudgetGuard
+    from prefclean.judge.dispatch import Dispatcher, LoopThread, Request, RequestStream, Stats
+    from prefclean.judge.engines import create_engine
+    from prefclean.judge.tasks import make_task
+    from prefclean.project import JudgeConfig
+
+    fake_judge.control(hang_first_n=1, hang_ms=5000)
+    config = JudgeConfig(name="fake", engine="openai", model="fake-judge", base_urls=(fake_judge.url,),
+                         concurrency=4, max_retries=0, parse_retries=0, timeout=10, max_tokens=100)
+    task = make_task("ultrafeedback", REPO)
+    guard = BudgetGuard(Budget(max_tokens=10_000), None, config.max_tokens)
+    dispatcher = Dispatcher(config, create_engine(config), task, Stats(), budget=guard)
+    messages = task.prompt("q", ["a [[rate=4]]", "b [[rate=2]]"], "overall-rating", None).messages
+    stream = RequestStream(LoopThread.get(), dispatcher.judge_one, 2, threading.Event())
+    stream.add([Request("hung", messages, 2)])
+    deadline = time.monotonic() + 10
+    while fake_judge.stats()["requests"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert guard.report().get("held", {}).get("requests") == 1  # in flight, holding its prompt + max_tokens
+    stream.cancel()
+    while "held" in guard.report() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "held" not in guard.report()
+    LoopThread.get().run(dispatcher.engine.aclose())

@@ -318,28 +318,33 @@ class Dispatcher:
                 return Outcome(request.key, Verdict(None, None, None, NOT_JUDGED_BUDGET), None, self.engine.model,
                                tokens[0], tokens[1], latency or None, attempt, calls)
             attempt += 1
-            await self._wait_turn(estimate + self.params.max_tokens)
-            async with self._semaphore:
-                # A 429 may arrive while this request queued for a slot: honour it before sending.
-                while self._paused_until > time.monotonic():
-                    await asyncio.sleep(self._paused_until - time.monotonic())
-                gated = await self.gate.acquire() if self.gate is not None else 0
-                self.in_flight += 1
-                self.max_in_flight = max(self.max_in_flight, self.in_flight)
-                started = time.perf_counter()
-                error = None
-                try:
-                    completion = await self.engine.complete(request.messages, self.params, grammar=grammar, **schema)
-                except EngineError as exc:
-                    completion, error = None, exc
-                except Exception as exc:  # an engine bug must cost one row, not the build
-                    completion = None
-                    error = EngineError(f"{type(exc).__name__}: {exc}", retryable=False)  # (masked there)
-                finally:
-                    self.in_flight -= 1
-                    elapsed = time.perf_counter() - started
-                    if self.gate is not None:
-                        self.gate.release(elapsed, gated, dropped=error is not None and overloaded(error))
+            try:
+                await self._wait_turn(estimate + self.params.max_tokens)
+                async with self._semaphore:
+                    # A 429 may arrive while this request queued for a slot: honour it before sending.
+                    while self._paused_until > time.monotonic():
+                        await asyncio.sleep(self._paused_until - time.monotonic())
+                    gated = await self.gate.acquire() if self.gate is not None else 0
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                    started = time.perf_counter()
+                    error = None
+                    try:
+                        completion = await self.engine.complete(request.messages, self.params, grammar=grammar,
+                                                                **schema)
+                    except EngineError as exc:
+                        completion, error = None, exc
+                    except Exception as exc:  # an engine bug must cost one row, not the build
+                        completion = None
+                        error = EngineError(f"{type(exc).__name__}: {exc}", retryable=False)  # (masked there)
+                    finally:
+                        self.in_flight -= 1
+                        elapsed = time.perf_counter() - started
+                        if self.gate is not None:
+                            self.gate.release(elapsed, gated, dropped=error is not None and overloaded(error))
+            except BaseException:  # cancelled (a failed batch, Ctrl-C): its hold must not outlive it, or a later
+                self.budget.settle(held, None, None)  # request under a token or cost limit would wait for ever
+                raise
             answer = completion if error is None else None
             cost = self.budget.settle(held, answer.prompt_tokens if answer else 0,
                                       answer.completion_tokens if answer else 0)
