@@ -142,3 +142,15 @@ def test_a_panels_decisions_are_those_of_the_ordered_aggregates(tmp_path, run_cl
     assert sum(e is not None for e in panel["errors"]) == 9 and None in panel["errors"]
     assert {round(a, 2) for a in panel["agreement"]} >= {1.0, 0.67, 0.33}
     assert any(panel["position_flipped"]) and not all(panel["position_flipped"])
+
+
+def test_the_scaffolded_dpo_audit_model_is_the_examples_with_its_messages_column():
+    """`prefclean init`'s dpo pipeline has the example's pair_decisions (plus the conversation's `messages`): a
+    fix of the example's aggregates (the spillable panel) reaches the projects users scaffold too."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    example = (repo / "models" / "pair_decisions.sql").read_text(encoding="utf-8")
+    scaffolded = (repo / "prefclean" / "project_template" / "dpo" / "models" / "pair_decisions.sql").read_text(
+        encoding="utf-8")
+    assert scaffolded.replace("s.instruction, s.messages, s.chosen", "s.instruction, s.chosen") == example

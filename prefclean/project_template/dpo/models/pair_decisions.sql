@@ -12,14 +12,22 @@ with per_judge as (
     {{ verdict('chosen_rating_swapped - rejected_rating_swapped', var('min_margin')) }} as verdict_swapped
   from {{ ref('pair_ratings') }}
 ),
-majority as (
-  select pair_id, mode(verdict) as majority_verdict from per_judge group by pair_id
+-- Every aggregate below keeps a fixed-size state per pair, or a plain list(): DuckDB spills those to disk under
+-- its memory limit. mode(), string_agg() and ordered aggregates (first/list ... order by) keep per-pair states it
+-- cannot spill: at 2M pairs they ran out of the build's 1 GB (issue 16 §6). The orders are applied to each
+-- pair's small list afterwards instead.
+votes as (
+  select pair_id, verdict, count(*) as votes, min(judge) as first_judge
+  from per_judge where verdict is not null group by pair_id, verdict
 ),
-panel as (
+majority as (
+  -- the panel's most common verdict; a tie goes to the verdict of the first judge by name
+  select pair_id, arg_min(verdict, (-votes, first_judge)) as majority_verdict from votes group by pair_id
+),
+members as (
   select
     pair_id,
     count(*) as judges,
-    string_agg(distinct judge_model, ', ' order by judge_model) as judge_models,
     avg(chosen_rating) as chosen_rating,
     avg(rejected_rating) as rejected_rating,
     avg(margin) as margin,
@@ -34,14 +42,27 @@ panel as (
     bool_or(bias_checked and verdict is distinct from verdict_swapped) as position_flipped,
     bool_or(bias_checked) as bias_checked,
     bool_or(escalated) as escalated,
-    first(chosen_rationale order by judge) as chosen_rationale,
-    first(rejected_rationale order by judge) as rejected_rationale,
-    list(raw order by judge) as raw_answers,
-    list(error order by judge) filter (where error is not null) as errors,
+    -- the panel's answers, put in judge order below (list_sort compares the fields in this order)
+    list({'judge': judge, 'judge_model': judge_model, 'chosen_rationale': chosen_rationale,
+          'rejected_rationale': rejected_rationale, 'raw': raw, 'error': error}) as answers,
     sum(prompt_tokens) as prompt_tokens,
     sum(completion_tokens) as completion_tokens
-  from per_judge join majority using (pair_id)
+  from per_judge left join majority using (pair_id)
   group by pair_id
+),
+panel as (
+  select
+    * exclude (answers),
+    -- the distinct judge models, sorted, comma-separated (NULL when none is known)
+    case when len(list_distinct(list_transform(answers, lambda a: a.judge_model))) > 0
+         then array_to_string(list_sort(list_distinct(list_transform(answers, lambda a: a.judge_model))), ', ') end
+      as judge_models,
+    answers[1].chosen_rationale as chosen_rationale,
+    answers[1].rejected_rationale as rejected_rationale,
+    list_transform(answers, lambda a: a.raw) as raw_answers,
+    case when list_bool_or(list_transform(answers, lambda a: a.error is not null))
+         then list_transform(list_filter(answers, lambda a: a.error is not null), lambda a: a.error) end as errors
+  from (select * replace (list_sort(answers) as answers) from members)
 ),
 {% if relation_exists('human', 'reviews') %}
 human as (
