@@ -80,6 +80,9 @@ def stage_sources(con, project: Project, names: set[str], *, force: bool, report
 #: What the UDFs need before their first call (DuckDB hands them Arrow arrays; the judge's rows are Arrow):
 #: ~0.15 s of import with numpy, which pyarrow imports.
 ARROW_MODULES = ("pyarrow", "pyarrow.compute", "pyarrow.json")
+# A model's builds with a batch judge: its first pass, then one per stage of requests that hang on the answers of
+# the one before (an escalation, then the uncertain bias check's swapped pass), each filled by the next build
+MODEL_PASSES = 4
 
 
 def import_in_background(modules: tuple[str, ...]) -> None:
@@ -238,10 +241,14 @@ class Build:
             try:
                 rows = materialize(con, self.compiler, model, full_refresh=self.options.full_refresh,
                                    notes=self.ctx.notes)
-                if self.ctx.finish_model():  # a batch judge collected answers its rows waited for: fill them
+                passes = 1
+                # A batch judge collected answers its rows waited for: fill them. A pass may record requests that
+                # hang on the answers before it (escalation, the uncertain bias check's swapped pass): submitted,
+                # waited for and filled by the next, up to MODEL_PASSES.
+                while self.ctx.finish_model() and passes < MODEL_PASSES:
                     rows = materialize(con, self.compiler, model, full_refresh=self.options.full_refresh,
                                        notes=self.ctx.notes)
-                    self.ctx.finish_model()  # (submits what the second pass recorded, if anything; no third)
+                    passes += 1
             except KeyboardInterrupt:
                 self._record(index, ModelRun(name, "error", model.materialized, error="interrupted", interrupted=True))
                 raise

@@ -245,3 +245,33 @@ def test_keys_a_batch_does_not_use_are_errors_naming_them(make_project, run_cli,
         root = project(make_project, batch_server, **{key: value})
         result = run_cli("plan", "--project-dir", root)
         assert result.exit_code == 2 and f"judges.fake.{key}" in result.output, (key, result.output)
+
+
+def test_a_waiting_build_submits_and_fills_the_requests_that_hang_on_a_batchs_answers(tmp_path, run_cli, batch_server):
+    """The uncertain bias check's swapped pass depends on the first verdicts, so it is met only once the first
+    batch is collected: the same build submits it, waits and fills it (it was left 'batch pending' in no batch
+    at all, for the next build to submit)."""
+    import yaml
+
+    from judge_fixtures import copy_example, summary_json
+
+    def pair(name, chosen, rejected):
+        return {"system": "", "instruction": f"question {name}", "chosen": f"chosen answer {name} [[rate={chosen}]]",
+                "rejected": f"rejected answer {name} [[rate={rejected}]]"}
+
+    root = copy_example(tmp_path, batch_server, rows=[pair("clear", 5, 1), pair("close", 4, 3), pair("even", 3, 3)],
+                        vars={"check_position_bias": "uncertain", "bias_check_margin": 1})
+    config = yaml.safe_load((root / "prefclean.yml").read_text(encoding="utf-8"))
+    config["judges"]["fake"] = batch_judge(batch_server)
+    (root / "prefclean.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    build(run_cli, root)
+    assert [u["lines"] for u in batch_server.stats()["uploads"]] == [3, 1]  # the first passes, then close swapped
+    rows = {r["instruction"].split()[-1]: r for r in judged(root, "select instruction, decision, reason, bias_check "
+                                                                  "from pair_decisions")}
+    assert {k: (r["decision"], r["reason"], r["bias_check"]) for k, r in rows.items()} == {
+        "clear": ("keep", "judge_agrees", "clear"), "close": ("keep", "judge_agrees", "swapped"),
+        "even": ("drop", "tie", "would_drop")}
+    assert summary_json(root)["position_bias"]["checked"] == 1
+    batch_server.reset()
+    build(run_cli, root)
+    assert batch_server.stats()["uploads"] == []

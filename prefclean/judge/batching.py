@@ -94,7 +94,6 @@ class BatchJudging:
         self.states: dict[str, str] = {}  # key -> pending | failed | not_judged_budget, as this build's rows last got it
         self.model: str | None = None
         self.model_start: dict = {}  # the judge's counters when this model began (restored for the second pass)
-        self.second_pass = False
         self.exported = 0
 
     # -- first pass (inside the judge UDF) --------------------------------------------------------------
@@ -104,7 +103,7 @@ class BatchJudging:
             model = self.judging.ctx.model
             if model == self.model:
                 return
-            self.model, self.second_pass = model, False
+            self.model = model
             self.model_start = self.session.stats.as_dict()
             self._collect_open(block=False)
 
@@ -125,7 +124,7 @@ class BatchJudging:
                     out.append(self._row(task_name, aspect, key, NOT_JUDGED_BUDGET))
                     continue
                 self.states[key] = "pending"
-                if key not in open_keys and not self.second_pass:
+                if key not in open_keys:  # a later pass meets keys that hang on answers collected before it
                     self.recorded.setdefault(key, Line(key, engine.request_line(
                         key, request.messages, params, request.response_format), task_name, aspect, request.n))
                 batch = open_keys.get(key)
@@ -139,8 +138,6 @@ class BatchJudging:
             return True
         if key in shared.over_budget:
             return False
-        if self.second_pass:  # not met in the first pass (it would have been held or refused there)
-            return True
         prompt = self.budget.prompt(request.messages, exact=True)
         held = self.budget.reserve(prompt)  # held until collected
         while held is LATER:  # under --max-cost, beside another judge's requests in flight: they settle soon
@@ -188,9 +185,8 @@ class BatchJudging:
                 self._submit(recorded)
             before = len(self.collected) + len(self.failed)
             self._collect_open(block=self.wait)
-            rerun = not self.second_pass and len(self.collected) + len(self.failed) > before
-            if rerun:  # the second pass counts the model's rows again, from the cache
-                self.second_pass = True
+            rerun = len(self.collected) + len(self.failed) > before
+            if rerun:  # the next pass counts the model's rows again, from the cache
                 self.session.stats.restore(self.model_start, ROW_COUNTS)
             return rerun
 
