@@ -10,14 +10,14 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from pathlib import Path
 
 import duckdb
 
 from .artifacts import record_run, write_manifest, write_run_results
 from .compiler import Compiler
 from .datatests import load_tests, run_test
-from .errors import ModelError, PrefcleanError
+from .config.base import did_you_mean
+from .errors import ModelError, PrefcleanError, ProjectError
 from .events import LeftoversRemoved, ModelFinished, ModelStarted, Reporter, SourceStaged, TestFinished, quiet
 from .graph import Graph
 from .state import load_state
@@ -67,7 +67,21 @@ def load_graph(project: Project, connection=None, state: str | Path | None = Non
     models = compiler.parse_all()
     if saved is not None:
         saved.compare_with(compiler.macro_checksums, project.sources)
+    check_export_models(project, models, compiler.disabled)
     return compiler, Graph({name: m.refs for name, m in models.items()}, models, saved)
+
+
+def check_export_models(project: Project, models: dict, disabled: dict) -> None:
+    """Every export names a model (or seed) of the project, before anything is built or judged: a misspelt
+    `model:` would otherwise be an export that never runs, found only after the judge was paid."""
+    for name, export in project.exports.items():
+        for key in ("model", "audit_model"):
+            model = export.model if key == "model" else export.options.get(key)
+            if model is None or model in models:
+                continue
+            why = ("is disabled (`enabled: false`)" if model in disabled
+                   else f"is not a model or seed of this project{did_you_mean(model, models, quote=chr(39))}")
+            raise ProjectError(f"prefclean.yml: exports.{name}.{key}: '{model}' {why}")
 
 
 def stage_sources(con, project: Project, names: set[str], *, force: bool, report: Reporter) -> None:

@@ -60,11 +60,12 @@ def test_export_command(make_project, run_cli):
 
 
 def test_export_before_build_says_so(make_project, run_cli):
-    root = _project(make_project, exports={"pq": {"model": "missing_model", "target": "parquet"}})
-    assert run_cli("build", "--no-exports", cwd=root).exit_code == EXIT_OK
+    root = _project(make_project, exports={"pq": {"model": "final", "target": "parquet"}},
+                    models={**MODELS, "other": "select 1 as x"})
+    assert run_cli("build", "--select", "other", "--no-exports", cwd=root).exit_code == EXIT_OK
     result = run_cli("export", cwd=root)
     assert result.exit_code == EXIT_FAILED
-    assert "model 'missing_model' has not been built (run `prefclean build`)" in result.output
+    assert "model 'final' has not been built (run `prefclean build`)" in result.output
 
 
 def test_failing_export_leaves_no_partial_file(make_project, run_cli):
@@ -97,3 +98,20 @@ def test_unknown_target_is_a_project_error_before_anything_runs(make_project, ru
     assert result.exit_code == EXIT_USER_ERROR
     assert "prefclean.yml: `exports.x.target` is 'xlsx', expected one of parquet, jsonl, csv" in result.output
     assert not (root / "target/prefclean.duckdb").exists()
+
+
+def test_an_export_of_no_model_fails_the_build_and_the_plan_before_anything_runs(make_project, run_cli):
+    """A misspelt `model:` was an export that silently never ran (found in the #15 user pass)."""
+    root = _project(make_project, exports={"pq": {"model": "finall", "target": "parquet"}})
+    for command in ("build", "plan"):
+        result = run_cli(command, cwd=root)
+        assert result.exit_code == EXIT_USER_ERROR, result.output
+        assert ("prefclean.yml: exports.pq.model: 'finall' is not a model or seed of this project; "
+                "did you mean 'final'?") in result.output
+    assert not (root / "target/prefclean.duckdb").exists() or not duckdb.connect(
+        str(root / "target/prefclean.duckdb"), read_only=True).execute(
+        "select count(*) from information_schema.tables where table_name = 'final'").fetchone()[0]
+    disabled = _project(make_project, exports={"pq": {"model": "final", "target": "parquet"}},
+                        models={"final": "{{ config(enabled=false) }} select 1 as x"})
+    result = run_cli("build", cwd=disabled)
+    assert result.exit_code == EXIT_USER_ERROR and "exports.pq.model: 'final' is disabled" in result.output

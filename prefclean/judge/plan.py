@@ -428,7 +428,7 @@ def _build_with(project: Project, planner: Planner, select, exclude, judge, full
     the checks a build makes before it sends (its data tests' definitions; none is run). Returns the models
     built, the errors of those that failed and the build's warnings, in the user's terms (plan_terms.py)."""
     from ..datatests import load_tests
-    from ..runner import Build, BuildOptions
+    from ..runner import Build, BuildOptions, check_export_models
 
     scratch = Path(tempfile.mkdtemp(prefix="prefclean-plan-"))
     try:
@@ -446,6 +446,7 @@ def _build_with(project: Project, planner: Planner, select, exclude, judge, full
             build = Build(planned, options)
             try:
                 load_tests(build.compiler)  # a test a build could not define fails it before anything is sent
+                check_export_models(project, build.compiler.models, build.compiler.disabled)  # as build does
                 build.run()
             finally:
                 build.close()
