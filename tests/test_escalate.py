@@ -163,3 +163,20 @@ def test_uncertain_rechecks_each_close_kept_pair_with_the_judge_that_made_it(tmp
     assert judged(root0, "select bias_check from pair_decisions where instruction = 'question close'") == [
         {"bias_check": "swapped"}]
     assert not d["close"]["escalated"] and d["close"]["reason"] == "judge_agrees"
+
+
+def test_plans_upper_bound_holds_for_the_swapped_pass_of_a_judge_that_keeps_its_pair(tmp_path, run_cli, fake_judge,
+                                                                                      strong):
+    """With escalation and the uncertain bias check, an unknown verdict taken as a tie always escalates, so the
+    cheap judge's own swapped pass (a close pair its margin-0 escalation keeps) was never counted: the plan said
+    5 'exact' and the build sent 6."""
+    root = project(tmp_path, fake_judge, strong, margin=0, check_position_bias="uncertain", bias_check_margin=1)
+    result = run_cli("plan", "--json", "--project-dir", str(root))
+    assert result.exit_code == 0, result.output
+    plan = {j["name"]: j for j in json.loads(result.output)["judges"]}
+    build(run_cli, root)
+    sent = {"fake": fake_judge.stats()["requests"], "strong": strong.stats()["requests"]}
+    assert sent == {"fake": 5 + 1, "strong": 1}  # close's swapped pass by the cheap judge; even to the strong one
+    for name in ("fake", "strong"):
+        assert plan[name]["requests_at_least"] <= sent[name] <= plan[name]["requests"], (name, plan[name])
+    assert plan["fake"]["requests_count"] == "upper_bound" and plan["fake"]["requests"] == 10

@@ -11,7 +11,9 @@ request is sent.
 
 A verdict that is not in the cache cannot be known before it is asked for, so when a first run met any, the
 plan runs again with other stand-ins: `unknown="tie"` (every unknown verdict a tie, the most uncertain one:
-whatever is escalated for close verdicts is asked; the union with the first run is the upper bound), and,
+whatever is escalated for close verdicts is asked; the union with the first run is the upper bound; with an
+escalation, `unknown="clear"` too: a decisive verdict no margin escalates, for what a judge keeping its pair asks
+next, its swapped pass), and,
 when that asks more and the cache holds verdicts of the judge, `unknown="sample"` (each unknown
 verdict drawn from the judge's cached ones: the estimate). `requests_count` says whether the count is exact.
 The uncertain bias check re-checks only close pairs the first pass keeps, leaning on the judge's position tilt
@@ -49,6 +51,7 @@ from .udf import judge_style, judge_task, session_identity
 PLANNED = "not judged: plan"
 UNKNOWN = "not judged: plan, verdict unknown"  # a verdict not in the cache (cleaning.sql plan_unknown)
 TIE = 3  # the stand-in rating of every response in an unknown verdict taken as a tie
+CLEAR = (5, 1)  # the stand-in ratings of an unknown verdict taken as clear (unknown="clear")
 SAMPLES = 2000  # cached verdicts per judge, task, aspect and size drawn from for the estimate
 
 
@@ -189,6 +192,9 @@ class Planner:
                 return drawn
             with self.lock:
                 self.unsampled_of[judge] = self.unsampled_of.get(judge, 0) + 1
+        if self.unknown == "clear":  # decisive: escalated by no margin under 4, yet re-checked (raw UNKNOWN)
+            return Judgment(ratings=[CLEAR[0]] + [CLEAR[1]] * (n - 1), raw=UNKNOWN, judge=judge, task=task,
+                            aspect=aspect, key=key)
         if self.unknown in ("tie", "sample"):
             return Judgment(ratings=[TIE] * n, raw=UNKNOWN, judge=judge, task=task, aspect=aspect, key=key)
         return Judgment(judge=judge, task=task, aspect=aspect, error=UNKNOWN)
@@ -393,6 +399,11 @@ def _run_plan(project: Project, select, exclude, judge, full_refresh, state, ref
             runs.append(upper)
             names += [n for n in upper.tallies if n not in known.tallies]
             tallies = most = {n: union(known.tallies.get(n), upper.tallies.get(n)) for n in names}
+            if upper.escalated_from:  # a tie escalates: what a judge that keeps its pair asks after it is not
+                clear = run("clear")[0]  # asked there (the uncertain check's swapped pass by that judge)
+                runs.append(clear)
+                names += [n for n in clear.tallies if n not in names]
+                tallies = most = {n: union(most.get(n), clear.tallies.get(n)) for n in names}
             plans = {n: upper.plan_of(n, most[n]) for n in names}
             unsure = [n for n in names if len(most[n].keys) > len(known.tallies[n].keys if n in known.tallies else ())]
             drawn = upper if not any(known.verdicts_of(n) for n in unsure) else run("sample")[0]
