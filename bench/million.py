@@ -8,7 +8,8 @@ measured is prefclean's own overhead per row; on a small machine the fake server
 
 `--full-refresh` adds a `prefclean build --full-refresh --no-tests` after the other builds: every model rebuilt,
 every judgment from the cache (issue 16 §2). `--reuse` keeps the work folder's pairs, project and judgment cache
-(e.g. from a run with another prefclean) and runs only that build, against fresh fake judges.
+(e.g. from a run with another prefclean) and runs only that build, against fresh fake judges. `--judging-only`
+adds the same build of judged_pairs alone (`--select judged_pairs`): its CPU is the judging stage's and start-up's.
 
 Peak memory is that of the `prefclean build` process tree (the fake judges are not its children).
 """
@@ -48,7 +49,7 @@ def stage_times(output: str, wall: float) -> dict[str, float]:
 
 
 def run(n: int, replicas: int, concurrency: int, work: Path, *, rerun: bool, tests: bool,
-        bias_check: bool, full_refresh: bool = False, reuse: bool = False) -> list[dict]:
+        bias_check: bool, full_refresh: bool = False, reuse: bool = False, judging_only: bool = False) -> list[dict]:
     source = work / "pairs.parquet"
     if not reuse:
         shutil.rmtree(work, ignore_errors=True)
@@ -70,9 +71,11 @@ def run(n: int, replicas: int, concurrency: int, work: Path, *, rerun: bool, tes
             root = make_project(work / "project", source, judge, bias_check=bias_check)
         args = [] if tests else ["--no-tests"]
         labels = [] if reuse else ["cold", "rerun"][: 2 if rerun else 1]
-        for label in labels + (["full refresh"] if full_refresh else []):
+        refreshes = {"full refresh": ["--full-refresh", "--no-tests"],
+                     "judged_pairs only": ["--full-refresh", "--no-tests", "--select", "judged_pairs"]}
+        for label in labels + (["full refresh"] if full_refresh else []) + (["judged_pairs only"] if judging_only else []):
             load = load_average()
-            m = prefclean(root, *(["--full-refresh", "--no-tests"] if label == "full refresh" else args))
+            m = prefclean(root, *refreshes.get(label, args))
             requests = sum(j.stats()["requests"] for j in judges)
             for j in judges:
                 j.reset()
@@ -100,11 +103,13 @@ def main(argv=None) -> int:
                         help="then a --full-refresh --no-tests build (every judgment from the cache)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the work folder's project and cache; run only the --full-refresh build")
+    parser.add_argument("--judging-only", action="store_true",
+                        help="then a --full-refresh of judged_pairs alone (--select judged_pairs)")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "out" / "million")
     args = parser.parse_args(argv)
     runs = run(args.n, args.replicas, args.concurrency, args.work, rerun=not args.no_rerun,
                tests=not args.no_tests, bias_check=args.bias_check, full_refresh=args.full_refresh or args.reuse,
-               reuse=args.reuse)
+               reuse=args.reuse, judging_only=args.judging_only)
     cold = runs[0]
     print(f"\n{args.n:,} pairs; {args.replicas} zero-latency fake judge replica(s), concurrency {args.concurrency} "
           f"each; position-bias check {'on' if args.bias_check else 'off'}; data tests "

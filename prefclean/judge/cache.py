@@ -200,6 +200,8 @@ class JudgmentCache:
                prompts: bool) -> tuple[pa.Table, np.ndarray]:
         """The rows of these candidates (rowids >= 0: by key's hash; <= -2: by prompt key's hash, rowid -2 - r;
         NO_ROWID: stored this build), checked against the keys they are candidates for; for each key, its row."""
+        matched_on = ["_key", "_prompt_key"] if prompts else ["_key"]  # what `_match` compares
+        select = f"key as _key, {'prompt_key as _prompt_key, ' if prompts else ''}{select}"
         by_prompt = rowids <= -2
         known = np.where(by_prompt, -2 - rowids, rowids)
         near = np.unique(known[known >= 0])
@@ -230,10 +232,10 @@ class JudgmentCache:
                 self._index = self._prompts = None
                 table = _concat([table, again])
                 found = _match(table, keys, prompts)
-        return table.drop_columns(["_key", "_prompt_key"]), found
+        return table.drop_columns(matched_on), found
 
     def _query(self, cur, where: str, where_params: list, select: str, params: list) -> pa.Table:
-        return cur.sql(f"select key as _key, prompt_key as _prompt_key, {select} from judgments where {where}",
+        return cur.sql(f"select {select} from judgments where {where}",
                        params=params + where_params).to_arrow_table()
 
     def _by_key(self, cur, keys: pa.Array, select: str, params: list) -> pa.Table:
