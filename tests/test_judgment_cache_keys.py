@@ -8,6 +8,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from judge_fixtures import build, build_api, judge_note, judge_project, judged
 
@@ -56,6 +58,20 @@ def test_a_batchs_input_keys_are_its_rows_input_keys_and_null_where_a_row_cannot
     keys = [k for k in input_keys("id", instructions, generations, "honesty", references).to_pylist() if k]
     assert len(set(keys)) == len(keys) == 6
     assert key_hashes_of(pa.array(keys, pa.string())).tolist() == key_hashes(keys).tolist()
+
+
+TEXTS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12) | st.sampled_from(['"', "\\", "\n\t\r", "\x7f\x00\x1f", "é€😀"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.none() | TEXTS, st.none() | st.lists(st.none() | TEXTS, max_size=3), st.none() | TEXTS),
+                min_size=1, max_size=8), TEXTS)
+def test_a_batchs_input_keys_are_what_input_key_gives_each_row_whatever_the_text(rows, aspect):
+    keys = input_keys("id", pa.array([r[0] for r in rows], pa.string()),
+                      pa.array([r[1] for r in rows], pa.list_(pa.string())), aspect,
+                      pa.array([r[2] for r in rows], pa.string())).to_pylist()
+    assert keys == [input_key("id", i, g, aspect, r) if i is not None and g and None not in g else None
+                    for i, g, r in rows]
 
 
 def test_the_inputs_identity_follows_the_templates_and_their_includes(tmp_path):
@@ -223,8 +239,8 @@ def test_one_batch_of_cached_new_repeated_and_unjudgeable_rows_accounts_for_ever
 
 
 def test_a_cache_whose_input_keys_another_format_wrote_answers_by_prompt_once(make_project, run_cli, fake_judge):
-    """An upgrade that changes how input keys are made (their format, or the task's code) finds every judgment by
-    its prompt key once, stores it under the new key, and sends nothing."""
+    """A change to how input keys are made (the task's code is part of them) finds every judgment by its prompt key
+    once, stores it under the new key, and sends nothing."""
     root = judge_project(make_project, fake_judge, ROWS)
     build(run_cli, root)
     path = root / "target" / "judgments.duckdb"

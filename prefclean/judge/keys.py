@@ -36,51 +36,74 @@ def request_key(identity: str, messages: list[dict]) -> str:
 
 
 def input_key(inputs_identity: str, instruction: str, generations: list, aspect: str, reference) -> str:
-    """The key of one row from its fields, for a task whose prompt they determine (see `inputs_identity`); the
-    same as `input_keys` gives the row in a batch (`prefclean plan` keys one row at a time)."""
-    row = _field(instruction) + _field(aspect) + _field(reference) + f"{len(generations)}[" + \
-        "".join(_field(g) for g in generations)
-    return hashlib.sha256((inputs_identity + INPUTS_FORMAT + row).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-# Each field is its length in UTF-8 bytes, a colon and its text ('n' for NULL), so the concatenation of a row's
-# fields can be read back one way only. Length-prefixed rather than JSON: Arrow builds it for a whole batch in C++
-# (`input_keys`), where a Python json.dumps per row was most of a cached row's keying. A new format gets a new tag.
-INPUTS_FORMAT = "\0inputs-v2\0"
-
-
-def _field(text: str | None) -> str:
-    return "n" if text is None else f"{len(text.encode('utf-8', 'surrogatepass'))}:{text}"
+    """The key of one row from its fields, for a task whose prompt they determine (see `inputs_identity`);
+    `input_keys` gives the same for each row of a batch (`prefclean plan` keys one row at a time)."""
+    # ASCII JSON (escapes for the rest): half the cost of UTF-8 output, and any text (a lone surrogate) encodes
+    row = json.dumps([instruction, generations, aspect, reference])
+    return hashlib.sha256((inputs_identity + "\0" + row).encode()).hexdigest()
 
 
 def input_keys(inputs_identity: str, instructions: pa.Array, generations: pa.Array, aspect: str,
                references: pa.Array) -> pa.Array:
     """`input_key` of every row of a batch as a string array, NULL for a row that cannot be judged (see
-    `judgeable`): the rows' fields are joined by Arrow, only the hash of each is a Python call (~1.3 µs a row,
-    against ~3.7 µs for `input_key` and its lists)."""
+    `judgeable`). The JSON text of a row whose fields are printable ASCII, once Arrow has escaped their quotes,
+    backslashes, newlines and tabs, is built by Arrow's kernels for the whole batch, and only its SHA-256 is a Python
+    call (~1.5 µs a row, against ~4-6 µs for `input_key`); any other row (non-ASCII or other control characters,
+    which json.dumps writes as \\u escapes) is keyed by `input_key`. The keys are `input_key`'s, so a cache
+    written one row at a time answers a batch and the other way round."""
     import pyarrow.compute as pc  # imported on first use (see arrays.py)
     n = len(instructions)
     offsets = list_offsets(generations)
     flat = generations.values.slice(offsets[0], offsets[-1] - offsets[0])  # every generation, NULL lists' too
-    per_generation = pa.ListArray.from_arrays(from_numpy((offsets - offsets[0]).astype(np.int32)), _fields(flat))
-    counts = pc.cast(pc.list_value_length(generations), pa.string())
-    nothing = text("")
-    rows = pc.binary_join_element_wise(
-        text(inputs_identity + INPUTS_FORMAT), _fields(instructions), text(_field(aspect)), _fields(references),
-        counts, text("["), pc.binary_join(per_generation, nothing), nothing)
+    quoted_instructions, slow = _json_strings(instructions)
+    quoted_generations, slow_generations = _json_strings(flat)
+    quoted_references, slow_references = _json_strings(references)
+    slow |= slow_references
+    if slow_generations.any():
+        slow[np.searchsorted(offsets - offsets[0], np.flatnonzero(slow_generations), side="right") - 1] = True
+    per_row = pa.ListArray.from_arrays(from_numpy((offsets - offsets[0]).astype(np.int32)), quoted_generations)
+    rows = pc.binary_join_element_wise(  # json.dumps([instruction, generations, aspect, reference])
+        text(inputs_identity + "\0["), quoted_instructions, text(", ["), pc.binary_join(per_row, text(", ")),
+        text(f"], {json.dumps(aspect)}, "), quoted_references, text("]"), text(""))
     ok = judgeable(instructions, generations)
     ends = string_ends(rows)
     data = memoryview(rows.buffers()[2] or b"")
     sha256 = hashlib.sha256
-    digests = b"".join([sha256(data[a:b]).digest() if judged else _NO_DIGEST
-                        for a, b, judged in zip(ends[:-1].tolist(), ends[1:].tolist(), ok.tolist())])
-    hex_digits = np.frombuffer(digests.hex().encode("ascii"), dtype=np.uint8)
+    digests = [sha256(data[a:b]).digest() if judged else _NO_DIGEST
+               for a, b, judged in zip(ends[:-1].tolist(), ends[1:].tolist(), (ok & ~slow).tolist())]
+    for i in np.flatnonzero(ok & slow).tolist():
+        digests[i] = bytes.fromhex(input_key(inputs_identity, instructions[i].as_py(), generations[i].as_py(), aspect,
+                                             references[i].as_py()))
+    hex_digits = np.frombuffer(b"".join(digests).hex().encode("ascii"), dtype=np.uint8)
     mask = None if ok.all() else pa.py_buffer(np.packbits(ok, bitorder="little"))
     return pa.StringArray.from_buffers(n, pa.py_buffer(np.arange(0, 64 * (n + 1), 64, dtype=np.int32)),
                                        pa.py_buffer(hex_digits), mask, n - int(ok.sum()))
 
 
 _NO_DIGEST = bytes(32)  # in the place of a row that has no key (masked out)
+# What json.dumps (ensure_ascii) writes for these characters; it leaves printable ASCII (' ' to '~') as it is.
+_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+
+
+def _json_strings(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Each text as json.dumps writes it ('null' for NULL), and which texts Arrow does not write so (one with a
+    character json.dumps escapes as \\uXXXX, \\b or \\f): their rows are keyed by `input_key`. Both read the
+    texts' bytes with numpy, one pass (a regex per text cost more than the rest of the key)."""
+    import pyarrow.compute as pc  # imported on first use (see arrays.py)
+    ends = string_ends(texts)
+    size = int(ends[-1] - ends[0])
+    data = np.frombuffer(texts.buffers()[2], np.uint8, count=size, offset=int(ends[0])) if size else \
+        np.empty(0, np.uint8)
+    other = (data >= 0x7F) | ((data < 0x20) & (data != 0x09) & (data != 0x0A) & (data != 0x0D))
+    slow = np.zeros(len(texts), bool)
+    if other.any():
+        slow[np.searchsorted(ends - ends[0], np.flatnonzero(other), side="right") - 1] = True
+    escaped = texts
+    for plain, written in _JSON_ESCAPES:
+        if (data == ord(plain)).any():
+            escaped = pc.replace_substring(escaped, pattern=plain, replacement=written)
+    quoted = pc.binary_join_element_wise(text('"'), escaped, text('"'), text(""))
+    return pc.if_else(pc.is_null(texts), text("null"), quoted), slow
 
 
 def judgeable(instructions: pa.Array, generations: pa.Array) -> np.ndarray:
@@ -92,13 +115,6 @@ def judgeable(instructions: pa.Array, generations: pa.Array) -> np.ndarray:
         missing = np.flatnonzero(~valid(flat))
         ok[np.searchsorted(offsets - offsets[0], missing, side="right") - 1] = False
     return ok
-
-
-def _fields(texts: pa.Array) -> pa.Array:
-    """`_field` of each element of a string array."""
-    import pyarrow.compute as pc  # imported on first use (see arrays.py)
-    lengths = pc.cast(pc.binary_length(texts), pa.string())
-    return pc.if_else(pc.is_null(texts), text("n"), pc.binary_join_element_wise(lengths, text(":"), texts, text("")))
 
 
 def inputs_identity(identity: str, task) -> str | None:
