@@ -257,3 +257,17 @@ def test_a_cache_whose_input_keys_another_format_wrote_answers_by_prompt_once(ma
                       original(self, name, *a, **k))
         assert build_api(root, full_refresh=True).judging.cached == 6
     assert [name for name in rendered if name != "ultrafeedback_system.jinja"] == []  # stored under the new keys
+
+
+def test_rows_duckdb_hands_as_large_strings_are_keyed_and_judged_as_any_other(make_project, run_cli, fake_judge):
+    """A project that sets DuckDB's arrow_large_buffer_size (on-run-start) makes the judge UDF's inputs large_string
+    and large_list: the batch's Arrow keying mixed them with plain strings and every batch failed."""
+    root = judge_project(make_project, fake_judge, ROWS)
+    config = root / "prefclean.yml"
+    config.write_text(config.read_text(encoding="utf-8") + "on-run-start: \"set arrow_large_buffer_size = true\"\n",
+                      encoding="utf-8")
+    build(run_cli, root)
+    assert fake_judge.stats()["requests"] == 6
+    assert all(r["j"]["ratings"] == [4, 2] for r in judged(root))
+    fake_judge.reset()
+    assert build_api(root, full_refresh=True).judging.cached == 6 and fake_judge.stats()["requests"] == 0

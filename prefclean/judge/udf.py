@@ -429,7 +429,14 @@ def judge_style(config) -> Style:
 
 
 def _array(values) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    """One array of plain strings (or lists of them): DuckDB hands large ones under arrow_large_buffer_size (a
+    project may set it), which the batch's Arrow keying (keys.py) cannot join with its string scalars."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if pa.types.is_large_string(values.type):
+        return values.cast(pa.string())
+    if pa.types.is_large_list(values.type):
+        return values.cast(pa.list_(pa.string()))
+    return values
 
 
 def _judging(ctx: RunContext) -> Judging:
