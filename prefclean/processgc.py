@@ -30,6 +30,7 @@ def run_as_process(command):
     finally:
         release()
         gc.freeze()
+        _process = False  # (a caller that catches the exit and goes on has Python's defaults back for the next)
 
 
 def hold() -> None:

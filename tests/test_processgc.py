@@ -46,6 +46,8 @@ def test_a_process_command_holds_collection_until_released_and_freezes_at_its_en
         processgc.run_as_process(command)
     assert seen == {"held": True, "released": True}
     assert gc.isenabled() and gc.get_freeze_count() > 0
+    processgc.hold()  # the command is over: a caller that caught its exit and goes on keeps collecting
+    assert gc.isenabled()
 
 
 def test_an_in_process_cli_build_leaves_the_collector_as_it_was(run_cli, make_project, restore_gc):
