@@ -234,3 +234,19 @@ def test_a_three_judge_panels_mean_gap_of_exactly_the_margin_is_that_gap_not_its
     assert {k: (r["decision"], r["reason"], r["bias_check"]) for k, r in d.items()} == {
         "third": ("keep", "judge_agrees", "swapped"), "close": ("keep", "judge_agrees", "swapped")}
     assert fake_judge.stats()["requests"] == 3 * 2 * 2
+
+
+def test_pair_decisions_built_apart_with_other_thresholds_than_judged_pairs_is_refused(tmp_path, run_cli, fake_judge):
+    """judged_pairs skipped 'close' (4-3) as a tie at min_margin 2; pair_decisions alone at min_margin 1 would keep
+    it with no swapped pass (reason 'against_tilt', no tilt at all). It says to build judged_pairs too."""
+    root = copy_example(tmp_path, fake_judge, rows=ROWS, vars=UNCERTAIN)
+    build(run_cli, root, "--vars", '{"min_margin": 2}')
+    result = run_cli("build", "--project-dir", root, "--select", "pair_decisions")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "judged with other settings" in result.output and "prefclean build -s judged_pairs+" in result.output
+    fake_judge.reset()
+    build(run_cli, root, "--select", "judged_pairs+")
+    assert fake_judge.stats()["requests"] == 1  # close's swapped pass; the first passes from the cache
+    d = rows_of(root)
+    assert (d["close"]["decision"], d["close"]["bias_check"]) == ("keep", "swapped")
+    build(run_cli, root, "--select", "pair_decisions")  # the same settings: built alone as before

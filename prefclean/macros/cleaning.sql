@@ -105,6 +105,25 @@
   {%- endif -%}
 {%- endmacro %}
 
+{# pair_decisions re-decides with its own settings whether a pair the uncertain check skipped was rightly skipped;
+   judged_pairs skipped it with the settings it was built with. Built apart (`-s pair_decisions` with other
+   --vars), a pair judged_pairs left unchecked because those settings dropped it would be kept here with no
+   swapped pass and the reason 'against_tilt'. Refused instead, saying what to rebuild. #}
+{% macro expect_bias_check_current(bias, judged, pairs) -%}
+  {%- if bias.mode == 'uncertain' and bias.keep -%}  {#- run_query: None while parsing -#}
+    {%- set current = (judge_identity(var('judges'), var('aspect')) ~ '|bias=' ~ bias_check_signature(bias))
+                      | replace("'", "''") -%}
+    {%- set stale = run_query("select count(*) from " ~ judged ~ " where judged_with is distinct from '" ~ current
+                              ~ "' and pair_id in (select pair_id from " ~ pairs ~ ")") -%}
+    {%- if stale and stale.rows[0][0] > 0 -%}
+      {{ exceptions.raise_compiler_error(stale.rows[0][0] ~ " pairs of judged_pairs were judged with other settings "
+         ~ "(judges, aspect, bias check or decision thresholds) than this build's, so its uncertain bias check "
+         ~ "skipped other pairs: build judged_pairs too (prefclean build -s judged_pairs+; the judgment cache "
+         ~ "answers what was asked before)") }}
+    {%- endif -%}
+  {%- endif -%}
+{%- endmacro %}
+
 {# The decision settings from the project's vars, as pair_decision's keyword arguments: pair_decisions decides
    with them and the uncertain bias check's "would the first pass keep it" too, so the two cannot differ. #}
 {% macro decision_settings() -%}

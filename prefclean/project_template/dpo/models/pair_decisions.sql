@@ -3,6 +3,7 @@
 {{ config(materialized='table', audit=true) }}
 {%- set bias = bias_check_mode(var('check_position_bias'), var('bias_check_margin', 1),
                                direction=var('bias_check_direction', 'auto'), keep=decision_settings()) %}
+{{- expect_bias_check_current(bias, ref('judged_pairs'), ref('shuffled_pairs')) }}
 
 with per_judge as (
   select
