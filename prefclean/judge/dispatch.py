@@ -304,7 +304,8 @@ class Dispatcher:
         latency = 0.0
         grammar = request.grammar if self.use_grammar else None
         prompt = self.budget.prompt(request.messages)  # counted once for every attempt
-        estimate = estimate_tokens(request.messages)  # what pacing goes by
+        # what pacing goes by: the four-characters estimate, which is the prompt's count with no tokenizer
+        estimate = prompt.exact if self.budget.counter is None else estimate_tokens(request.messages)
         schema = {"response_format": request.response_format} if request.response_format else {}
         while True:
             if self.fatal is not None:
