@@ -33,6 +33,22 @@ def test_a_lookup_sees_every_write_handed_over_before_it(tmp_path):
     cache.close()
 
 
+def test_a_key_stored_again_replaces_its_answer_and_its_call_log_is_kept_once(tmp_path):
+    """Stores go in as a plain INSERT (INSERT OR REPLACE costs in proportion to the table); one that meets a key
+    already there is redone as a replace, in one transaction: nothing of the failed try is left behind."""
+    cache = JudgmentCache(tmp_path / "judgments.duckdb")
+    cache.store([judgment("a"), judgment("b")], [call("a"), call("b")])
+    assert cache.lookup(["a"])["a"]["ratings"] == [4, 2]
+    cache.store([judgment("a", ratings=[1, 5], winner=2), judgment("c")], [call("a"), call("c")])
+    found = cache.lookup(["a", "b", "c"])
+    assert found["a"]["ratings"] == [1, 5] and found["b"]["ratings"] == [4, 2] and "c" in found
+    cache.close()
+    con = duckdb.connect(str(tmp_path / "judgments.duckdb"), read_only=True)
+    assert con.execute("select count(*), count(distinct key) from judgments").fetchone() == (3, 3)
+    assert con.execute("select key, count(*) from calls group by key order by key").fetchall() == [
+        ("a", 2), ("b", 1), ("c", 1)]
+
+
 def test_close_waits_for_pending_writes(tmp_path):
     path = tmp_path / "judgments.duckdb"
     cache = JudgmentCache(path)
