@@ -3,7 +3,8 @@
 {{ config(materialized='table', audit=true) }}
 {%- set bias = bias_check_mode(var('check_position_bias'), var('bias_check_margin', 1),
                                direction=var('bias_check_direction', 'auto'), keep=decision_settings()) %}
-{{- expect_bias_check_current(bias, ref('judged_pairs'), ref('shuffled_pairs')) }}
+{#- only the uncertain check reads judged_pairs here: a project whose ratings come from elsewhere has none -#}
+{%- if bias.mode == 'uncertain' %}{{ expect_bias_check_current(bias, ref('judged_pairs'), ref('shuffled_pairs')) }}{% endif %}
 
 with per_judge as (
   select
