@@ -21,6 +21,7 @@ import contextlib
 import re
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +47,49 @@ def stage_times(output: str, wall: float) -> dict[str, float]:
         times["export"] += float(seconds)
     times["other (start-up, data tests, summary)"] = max(0.0, wall - sum(times.values()))
     return times
+
+
+class Timeline:
+    """The judges' request counts every `every` seconds while a build runs: the rate of each tenth of the cold
+    judging, so whether judging slows as the warehouse and the judgment cache fill shows within one run, at one
+    machine's load, rather than only between runs at two sizes (issue 16 §6)."""
+
+    def __init__(self, judges, every: float = 2.0):
+        self.judges, self.every = judges, every
+        self.samples: list[tuple[float, int, str]] = []  # (seconds since start, requests so far, 1-min load)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self):
+        self._start = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self):
+        while not self._stop.wait(self.every):
+            try:
+                requests = sum(j.stats()["requests"] for j in self.judges)
+            except OSError:
+                continue
+            self.samples.append((time.perf_counter() - self._start, requests, load_average().split()[0]))
+
+    def tenths(self, total: int) -> list[list]:
+        """[tenth, requests/s, µs per request, load (1 min) at its end] for each tenth of `total` requests."""
+        rows, previous = [], None
+        for tenth in range(1, 11):
+            goal = total * tenth / 10
+            at = next((s for s in self.samples if s[1] >= goal), None)
+            if at is None:
+                break
+            if previous is not None and at[0] > previous[0]:
+                rate = (at[1] - previous[1]) / (at[0] - previous[0])
+                rows.append([f"{tenth - 1}0-{tenth}0%", f"{rate:,.0f}", f"{1e6 / rate:,.0f}", at[2]])
+            previous = at
+        return rows
 
 
 def run(n: int, replicas: int, concurrency: int, work: Path, *, rerun: bool, tests: bool,
@@ -75,11 +119,15 @@ def run(n: int, replicas: int, concurrency: int, work: Path, *, rerun: bool, tes
                      "judged_pairs only": ["--full-refresh", "--no-tests", "--select", "judged_pairs"]}
         for label in labels + (["full refresh"] if full_refresh else []) + (["judged_pairs only"] if judging_only else []):
             load = load_average()
-            m = prefclean(root, *refreshes.get(label, args))
+            with Timeline(judges) as timeline:
+                m = prefclean(root, *refreshes.get(label, args))
             requests = sum(j.stats()["requests"] for j in judges)
             for j in judges:
                 j.reset()
             times = stage_times(m.output, m.seconds)
+            if label == "cold":
+                print(table(["cold judging, tenth of the requests", "requests/s", "µs per request", "load at its end"],
+                            timeline.tenths(requests)), flush=True)
             runs.append({"label": label, "wall": m.seconds, "cpu": m.cpu_seconds, "times": times, "requests": requests,
                          "peak_tree_mib": m.peak_tree_mib, "peak_proc_mib": m.peak_proc_mib, "load": load,
                          "rows": dict((model, int(rows)) for model, rows, _ in MODEL_LINE.findall(m.output))})

@@ -74,6 +74,26 @@ def key_index(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"update judgments set key_hash = {key_hash_sql('key')}")
 
 
+@MIGRATIONS.step
+def keys_kept_unique_by_the_store(con: duckdb.DuckDBPyConnection) -> None:
+    """The judgments table without DuckDB's PRIMARY KEY on `key` (issue 16 §6). Its ART index made every insert
+    dearer as the cache grew and was written out again at each checkpoint: a store of 2,000 answers took ~54 ms
+    into 100k judgments and 107-144 ms into 1M, against ~40 ms flat without it (bench/cache_growth.py), and a
+    10M-judgment index would not fit the cache's memory limit. One row per key is now the store's rule, kept
+    through the key index (`JudgmentCache.store`). Rows are copied in their order: a rebuild still reads them in
+    the order they were stored."""
+    columns = ("key, judge, engine, model, task, aspect, ratings, rationales, winner, raw, prompt_tokens, "
+               "completion_tokens, latency_ms, created_at, prompt_key, key_hash, prompt_hash")
+    con.execute("""create table judgments_kept (
+        key varchar not null, judge varchar, engine varchar, model varchar, task varchar, aspect varchar,
+        ratings integer[], rationales varchar[], winner integer, raw varchar,
+        prompt_tokens integer, completion_tokens integer, latency_ms double, created_at timestamp default now(),
+        prompt_key varchar, key_hash ubigint, prompt_hash ubigint)""")
+    con.execute(f"insert into judgments_kept ({columns}) select {columns} from judgments")
+    con.execute("drop table judgments")
+    con.execute("alter table judgments_kept rename to judgments")
+
+
 CACHE_MEMORY_LIMIT = "512MB"
 RUN_GAP = 2048  # rowids further apart than this (a DuckDB vector) start another run of a look-up's hits
 RUNS = 8  # hits in at most this many runs are read by rowid range; more, row group by row group
@@ -245,40 +265,61 @@ class JudgmentCache:
         return self._query(cur, "key in (select unnest(?::varchar[]))", [keys.to_pylist()], select, params)
 
     def store(self, judgments: list[Judgment], calls: list[dict]) -> None:
-        """Insert successful judgments (replacing same keys) and the call log, in one transaction.
+        """Insert successful judgments, replacing the answers of keys already stored, and the call log, in one
+        transaction.
 
-        A plain INSERT first: DuckDB's INSERT OR REPLACE costs time in proportion to the table, not to the rows
-        inserted (100 rows: 30 ms into a 200k-judgment cache, 164 ms into a 2M one; a plain insert 5-9 ms), which
-        made a cold build's judging slower per row the bigger its cache grew. Only a store that meets a key
-        already there (a re-judged row: --refresh-judgments, a changed answer) is redone as INSERT OR REPLACE."""
+        One row per key is kept here, not by a PRIMARY KEY (see `keys_kept_unique_by_the_store`): the key index
+        says which of these keys may be stored already, and only their rows are deleted before the insert. A
+        cold build's keys are all new, so its stores are plain INSERTs whatever the cache's size."""
         if not judgments and not calls:
             return
         with self._lock:
             cur = self._con.cursor()
             try:
-                try:
-                    self._store(cur, judgments, calls, "insert")
-                except duckdb.ConstraintException:
-                    self._store(cur, judgments, calls, "insert or replace")
+                with transaction(cur):
+                    if judgments:
+                        judgments = list({j.key: j for j in judgments}.values())  # a key twice: its last answer
+                        self._delete_stored(cur, [j.key for j in judgments])
+                        rows = [json_line(j.cache_row()) for j in judgments]
+                        cur.register("new_judgments", table_from_json_lines(rows, CACHE_SCHEMA))
+                        cur.execute(f"insert into judgments ({', '.join(CACHE_NAMES)}, key_hash, prompt_hash) "
+                                    f"select {', '.join(CACHE_NAMES)}, {key_hash_sql('key')}, "
+                                    f"{key_hash_sql('prompt_key')} from new_judgments")
+                    if calls:
+                        cur.register("new_calls", table_from_json_lines(list(map(json_line, calls)), CALL_SCHEMA))
+                        cur.execute(f"insert into calls ({', '.join(CALL_SCHEMA.names)}) select * from new_calls")
+                if judgments:  # after the commit: inside its transaction, DuckDB gives new rows provisional rowids
+                    try:
+                        self._index_stored(cur, judgments)
+                    except BaseException:  # the indexes would miss these rows: read them again when next needed
+                        self._index = self._prompts = None
+                        raise
             finally:
                 cur.close()
 
-    def _store(self, cur, judgments: list[Judgment], calls: list[dict], verb: str) -> None:
-        with transaction(cur):
-            if judgments:
-                rows = [json_line(j.cache_row()) for j in judgments]
-                cur.register("new_judgments", table_from_json_lines(rows, CACHE_SCHEMA))
-                cur.execute(f"{verb} into judgments ({', '.join(CACHE_NAMES)}, key_hash, prompt_hash) "
-                            f"select {', '.join(CACHE_NAMES)}, {key_hash_sql('key')}, {key_hash_sql('prompt_key')} "
-                            "from new_judgments")
-                self._index_stored(cur, judgments)
-            if calls:
-                cur.register("new_calls", table_from_json_lines(list(map(json_line, calls)), CALL_SCHEMA))
-                cur.execute(f"insert into calls ({', '.join(CALL_SCHEMA.names)}) select * from new_calls")
+    def _delete_stored(self, cur, keys: list[str]) -> None:
+        """Delete the rows of those `keys` that are stored already (a re-judged row: --refresh-judgments, an
+        answer collected again). The key index names the candidates and their rowids; a candidate is deleted by
+        rowid and key together. A key with candidates none of which held it (its row moved at a checkpoint, a
+        rowid not known) is deleted by key, which scans the table: rare, and never in a cold build."""
+        positions, rowids = self._key_index(cur).candidates(key_hashes(keys))
+        if not len(positions):
+            return
+        candidates = sorted({keys[i] for i in positions.tolist()})
+        known = np.unique(rowids[rowids >= 0])
+        deleted: set[str] = set()
+        if len(known):
+            deleted = {key for (key,) in cur.execute(
+                "delete from judgments where rowid between ? and ? and rowid in (select unnest(?::bigint[])) "
+                "and key in (select unnest(?::varchar[])) returning key",
+                [int(known[0]), int(known[-1]), known.tolist(), candidates]).fetchall()}
+        elsewhere = [k for k in candidates if k not in deleted]
+        if elsewhere:
+            cur.execute("delete from judgments where key in (select unnest(?::varchar[]))", [elsewhere])
 
     def _index_stored(self, cur, judgments: list[Judgment]) -> None:
-        """Add the rows just stored to the key indexes read so far: their rowids are those past the last one the
-        key index knows (a replaced row keeps its rowid); a key whose rowid is not found is fetched by key."""
+        """Add the rows just stored (and committed) to the key indexes read so far: their rowids are those past
+        the last one the key index knows; a key whose rowid is not found is fetched by key."""
         if self._index is None and self._prompts is None:
             return
         since = max(i.max_rowid for i in (self._index, self._prompts) if i is not None)
