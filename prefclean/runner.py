@@ -205,7 +205,7 @@ class Build:
             self._run_project_hooks(con, "on-run-end", self.project.on_run_end)  # after failed models too
             record_run(con, self.run_id, self.results)
         finally:
-            self.ctx.close()
+            self.ctx.close(wait=False)  # the judgment cache's checkpoint goes on beside the summary; close() waits
             self.elapsed = time.perf_counter() - start
             self.write_results()
         return self.results
@@ -215,8 +215,11 @@ class Build:
                           {**self.ctx.summary(), **(extra or {})})
 
     def close(self) -> None:
-        self.ctx.close()  # (run() closes it too; closing twice does nothing)
-        self.con.close()
+        try:
+            self.ctx.close(wait=False)  # (run() closes it too; closing twice does nothing)
+            self.con.close()  # the warehouse's checkpoint, beside the judgment cache's
+        finally:
+            self.ctx.close()  # waits for the files' closers
 
     def _run_project_hooks(self, con, key: str, statements: list[str]) -> None:
         """prefclean.yml's on-run-start / on-run-end (dbt's): Jinja SQL, each statement all or nothing."""

@@ -66,6 +66,9 @@ class RunContext:
     state: dict[str, Any] = field(default_factory=dict)  # per-run objects a UDF caches (engines, caches)
     notes: list[str] = field(default_factory=list)  # warnings a UDF wants shown under the model's line
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Closers that write a file's last pages (the judgment cache's checkpoint): run in a thread of their own when the
+    # build closes, so they overlap the summary, the exports and the warehouse's checkpoint; `close()` waits for them.
+    file_closers: list[Callable[[], None]] = field(default_factory=list)
     summaries: list[Callable[[], dict]] = field(default_factory=list)
     # Called when a model ends: what each UDF did during it (the judge's JudgeRun per judge).
     model_end_hooks: list[Callable[[], list]] = field(default_factory=list)
@@ -76,6 +79,7 @@ class RunContext:
     # still opening the judgment cache when a short build ends must not leave it open behind it.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     closed: bool = False
+    _closing: list[tuple[threading.Thread, list]] = field(default_factory=list, repr=False)
     fatal_error: str | None = None  # why no row of the model can be computed (a judge that cannot start)
     _noted: set[str] = field(default_factory=set, repr=False)
 
@@ -115,12 +119,29 @@ class RunContext:
         done = [item for hook in self.model_end_hooks for item in hook()]
         return notes + [n for n in done if isinstance(n, str)], [n for n in done if not isinstance(n, str)]
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Run the closers (last added first), then the file closers, each in its own (non-daemon) thread; with
+        `wait`, return once those are done too, raising what one of them raised. Closing again only waits."""
         with self.lock:
             self.closed = True
             closers, self.closers = self.closers, []
-        while closers:
-            closers.pop()()
+            file_closers, self.file_closers = self.file_closers, []
+        try:
+            while closers:
+                closers.pop()()
+        finally:
+            for fn in reversed(file_closers):
+                failed: list = []
+                thread = threading.Thread(target=_catching, args=(fn, failed), name="prefclean-close", daemon=False)
+                thread.start()
+                self._closing.append((thread, failed))
+        if wait:
+            closing, self._closing = self._closing, []
+            for thread, _ in closing:
+                thread.join()
+            for _, failed in closing:
+                if failed:
+                    raise failed[0]
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -204,6 +225,13 @@ def start_warm_ups(specs: list[UdfSpec], ctx: RunContext) -> None:
         if re.search(rf"\b({names})\s*\(", text, re.IGNORECASE):
             threading.Thread(target=_quietly, args=(spec.warm_up, ctx), name=f"warm-up {spec.name}",
                              daemon=True).start()
+
+
+def _catching(fn: Callable[[], None], failed: list) -> None:
+    try:
+        fn()
+    except BaseException as exc:  # raised again by RunContext.close(wait=True)
+        failed.append(exc)
 
 
 def _quietly(fn: Callable[[RunContext], None], ctx: RunContext) -> None:

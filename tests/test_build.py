@@ -259,6 +259,33 @@ def test_warm_up_also_starts_for_a_helper_that_writes_the_call(make_project, tmp
     assert not wrongly_started.wait(0.3)
 
 
+def test_file_closers_run_in_a_thread_of_their_own_and_closing_waits_for_them(make_project):
+    """The judgment cache's checkpoint (a file closer) goes on beside the end of the build (summary, exports, the
+    warehouse's checkpoint): close(wait=False) returns while it runs, close() waits and raises what it raised."""
+    import threading
+
+    from prefclean.project import load_project
+    from prefclean.udf import RunContext
+
+    ctx = RunContext(project=load_project(make_project(models={"m": "select 1 as x"})))
+    release, done = threading.Event(), []
+
+    def file_closer():
+        release.wait(10)
+        done.append(threading.current_thread().name)
+        raise OSError("disk full")
+
+    ctx.file_closers.append(file_closer)
+    ctx.closers.append(lambda: done.append("closer"))
+    ctx.close(wait=False)
+    assert done == ["closer"]  # the file closer is still waiting
+    release.set()
+    with pytest.raises(OSError, match="disk full"):
+        ctx.close()
+    assert done == ["closer", "prefclean-close"]
+    ctx.close()  # nothing left to wait for
+
+
 def test_a_failing_udf_warm_up_does_not_fail_the_build(make_project, run_cli, query):
     root = make_project(udfs={"doubling": WARMING_UDF}, files={"fail-warm-up": ""},
                         models={"m": "{{ config(materialized='table') }} select doubled(range) as x from range(3)"})

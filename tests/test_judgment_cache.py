@@ -92,7 +92,7 @@ def test_a_warm_up_that_finishes_after_its_build_opens_nothing(make_project):
     late.close()
     with pytest.raises(JudgeError, match="the build is over"):
         judgment_cache(late)
-    assert "judgment_cache" not in late.state and not late.closers
+    assert "judgment_cache" not in late.state and not late.closers and not late.file_closers
 
 
 # The tables exactly as prefclean 0.1 (before migrations) created them: a cache file written by that version.

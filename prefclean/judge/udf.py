@@ -453,7 +453,7 @@ def judgment_cache(ctx: RunContext) -> JudgmentCache:
             cache = JudgmentCache(ctx.project.judgment_cache)
         except MigrationError as exc:  # no row can be judged: the model fails with this line
             raise JudgeError(f"{ctx.project.shown(ctx.project.judgment_cache)}: {exc}") from None
-        ctx.closers.append(cache.close)
+        ctx.file_closers.append(cache.close)  # its checkpoint overlaps the end of the build
         return cache
 
     return ctx.shared("judgment_cache", open_cache)
