@@ -118,6 +118,28 @@ def import_in_background(modules: tuple[str, ...]) -> None:
     threading.Thread(target=run, name="prefclean-imports", daemon=True).start()
 
 
+class Later:
+    """`fn(*args)` computed in a daemon thread; `result()` waits for it (and raises what it raised). For Python
+    work the build needs only later, run while the main thread waits on DuckDB (which releases the GIL)."""
+
+    def __init__(self, fn, *args):
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name="prefclean-later", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def _guarded(report: Reporter, ctx: RunContext) -> Reporter:
     """The reporter as UDFs call it, from DuckDB's threads: there, a reporter that raises would fail the
     rows of a judge batch, so its error becomes a warning under the model instead."""
@@ -154,9 +176,9 @@ class Build:
             self.udfs = all_udfs(project)
             self.ctx = RunContext(project=project, options=options.run_options())
             self.ctx.report = _guarded(report, self.ctx)
-            unread = unread_vars_warning(project.root, project.vars)
-            if unread:  # shown under the first model built
-                self.ctx.note_once(unread)
+            # Read in a thread: ~25-30 ms of Python that overlaps DuckDB's staging and first model instead of
+            # preceding them; shown under the first model built (_note_unread_vars).
+            self._unread_vars: Later | None = Later(unread_vars_warning, project.root, project.vars)
             self.ctx.closers.append(watch_interrupts())  # Ctrl-C reaches the judge's threads until the build ends
             start_warm_ups(self.udfs, self.ctx)
             self.compiler, self.graph = load_graph(project, con, options.state)
@@ -172,6 +194,12 @@ class Build:
         self.test_results: list[TestRun] = []
         self.built: set[str] = set()
         self.elapsed = 0.0
+
+    def _note_unread_vars(self) -> None:
+        if self._unread_vars is not None:
+            unread, self._unread_vars = self._unread_vars.result(), None
+            if unread:
+                self.ctx.note_once(unread)
 
     def _clean_leftovers(self, con) -> None:
         """What a killed build or export left (side tables, `.NAME.xxxxxxxx.tmp` files): ours to remove, since
@@ -277,6 +305,7 @@ class Build:
                 self._record(index, ModelRun(name, "error", model.materialized, seconds=time.perf_counter() - start,
                                              error=str(exc), compiled_path=compiled_path))
                 continue
+            self._note_unread_vars()
             warnings, done = self.ctx.take_notes()
             self._record(index, ModelRun(name, "success", model.materialized, rows=rows,
                                          seconds=round(time.perf_counter() - start, 4), compiled_path=compiled_path,

@@ -20,3 +20,15 @@ def test_vars_read_only_by_prefclean_itself_or_in_a_branch_not_taken_are_not_cal
     assert unread_vars_warning(tmp_path, declared) is None
     warning = unread_vars_warning(tmp_path, {"bias_chek_margin": 1})
     assert "'bias_chek_margin' (did you mean 'bias_check_margin'?)" in warning
+
+
+def test_the_warning_is_shown_under_the_first_model_built(make_project, run_cli):
+    """The project's text is read beside the build's start (runner.Later); its warning still comes with the first
+    model, not a later one."""
+    root = make_project(config={"vars": {"limit_rowz": 6}},
+                        models={"a_first": "select 1 as x", "b_second": "select * from {{ ref('a_first') }}"})
+    result = run_cli("build", "--project-dir", root)
+    assert result.exit_code == 0, result
+    out = result.output
+    assert out.count("limit_rowz") == 1, out
+    assert out.index("a_first") < out.index("limit_rowz") < out.index("b_second"), out
