@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, processgc
+from . import __version__, blas, processgc
 from .errors import EXIT_FAILED, EXIT_INTERNAL, PrefcleanError
 from .project import load_project, parse_vars
 
@@ -63,9 +63,11 @@ def common_options(fn):
 
 class _Main(click.Group):
     """The `prefclean` group. Called itself (by the console script or `python -m prefclean.cli`), it runs the
-    process's one command: see processgc. Tests invoke `main.main(...)` in-process and keep Python's defaults."""
+    process's one command: see processgc and blas. Tests invoke `main.main(...)` in-process and keep Python's
+    defaults."""
 
     def __call__(self, *args, **kwargs):
+        blas.one_thread_for_this_process()
         return processgc.run_as_process(lambda: super(_Main, self).__call__(*args, **kwargs))
 
 
