@@ -26,7 +26,7 @@ from ..udf import RunContext, udf
 from .budget import NOT_JUDGED_BUDGET, BudgetGuard, BuildCap, budget_guard
 from .cache import JudgmentCache
 from .dispatch import Dispatcher, LoopThread, Request, RequestStream, Stats
-from .engines import create_engine, engine_class
+from .engines import Engine, create_engine, engine_class
 from .jsonrows import ArrowRows, array_from_json_lines, json_line
 from .judges import SMOKE_TEST_JUDGE, SMOKE_TEST_WARNING, is_smoke_test, resolve_judge, smoke_test_judge
 from .progress import JudgeProgress
@@ -98,7 +98,7 @@ class Judging(BatchKeying):
         key = (config.name, task_name)
         with self.lock:
             if key not in self.sessions:
-                engine = create_engine(config)
+                engine = _opened_engine(self.ctx, config) or create_engine(config)
                 task = judge_task(self.ctx, task_name, compact=is_smoke_test(config))
                 stats = Stats()
                 if config.name not in self.budgets:  # with the judge's tokenizer when a limit counts tokens
@@ -468,14 +468,48 @@ def judge_task(ctx: RunContext, name: str, compact: bool = False):
 
 def _warm_up(ctx: RunContext) -> None:
     """While the models before the judge run, instead of when its first batch arrives: import the engines of
-    the project's judges (aiohttp, huggingface_hub or llama_cpp: 0.1-0.5 s), open the judgment cache (~20 ms)
-    and compile the default task's prompt templates (~7 ms)."""
+    the project's judges (aiohttp, huggingface_hub or llama_cpp: 0.1-0.5 s), open the judgment cache (~20 ms),
+    compile the default task's prompt templates (~7 ms) and, when every row will be sent, open the default
+    judge's connections (_open_connections)."""
     if ctx.options.planner is not None:  # `prefclean plan` opens no cache of its own
         return
     for config in list(ctx.project.judges.values()) or [smoke_test_judge()]:
         engine_class(config.engine, config.name)
+    sends_every_row = ctx.options.refresh_judgments or not ctx.project.judgment_cache.exists()  # (before it opens)
     judgment_cache(ctx)
     judge_task(ctx, "ultrafeedback").compile_templates()
+    if sends_every_row:
+        _open_connections(ctx)
+
+
+CONNECT_SECONDS = 10.0  # for the connections a warm-up opens (a request's own time-out applies to its own)
+
+
+def _open_connections(ctx: RunContext) -> None:
+    """A build with a new judgment cache (or --refresh-judgments) sends every row it judges: its default judge's
+    connections are opened now, beside the models before the judge, and its first requests find them open. Made
+    by the first requests instead, 50 loopback connections took ~35 ms on the way to the first answer (the judge
+    loop sharing the GIL with the rendering of the batch's rest); a remote judge adds a TLS handshake each."""
+    if (ctx.options.executor or (ctx.project.executor or {}).get("type") or "local") != "local":
+        return  # Ray's workers have engines of their own
+    config = resolve_judge(ctx.project, None, ctx.options.judge_override)
+    kind = engine_class(config.engine, config.name)
+    if kind.open_connections is Engine.open_connections or getattr(kind, "batch", False) or kind.serial:
+        return  # nothing to open (llama.cpp's engine would load its model here: not made twice)
+    engine = create_engine(config)
+    with ctx.lock:
+        if ctx.closed:  # a warm-up that finished after its (short) build
+            return
+        ctx.state.setdefault(f"opened engine {config.name}", (config, engine))
+        ctx.closers.append(lambda: LoopThread.get().run(engine.aclose()))  # (closing twice does nothing)
+    LoopThread.get().run(engine.open_connections(CONNECT_SECONDS))
+
+
+def _opened_engine(ctx: RunContext, config):
+    """The engine a warm-up made for this judge and opened connections with (see _open_connections), or None."""
+    with ctx.lock:
+        opened = ctx.state.pop(f"opened engine {config.name}", None)
+    return opened[1] if opened is not None and opened[0] == config else None
 
 
 @udf("prefclean_judge", params=["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR"],

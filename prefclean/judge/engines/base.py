@@ -93,6 +93,10 @@ class Engine:
     async def aclose(self) -> None:
         return None
 
+    async def open_connections(self, timeout: float) -> int:
+        """Open now what the first requests would (kept-alive connections); how many. Nothing by default."""
+        return 0
+
     def describe(self) -> str:
         return f"{self.kind} {self.model}"
 

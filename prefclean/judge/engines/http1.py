@@ -251,6 +251,17 @@ class Endpoint:
             raise HTTPFailure(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         return connection
 
+    async def open_idle(self, count: int, timeout: float) -> int:
+        """Open `count` connections now, kept idle for the next requests (a build that is about to send many:
+        connecting then happens before its first request is ready, not on its way); how many opened. One that
+        fails is not retried here: the requests meet the failure and report it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        opened = await asyncio.gather(*(self._connect(loop, deadline) for _ in range(count)), return_exceptions=True)
+        connections = [c for c in opened if isinstance(c, _Connection)]
+        self._idle.extend(connections)
+        return len(connections)
+
     def close(self) -> None:
         while self._idle:
             self._idle.pop().close()

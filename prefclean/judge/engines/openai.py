@@ -302,6 +302,11 @@ class OpenAIEngine(Engine):
             results.append(f"{replica.url} answers")
         return redact("; ".join(results))
 
+    async def open_connections(self, timeout: float) -> int:
+        """As many kept-alive connections to each replica as it may have requests in flight now."""
+        counts = await asyncio.gather(*(r.endpoint.open_idle(r.limit, timeout) for r in self.replicas))
+        return sum(counts)
+
     async def aclose(self) -> None:
         for replica in self.replicas:
             replica.endpoint.close()
