@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from prefclean.judge.cache import MIGRATIONS, JudgmentCache
 from prefclean.judge.keyindex import NO_ROWID
-from prefclean.judge.keys import key_hash_sql, request_key
+from prefclean.judge.keys import key_hash_sql, key_hashes, request_key
 from prefclean.judge.record import Judgment
 
 KEYS = [request_key("j", [{"content": str(i)}]) for i in range(12)] + ["plain-key-a", "plain-key-b"]
@@ -82,3 +82,27 @@ def test_a_cache_with_the_primary_key_is_migrated_with_its_rows_in_order(tmp_pat
     assert con.execute("select key, raw from judgments").fetchall() == \
         [(f"k{i}", f"r{i}") for i in range(50) if i != 7] + [("k7", "again")]
     con.close()
+
+
+def test_a_store_that_meets_moved_rows_reads_the_key_index_again(tmp_path):
+    """A checkpoint that drops deleted row groups moves every later row (a --refresh-judgments build deletes
+    the rows it stores again): the key index's rowids then all miss, and a build that only stores (a refresh
+    looks nothing up) would delete each batch's old rows by a scan of the table for the rest of the build."""
+    path = tmp_path / "judgments.duckdb"
+    JudgmentCache(path).close()
+    con = duckdb.connect(str(path))
+    con.execute(f"insert into judgments (key, raw, key_hash) select key, 'a', {key_hash_sql('key')} "
+                "from (select sha256(i::varchar) as key from range(250000) t(i))")
+    keys = [k for (k,) in con.execute("select key from judgments order by rowid").fetchall()]
+    con.close()
+    cache = JudgmentCache(path)
+    cache.store([judgment(k, "b") for k in keys[:130_000]], [])  # the first row groups' keys, stored again
+    cache.execute("checkpoint")  # the emptied row groups go: the rows after them move down
+    cache.store([judgment(keys[200_000], "c")], [])  # meets a moved row
+    cache.store([judgment(keys[200_001], "c")], [])
+    rest = keys[130_000:200_000]
+    at = dict(cache.execute("select key, rowid from judgments where key in (select unnest(?::varchar[]))", [rest]))
+    positions, rowids = cache._index.candidates(key_hashes(rest))
+    assert sum(at[rest[p]] == r for p, r in zip(positions.tolist(), rowids.tolist())) == len(rest)
+    assert cache.execute("select count(*), count(distinct key) from judgments") == [(250_000, 250_000)]
+    cache.close()

@@ -301,7 +301,10 @@ class JudgmentCache:
         """Delete the rows of those `keys` that are stored already (a re-judged row: --refresh-judgments, an
         answer collected again). The key index names the candidates and their rowids; a candidate is deleted by
         rowid and key together. A key with candidates none of which held it (its row moved at a checkpoint, a
-        rowid not known) is deleted by key, which scans the table: rare, and never in a cold build."""
+        rowid not known) is deleted by key, which scans the table: rare, and never in a cold build. Found there, its
+        row moved (a checkpoint that drops emptied row groups moves every row after them, as a --refresh-judgments
+        build's deletes do): the indexes are read again by the next store or look-up, or every later store of an
+        index this stale (a refresh looks nothing up) would scan the table too."""
         positions, rowids = self._key_index(cur).candidates(key_hashes(keys))
         if not len(positions):
             return
@@ -314,8 +317,9 @@ class JudgmentCache:
                 "and key in (select unnest(?::varchar[])) returning key",
                 [int(known[0]), int(known[-1]), known.tolist(), candidates]).fetchall()}
         elsewhere = [k for k in candidates if k not in deleted]
-        if elsewhere:
-            cur.execute("delete from judgments where key in (select unnest(?::varchar[]))", [elsewhere])
+        if elsewhere and cur.execute("delete from judgments where key in (select unnest(?::varchar[])) returning key",
+                                     [elsewhere]).fetchall():
+            self._index = self._prompts = None
 
     def _index_stored(self, cur, judgments: list[Judgment]) -> None:
         """Add the rows just stored (and committed) to the key indexes read so far: their rowids are those past
@@ -334,8 +338,8 @@ class JudgmentCache:
         if self._index is None:
             return
         self._index.add(key_h, rowids)
-        # A stored key the tail did not show is a replaced row that kept its rowid (the index has it), or one
-        # DuckDB put below the last rowid known: fetched by its key.
+        # A stored key the tail did not show is one DuckDB put below the last rowid known: fetched by its key (one
+        # the index has a candidate for already is found there, or found moved and the index read again).
         stored = np.setdiff1d(key_hashes([j.key for j in judgments]), key_h)
         if len(stored):
             positions, _ = self._index.candidates(stored)
